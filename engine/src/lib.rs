@@ -1,1 +1,410 @@
-//! placeholder
+//! The uploadtask engine: one `mio` event loop on its own thread driving
+//! thousands of `multipart/form-data` uploads over HTTP/1.1 and HTTPS.
+//!
+//! What it is for: submitting uploads from any thread ([`Engine::submit`]),
+//! aborting them ([`Engine::abort`]), and receiving progress and outcomes
+//! through an [`EventSink`]. Progress counts only bytes the kernel accepted
+//! (on TLS: whose records were written whole).
+//!
+//! What it is not for: the documented `uploadFile` API, `internal://` paths
+//! or callbacks on another thread; the `uploadtask` facade crate builds
+//! those on this one.
+//!
+//! Layers, from pure to I/O:
+//! - [`exchange::Exchange`]: one request/response, sans-I/O (`handle_*`/`poll_*`).
+//! - [`pump`]: writes and reads between an exchange and a [`Transport`] until
+//!   `WouldBlock`; shared by the loop and the scripted tests.
+//! - the driver (private): `Poll`, a `Slab` of uploads and one of connections,
+//!   timers, the idle pool, commands through a channel and `mio::Waker`.
+//!
+//! ```no_run
+//! use uploadtask_engine::{Engine, EngineConfig, Event, FileInput, UploadRequest};
+//!
+//! let engine = Engine::new(EngineConfig::default()).unwrap();
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! let request = UploadRequest::new("http://127.0.0.1:8080/upload")
+//!     .field("user", "42")
+//!     .file(FileInput::path("file", "/tmp/photo.png"));
+//! engine.submit(request, move |event: Event| {
+//!     if let Event::Done(result) = event {
+//!         let _ = tx.send(result);
+//!     }
+//! });
+//! match rx.recv().unwrap() {
+//!     Ok(response) => println!("status {}", response.status),
+//!     Err(error) => println!("fail {} {}", error.code(), error),
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod driver;
+pub mod error;
+pub mod exchange;
+pub mod progress;
+pub mod pump;
+pub mod resolver;
+pub mod scripted;
+pub mod source;
+pub mod transport;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use error::{ErrorKind, UploadError};
+pub use exchange::Response;
+pub use progress::Progress;
+pub use resolver::{Resolver, StaticResolver, ThreadPoolResolver};
+pub use source::{BodySource, FileSource, MemorySource};
+pub use transport::Transport;
+pub use uploadtask_http1::{Header, Limits};
+
+/// Identifies one submitted upload. Never reused within an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UploadId(pub u64);
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "upload#{}", self.0)
+    }
+}
+
+/// What an upload reports, in this order: progress events (never after
+/// `Done`), then exactly one `Done`.
+#[derive(Debug)]
+pub enum Event {
+    /// Body bytes on the wire rose (SPEC §3 decides when).
+    Progress(Progress),
+    /// The final response head arrived (status code).
+    ResponseHead(u16),
+    /// The outcome: a response (any status) or an error.
+    Done(Result<Response, UploadError>),
+}
+
+/// Receives an upload's events on the engine thread. Keep it quick: the loop
+/// waits while it runs.
+pub trait EventSink: Send + 'static {
+    /// Called with each event of the upload.
+    fn event(&mut self, event: Event);
+}
+
+impl<F: FnMut(Event) + Send + 'static> EventSink for F {
+    fn event(&mut self, event: Event) {
+        self(event)
+    }
+}
+
+/// Opens a file part's source on the engine thread when the upload starts.
+pub type Opener = Box<dyn FnOnce() -> Result<Box<dyn BodySource>, UploadError> + Send>;
+
+/// Where a file part's bytes come from.
+pub enum SourceSpec {
+    /// A local path, opened when the upload starts.
+    Path(PathBuf),
+    /// Bytes in memory.
+    Memory(Arc<[u8]>),
+    /// A custom opener (the facade uses it for `internal://` checks).
+    Open(Opener),
+}
+
+impl fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            SourceSpec::Memory(m) => write!(f, "Memory({} bytes)", m.len()),
+            SourceSpec::Open(_) => f.write_str("Open(..)"),
+        }
+    }
+}
+
+/// One file part of a request.
+#[derive(Debug)]
+pub struct FileInput {
+    /// Form field name.
+    pub name: String,
+    /// Filename sent (the basename is used).
+    pub filename: String,
+    /// Content type; guessed from the filename when `None`.
+    pub content_type: Option<String>,
+    /// The bytes.
+    pub source: SourceSpec,
+}
+
+impl FileInput {
+    /// The file at `path`, sent under its basename.
+    pub fn path(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        FileInput { name: name.into(), filename, content_type: None, source: SourceSpec::Path(path) }
+    }
+
+    /// Bytes in memory sent as `filename`.
+    pub fn memory(name: impl Into<String>, filename: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
+        FileInput {
+            name: name.into(),
+            filename: filename.into(),
+            content_type: None,
+            source: SourceSpec::Memory(bytes.into()),
+        }
+    }
+}
+
+/// An upload to submit: URL, headers, text fields, file parts, timeout.
+#[derive(Debug)]
+#[must_use = "an UploadRequest does nothing until submitted"]
+pub struct UploadRequest {
+    /// `http` or `https` URL.
+    pub url: String,
+    /// Method, `POST` by default.
+    pub method: String,
+    /// User headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Text fields, in order; they precede the file parts.
+    pub fields: Vec<(String, String)>,
+    /// File parts.
+    pub files: Vec<FileInput>,
+    /// Overall deadline, from submission to the end of the response.
+    pub timeout: Option<Duration>,
+}
+
+impl UploadRequest {
+    /// A `POST` to `url` with no parts yet.
+    pub fn new(url: impl Into<String>) -> Self {
+        UploadRequest {
+            url: url.into(),
+            method: "POST".into(),
+            headers: Vec::new(),
+            fields: Vec::new(),
+            files: Vec::new(),
+            timeout: None,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a text field.
+    pub fn field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.fields.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a file part.
+    pub fn file(mut self, file: FileInput) -> Self {
+        self.files.push(file);
+        self
+    }
+
+    /// Sets the overall timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// How an engine behaves. `Default` gives the documented defaults.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Per connection attempt. Default 30 s.
+    pub connect_timeout: Duration,
+    /// No byte moved in either direction for this long fails the upload.
+    /// Also how long an idle pooled connection is kept. Default 30 s.
+    pub idle_timeout: Duration,
+    /// Uploads in flight at once; the rest wait in FIFO order. Default 256.
+    pub max_in_flight: usize,
+    /// Response limits (head, headers, chunk lines, trailers, body kept).
+    pub limits: Limits,
+    /// Reuse connections for successive uploads to the same origin. Default on.
+    pub keep_alive: bool,
+    /// Idle connections kept per origin. Default 1024.
+    pub max_idle_per_origin: usize,
+    /// TLS client configuration; built from `webpki-roots` plus
+    /// `extra_roots` when `None`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Extra trusted roots (DER), added to `webpki-roots`.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Name resolution; a pool of 2 threads when `None`.
+    pub resolver: Option<Arc<dyn Resolver>>,
+    /// Bytes one upload may write per loop turn before others get a turn.
+    pub write_budget: usize,
+}
+
+impl fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("limits", &self.limits)
+            .field("keep_alive", &self.keep_alive)
+            .field("extra_roots", &self.extra_roots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            connect_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            max_in_flight: 256,
+            limits: Limits::default(),
+            keep_alive: true,
+            max_idle_per_origin: 1024,
+            tls: None,
+            extra_roots: Vec::new(),
+            resolver: None,
+            write_budget: 4 << 20,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Adds every certificate of a PEM file to the trusted roots; returns how
+    /// many were added.
+    pub fn add_root_pem(&mut self, pem: &[u8]) -> Result<usize, UploadError> {
+        use rustls::pki_types::pem::PemObject;
+        let mut added = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad PEM: {e}")))?;
+            self.extra_roots.push(cert);
+            added += 1;
+        }
+        if added == 0 {
+            return Err(UploadError::new(ErrorKind::InvalidArgument, "no certificate in PEM"));
+        }
+        Ok(added)
+    }
+
+    /// The TLS configuration the engine will use.
+    pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, UploadError> {
+        if let Some(tls) = &self.tls {
+            return Ok(Arc::clone(tls));
+        }
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        for cert in &self.extra_roots {
+            roots
+                .add(cert.clone())
+                .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad root certificate: {e}")))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| UploadError::new(ErrorKind::Internal, e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// Messages to the loop.
+pub(crate) enum Command {
+    Submit { id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink> },
+    Abort(UploadId),
+    Resolved { key: driver::Key, result: io::Result<Vec<std::net::SocketAddr>> },
+    Shutdown,
+}
+
+struct Shared {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<mio::Waker>,
+    next_id: AtomicU64,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn send(&self, command: Command) -> Result<(), Command> {
+        self.commands.send(command).map_err(|e| e.0)?;
+        // A failed wake means the loop is gone; the command is then dropped.
+        let _ = self.waker.wake();
+        Ok(())
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = self.send(Command::Shutdown);
+    }
+}
+
+/// A handle to one engine (one loop thread). Cheap to clone, `Send + Sync`.
+/// The loop stops when the last handle is dropped or on [`Engine::shutdown`].
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts an engine thread with `config`. Also raises the soft limit on
+    /// open files to the hard limit, so thousands of sockets fit.
+    pub fn new(config: EngineConfig) -> io::Result<Engine> {
+        raise_fd_limit();
+        let tls = config.tls_config().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let resolver = match &config.resolver {
+            Some(resolver) => Arc::clone(resolver),
+            None => Arc::new(ThreadPoolResolver::new(2)?),
+        };
+        let (commands, inbox) = mpsc::channel();
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
+        let looper = driver::Loop::new(poll, config, tls, resolver, inbox, commands.clone(), Arc::clone(&waker));
+        let thread = std::thread::Builder::new().name("uploadtask-engine".into()).spawn(move || looper.run())?;
+        Ok(Engine {
+            shared: Arc::new(Shared { commands, waker, next_id: AtomicU64::new(1), thread: Mutex::new(Some(thread)) }),
+        })
+    }
+
+    /// Submits an upload; returns at once, before any I/O. Its events go to
+    /// `sink` on the engine thread.
+    pub fn submit(&self, request: UploadRequest, sink: impl EventSink) -> UploadId {
+        let id = UploadId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let command = Command::Submit { id, at: Instant::now(), request: Box::new(request), sink: Box::new(sink) };
+        if let Err(Command::Submit { mut sink, .. }) = self.shared.send(command) {
+            sink.event(Event::Done(Err(UploadError::new(ErrorKind::Aborted, "engine shut down"))));
+        }
+        id
+    }
+
+    /// Aborts an upload: it fails with [`ErrorKind::Aborted`] unless it has
+    /// already ended. Unknown or finished ids are ignored.
+    pub fn abort(&self, id: UploadId) {
+        let _ = self.shared.send(Command::Abort(id));
+    }
+
+    /// Stops the loop: uploads in flight fail as aborted. Waits for the
+    /// thread unless called from it.
+    pub fn shutdown(&self) {
+        let _ = self.shared.send(Command::Shutdown);
+        let handle = self.shared.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Raises RLIMIT_NOFILE's soft limit to its hard limit (best effort).
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}

@@ -1,0 +1,441 @@
+//! One request/response exchange on a connection, with no I/O: the request
+//! head and multipart body go out as [`Transmit`]s, the response comes in as
+//! bytes, and `now` is passed in for progress timing.
+//!
+//! ```text
+//!             handle_sent / handle_unflushed          handle_received / handle_eof
+//!   ┌─────────┐  all body bytes accepted  ┌───────────┐  final head + body complete  ┌──────┐
+//!   │ Sending ├──────────────────────────►│ Receiving ├─────────────────────────────►│ Done │
+//!   └────┬────┘                           └─────┬─────┘                              └──────┘
+//!        │ early final head ≥ 400 or "Connection: close": stop sending ──► Receiving
+//!        │ write error before any response: keep reading, fail if none comes
+//!        └──────────────── any error ──────────────────────────────────────────► Failed
+//! ```
+//!
+//! Call order, as in quinn-proto: feed inputs (`handle_*`), then drain outputs
+//! (`poll_transmit`, `poll_progress`, `poll_outcome`) until they return
+//! `None`.
+//!
+//! Sent-byte accounting: `handle_sent(n)` counts bytes the transport
+//! accepted; `handle_unflushed(u)` says how many of those are still buffered
+//! in user space (TLS records not yet written whole). Progress counts only
+//! body bytes in `accepted - unflushed`.
+
+use std::fmt;
+use std::time::Instant;
+
+use uploadtask_http1::{
+    body_framing, BodyDecoder, BodyError, Header, Limits, ParseStatus, ResponseError, ResponseHead, ResponseHeadParser,
+};
+use uploadtask_multipart::{Body, Chunk, Cursor};
+
+use crate::progress::{Progress, ProgressGate};
+
+/// What to write next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transmit<'a> {
+    /// These bytes, in order (the first slice may be empty).
+    Bytes([&'a [u8]; 2]),
+    /// `len` bytes of file part `part` from `offset`.
+    File {
+        /// Index of the file part.
+        part: usize,
+        /// Offset in the file.
+        offset: u64,
+        /// Bytes left in the region.
+        len: u64,
+    },
+}
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// `0` for HTTP/1.0, `1` for HTTP/1.1.
+    pub version: u8,
+    /// Headers in order, duplicates kept.
+    pub headers: Vec<Header>,
+    /// The body, decoded from its framing.
+    pub body: Vec<u8>,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// The response head was refused.
+    Head(ResponseError),
+    /// The response framing was refused.
+    Framing(uploadtask_http1::FramingError),
+    /// The response body was refused.
+    Body(BodyError),
+    /// The connection closed before a response head.
+    ClosedBeforeResponse {
+        /// Body bytes sent before.
+        body_bytes_sent: u64,
+    },
+    /// A read or write failed before the exchange completed.
+    Io {
+        /// The error's kind.
+        kind: std::io::ErrorKind,
+        /// The error's text.
+        message: String,
+        /// Body bytes sent before.
+        body_bytes_sent: u64,
+    },
+}
+
+impl fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExchangeError::Head(e) => e.fmt(f),
+            ExchangeError::Framing(e) => e.fmt(f),
+            ExchangeError::Body(e) => e.fmt(f),
+            ExchangeError::ClosedBeforeResponse { body_bytes_sent } => {
+                write!(f, "connection closed after {body_bytes_sent} body bytes, before a response")
+            }
+            ExchangeError::Io { kind, message, body_bytes_sent } => {
+                let what = match kind {
+                    std::io::ErrorKind::ConnectionReset => "connection reset",
+                    std::io::ErrorKind::BrokenPipe => "connection closed by peer",
+                    _ => message.as_str(),
+                };
+                write!(f, "{what} after {body_bytes_sent} body bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ExchangeError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Sending,
+    Receiving,
+    Done,
+    Failed,
+}
+
+/// One request/response exchange; see the module doc.
+#[derive(Debug)]
+pub struct Exchange {
+    state: State,
+    head: Vec<u8>,
+    head_sent: usize,
+    body: Body,
+    cursor: Cursor,
+    accepted: u64,
+    unflushed: u64,
+    progress: ProgressGate,
+    limits: Limits,
+    parser: ResponseHeadParser,
+    /// Bytes of a response head that did not arrive in one read; bounded by
+    /// `limits.max_head_bytes` (the parser refuses more).
+    partial_head: Vec<u8>,
+    head_in: Option<ResponseHead>,
+    decoder: Option<BodyDecoder>,
+    response_body: Vec<u8>,
+    response_started: bool,
+    reusable: bool,
+    write_error: Option<std::io::Error>,
+    /// Sending stopped because an early final response came.
+    stopped_early: bool,
+    outcome: Option<Result<Response, ExchangeError>>,
+}
+
+impl Exchange {
+    /// An exchange that sends `head` then `body`.
+    pub fn new(head: Vec<u8>, body: Body, limits: Limits) -> Self {
+        let total = body.content_length();
+        Exchange {
+            state: State::Sending,
+            head,
+            head_sent: 0,
+            cursor: body.cursor(),
+            body,
+            accepted: 0,
+            unflushed: 0,
+            progress: ProgressGate::new(total),
+            parser: ResponseHeadParser::new(limits),
+            limits,
+            partial_head: Vec::new(),
+            head_in: None,
+            decoder: None,
+            response_body: Vec::new(),
+            response_started: false,
+            reusable: false,
+            write_error: None,
+            stopped_early: false,
+            outcome: None,
+        }
+    }
+
+    /// Starts over on a fresh connection (the retry of a reused one). Progress
+    /// already reported stays: no event repeats or goes back.
+    pub fn restart(&mut self) {
+        let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), self.limits);
+        let progress = self.progress.clone();
+        *self = Exchange { progress, ..fresh };
+    }
+
+    /// The multipart body being sent.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// True once any response byte has arrived.
+    pub fn response_started(&self) -> bool {
+        self.response_started
+    }
+
+    /// True while bytes remain to be written.
+    pub fn wants_write(&self) -> bool {
+        self.state == State::Sending && self.write_error.is_none()
+    }
+
+    /// True when the connection may carry another exchange (only meaningful
+    /// once the outcome is a success).
+    pub fn reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Body bytes on the wire.
+    pub fn body_bytes_sent(&self) -> u64 {
+        let on_wire = self.accepted.saturating_sub(self.unflushed);
+        on_wire.saturating_sub(self.head.len() as u64)
+    }
+
+    /// The next bytes or file region to write, if any.
+    pub fn poll_transmit(&self) -> Option<Transmit<'_>> {
+        if !self.wants_write() {
+            return None;
+        }
+        let head = &self.head[self.head_sent..];
+        match self.body.chunk(&self.cursor)? {
+            Chunk::Bytes(bytes) => Some(Transmit::Bytes([head, bytes])),
+            Chunk::File { .. } if !head.is_empty() => Some(Transmit::Bytes([head, &[]])),
+            Chunk::File { part, offset, len } => Some(Transmit::File { part, offset, len }),
+        }
+    }
+
+    /// The transport accepted `n` more bytes of what `poll_transmit` gave.
+    pub fn handle_sent(&mut self, n: usize) {
+        self.accepted += n as u64;
+        let into_head = n.min(self.head.len() - self.head_sent);
+        self.head_sent += into_head;
+        self.cursor.advance(&self.body, (n - into_head) as u64);
+        if self.state == State::Sending && self.cursor.is_done(&self.body) {
+            self.state = State::Receiving;
+            self.try_complete();
+        }
+    }
+
+    /// `unflushed` of the accepted bytes are still buffered in user space.
+    pub fn handle_unflushed(&mut self, unflushed: usize) {
+        self.unflushed = unflushed as u64;
+    }
+
+    /// A write failed. Any response already on its way is still read; if none
+    /// comes, this error is the outcome.
+    pub fn handle_write_error(&mut self, error: std::io::Error) {
+        if self.head_in.is_some() {
+            // An early final response: sending stops, the response stands.
+            self.reusable = false;
+            self.stop_sending();
+        } else {
+            self.write_error = Some(error);
+        }
+    }
+
+    /// Response bytes arrived.
+    pub fn handle_received(&mut self, mut bytes: &[u8]) {
+        if self.is_finished() || bytes.is_empty() {
+            return;
+        }
+        self.response_started = true;
+        while !bytes.is_empty() && !self.is_finished() {
+            let used = if self.head_in.is_none() { self.read_head(bytes) } else { self.read_body(bytes) };
+            match used {
+                Some(0) | None => break,
+                Some(used) => bytes = &bytes[used..],
+            }
+        }
+    }
+
+    fn read_head(&mut self, bytes: &[u8]) -> Option<usize> {
+        let from_partial = !self.partial_head.is_empty();
+        if from_partial {
+            self.partial_head.extend_from_slice(bytes);
+        }
+        let buf = if from_partial { &self.partial_head[..] } else { bytes };
+        let status = match self.parser.parse(buf) {
+            Ok(status) => status,
+            Err(e) => return self.fail(ExchangeError::Head(e)),
+        };
+        let (used_of_buf, head) = match status {
+            ParseStatus::Partial => {
+                if !from_partial {
+                    self.partial_head.extend_from_slice(bytes);
+                }
+                return Some(bytes.len());
+            }
+            ParseStatus::Interim { consumed } => (consumed, None),
+            ParseStatus::Complete { head, consumed } => (consumed, Some(head)),
+        };
+        // Bytes of `bytes` used: all that the head took, minus what was kept before.
+        let kept_before = if from_partial { self.partial_head.len() - bytes.len() } else { 0 };
+        let used = used_of_buf - kept_before;
+        if from_partial {
+            self.partial_head.clear();
+        }
+        if let Some(head) = head {
+            self.accept_head(head)?;
+        }
+        Some(used)
+    }
+
+    fn accept_head(&mut self, head: ResponseHead) -> Option<()> {
+        let framing = match body_framing(&head) {
+            Ok(framing) => framing,
+            Err(e) => {
+                self.fail(ExchangeError::Framing(e));
+                return None;
+            }
+        };
+        self.reusable = framing.reusable;
+        if self.state == State::Sending && (head.status >= 400 || !framing.reusable) {
+            self.reusable = false;
+            self.stop_sending();
+        }
+        self.decoder = Some(BodyDecoder::new(framing.kind, &self.limits));
+        self.head_in = Some(head);
+        self.try_complete();
+        Some(())
+    }
+
+    fn read_body(&mut self, bytes: &[u8]) -> Option<usize> {
+        let decoder = self.decoder.as_mut()?;
+        match decoder.decode(bytes) {
+            Ok(step) => {
+                self.response_body.extend_from_slice(&bytes[step.body]);
+                self.try_complete();
+                if step.consumed == 0 && !self.is_finished() {
+                    return None;
+                }
+                if self.is_finished() && step.consumed < bytes.len() {
+                    // Bytes after the response: the connection cannot be reused.
+                    self.reusable = false;
+                }
+                Some(step.consumed)
+            }
+            Err(e) => self.fail(ExchangeError::Body(e)),
+        }
+    }
+
+    /// The peer ended the stream cleanly (EOF, or TLS close_notify).
+    pub fn handle_eof(&mut self) {
+        if self.is_finished() {
+            return;
+        }
+        self.reusable = false;
+        match self.decoder.as_mut() {
+            Some(decoder) => match decoder.handle_eof() {
+                Ok(()) => {
+                    self.stop_sending();
+                    self.try_complete();
+                }
+                Err(e) => {
+                    let _ = self.fail(ExchangeError::Body(e));
+                }
+            },
+            None => {
+                let error = match self.write_error.take() {
+                    Some(e) => self.io_error(&e),
+                    None => ExchangeError::ClosedBeforeResponse { body_bytes_sent: self.body_bytes_sent() },
+                };
+                let _ = self.fail(error);
+            }
+        }
+    }
+
+    /// A read failed (reset, TLS error, …).
+    pub fn handle_read_error(&mut self, error: std::io::Error) {
+        if self.is_finished() {
+            return;
+        }
+        self.reusable = false;
+        if self.stopped_early && self.head_in.is_some() {
+            // The early final response stands even if the server then resets.
+            self.deliver();
+            return;
+        }
+        let error = self.io_error(&error);
+        let _ = self.fail(error);
+    }
+
+    fn io_error(&self, error: &std::io::Error) -> ExchangeError {
+        ExchangeError::Io { kind: error.kind(), message: error.to_string(), body_bytes_sent: self.body_bytes_sent() }
+    }
+
+    /// The next progress event, given `now`.
+    pub fn poll_progress(&mut self, now: Instant) -> Option<Progress> {
+        if self.outcome.as_ref().is_some_and(|o| o.is_err()) {
+            return None;
+        }
+        self.progress.poll(self.body_bytes_sent(), now)
+    }
+
+    /// The outcome, once: a response or an error. Call after `poll_progress`
+    /// has returned `None`, so the last progress comes first.
+    pub fn poll_outcome(&mut self) -> Option<Result<Response, ExchangeError>> {
+        if self.is_finished() {
+            return self.outcome.take();
+        }
+        None
+    }
+
+    /// True once the outcome is decided.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done | State::Failed)
+    }
+
+    fn stop_sending(&mut self) {
+        if self.state == State::Sending {
+            self.stopped_early = true;
+            self.state = State::Receiving;
+        }
+    }
+
+    fn try_complete(&mut self) {
+        let body_done = self.decoder.as_ref().is_some_and(|d| d.is_done());
+        if self.state == State::Receiving && body_done {
+            self.deliver();
+        }
+    }
+
+    fn deliver(&mut self) {
+        let Some(head) = self.head_in.take() else { return };
+        self.state = State::Done;
+        self.outcome = Some(Ok(Response {
+            status: head.status,
+            reason: head.reason,
+            version: head.version,
+            headers: head.headers,
+            body: std::mem::take(&mut self.response_body),
+        }));
+    }
+
+    /// Records the failure; returns `None` so read steps can end with it.
+    fn fail(&mut self, error: ExchangeError) -> Option<usize> {
+        self.state = State::Failed;
+        self.reusable = false;
+        self.outcome = Some(Err(error));
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

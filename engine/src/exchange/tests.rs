@@ -1,0 +1,137 @@
+use super::*;
+use uploadtask_multipart::{FilePart, Form};
+
+fn exchange(file_len: u64) -> Exchange {
+    let body = Form::new().text("k", "v").file(FilePart::new("f", "a.bin", file_len)).boundary("B").build().unwrap();
+    Exchange::new(b"POST / HTTP/1.1\r\n\r\n".to_vec(), body, Limits::default())
+}
+
+/// Writes everything, `step` bytes at a time, returning the bytes written.
+fn send_all(ex: &mut Exchange, step: usize) -> u64 {
+    let mut written = 0u64;
+    while let Some(t) = ex.poll_transmit() {
+        let n = match t {
+            Transmit::Bytes([a, b]) => (a.len() + b.len()).min(step),
+            Transmit::File { len, .. } => (len as usize).min(step),
+        };
+        assert!(n > 0);
+        ex.handle_sent(n);
+        written += n as u64;
+    }
+    written
+}
+
+#[test]
+fn full_exchange_with_progress_to_the_end() {
+    let mut ex = exchange(10);
+    let total = ex.body().content_length();
+    let written = send_all(&mut ex, 7);
+    assert_eq!(written, total + 19);
+    let p = ex.poll_progress(Instant::now()).unwrap();
+    assert_eq!((p.progress, p.total_bytes_sent, p.total_bytes_expected_to_send), (100, total, total));
+    assert_eq!(ex.poll_outcome(), None);
+    ex.handle_received(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let response = ex.poll_outcome().unwrap().unwrap();
+    assert_eq!((response.status, response.body.as_slice()), (200, &b"ok"[..]));
+    assert!(ex.reusable());
+}
+
+#[test]
+fn head_split_at_every_byte() {
+    let wire = b"HTTP/1.1 103 Early\r\nLink: x\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    for cut in 0..wire.len() {
+        let mut ex = exchange(1);
+        send_all(&mut ex, usize::MAX);
+        ex.handle_received(&wire[..cut]);
+        ex.handle_received(&wire[cut..]);
+        let response = ex.poll_outcome().unwrap().unwrap();
+        assert_eq!((response.status, response.body.as_slice()), (201, &b"abc"[..]), "cut at {cut}");
+    }
+}
+
+#[test]
+fn early_error_response_stops_sending_and_survives_reset() {
+    let mut ex = exchange(1 << 20);
+    ex.handle_sent(100);
+    ex.handle_received(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 10\r\n\r\ntoo");
+    assert!(!ex.wants_write());
+    assert_eq!(ex.poll_transmit(), None);
+    ex.handle_read_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    let response = ex.poll_outcome().unwrap().unwrap();
+    assert_eq!((response.status, response.body.as_slice()), (413, &b"too"[..]));
+    assert!(!ex.reusable());
+}
+
+#[test]
+fn early_success_response_waits_for_the_body_to_be_sent() {
+    let mut ex = exchange(50);
+    ex.handle_sent(10);
+    ex.handle_received(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert!(ex.wants_write());
+    assert_eq!(ex.poll_outcome(), None);
+    send_all(&mut ex, 1000);
+    assert_eq!(ex.poll_outcome().unwrap().unwrap().status, 200);
+}
+
+#[test]
+fn write_error_then_close_fails_with_byte_count() {
+    let mut ex = exchange(1000);
+    ex.handle_sent(19 + 30);
+    ex.handle_write_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    assert!(!ex.wants_write());
+    ex.handle_eof();
+    let error = ex.poll_outcome().unwrap().unwrap_err();
+    assert_eq!(error.to_string(), "connection reset after 30 body bytes");
+}
+
+#[test]
+fn progress_waits_for_unflushed_bytes() {
+    let mut ex = exchange(100);
+    let total = ex.body().content_length();
+    send_all(&mut ex, usize::MAX);
+    ex.handle_unflushed(40);
+    assert_eq!(ex.poll_progress(Instant::now()).unwrap().total_bytes_sent, total - 40);
+    ex.handle_unflushed(0);
+    assert_eq!(ex.poll_progress(Instant::now()).unwrap().total_bytes_sent, total);
+}
+
+#[test]
+fn eof_inside_body_and_head() {
+    let mut ex = exchange(1);
+    send_all(&mut ex, usize::MAX);
+    ex.handle_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab");
+    ex.handle_eof();
+    assert!(matches!(ex.poll_outcome(), Some(Err(ExchangeError::Body(BodyError::Incomplete { received: 2 })))));
+    let mut ex = exchange(1);
+    send_all(&mut ex, usize::MAX);
+    ex.handle_received(b"HTTP/1.1 200 O");
+    ex.handle_eof();
+    assert!(matches!(ex.poll_outcome(), Some(Err(ExchangeError::ClosedBeforeResponse { .. }))));
+}
+
+#[test]
+fn close_delimited_body_ends_at_eof_and_bytes_after_body_prevent_reuse() {
+    let mut ex = exchange(1);
+    send_all(&mut ex, usize::MAX);
+    ex.handle_received(b"HTTP/1.1 200 OK\r\n\r\nuntil close");
+    assert_eq!(ex.poll_outcome(), None);
+    ex.handle_eof();
+    assert_eq!(ex.poll_outcome().unwrap().unwrap().body, b"until close");
+    let mut ex = exchange(1);
+    send_all(&mut ex, usize::MAX);
+    ex.handle_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxGARBAGE");
+    assert!(ex.poll_outcome().unwrap().is_ok());
+    assert!(!ex.reusable());
+}
+
+#[test]
+fn restart_keeps_progress_monotonic() {
+    let mut ex = exchange(1000);
+    ex.handle_sent(500);
+    let first = ex.poll_progress(Instant::now()).unwrap().total_bytes_sent;
+    ex.restart();
+    ex.handle_sent(100);
+    assert_eq!(ex.poll_progress(Instant::now()), None);
+    ex.handle_sent(500);
+    assert!(ex.poll_progress(Instant::now()).unwrap().total_bytes_sent > first);
+}

@@ -1,0 +1,91 @@
+//! Where file parts' bytes come from: a file opened once (its size from the
+//! open handle), or bytes in memory.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The bytes of one file part. Reads are positional, so two uploads of the
+/// same file never share a position.
+pub trait BodySource: Send {
+    /// Length fixed when the upload started; the Content-Length relies on it.
+    fn len(&self) -> u64;
+
+    /// True when `len()` is zero.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads at `offset`; `Ok(0)` before `len()` means the source shrank.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// The file, when the transport may send it with `sendfile(2)`.
+    fn file(&self) -> Option<&File> {
+        None
+    }
+
+    /// The length now, to detect a file that changed during the upload.
+    fn current_len(&self) -> io::Result<u64> {
+        Ok(self.len())
+    }
+}
+
+/// A regular file, opened once.
+#[derive(Debug)]
+pub struct FileSource {
+    file: File,
+    len: u64,
+}
+
+impl FileSource {
+    /// Opens `path` for reading; refuses anything but a regular file.
+    pub fn open(path: &Path) -> io::Result<FileSource> {
+        FileSource::from_file(File::open(path)?)
+    }
+
+    /// Takes an open file; its size comes from the handle.
+    pub fn from_file(file: File) -> io::Result<FileSource> {
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
+        Ok(FileSource { len: metadata.len(), file })
+    }
+}
+
+impl BodySource for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+
+    fn file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
+
+    fn current_len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
+
+/// Bytes in memory, shared.
+#[derive(Debug, Clone)]
+pub struct MemorySource(pub Arc<[u8]>);
+
+impl BodySource for MemorySource {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.0.len());
+        let n = buf.len().min(self.0.len() - start);
+        buf[..n].copy_from_slice(&self.0[start..start + n]);
+        Ok(n)
+    }
+}

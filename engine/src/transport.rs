@@ -1,0 +1,225 @@
+//! Byte streams the engine writes requests to and reads responses from.
+//!
+//! [`Transport`] is the seam: [`TcpTransport`] (plain, with `sendfile(2)`),
+//! [`TlsTransport`] (rustls over TCP, with exact flush accounting), and
+//! [`ScriptedTransport`](crate::scripted::ScriptedTransport) for tests.
+
+use std::fs::File;
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+/// Largest plaintext piece fed to TLS at once: one record.
+pub const TLS_PIECE: usize = 16 * 1024;
+
+/// A non-blocking byte stream. Every method may return `WouldBlock`.
+pub trait Transport: Send {
+    /// Writes from `bufs` in order; returns how many bytes were accepted.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// Writes `len` bytes of `file` from `offset` without a user-space copy,
+    /// if this transport can. `None` means it cannot; the caller then reads
+    /// the file itself and uses `write_vectored`.
+    fn send_file(&mut self, _file: &File, _offset: u64, _len: u64) -> Option<io::Result<usize>> {
+        None
+    }
+
+    /// Reads response bytes. `Ok(0)` is a clean end of stream (on TLS: after
+    /// close_notify).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Pushes out bytes buffered in user space; `WouldBlock` while some remain.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// How many accepted bytes are still in user-space buffers.
+    fn unflushed(&self) -> usize {
+        0
+    }
+
+    /// Advances a handshake; `Ok(true)` once it is done.
+    fn handshake(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    /// Registers the underlying socket with the event loop.
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()>;
+
+    /// Removes the underlying socket from the event loop.
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()>;
+}
+
+/// Plain TCP, with `sendfile(2)` for file regions.
+#[derive(Debug)]
+pub struct TcpTransport {
+    stream: TcpStream,
+}
+
+impl TcpTransport {
+    /// Wraps a connected (or connecting) stream.
+    pub fn new(stream: TcpStream) -> Self {
+        TcpTransport { stream }
+    }
+
+    /// The stream.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl Transport for TcpTransport {
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.stream.write_vectored(bufs)
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Option<io::Result<usize>> {
+        let mut position = offset;
+        let count = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 30);
+        Some(rustix::fs::sendfile(&self.stream, file, Some(&mut position), count).map_err(io::Error::from))
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        registry.register(&mut self.stream, token, interest)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.deregister(&mut self.stream)
+    }
+}
+
+/// TLS over TCP with rustls.
+///
+/// Exact progress: a plaintext piece (at most one record) is fed only when
+/// rustls has nothing left to send; once its records have been written to
+/// the socket whole, every byte fed so far is on the wire. Until then
+/// [`Transport::unflushed`] reports the piece.
+pub struct TlsTransport {
+    tcp: TcpTransport,
+    tls: rustls::ClientConnection,
+    pending_plaintext: usize,
+    eof: bool,
+}
+
+impl std::fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTransport").field("pending_plaintext", &self.pending_plaintext).finish_non_exhaustive()
+    }
+}
+
+impl TlsTransport {
+    /// Starts a client handshake for `server_name` over `tcp`.
+    pub fn new(tcp: TcpTransport, config: Arc<rustls::ClientConfig>, server_name: &str) -> io::Result<Self> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        Ok(TlsTransport { tcp, tls, pending_plaintext: 0, eof: false })
+    }
+
+    /// Writes TLS records until none are left or the socket is full.
+    fn drain(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            self.tls.write_tls(&mut self.tcp.stream)?;
+        }
+        self.pending_plaintext = 0;
+        Ok(())
+    }
+
+    /// Reads TLS records and processes them; `Ok(false)` at end of stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        let n = self.tls.read_tls(&mut self.tcp.stream)?;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.tls.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(n > 0)
+    }
+}
+
+impl Transport for TlsTransport {
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.drain()?;
+        let mut budget = TLS_PIECE;
+        let mut fed = 0;
+        for buf in bufs {
+            let take = buf.len().min(budget);
+            if take == 0 {
+                continue;
+            }
+            let n = self.tls.writer().write(&buf[..take])?;
+            fed += n;
+            budget -= n;
+            if n < take || budget == 0 {
+                break;
+            }
+        }
+        self.pending_plaintext = fed;
+        match self.drain() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(fed),
+            Err(e) => Err(e),
+            Ok(()) => Ok(fed),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // No plaintext buffered: read more records. After EOF the
+                    // reader says clean close (Ok(0)) or UnexpectedEof.
+                    let eof_before = self.eof;
+                    if !self.fill()? && eof_before {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    if self.tls.wants_write() {
+                        // Alerts or key updates; a full socket is retried later.
+                        let _ = self.drain();
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.drain()
+    }
+
+    fn unflushed(&self) -> usize {
+        if self.tls.wants_write() {
+            self.pending_plaintext
+        } else {
+            0
+        }
+    }
+
+    fn handshake(&mut self) -> io::Result<bool> {
+        loop {
+            self.drain()?;
+            if !self.tls.is_handshaking() {
+                return Ok(true);
+            }
+            if !self.fill()? {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed during TLS handshake"));
+            }
+        }
+    }
+
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        self.tcp.register(registry, token, interest)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.tcp.deregister(registry)
+    }
+}
