@@ -35,7 +35,8 @@ use crate::pump::{pump_read, pump_write, WriteFlow};
 use crate::source::{BodySource, FileSource, MemorySource};
 use crate::transport::{TcpTransport, TlsTransport, Transport};
 use crate::{
-    Command, EngineConfig, ErrorKind, Event, EventSink, Resolver, SourceSpec, UploadError, UploadId, UploadRequest,
+    Command, EngineConfig, ErrorKind, Event, EventSink, Resolver, SourceSpec, UploadError,
+    UploadId, UploadRequest,
 };
 
 /// The waker's token; connection tokens are slab indexes, far below it.
@@ -166,7 +167,9 @@ impl Loop {
         let mut events = Events::with_capacity(1024);
         while !self.shutting_down {
             let timeout = if self.ready.is_empty() {
-                self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+                self.timers
+                    .peek()
+                    .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
@@ -201,10 +204,18 @@ impl Loop {
     fn drain_commands(&mut self) {
         while let Ok(command) = self.inbox.try_recv() {
             match command {
-                Command::Submit { id, at, request, sink } => self.submit(id, at, request, sink),
+                Command::Submit {
+                    id,
+                    at,
+                    request,
+                    sink,
+                } => self.submit(id, at, request, sink),
                 Command::Abort(id) => {
                     if let Some(&index) = self.ids.get(&id) {
-                        let key = Key { index, generation: self.uploads[index].generation };
+                        let key = Key {
+                            index,
+                            generation: self.uploads[index].generation,
+                        };
                         self.finish(key, Err(UploadError::new(ErrorKind::Aborted, "abort")));
                     }
                 }
@@ -214,7 +225,13 @@ impl Loop {
         }
     }
 
-    fn submit(&mut self, id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink>) {
+    fn submit(
+        &mut self,
+        id: UploadId,
+        at: Instant,
+        request: Box<UploadRequest>,
+        sink: Box<dyn EventSink>,
+    ) {
         let generation = self.generation();
         let deadline = request.timeout.map(|t| at + t);
         let index = self.uploads.insert(UploadSlot {
@@ -244,13 +261,20 @@ impl Loop {
     }
 
     fn upload(&mut self, key: Key) -> Option<&mut UploadSlot> {
-        self.uploads.get_mut(key.index).filter(|slot| slot.generation == key.generation)
+        self.uploads
+            .get_mut(key.index)
+            .filter(|slot| slot.generation == key.generation)
     }
 
     fn start_queued(&mut self) {
         while self.in_flight < self.config.max_in_flight.max(1) {
-            let Some(key) = self.queue.pop_front() else { return };
-            if self.upload(key).is_some_and(|slot| slot.phase == Phase::Queued) {
+            let Some(key) = self.queue.pop_front() else {
+                return;
+            };
+            if self
+                .upload(key)
+                .is_some_and(|slot| slot.phase == Phase::Queued)
+            {
                 self.in_flight += 1;
                 if let Err(error) = self.start(key) {
                     self.finish(key, Err(error));
@@ -263,13 +287,19 @@ impl Loop {
     /// connection or resolves the host.
     fn start(&mut self, key: Key) -> Result<(), UploadError> {
         let limits = self.config.limits;
-        let slot = self.upload(key).ok_or_else(|| UploadError::new(ErrorKind::Internal, "upload vanished"))?;
+        let slot = self
+            .upload(key)
+            .ok_or_else(|| UploadError::new(ErrorKind::Internal, "upload vanished"))?;
         slot.phase = Phase::Resolving;
         let Some(request) = slot.request.take() else {
-            return Err(UploadError::new(ErrorKind::Internal, "upload started twice"));
+            return Err(UploadError::new(
+                ErrorKind::Internal,
+                "upload started twice",
+            ));
         };
         let request = *request;
-        let target = Target::parse(&request.url).map_err(|e| UploadError::new(ErrorKind::InvalidArgument, e.to_string()))?;
+        let target = Target::parse(&request.url)
+            .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, e.to_string()))?;
         let mut form = Form::new();
         for (name, value) in &request.fields {
             form = form.text(name.as_str(), value.as_str());
@@ -285,13 +315,22 @@ impl Loop {
             sources.push(source);
         }
         let body = form.build().map_err(|e| {
-            let kind = if e == uploadtask_multipart::FormError::Random { ErrorKind::Internal } else { ErrorKind::InvalidArgument };
+            let kind = if e == uploadtask_multipart::FormError::Random {
+                ErrorKind::Internal
+            } else {
+                ErrorKind::InvalidArgument
+            };
             UploadError::new(kind, e.to_string())
         })?;
         let mut head = Vec::with_capacity(256);
         RequestHead::new(&target, body.content_type(), body.content_length())
             .method(&request.method)
-            .headers(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .headers(
+                request
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            )
             .write(&mut head)
             .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, e.to_string()))?;
         head.shrink_to_fit();
@@ -340,7 +379,9 @@ impl Loop {
     fn resolve(&mut self, key: Key) {
         let Some(slot) = self.upload(key) else { return };
         slot.phase = Phase::Resolving;
-        let Some(target) = slot.target.as_ref() else { return };
+        let Some(target) = slot.target.as_ref() else {
+            return;
+        };
         let (host, port) = (target.host.clone(), target.port);
         let outbox = self.outbox.clone();
         let waker = Arc::clone(&self.waker);
@@ -366,7 +407,11 @@ impl Loop {
                 slot.next_addr = 0;
                 self.connect_next(key);
             }
-            Ok(_) => self.fail(key, ErrorKind::Network, "name resolution gave no address".into()),
+            Ok(_) => self.fail(
+                key,
+                ErrorKind::Network,
+                "name resolution gave no address".into(),
+            ),
             Err(e) => {
                 let host = slot.target.as_ref().map_or("", |t| t.host.as_str());
                 let message = format!("cannot resolve {host}: {e}");
@@ -389,13 +434,20 @@ impl Loop {
                 return self.finish(key, Err(error));
             };
             slot.next_addr += 1;
-            let origin = slot.target.as_ref().map(|t| (t.scheme, t.host.clone(), t.port));
+            let origin = slot
+                .target
+                .as_ref()
+                .map(|t| (t.scheme, t.host.clone(), t.port));
             let Some(origin) = origin else { return };
             match TcpStream::connect(addr) {
                 Ok(mut stream) => {
                     let entry = self.conns.vacant_entry();
                     let token = Token(entry.key());
-                    if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         return self.finish(key, Err(UploadError::from_io(&e, "register socket")));
                     }
                     let conn = entry.insert(ConnSlot {
@@ -425,14 +477,21 @@ impl Loop {
     }
 
     fn on_conn_event(&mut self, index: usize, readable: bool, writable: bool) {
-        let Some(conn) = self.conns.get(index) else { return };
+        let Some(conn) = self.conns.get(index) else {
+            return;
+        };
         let Some(upload) = conn.upload else {
             // An idle pooled connection spoke or closed: it cannot be reused.
             self.close_conn(index);
             return;
         };
-        let Some(generation) = self.uploads.get(upload).map(|s| s.generation) else { return };
-        let key = Key { index: upload, generation };
+        let Some(generation) = self.uploads.get(upload).map(|s| s.generation) else {
+            return;
+        };
+        let key = Key {
+            index: upload,
+            generation,
+        };
         match self.uploads[upload].phase {
             Phase::Connecting => self.on_connecting(key, index),
             Phase::Handshaking => self.on_handshaking(key),
@@ -442,7 +501,9 @@ impl Loop {
     }
 
     fn on_connecting(&mut self, key: Key, index: usize) {
-        let ConnIo::Connecting(stream) = &self.conns[index].io else { return };
+        let ConnIo::Connecting(stream) = &self.conns[index].io else {
+            return;
+        };
         let failed = match stream.take_error() {
             Ok(Some(e)) | Err(e) => Some(e),
             Ok(None) => match stream.peer_addr() {
@@ -460,7 +521,9 @@ impl Loop {
             return self.connect_next(key);
         }
         let io = std::mem::replace(&mut self.conns[index].io, ConnIo::Empty);
-        let ConnIo::Connecting(stream) = io else { return };
+        let ConnIo::Connecting(stream) = io else {
+            return;
+        };
         let _ = stream.set_nodelay(true);
         let tcp = TcpTransport::new(stream);
         let now = self.now;
@@ -468,7 +531,9 @@ impl Loop {
         let Some(slot) = self.upload(key) else { return };
         slot.connect_deadline = None;
         slot.last_activity = now;
-        let Some(target) = slot.target.as_ref() else { return };
+        let Some(target) = slot.target.as_ref() else {
+            return;
+        };
         if target.scheme == Scheme::Https {
             match TlsTransport::new(tcp, tls_config, &target.host) {
                 Ok(tls) => {
@@ -486,8 +551,12 @@ impl Loop {
     }
 
     fn on_handshaking(&mut self, key: Key) {
-        let Some(index) = self.upload(key).and_then(|s| s.conn) else { return };
-        let ConnIo::Ready(transport) = &mut self.conns[index].io else { return };
+        let Some(index) = self.upload(key).and_then(|s| s.conn) else {
+            return;
+        };
+        let ConnIo::Ready(transport) = &mut self.conns[index].io else {
+            return;
+        };
         match transport.handshake() {
             Ok(_) => {
                 self.attach(key, index, false);
@@ -507,14 +576,34 @@ impl Loop {
     /// the outcome.
     fn serve(&mut self, key: Key, readable: bool, writable: bool) {
         let budget = self.config.write_budget;
-        let Some(slot) = self.uploads.get_mut(key.index).filter(|s| s.generation == key.generation) else { return };
-        let (Some(index), Some(exchange)) = (slot.conn, slot.exchange.as_mut()) else { return };
-        let Some(ConnSlot { io: ConnIo::Ready(transport), .. }) = self.conns.get_mut(index) else { return };
+        let Some(slot) = self
+            .uploads
+            .get_mut(key.index)
+            .filter(|s| s.generation == key.generation)
+        else {
+            return;
+        };
+        let (Some(index), Some(exchange)) = (slot.conn, slot.exchange.as_mut()) else {
+            return;
+        };
+        let Some(ConnSlot {
+            io: ConnIo::Ready(transport),
+            ..
+        }) = self.conns.get_mut(index)
+        else {
+            return;
+        };
         let mut moved = 0;
         let mut flow = WriteFlow::Idle;
         let mut file_error = None;
         if writable {
-            match pump_write(exchange, transport.as_mut(), &slot.sources, &mut self.file_buf, budget) {
+            match pump_write(
+                exchange,
+                transport.as_mut(),
+                &slot.sources,
+                &mut self.file_buf,
+                budget,
+            ) {
                 Ok((f, n)) => {
                     flow = f;
                     moved += n;
@@ -522,7 +611,10 @@ impl Loop {
                 Err(e) => file_error = Some(e),
             }
         }
-        let write_failed = writable && flow == WriteFlow::Idle && !exchange.wants_write() && !exchange.is_finished();
+        let write_failed = writable
+            && flow == WriteFlow::Idle
+            && !exchange.wants_write()
+            && !exchange.is_finished();
         if readable || write_failed {
             moved += pump_read(exchange, transport.as_mut(), &mut self.read_buf);
         }
@@ -535,6 +627,9 @@ impl Loop {
         while let Some(progress) = exchange.poll_progress(self.now) {
             slot.sink.event(Event::Progress(progress));
         }
+        if let Some(status) = exchange.poll_response_head() {
+            slot.sink.event(Event::ResponseHead(status));
+        }
         if let Some(outcome) = exchange.poll_outcome() {
             return self.on_outcome(key, outcome);
         }
@@ -545,24 +640,32 @@ impl Loop {
 
     fn serve_ready(&mut self) {
         for _ in 0..self.ready.len() {
-            let Some(key) = self.ready.pop_front() else { return };
+            let Some(key) = self.ready.pop_front() else {
+                return;
+            };
             self.serve(key, false, true);
         }
     }
 
     fn on_outcome(&mut self, key: Key, outcome: Result<crate::Response, ExchangeError>) {
         let Some(slot) = self.upload(key) else { return };
-        let tls = slot.target.as_ref().is_some_and(|t| t.scheme == Scheme::Https);
+        let tls = slot
+            .target
+            .as_ref()
+            .is_some_and(|t| t.scheme == Scheme::Https);
         match outcome {
-            Ok(response) => {
-                slot.sink.event(Event::ResponseHead(response.status));
-                self.finish(key, Ok(response))
-            }
+            Ok(response) => self.finish(key, Ok(response)),
             Err(error) => {
                 let retry = slot.conn_reused
                     && !slot.retried
-                    && matches!(error, ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. })
-                    && slot.exchange.as_ref().is_some_and(|e| !e.response_started());
+                    && matches!(
+                        error,
+                        ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. }
+                    )
+                    && slot
+                        .exchange
+                        .as_ref()
+                        .is_some_and(|e| !e.response_started());
                 if retry {
                     // The pooled connection was stale: once more on a fresh one.
                     slot.retried = true;
@@ -575,9 +678,17 @@ impl Loop {
                     return self.resolve(key);
                 }
                 let kind = match &error {
-                    ExchangeError::Io { kind: io::ErrorKind::InvalidData, .. } if tls => ErrorKind::Tls,
-                    ExchangeError::Io { kind: io::ErrorKind::UnexpectedEof, .. } if tls => ErrorKind::Tls,
-                    ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. } => ErrorKind::Network,
+                    ExchangeError::Io {
+                        kind: io::ErrorKind::InvalidData,
+                        ..
+                    } if tls => ErrorKind::Tls,
+                    ExchangeError::Io {
+                        kind: io::ErrorKind::UnexpectedEof,
+                        ..
+                    } if tls => ErrorKind::Tls,
+                    ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. } => {
+                        ErrorKind::Network
+                    }
                     _ => ErrorKind::Protocol,
                 };
                 self.fail(key, kind, error.to_string())
@@ -603,7 +714,10 @@ impl Loop {
         if let Some(conn) = slot.conn.take() {
             let reusable = outcome.is_ok()
                 && self.config.keep_alive
-                && slot.exchange.as_ref().is_some_and(|e| e.reusable() && e.is_finished());
+                && slot
+                    .exchange
+                    .as_ref()
+                    .is_some_and(|e| e.reusable() && e.is_finished());
             if reusable {
                 self.pool_conn(conn);
             } else {
@@ -617,7 +731,9 @@ impl Loop {
     fn pool_conn(&mut self, index: usize) {
         let until = self.now + self.config.idle_timeout;
         let generation = self.generation();
-        let Some(conn) = self.conns.get_mut(index) else { return };
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
         let list = self.idle.entry(conn.origin.clone()).or_default();
         if list.len() >= self.config.max_idle_per_origin {
             return self.close_conn(index);
@@ -626,7 +742,10 @@ impl Loop {
         conn.upload = None;
         conn.idle_until = Some(until);
         conn.generation = generation;
-        self.timers.push(Reverse((until, TimerTarget::IdleConn(Key { index, generation }))));
+        self.timers.push(Reverse((
+            until,
+            TimerTarget::IdleConn(Key { index, generation }),
+        )));
     }
 
     fn close_conn(&mut self, index: usize) {
@@ -653,15 +772,28 @@ impl Loop {
     /// The earliest moment this upload must be looked at again.
     fn next_deadline(&self, slot: &UploadSlot) -> Option<Instant> {
         let idle = match slot.phase {
-            Phase::Handshaking | Phase::Exchanging => Some(slot.last_activity + self.config.idle_timeout),
+            Phase::Handshaking | Phase::Exchanging => {
+                Some(slot.last_activity + self.config.idle_timeout)
+            }
             _ => None,
         };
-        [slot.deadline, slot.connect_deadline, idle].into_iter().flatten().min()
+        [slot.deadline, slot.connect_deadline, idle]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn schedule(&mut self, key: Key) {
-        let Some(slot) = self.uploads.get(key.index).filter(|s| s.generation == key.generation) else { return };
-        let Some(at) = self.next_deadline(slot) else { return };
+        let Some(slot) = self
+            .uploads
+            .get(key.index)
+            .filter(|s| s.generation == key.generation)
+        else {
+            return;
+        };
+        let Some(at) = self.next_deadline(slot) else {
+            return;
+        };
         if slot.timer_at.is_some_and(|t| t <= at) {
             return;
         }
@@ -678,7 +810,10 @@ impl Loop {
             self.timers.pop();
             match target {
                 TimerTarget::IdleConn(key) => {
-                    let stale = self.conns.get(key.index).is_some_and(|c| c.generation == key.generation && c.upload.is_none());
+                    let stale = self
+                        .conns
+                        .get(key.index)
+                        .is_some_and(|c| c.generation == key.generation && c.upload.is_none());
                     if stale {
                         self.close_conn(key.index);
                     }
@@ -689,7 +824,13 @@ impl Loop {
     }
 
     fn on_upload_timer(&mut self, key: Key, at: Instant, now: Instant) {
-        let Some(slot) = self.uploads.get(key.index).filter(|s| s.generation == key.generation) else { return };
+        let Some(slot) = self
+            .uploads
+            .get(key.index)
+            .filter(|s| s.generation == key.generation)
+        else {
+            return;
+        };
         if slot.timer_at != Some(at) {
             return; // superseded by an earlier entry
         }
@@ -700,7 +841,10 @@ impl Loop {
             return self.fail(key, ErrorKind::Timeout, "timeout".into());
         }
         if slot.connect_deadline.is_some_and(|d| d <= now) {
-            let message = format!("connect timeout after {} ms", self.config.connect_timeout.as_millis());
+            let message = format!(
+                "connect timeout after {} ms",
+                self.config.connect_timeout.as_millis()
+            );
             if slot.next_addr < slot.addrs.len() {
                 if let Some(conn) = self.uploads[key.index].conn.take() {
                     self.close_conn(conn);
@@ -711,8 +855,13 @@ impl Loop {
             }
             return self.fail(key, ErrorKind::Timeout, message);
         }
-        if matches!(slot.phase, Phase::Handshaking | Phase::Exchanging) && slot.last_activity + idle_timeout <= now {
-            let message = format!("idle timeout: no byte moved for {} ms", idle_timeout.as_millis());
+        if matches!(slot.phase, Phase::Handshaking | Phase::Exchanging)
+            && slot.last_activity + idle_timeout <= now
+        {
+            let message = format!(
+                "idle timeout: no byte moved for {} ms",
+                idle_timeout.as_millis()
+            );
             return self.fail(key, ErrorKind::Timeout, message);
         }
         self.schedule(key);
@@ -720,9 +869,19 @@ impl Loop {
 
     /// Fails every upload as aborted and closes every connection.
     fn stop_all(&mut self) {
-        let keys: Vec<Key> = self.uploads.iter().map(|(index, s)| Key { index, generation: s.generation }).collect();
+        let keys: Vec<Key> = self
+            .uploads
+            .iter()
+            .map(|(index, s)| Key {
+                index,
+                generation: s.generation,
+            })
+            .collect();
         for key in keys {
-            self.finish(key, Err(UploadError::new(ErrorKind::Aborted, "engine shut down")));
+            self.finish(
+                key,
+                Err(UploadError::new(ErrorKind::Aborted, "engine shut down")),
+            );
         }
         let conns: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
         for index in conns {
@@ -731,7 +890,10 @@ impl Loop {
         // Uploads submitted after the loop stopped listening.
         while let Ok(command) = self.inbox.try_recv() {
             if let Command::Submit { mut sink, .. } = command {
-                sink.event(Event::Done(Err(UploadError::new(ErrorKind::Aborted, "engine shut down"))));
+                sink.event(Event::Done(Err(UploadError::new(
+                    ErrorKind::Aborted,
+                    "engine shut down",
+                ))));
             }
         }
     }
@@ -742,20 +904,22 @@ fn open_source(spec: SourceSpec) -> Result<Box<dyn BodySource>, UploadError> {
     match spec {
         SourceSpec::Memory(bytes) => Ok(Box::new(MemorySource(bytes))),
         SourceSpec::Open(open) => open(),
-        SourceSpec::Path(path) => FileSource::open(&path).map(|f| Box::new(f) as Box<dyn BodySource>).map_err(|e| {
-            let shown = path.display();
-            let message = match e.kind() {
-                io::ErrorKind::NotFound => format!("file not found: {shown}"),
-                io::ErrorKind::PermissionDenied => format!("file not readable: {shown}"),
-                io::ErrorKind::InvalidInput => format!("not a regular file: {shown}"),
-                _ => format!("cannot open {shown}: {e}"),
-            };
-            let kind = if e.raw_os_error() == Some(rustix::io::Errno::MFILE.raw_os_error()) {
-                ErrorKind::ResourceExhausted
-            } else {
-                ErrorKind::File
-            };
-            UploadError::new(kind, message)
-        }),
+        SourceSpec::Path(path) => FileSource::open(&path)
+            .map(|f| Box::new(f) as Box<dyn BodySource>)
+            .map_err(|e| {
+                let shown = path.display();
+                let message = match e.kind() {
+                    io::ErrorKind::NotFound => format!("file not found: {shown}"),
+                    io::ErrorKind::PermissionDenied => format!("file not readable: {shown}"),
+                    io::ErrorKind::InvalidInput => format!("not a regular file: {shown}"),
+                    _ => format!("cannot open {shown}: {e}"),
+                };
+                let kind = if e.raw_os_error() == Some(rustix::io::Errno::MFILE.raw_os_error()) {
+                    ErrorKind::ResourceExhausted
+                } else {
+                    ErrorKind::File
+                };
+                UploadError::new(kind, message)
+            }),
     }
 }

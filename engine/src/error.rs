@@ -70,7 +70,10 @@ pub struct UploadError {
 impl UploadError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        UploadError { kind, message: message.into() }
+        UploadError {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// The documented fail code of this error.
@@ -81,10 +84,11 @@ impl UploadError {
     /// Classifies an I/O error that happened at `what`.
     pub(crate) fn from_io(error: &std::io::Error, what: &str) -> Self {
         let kind = match error.raw_os_error() {
-            Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
-                || code == rustix::io::Errno::NFILE.raw_os_error()
-                || code == rustix::io::Errno::ADDRNOTAVAIL.raw_os_error()
-                || code == rustix::io::Errno::NOBUFS.raw_os_error() =>
+            Some(code)
+                if code == rustix::io::Errno::MFILE.raw_os_error()
+                    || code == rustix::io::Errno::NFILE.raw_os_error()
+                    || code == rustix::io::Errno::ADDRNOTAVAIL.raw_os_error()
+                    || code == rustix::io::Errno::NOBUFS.raw_os_error() =>
             {
                 ErrorKind::ResourceExhausted
             }

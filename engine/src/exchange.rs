@@ -25,7 +25,8 @@ use std::fmt;
 use std::time::Instant;
 
 use uploadtask_http1::{
-    body_framing, BodyDecoder, BodyError, Header, Limits, ParseStatus, ResponseError, ResponseHead, ResponseHeadParser,
+    body_framing, BodyDecoder, BodyError, Header, Limits, ParseStatus, ResponseError, ResponseHead,
+    ResponseHeadParser,
 };
 use uploadtask_multipart::{Body, Chunk, Cursor};
 
@@ -95,9 +96,16 @@ impl fmt::Display for ExchangeError {
             ExchangeError::Framing(e) => e.fmt(f),
             ExchangeError::Body(e) => e.fmt(f),
             ExchangeError::ClosedBeforeResponse { body_bytes_sent } => {
-                write!(f, "connection closed after {body_bytes_sent} body bytes, before a response")
+                write!(
+                    f,
+                    "connection closed after {body_bytes_sent} body bytes, before a response"
+                )
             }
-            ExchangeError::Io { kind, message, body_bytes_sent } => {
+            ExchangeError::Io {
+                kind,
+                message,
+                body_bytes_sent,
+            } => {
                 let what = match kind {
                     std::io::ErrorKind::ConnectionReset => "connection reset",
                     std::io::ErrorKind::BrokenPipe => "connection closed by peer",
@@ -143,6 +151,8 @@ pub struct Exchange {
     write_error: Option<std::io::Error>,
     /// Sending stopped because an early final response came.
     stopped_early: bool,
+    /// Status of a final head not yet reported by `poll_response_head`.
+    head_event: Option<u16>,
     outcome: Option<Result<Response, ExchangeError>>,
 }
 
@@ -169,6 +179,7 @@ impl Exchange {
             reusable: false,
             write_error: None,
             stopped_early: false,
+            head_event: None,
             outcome: None,
         }
     }
@@ -176,7 +187,11 @@ impl Exchange {
     /// Starts over on a fresh connection (the retry of a reused one). Progress
     /// already reported stays: no event repeats or goes back.
     pub fn restart(&mut self) {
-        let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), self.limits);
+        let fresh = Exchange::new(
+            std::mem::take(&mut self.head),
+            self.body.clone(),
+            self.limits,
+        );
         let progress = self.progress.clone();
         *self = Exchange { progress, ..fresh };
     }
@@ -257,7 +272,11 @@ impl Exchange {
         }
         self.response_started = true;
         while !bytes.is_empty() && !self.is_finished() {
-            let used = if self.head_in.is_none() { self.read_head(bytes) } else { self.read_body(bytes) };
+            let used = if self.head_in.is_none() {
+                self.read_head(bytes)
+            } else {
+                self.read_body(bytes)
+            };
             match used {
                 Some(0) | None => break,
                 Some(used) => bytes = &bytes[used..],
@@ -270,7 +289,11 @@ impl Exchange {
         if from_partial {
             self.partial_head.extend_from_slice(bytes);
         }
-        let buf = if from_partial { &self.partial_head[..] } else { bytes };
+        let buf = if from_partial {
+            &self.partial_head[..]
+        } else {
+            bytes
+        };
         let status = match self.parser.parse(buf) {
             Ok(status) => status,
             Err(e) => return self.fail(ExchangeError::Head(e)),
@@ -286,7 +309,11 @@ impl Exchange {
             ParseStatus::Complete { head, consumed } => (consumed, Some(head)),
         };
         // Bytes of `bytes` used: all that the head took, minus what was kept before.
-        let kept_before = if from_partial { self.partial_head.len() - bytes.len() } else { 0 };
+        let kept_before = if from_partial {
+            self.partial_head.len() - bytes.len()
+        } else {
+            0
+        };
         let used = used_of_buf - kept_before;
         if from_partial {
             self.partial_head.clear();
@@ -311,6 +338,7 @@ impl Exchange {
             self.stop_sending();
         }
         self.decoder = Some(BodyDecoder::new(framing.kind, &self.limits));
+        self.head_event = Some(head.status);
         self.head_in = Some(head);
         self.try_complete();
         Some(())
@@ -354,7 +382,9 @@ impl Exchange {
             None => {
                 let error = match self.write_error.take() {
                     Some(e) => self.io_error(&e),
-                    None => ExchangeError::ClosedBeforeResponse { body_bytes_sent: self.body_bytes_sent() },
+                    None => ExchangeError::ClosedBeforeResponse {
+                        body_bytes_sent: self.body_bytes_sent(),
+                    },
                 };
                 let _ = self.fail(error);
             }
@@ -377,7 +407,11 @@ impl Exchange {
     }
 
     fn io_error(&self, error: &std::io::Error) -> ExchangeError {
-        ExchangeError::Io { kind: error.kind(), message: error.to_string(), body_bytes_sent: self.body_bytes_sent() }
+        ExchangeError::Io {
+            kind: error.kind(),
+            message: error.to_string(),
+            body_bytes_sent: self.body_bytes_sent(),
+        }
     }
 
     /// The next progress event, given `now`.
@@ -386,6 +420,11 @@ impl Exchange {
             return None;
         }
         self.progress.poll(self.body_bytes_sent(), now)
+    }
+
+    /// The status of the final response head, once, when it has arrived.
+    pub fn poll_response_head(&mut self) -> Option<u16> {
+        self.head_event.take()
     }
 
     /// The outcome, once: a response or an error. Call after `poll_progress`
@@ -417,7 +456,9 @@ impl Exchange {
     }
 
     fn deliver(&mut self) {
-        let Some(head) = self.head_in.take() else { return };
+        let Some(head) = self.head_in.take() else {
+            return;
+        };
         self.state = State::Done;
         self.outcome = Some(Ok(Response {
             status: head.status,

@@ -139,12 +139,24 @@ impl FileInput {
     /// The file at `path`, sent under its basename.
     pub fn path(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        FileInput { name: name.into(), filename, content_type: None, source: SourceSpec::Path(path) }
+        let filename = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        FileInput {
+            name: name.into(),
+            filename,
+            content_type: None,
+            source: SourceSpec::Path(path),
+        }
     }
 
     /// Bytes in memory sent as `filename`.
-    pub fn memory(name: impl Into<String>, filename: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
+    pub fn memory(
+        name: impl Into<String>,
+        filename: impl Into<String>,
+        bytes: impl Into<Arc<[u8]>>,
+    ) -> Self {
         FileInput {
             name: name.into(),
             filename: filename.into(),
@@ -274,12 +286,17 @@ impl EngineConfig {
         use rustls::pki_types::pem::PemObject;
         let mut added = 0;
         for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad PEM: {e}")))?;
+            let cert = cert.map_err(|e| {
+                UploadError::new(ErrorKind::InvalidArgument, format!("bad PEM: {e}"))
+            })?;
             self.extra_roots.push(cert);
             added += 1;
         }
         if added == 0 {
-            return Err(UploadError::new(ErrorKind::InvalidArgument, "no certificate in PEM"));
+            return Err(UploadError::new(
+                ErrorKind::InvalidArgument,
+                "no certificate in PEM",
+            ));
         }
         Ok(added)
     }
@@ -289,11 +306,16 @@ impl EngineConfig {
         if let Some(tls) = &self.tls {
             return Ok(Arc::clone(tls));
         }
-        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
         for cert in &self.extra_roots {
-            roots
-                .add(cert.clone())
-                .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad root certificate: {e}")))?;
+            roots.add(cert.clone()).map_err(|e| {
+                UploadError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("bad root certificate: {e}"),
+                )
+            })?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -308,9 +330,17 @@ impl EngineConfig {
 
 /// Messages to the loop.
 pub(crate) enum Command {
-    Submit { id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink> },
+    Submit {
+        id: UploadId,
+        at: Instant,
+        request: Box<UploadRequest>,
+        sink: Box<dyn EventSink>,
+    },
     Abort(UploadId),
-    Resolved { key: driver::Key, result: io::Result<Vec<std::net::SocketAddr>> },
+    Resolved {
+        key: driver::Key,
+        result: io::Result<Vec<std::net::SocketAddr>>,
+    },
     Shutdown,
 }
 
@@ -354,7 +384,9 @@ impl Engine {
     /// open files to the hard limit, so thousands of sockets fit.
     pub fn new(config: EngineConfig) -> io::Result<Engine> {
         raise_fd_limit();
-        let tls = config.tls_config().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = config
+            .tls_config()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let resolver = match &config.resolver {
             Some(resolver) => Arc::clone(resolver),
             None => Arc::new(ThreadPoolResolver::new(2)?),
@@ -362,10 +394,25 @@ impl Engine {
         let (commands, inbox) = mpsc::channel();
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
-        let looper = driver::Loop::new(poll, config, tls, resolver, inbox, commands.clone(), Arc::clone(&waker));
-        let thread = std::thread::Builder::new().name("uploadtask-engine".into()).spawn(move || looper.run())?;
+        let looper = driver::Loop::new(
+            poll,
+            config,
+            tls,
+            resolver,
+            inbox,
+            commands.clone(),
+            Arc::clone(&waker),
+        );
+        let thread = std::thread::Builder::new()
+            .name("uploadtask-engine".into())
+            .spawn(move || looper.run())?;
         Ok(Engine {
-            shared: Arc::new(Shared { commands, waker, next_id: AtomicU64::new(1), thread: Mutex::new(Some(thread)) }),
+            shared: Arc::new(Shared {
+                commands,
+                waker,
+                next_id: AtomicU64::new(1),
+                thread: Mutex::new(Some(thread)),
+            }),
         })
     }
 
@@ -373,9 +420,17 @@ impl Engine {
     /// `sink` on the engine thread.
     pub fn submit(&self, request: UploadRequest, sink: impl EventSink) -> UploadId {
         let id = UploadId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
-        let command = Command::Submit { id, at: Instant::now(), request: Box::new(request), sink: Box::new(sink) };
+        let command = Command::Submit {
+            id,
+            at: Instant::now(),
+            request: Box::new(request),
+            sink: Box::new(sink),
+        };
         if let Err(Command::Submit { mut sink, .. }) = self.shared.send(command) {
-            sink.event(Event::Done(Err(UploadError::new(ErrorKind::Aborted, "engine shut down"))));
+            sink.event(Event::Done(Err(UploadError::new(
+                ErrorKind::Aborted,
+                "engine shut down",
+            ))));
         }
         id
     }
@@ -390,7 +445,12 @@ impl Engine {
     /// thread unless called from it.
     pub fn shutdown(&self) {
         let _ = self.shared.send(Command::Shutdown);
-        let handle = self.shared.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self
+            .shared
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(handle) = handle {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();

@@ -38,7 +38,12 @@ pub struct ProgressGate {
 impl ProgressGate {
     /// A gate for a body of `total` bytes.
     pub fn new(total: u64) -> Self {
-        ProgressGate { total, last_sent: 0, last_percent: 0, last_at: None }
+        ProgressGate {
+            total,
+            last_sent: 0,
+            last_percent: 0,
+            last_at: None,
+        }
     }
 
     /// The event to emit now that `sent` bytes are on the wire, if any.
@@ -47,12 +52,18 @@ impl ProgressGate {
             return None;
         }
         let percent = percent(sent, self.total);
-        let due = self.last_at.is_none_or(|at| now.saturating_duration_since(at) >= PROGRESS_INTERVAL);
+        let due = self
+            .last_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= PROGRESS_INTERVAL);
         if percent > self.last_percent || due || sent == self.total {
             self.last_sent = sent;
             self.last_percent = percent;
             self.last_at = Some(now);
-            return Some(Progress { progress: percent, total_bytes_sent: sent, total_bytes_expected_to_send: self.total });
+            return Some(Progress {
+                progress: percent,
+                total_bytes_sent: sent,
+                total_bytes_expected_to_send: self.total,
+            });
         }
         None
     }
@@ -74,9 +85,17 @@ mod tests {
         assert_eq!(gate.poll(0, t0), None);
         assert_eq!(gate.poll(5, t0).map(|p| p.progress), Some(0)); // first movement
         assert_eq!(gate.poll(6, t0), None); // same percent, too soon
-        assert_eq!(gate.poll(6, t0 + PROGRESS_INTERVAL).map(|p| p.total_bytes_sent), Some(6));
+        assert_eq!(
+            gate.poll(6, t0 + PROGRESS_INTERVAL)
+                .map(|p| p.total_bytes_sent),
+            Some(6)
+        );
         assert_eq!(gate.poll(6, t0 + 2 * PROGRESS_INTERVAL), None); // no bytes moved
-        assert_eq!(gate.poll(10, t0 + 2 * PROGRESS_INTERVAL).map(|p| p.progress), Some(1));
+        assert_eq!(
+            gate.poll(10, t0 + 2 * PROGRESS_INTERVAL)
+                .map(|p| p.progress),
+            Some(1)
+        );
         assert_eq!(gate.poll(9, t0 + 9 * PROGRESS_INTERVAL), None); // never backwards
         let last = gate.poll(1000, t0 + 2 * PROGRESS_INTERVAL).unwrap();
         assert_eq!((last.progress, last.total_bytes_sent), (100, 1000));

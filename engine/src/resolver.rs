@@ -37,17 +37,25 @@ impl ThreadPoolResolver {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
-            std::thread::Builder::new().name(format!("uploadtask-dns-{i}")).spawn(move || loop {
-                // A poisoned lock only means another resolver thread panicked.
-                let job = match rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(poisoned) => poisoned.into_inner().recv(),
-                };
-                let Ok((host, port, done)) = job else { return };
-                done((host.as_str(), port).to_socket_addrs().map(Iterator::collect));
-            })?;
+            std::thread::Builder::new()
+                .name(format!("uploadtask-dns-{i}"))
+                .spawn(move || loop {
+                    // A poisoned lock only means another resolver thread panicked.
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(poisoned) => poisoned.into_inner().recv(),
+                    };
+                    let Ok((host, port, done)) = job else { return };
+                    done(
+                        (host.as_str(), port)
+                            .to_socket_addrs()
+                            .map(Iterator::collect),
+                    );
+                })?;
         }
-        Ok(ThreadPoolResolver { jobs: Mutex::new(tx) })
+        Ok(ThreadPoolResolver {
+            jobs: Mutex::new(tx),
+        })
     }
 }
 
@@ -93,7 +101,10 @@ impl Resolver for StaticResolver {
         }
         done(match self.hosts.get(&host.to_ascii_lowercase()) {
             Some(addrs) => Ok(addrs.iter().map(|&ip| SocketAddr::new(ip, port)).collect()),
-            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("unknown host {host}"))),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("unknown host {host}"),
+            )),
         })
     }
 }

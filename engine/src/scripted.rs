@@ -44,8 +44,15 @@ pub struct ScriptedTransport {
 
 impl ScriptedTransport {
     /// A transport with these scripts.
-    pub fn new(writes: impl IntoIterator<Item = WriteStep>, reads: impl IntoIterator<Item = ReadStep>) -> Self {
-        ScriptedTransport { writes: writes.into_iter().collect(), reads: reads.into_iter().collect(), written: Vec::new() }
+    pub fn new(
+        writes: impl IntoIterator<Item = WriteStep>,
+        reads: impl IntoIterator<Item = ReadStep>,
+    ) -> Self {
+        ScriptedTransport {
+            writes: writes.into_iter().collect(),
+            reads: reads.into_iter().collect(),
+            written: Vec::new(),
+        }
     }
 
     /// Appends read steps.

@@ -46,7 +46,8 @@ pub trait Transport: Send {
     }
 
     /// Registers the underlying socket with the event loop.
-    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()>;
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest)
+        -> io::Result<()>;
 
     /// Removes the underlying socket from the event loop.
     fn deregister(&mut self, registry: &Registry) -> io::Result<()>;
@@ -78,14 +79,22 @@ impl Transport for TcpTransport {
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Option<io::Result<usize>> {
         let mut position = offset;
         let count = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 30);
-        Some(rustix::fs::sendfile(&self.stream, file, Some(&mut position), count).map_err(io::Error::from))
+        Some(
+            rustix::fs::sendfile(&self.stream, file, Some(&mut position), count)
+                .map_err(io::Error::from),
+        )
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf)
     }
 
-    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         registry.register(&mut self.stream, token, interest)
     }
 
@@ -109,17 +118,28 @@ pub struct TlsTransport {
 
 impl std::fmt::Debug for TlsTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsTransport").field("pending_plaintext", &self.pending_plaintext).finish_non_exhaustive()
+        f.debug_struct("TlsTransport")
+            .field("pending_plaintext", &self.pending_plaintext)
+            .finish_non_exhaustive()
     }
 }
 
 impl TlsTransport {
     /// Starts a client handshake for `server_name` over `tcp`.
-    pub fn new(tcp: TcpTransport, config: Arc<rustls::ClientConfig>, server_name: &str) -> io::Result<Self> {
+    pub fn new(
+        tcp: TcpTransport,
+        config: Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<Self> {
         let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
-        Ok(TlsTransport { tcp, tls, pending_plaintext: 0, eof: false })
+        Ok(TlsTransport {
+            tcp,
+            tls,
+            pending_plaintext: 0,
+            eof: false,
+        })
     }
 
     /// Writes TLS records until none are left or the socket is full.
@@ -140,7 +160,9 @@ impl TlsTransport {
         if n == 0 {
             self.eof = true;
         }
-        self.tls.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.tls
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         Ok(n > 0)
     }
 }
@@ -210,12 +232,20 @@ impl Transport for TlsTransport {
                 return Ok(true);
             }
             if !self.fill()? {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed during TLS handshake"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed during TLS handshake",
+                ));
             }
         }
     }
 
-    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         self.tcp.register(registry, token, interest)
     }
 

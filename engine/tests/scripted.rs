@@ -18,9 +18,17 @@ const HEAD: &[u8] = b"POST /up HTTP/1.1\r\nHost: h\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world";
 
 fn setup(file: &[u8]) -> (Exchange, Vec<Box<dyn BodySource>>) {
-    let body = Form::new().text("k", "v").file(FilePart::new("f", "x.bin", file.len() as u64)).boundary("BB").build().unwrap();
+    let body = Form::new()
+        .text("k", "v")
+        .file(FilePart::new("f", "x.bin", file.len() as u64))
+        .boundary("BB")
+        .build()
+        .unwrap();
     let sources: Vec<Box<dyn BodySource>> = vec![Box::new(MemorySource(Arc::from(file)))];
-    (Exchange::new(HEAD.to_vec(), body, Limits::default()), sources)
+    (
+        Exchange::new(HEAD.to_vec(), body, Limits::default()),
+        sources,
+    )
 }
 
 /// The bytes an unperturbed run writes.
@@ -28,7 +36,14 @@ fn expected_wire(file: &[u8]) -> Vec<u8> {
     let (mut exchange, sources) = setup(file);
     let mut transport = ScriptedTransport::default();
     let mut scratch = [0u8; 7];
-    pump_write(&mut exchange, &mut transport, &sources, &mut scratch, usize::MAX).unwrap();
+    pump_write(
+        &mut exchange,
+        &mut transport,
+        &sources,
+        &mut scratch,
+        usize::MAX,
+    )
+    .unwrap();
     transport.written
 }
 
@@ -50,12 +65,20 @@ fn drive(file: &[u8], transport: &mut ScriptedTransport, scratch_len: usize) -> 
         let _ = flow;
         pump_read(&mut exchange, transport, &mut read_buf);
         while let Some(p) = exchange.poll_progress(Instant::now()) {
-            assert!(last_progress.is_none_or(|l| p.total_bytes_sent > l), "progress must rise");
+            assert!(
+                last_progress.is_none_or(|l| p.total_bytes_sent > l),
+                "progress must rise"
+            );
             last_progress = Some(p.total_bytes_sent);
         }
         if let Some(outcome) = exchange.poll_outcome() {
             let body_bytes_sent = exchange.body_bytes_sent();
-            return Run { outcome, written: std::mem::take(&mut transport.written), body_bytes_sent, last_progress };
+            return Run {
+                outcome,
+                written: std::mem::take(&mut transport.written),
+                body_bytes_sent,
+                last_progress,
+            };
         }
     }
     panic!("no outcome");
@@ -116,13 +139,19 @@ fn one_byte_writes_and_would_block_everywhere() {
 fn reset_mid_body_counts_exactly_what_was_accepted() {
     let file = file_bytes(1000);
     for accepted in [0, 10, HEAD.len(), HEAD.len() + 1, 500, 900] {
-        let mut transport = ScriptedTransport::new(fail_after(accepted, io::ErrorKind::ConnectionReset), eof_later(accepted));
+        let mut transport = ScriptedTransport::new(
+            fail_after(accepted, io::ErrorKind::ConnectionReset),
+            eof_later(accepted),
+        );
         let run = drive(&file, &mut transport, 4096);
         let body_sent = accepted.saturating_sub(HEAD.len()) as u64;
         assert_eq!(run.written.len(), accepted);
         assert_eq!(run.body_bytes_sent, body_sent);
         let error = run.outcome.unwrap_err();
-        assert_eq!(error.to_string(), format!("connection reset after {body_sent} body bytes"));
+        assert_eq!(
+            error.to_string(),
+            format!("connection reset after {body_sent} body bytes")
+        );
         assert!(run.last_progress.unwrap_or(0) <= body_sent);
     }
 }
@@ -131,8 +160,14 @@ fn reset_mid_body_counts_exactly_what_was_accepted() {
 fn broken_pipe_with_a_response_waiting_takes_the_response() {
     let file = file_bytes(1000);
     let mut transport = ScriptedTransport::new(
-        [WriteStep::Accept(100), WriteStep::Fail(io::ErrorKind::BrokenPipe)],
-        [ReadStep::Data(b"HTTP/1.1 413 Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!".to_vec())],
+        [
+            WriteStep::Accept(100),
+            WriteStep::Fail(io::ErrorKind::BrokenPipe),
+        ],
+        [ReadStep::Data(
+            b"HTTP/1.1 413 Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!"
+                .to_vec(),
+        )],
     );
     let run = drive(&file, &mut transport, 4096);
     assert_eq!(run.outcome.unwrap().status, 413);
@@ -142,10 +177,25 @@ fn broken_pipe_with_a_response_waiting_takes_the_response() {
 fn eof_and_reset_inside_the_response() {
     let file = file_bytes(10);
     let cases: Vec<(Vec<ReadStep>, &str)> = vec![
-        (vec![ReadStep::Data(b"HTTP/1.1 200".to_vec()), ReadStep::Eof], "before a response"),
-        (vec![ReadStep::Data(RESPONSE[..45].to_vec()), ReadStep::Eof], "connection closed after 6 response body bytes"),
-        (vec![ReadStep::Data(RESPONSE[..45].to_vec()), ReadStep::Fail(io::ErrorKind::ConnectionReset)], "connection reset after"),
-        (vec![ReadStep::Fail(io::ErrorKind::ConnectionReset)], "connection reset after"),
+        (
+            vec![ReadStep::Data(b"HTTP/1.1 200".to_vec()), ReadStep::Eof],
+            "before a response",
+        ),
+        (
+            vec![ReadStep::Data(RESPONSE[..45].to_vec()), ReadStep::Eof],
+            "connection closed after 6 response body bytes",
+        ),
+        (
+            vec![
+                ReadStep::Data(RESPONSE[..45].to_vec()),
+                ReadStep::Fail(io::ErrorKind::ConnectionReset),
+            ],
+            "connection reset after",
+        ),
+        (
+            vec![ReadStep::Fail(io::ErrorKind::ConnectionReset)],
+            "connection reset after",
+        ),
     ];
     for (reads, message) in cases {
         let mut transport = ScriptedTransport::new([], reads);

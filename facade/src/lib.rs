@@ -1,1 +1,3 @@
 //! placeholder
+#[cfg(feature = "cli")]
+pub mod serve;

@@ -2,7 +2,9 @@
 //! `tests` crate includes this file to replay the seed corpus on stable.
 //! Each function panics only when an invariant is broken.
 
-use uploadtask_http1::{body_framing, BodyDecoder, BodyKind, Limits, ParseStatus, ResponseHeadParser};
+use uploadtask_http1::{
+    body_framing, BodyDecoder, BodyKind, Limits, ParseStatus, ResponseHeadParser,
+};
 use uploadtask_multipart::{Chunk, FilePart, Form};
 
 /// Splits `data` into pieces at the offsets its first byte chooses, for
@@ -20,13 +22,20 @@ pub fn response_head(data: &[u8]) {
     let (step, wire) = cut_points(data);
     let whole = read_response(wire, wire.len().max(1));
     let pieces = read_response(wire, step);
-    assert_eq!(whole, pieces, "split at every {step} bytes changed the result");
+    assert_eq!(
+        whole, pieces,
+        "split at every {step} bytes changed the result"
+    );
 }
 
 type Outcome = Result<(u16, usize, Vec<u8>), String>;
 
 fn read_response(wire: &[u8], step: usize) -> Option<Outcome> {
-    let limits = Limits { max_head_bytes: 4096, max_body_bytes: 1 << 16, ..Limits::default() };
+    let limits = Limits {
+        max_head_bytes: 4096,
+        max_body_bytes: 1 << 16,
+        ..Limits::default()
+    };
     let mut parser = ResponseHeadParser::new(limits);
     let mut buf = Vec::new();
     let mut fed = 0;
@@ -124,7 +133,9 @@ pub fn request_multipart(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut fields = text.split('\u{1}');
     let url = format!("http://h.example/{}", fields.next().unwrap_or(""));
-    let Ok(target) = uploadtask_http1::Target::parse(&url) else { return };
+    let Ok(target) = uploadtask_http1::Target::parse(&url) else {
+        return;
+    };
     let mut headers = Vec::new();
     let mut form = Form::new();
     for (i, field) in fields.enumerate() {
@@ -137,9 +148,10 @@ pub fn request_multipart(data: &[u8]) {
     }
     let Ok(body) = form.build() else { return };
     let mut head = Vec::new();
-    let written = uploadtask_http1::RequestHead::new(&target, body.content_type(), body.content_length())
-        .headers(headers.iter().copied())
-        .write(&mut head);
+    let written =
+        uploadtask_http1::RequestHead::new(&target, body.content_type(), body.content_length())
+            .headers(headers.iter().copied())
+            .write(&mut head);
     if written.is_err() {
         assert!(head.is_empty(), "a refused head leaves the buffer alone");
         return;
@@ -149,9 +161,17 @@ pub fn request_multipart(data: &[u8]) {
     let status = request.parse(&head).expect("written head parses");
     assert_eq!(status, httparse::Status::Complete(head.len()));
     let get = |name: &str| {
-        request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value).collect::<Vec<_>>()
+        request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+            .collect::<Vec<_>>()
     };
-    assert_eq!(get("content-length"), [body.content_length().to_string().as_bytes()]);
+    assert_eq!(
+        get("content-length"),
+        [body.content_length().to_string().as_bytes()]
+    );
     assert_eq!(get("content-type"), [body.content_type().as_bytes()]);
     for (name, value) in &headers {
         let role = uploadtask_http1::request::check_header(name, value).expect("head was accepted");

@@ -11,8 +11,8 @@
 
 use std::fmt;
 
-use crate::chunked::{ChunkedDecoder, ChunkedError};
 pub use crate::chunked::Decoded;
+use crate::chunked::{ChunkedDecoder, ChunkedError};
 use crate::framing::BodyKind;
 use crate::Limits;
 
@@ -75,7 +75,11 @@ impl BodyDecoder {
             BodyKind::Chunked => Kind::Chunked(ChunkedDecoder::new(limits)),
             BodyKind::CloseDelimited => Kind::Close { ended: false },
         };
-        BodyDecoder { kind, received: 0, max: limits.max_body_bytes }
+        BodyDecoder {
+            kind,
+            received: 0,
+            max: limits.max_body_bytes,
+        }
     }
 
     /// True once the whole body has been read.
@@ -106,13 +110,24 @@ impl BodyDecoder {
                 if self.received.saturating_add(*remaining) > self.max {
                     return Err(BodyError::TooLarge);
                 }
-                let take = usize::try_from(*remaining).unwrap_or(usize::MAX).min(input.len());
+                let take = usize::try_from(*remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(input.len());
                 *remaining -= take as u64;
-                Decoded { consumed: take, body: 0..take }
+                Decoded {
+                    consumed: take,
+                    body: 0..take,
+                }
             }
             Kind::Chunked(decoder) => decoder.decode(input)?,
-            Kind::Close { ended: true } => Decoded { consumed: 0, body: 0..0 },
-            Kind::Close { ended: false } => Decoded { consumed: input.len(), body: 0..input.len() },
+            Kind::Close { ended: true } => Decoded {
+                consumed: 0,
+                body: 0..0,
+            },
+            Kind::Close { ended: false } => Decoded {
+                consumed: input.len(),
+                body: 0..input.len(),
+            },
         };
         self.received += step.body.len() as u64;
         if self.received > self.max {
@@ -130,7 +145,9 @@ impl BodyDecoder {
         if self.is_done() {
             Ok(())
         } else {
-            Err(BodyError::Incomplete { received: self.received })
+            Err(BodyError::Incomplete {
+                received: self.received,
+            })
         }
     }
 }
@@ -143,7 +160,10 @@ mod tests {
     fn length_body_and_early_eof() {
         let mut body = BodyDecoder::new(BodyKind::Length(5), &Limits::default());
         assert_eq!(body.decode(b"ab").unwrap().body, 0..2);
-        assert_eq!(body.handle_eof(), Err(BodyError::Incomplete { received: 2 }));
+        assert_eq!(
+            body.handle_eof(),
+            Err(BodyError::Incomplete { received: 2 })
+        );
     }
 
     #[test]
@@ -158,12 +178,24 @@ mod tests {
 
     #[test]
     fn cap_applies_to_every_framing() {
-        let limits = Limits { max_body_bytes: 4, ..Limits::default() };
-        assert_eq!(BodyDecoder::new(BodyKind::Length(5), &limits).decode(b""), Err(BodyError::TooLarge));
+        let limits = Limits {
+            max_body_bytes: 4,
+            ..Limits::default()
+        };
+        assert_eq!(
+            BodyDecoder::new(BodyKind::Length(5), &limits).decode(b""),
+            Err(BodyError::TooLarge)
+        );
         let mut close = BodyDecoder::new(BodyKind::CloseDelimited, &limits);
         assert_eq!(close.decode(b"12345"), Err(BodyError::TooLarge));
         let mut chunked = BodyDecoder::new(BodyKind::Chunked, &limits);
-        assert_eq!(chunked.decode(b"4\r\n1234\r\n"), Ok(Decoded { consumed: 7, body: 3..7 }));
+        assert_eq!(
+            chunked.decode(b"4\r\n1234\r\n"),
+            Ok(Decoded {
+                consumed: 7,
+                body: 3..7
+            })
+        );
         assert_eq!(chunked.decode(b"\r\n1\r\n5"), Err(BodyError::TooLarge));
     }
 

@@ -141,17 +141,25 @@ impl ChunkedDecoder {
         let mut at = 0;
         while at < input.len() && self.state != State::Done {
             if self.state == State::Data {
-                let take = usize::try_from(self.size).unwrap_or(usize::MAX).min(input.len() - at);
+                let take = usize::try_from(self.size)
+                    .unwrap_or(usize::MAX)
+                    .min(input.len() - at);
                 self.size -= take as u64;
                 if self.size == 0 {
                     self.state = State::DataCr;
                 }
-                return Ok(Decoded { consumed: at + take, body: at..at + take });
+                return Ok(Decoded {
+                    consumed: at + take,
+                    body: at..at + take,
+                });
             }
             self.step(input[at])?;
             at += 1;
         }
-        Ok(Decoded { consumed: at, body: at..at })
+        Ok(Decoded {
+            consumed: at,
+            body: at..at,
+        })
     }
 
     /// Takes one framing byte.
@@ -197,7 +205,11 @@ impl ChunkedDecoder {
             return Ok(State::Size);
         }
         if self.size_digits == 0 {
-            return Err(if byte == b'\n' { ChunkedError::BareLf } else { ChunkedError::InvalidSize });
+            return Err(if byte == b'\n' {
+                ChunkedError::BareLf
+            } else {
+                ChunkedError::InvalidSize
+            });
         }
         self.read_size_ws(byte)
     }
@@ -230,7 +242,11 @@ impl ChunkedDecoder {
         }
         self.line_len = 0;
         self.size_digits = 0;
-        Ok(if self.size == 0 { State::TrailerStart } else { State::Data })
+        Ok(if self.size == 0 {
+            State::TrailerStart
+        } else {
+            State::Data
+        })
     }
 
     fn count_trailer_byte(&mut self) -> Result<(), ChunkedError> {
@@ -308,7 +324,8 @@ mod tests {
 
     #[test]
     fn simple_and_extensions() {
-        let (body, used) = decode_all(b"3\r\nabc\r\nA ; x=\"y\"\r\n0123456789\r\n0\r\n\r\nNEXT").unwrap();
+        let (body, used) =
+            decode_all(b"3\r\nabc\r\nA ; x=\"y\"\r\n0123456789\r\n0\r\n\r\nNEXT").unwrap();
         assert_eq!(body, b"abc0123456789");
         assert_eq!(used, 36);
     }
@@ -317,14 +334,23 @@ mod tests {
     fn trailers() {
         let (body, _) = decode_all(b"1\r\nx\r\n0\r\nA: 1\r\nB-c: two words\r\n\r\n").unwrap();
         assert_eq!(body, b"x");
-        assert_eq!(decode_all(b"0\r\nBad Name: 1\r\n\r\n"), Err(ChunkedError::InvalidTrailer));
+        assert_eq!(
+            decode_all(b"0\r\nBad Name: 1\r\n\r\n"),
+            Err(ChunkedError::InvalidTrailer)
+        );
         assert_eq!(decode_all(b"0\r\nA: 1\n\r\n"), Err(ChunkedError::BareLf));
     }
 
     #[test]
     fn size_of_seventeen_hex_digits_refused() {
-        assert_eq!(decode_all(b"10000000000000000\r\n"), Err(ChunkedError::SizeTooLong));
-        assert_eq!(decode_all(b"00000000000000001\r\n"), Err(ChunkedError::SizeTooLong));
+        assert_eq!(
+            decode_all(b"10000000000000000\r\n"),
+            Err(ChunkedError::SizeTooLong)
+        );
+        assert_eq!(
+            decode_all(b"00000000000000001\r\n"),
+            Err(ChunkedError::SizeTooLong)
+        );
         let mut decoder = ChunkedDecoder::new(&Limits::default());
         let step = decoder.decode(b"ffffffffffffffff\r\nab").unwrap();
         assert_eq!(step.body, 18..20);
@@ -332,14 +358,24 @@ mod tests {
 
     #[test]
     fn malformed_sizes() {
-        for bad in [&b"\r\n"[..], b"g\r\n", b"-1\r\n", b"+1\r\n", b"1 2\r\n", b";x\r\n"] {
+        for bad in [
+            &b"\r\n"[..],
+            b"g\r\n",
+            b"-1\r\n",
+            b"+1\r\n",
+            b"1 2\r\n",
+            b";x\r\n",
+        ] {
             assert_eq!(decode_all(bad), Err(ChunkedError::InvalidSize), "{bad:?}");
         }
     }
 
     #[test]
     fn bare_lf_refused() {
-        assert_eq!(decode_all(b"3\nabc\r\n0\r\n\r\n"), Err(ChunkedError::BareLf));
+        assert_eq!(
+            decode_all(b"3\nabc\r\n0\r\n\r\n"),
+            Err(ChunkedError::BareLf)
+        );
         assert_eq!(decode_all(b"3;e\nabc"), Err(ChunkedError::BareLf));
         assert_eq!(decode_all(b"0\r\n\n"), Err(ChunkedError::BareLf));
     }
@@ -348,7 +384,10 @@ mod tests {
     fn crlf_required_after_data() {
         assert_eq!(decode_all(b"3\r\nabcX\r\n"), Err(ChunkedError::MissingCrlf));
         assert_eq!(decode_all(b"3\r\nabc\rX"), Err(ChunkedError::MissingCrlf));
-        assert_eq!(decode_all(b"3\r\nabc\n0\r\n\r\n"), Err(ChunkedError::MissingCrlf));
+        assert_eq!(
+            decode_all(b"3\r\nabc\n0\r\n\r\n"),
+            Err(ChunkedError::MissingCrlf)
+        );
         assert_eq!(decode_all(b"0\r\n\rX"), Err(ChunkedError::MissingCrlf));
     }
 
@@ -365,7 +404,10 @@ mod tests {
             }
         }
         assert_eq!(result, Err(ChunkedError::LineTooLong));
-        assert_eq!(decode_all(b"1;a\x01b\r\nx\r\n0\r\n\r\n"), Err(ChunkedError::InvalidExtension));
+        assert_eq!(
+            decode_all(b"1;a\x01b\r\nx\r\n0\r\n\r\n"),
+            Err(ChunkedError::InvalidExtension)
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ impl std::error::Error for FramingError {}
 pub fn body_framing(head: &ResponseHead) -> Result<Framing, FramingError> {
     let keep_alive = keeps_alive(head);
     if head.status == 204 || head.status == 304 || head.status < 200 {
-        return Ok(Framing { kind: BodyKind::None, reusable: keep_alive });
+        return Ok(Framing {
+            kind: BodyKind::None,
+            reusable: keep_alive,
+        });
     }
     let mut has_te = false;
     let mut chunked_seen = false;
@@ -103,14 +106,26 @@ pub fn body_framing(head: &ResponseHead) -> Result<Framing, FramingError> {
             return Err(FramingError::ChunkedOnHttp10);
         }
         return Ok(if chunked_last {
-            Framing { kind: BodyKind::Chunked, reusable: keep_alive && content_length.is_none() }
+            Framing {
+                kind: BodyKind::Chunked,
+                reusable: keep_alive && content_length.is_none(),
+            }
         } else {
-            Framing { kind: BodyKind::CloseDelimited, reusable: false }
+            Framing {
+                kind: BodyKind::CloseDelimited,
+                reusable: false,
+            }
         });
     }
     Ok(match content_length {
-        Some(length) => Framing { kind: BodyKind::Length(length), reusable: keep_alive },
-        None => Framing { kind: BodyKind::CloseDelimited, reusable: false },
+        Some(length) => Framing {
+            kind: BodyKind::Length(length),
+            reusable: keep_alive,
+        },
+        None => Framing {
+            kind: BodyKind::CloseDelimited,
+            reusable: false,
+        },
     })
 }
 
@@ -174,12 +189,19 @@ mod tests {
             reason: String::new(),
             headers: headers
                 .iter()
-                .map(|(n, v)| Header { name: n.to_string(), value: v.as_bytes().to_vec() })
+                .map(|(n, v)| Header {
+                    name: n.to_string(),
+                    value: v.as_bytes().to_vec(),
+                })
                 .collect(),
         }
     }
 
-    fn framing(version: u8, status: u16, headers: &[(&str, &str)]) -> Result<Framing, FramingError> {
+    fn framing(
+        version: u8,
+        status: u16,
+        headers: &[(&str, &str)],
+    ) -> Result<Framing, FramingError> {
         body_framing(&head(version, status, headers))
     }
 
@@ -187,7 +209,13 @@ mod tests {
     fn no_body_statuses() {
         for status in [204, 304] {
             let f = framing(1, status, &[("Content-Length", "10")]).unwrap();
-            assert_eq!(f, Framing { kind: BodyKind::None, reusable: true });
+            assert_eq!(
+                f,
+                Framing {
+                    kind: BodyKind::None,
+                    reusable: true
+                }
+            );
         }
     }
 
@@ -197,8 +225,21 @@ mod tests {
         assert_eq!(kind("0"), Ok(BodyKind::Length(0)));
         assert_eq!(kind("18446744073709551615"), Ok(BodyKind::Length(u64::MAX)));
         assert_eq!(kind("5, 5"), Ok(BodyKind::Length(5)));
-        for bad in ["+5", "-1", "", "5a", "0x5", "18446744073709551616", "99999999999999999999999", "5,"] {
-            assert_eq!(kind(bad), Err(FramingError::InvalidContentLength), "{bad:?}");
+        for bad in [
+            "+5",
+            "-1",
+            "",
+            "5a",
+            "0x5",
+            "18446744073709551616",
+            "99999999999999999999999",
+            "5,",
+        ] {
+            assert_eq!(
+                kind(bad),
+                Err(FramingError::InvalidContentLength),
+                "{bad:?}"
+            );
         }
         assert_eq!(kind("5, 6"), Err(FramingError::ConflictingContentLength));
         assert_eq!(
@@ -210,14 +251,47 @@ mod tests {
     #[test]
     fn transfer_encoding_rules() {
         let f = framing(1, 200, &[("Transfer-Encoding", "gzip, Chunked")]).unwrap();
-        assert_eq!(f, Framing { kind: BodyKind::Chunked, reusable: true });
-        let f = framing(1, 200, &[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]).unwrap();
-        assert_eq!(f, Framing { kind: BodyKind::Chunked, reusable: false });
-        let f = framing(1, 200, &[("Transfer-Encoding", "chunked, gzip")]).unwrap();
-        assert_eq!(f, Framing { kind: BodyKind::CloseDelimited, reusable: false });
-        assert_eq!(framing(0, 200, &[("Transfer-Encoding", "chunked")]), Err(FramingError::ChunkedOnHttp10));
         assert_eq!(
-            framing(1, 200, &[("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")]),
+            f,
+            Framing {
+                kind: BodyKind::Chunked,
+                reusable: true
+            }
+        );
+        let f = framing(
+            1,
+            200,
+            &[("Transfer-Encoding", "chunked"), ("Content-Length", "3")],
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            Framing {
+                kind: BodyKind::Chunked,
+                reusable: false
+            }
+        );
+        let f = framing(1, 200, &[("Transfer-Encoding", "chunked, gzip")]).unwrap();
+        assert_eq!(
+            f,
+            Framing {
+                kind: BodyKind::CloseDelimited,
+                reusable: false
+            }
+        );
+        assert_eq!(
+            framing(0, 200, &[("Transfer-Encoding", "chunked")]),
+            Err(FramingError::ChunkedOnHttp10)
+        );
+        assert_eq!(
+            framing(
+                1,
+                200,
+                &[
+                    ("Transfer-Encoding", "chunked"),
+                    ("Transfer-Encoding", "chunked")
+                ]
+            ),
             Err(FramingError::InvalidTransferEncoding)
         );
         assert_eq!(
@@ -228,10 +302,32 @@ mod tests {
 
     #[test]
     fn connection_reuse() {
-        assert!(!framing(1, 200, &[("Content-Length", "1"), ("Connection", "close")]).unwrap().reusable);
-        assert!(!framing(0, 200, &[("Content-Length", "1")]).unwrap().reusable);
-        assert!(framing(0, 200, &[("Content-Length", "1"), ("Connection", "Keep-Alive")]).unwrap().reusable);
+        assert!(
+            !framing(1, 200, &[("Content-Length", "1"), ("Connection", "close")])
+                .unwrap()
+                .reusable
+        );
+        assert!(
+            !framing(0, 200, &[("Content-Length", "1")])
+                .unwrap()
+                .reusable
+        );
+        assert!(
+            framing(
+                0,
+                200,
+                &[("Content-Length", "1"), ("Connection", "Keep-Alive")]
+            )
+            .unwrap()
+            .reusable
+        );
         let f = framing(1, 200, &[]).unwrap();
-        assert_eq!(f, Framing { kind: BodyKind::CloseDelimited, reusable: false });
+        assert_eq!(
+            f,
+            Framing {
+                kind: BodyKind::CloseDelimited,
+                reusable: false
+            }
+        );
     }
 }

@@ -138,7 +138,12 @@ pub struct ResponseHeadParser {
 impl ResponseHeadParser {
     /// A parser for one exchange.
     pub fn new(limits: Limits) -> Self {
-        ResponseHeadParser { limits, interim_seen: 0, scanned: 0, status_line_checked: false }
+        ResponseHeadParser {
+            limits,
+            interim_seen: 0,
+            scanned: 0,
+            status_line_checked: false,
+        }
     }
 
     /// Parses the head at the start of `buf` (all the bytes received since the
@@ -180,7 +185,10 @@ impl ResponseHeadParser {
         if self.status_line_checked {
             return Ok(());
         }
-        let line_end = buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |at| at + 1);
+        let line_end = buf
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(buf.len(), |at| at + 1);
         // Only an error matters here: a lone status line is always Partial.
         let _ = self.parse_with_httparse(&buf[..line_end])?;
         self.status_line_checked = line_end < buf.len() || buf.ends_with(b"\n");
@@ -218,7 +226,10 @@ impl ResponseHeadParser {
             headers: response
                 .headers
                 .iter()
-                .map(|h| Header { name: h.name.to_string(), value: h.value.to_vec() })
+                .map(|h| Header {
+                    name: h.name.to_string(),
+                    value: h.value.to_vec(),
+                })
                 .collect(),
         };
         Ok(ParseStatus::Complete { head, consumed })
@@ -253,9 +264,16 @@ mod tests {
     fn short_input_is_partial() {
         let full = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
         for end in 0..full.len() {
-            assert_eq!(parse_all(&full[..end]), Ok(ParseStatus::Partial), "at {end}");
+            assert_eq!(
+                parse_all(&full[..end]),
+                Ok(ParseStatus::Partial),
+                "at {end}"
+            );
         }
-        assert!(matches!(parse_all(full), Ok(ParseStatus::Complete { consumed: 38, .. })));
+        assert!(matches!(
+            parse_all(full),
+            Ok(ParseStatus::Complete { consumed: 38, .. })
+        ));
     }
 
     #[test]
@@ -265,7 +283,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((head.version, head.status, head.reason.as_str()), (0, 404, "Not Found"));
+        assert_eq!(
+            (head.version, head.status, head.reason.as_str()),
+            (0, 404, "Not Found")
+        );
         let names: Vec<_> = head.headers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["B", "A", "b"]);
         assert_eq!(head.values("b").collect::<Vec<_>>(), [b"1", b"2"]);
@@ -273,10 +294,22 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(parse_all(b"HTTP/1.1 101 Switching\r\n\r\n"), Err(ResponseError::SwitchingProtocols));
-        assert_eq!(parse_all(b"<html>hello</html>\r\n\r\n"), Err(ResponseError::InvalidVersion));
-        assert_eq!(parse_all(b"HTTP/2.0 200 OK\r\n\r\n"), Err(ResponseError::InvalidVersion));
-        assert_eq!(parse_all(b"HTTP/1.1 2000 OK\r\n\r\n"), Err(ResponseError::InvalidStatus));
+        assert_eq!(
+            parse_all(b"HTTP/1.1 101 Switching\r\n\r\n"),
+            Err(ResponseError::SwitchingProtocols)
+        );
+        assert_eq!(
+            parse_all(b"<html>hello</html>\r\n\r\n"),
+            Err(ResponseError::InvalidVersion)
+        );
+        assert_eq!(
+            parse_all(b"HTTP/2.0 200 OK\r\n\r\n"),
+            Err(ResponseError::InvalidVersion)
+        );
+        assert_eq!(
+            parse_all(b"HTTP/1.1 2000 OK\r\n\r\n"),
+            Err(ResponseError::InvalidStatus)
+        );
         assert_eq!(
             parse_all(b"HTTP/1.1 200 OK\r\nA: 1\r\n folded\r\n\r\n"),
             Err(ResponseError::InvalidHeader)
@@ -286,10 +319,23 @@ mod tests {
 
     #[test]
     fn interim_heads_skipped_and_bounded() {
-        let mut parser = ResponseHeadParser::new(Limits { max_interim_responses: 2, ..Limits::default() });
+        let mut parser = ResponseHeadParser::new(Limits {
+            max_interim_responses: 2,
+            ..Limits::default()
+        });
         let one = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
-        assert_eq!(parser.parse(one), Ok(ParseStatus::Interim { consumed: one.len() }));
-        assert_eq!(parser.parse(one), Ok(ParseStatus::Interim { consumed: one.len() }));
+        assert_eq!(
+            parser.parse(one),
+            Ok(ParseStatus::Interim {
+                consumed: one.len()
+            })
+        );
+        assert_eq!(
+            parser.parse(one),
+            Ok(ParseStatus::Interim {
+                consumed: one.len()
+            })
+        );
         assert_eq!(parser.parse(one), Err(ResponseError::TooManyInterim));
     }
 
@@ -299,10 +345,16 @@ mod tests {
         while head.len() < 1 << 20 {
             head.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
-        let mut parser = ResponseHeadParser::new(Limits { max_headers: 100_000, ..Limits::default() });
+        let mut parser = ResponseHeadParser::new(Limits {
+            max_headers: 100_000,
+            ..Limits::default()
+        });
         assert_eq!(parser.parse(&head), Err(ResponseError::HeadTooLarge));
         head.extend_from_slice(b"\r\n");
-        let mut parser = ResponseHeadParser::new(Limits { max_headers: 100_000, ..Limits::default() });
+        let mut parser = ResponseHeadParser::new(Limits {
+            max_headers: 100_000,
+            ..Limits::default()
+        });
         assert_eq!(parser.parse(&head), Err(ResponseError::HeadTooLarge));
     }
 

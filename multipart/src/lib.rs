@@ -66,7 +66,9 @@ impl fmt::Display for FormError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FormError::InvalidBoundary => f.write_str("invalid multipart boundary"),
-            FormError::BoundaryInText => f.write_str("multipart boundary occurs in the form's text"),
+            FormError::BoundaryInText => {
+                f.write_str("multipart boundary occurs in the form's text")
+            }
             FormError::InvalidContentType(t) => write!(f, "invalid part content type {t:?}"),
             FormError::Random => f.write_str("random source failed"),
         }
@@ -95,8 +97,16 @@ impl FilePart {
     /// `application/octet-stream`.
     pub fn new(name: impl Into<String>, filename: &str, len: u64) -> Self {
         let filename = basename(filename).to_string();
-        let content_type = mime_guess::from_path(&filename).first_or_octet_stream().essence_str().to_string();
-        FilePart { name: name.into(), filename, content_type, len }
+        let content_type = mime_guess::from_path(&filename)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_string();
+        FilePart {
+            name: name.into(),
+            filename,
+            content_type,
+            len,
+        }
     }
 
     /// Replaces the guessed content type.
@@ -182,7 +192,10 @@ impl Form {
 
     fn text_contains(&self, boundary: &str) -> bool {
         let fields = self.fields.iter().flat_map(|(n, v)| [n, v]);
-        let files = self.files.iter().flat_map(|f| [&f.name, &f.filename, &f.content_type]);
+        let files = self
+            .files
+            .iter()
+            .flat_map(|f| [&f.name, &f.filename, &f.content_type]);
         fields.chain(files).any(|text| text.contains(boundary))
     }
 }
@@ -191,7 +204,9 @@ fn is_valid_boundary(boundary: &str) -> bool {
     let bytes = boundary.as_bytes();
     (1..=MAX_BOUNDARY_LEN).contains(&bytes.len())
         && bytes.last() != Some(&b' ')
-        && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b))
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b))
 }
 
 /// One piece of the body.
@@ -267,7 +282,10 @@ impl Body {
             framing.extend_from_slice(b"\r\n\r\n");
             if part.len > 0 {
                 segments.push(Segment::Bytes(start..framing.len()));
-                segments.push(Segment::File { part: index, len: part.len });
+                segments.push(Segment::File {
+                    part: index,
+                    len: part.len,
+                });
                 start = framing.len();
                 file_bytes += part.len;
             }
@@ -277,7 +295,12 @@ impl Body {
         segments.push(Segment::Bytes(start..framing.len()));
         framing.shrink_to_fit();
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        Body { content_length: framing.len() as u64 + file_bytes, framing, segments, content_type }
+        Body {
+            content_length: framing.len() as u64 + file_bytes,
+            framing,
+            segments,
+            content_type,
+        }
     }
 
     /// Exact body length in bytes: the request's Content-Length.
@@ -293,7 +316,9 @@ impl Body {
     /// The boundary.
     pub fn boundary(&self) -> &str {
         // NOTE(unwrap): content_type was built as "…boundary=" + boundary.
-        self.content_type.split_once("boundary=").map_or("", |(_, b)| b)
+        self.content_type
+            .split_once("boundary=")
+            .map_or("", |(_, b)| b)
     }
 
     /// The body's segments in order.
@@ -312,9 +337,15 @@ impl Body {
             Segment::Bytes(range) => {
                 // NOTE(unwrap): offsets inside a bytes segment fit usize.
                 let offset = usize::try_from(cursor.offset).unwrap_or(usize::MAX);
-                Some(Chunk::Bytes(self.framing.get(range.start + offset..range.end)?))
+                Some(Chunk::Bytes(
+                    self.framing.get(range.start + offset..range.end)?,
+                ))
             }
-            &Segment::File { part, len } => Some(Chunk::File { part, offset: cursor.offset, len: len - cursor.offset }),
+            &Segment::File { part, len } => Some(Chunk::File {
+                part,
+                offset: cursor.offset,
+                len: len - cursor.offset,
+            }),
         }
     }
 

@@ -37,9 +37,13 @@ struct ParsedPart {
 
 /// Parses with multer, an independent implementation.
 fn parse_with_multer(wire: Vec<u8>, boundary: &str) -> Vec<ParsedPart> {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes::Bytes::from(wire)) });
+        let stream = futures_util::stream::once(async move {
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(wire))
+        });
         let mut multipart = multer::Multipart::new(stream, boundary);
         let mut parts = Vec::new();
         while let Some(field) = multipart.next_field().await.unwrap() {
@@ -47,7 +51,12 @@ fn parse_with_multer(wire: Vec<u8>, boundary: &str) -> Vec<ParsedPart> {
             let filename = field.file_name().map(str::to_string);
             let content_type = field.content_type().map(|m| m.to_string());
             let bytes = field.bytes().await.unwrap().to_vec();
-            parts.push(ParsedPart { name, filename, content_type, bytes });
+            parts.push(ParsedPart {
+                name,
+                filename,
+                content_type,
+                bytes,
+            });
         }
         parts
     })
@@ -103,21 +112,50 @@ fn random_boundary_has_128_bits_and_differs() {
 
 #[test]
 fn boundary_checks() {
-    assert_eq!(Form::new().text("k", "a--Bb").boundary("B").build(), Err(FormError::BoundaryInText));
-    assert_eq!(Form::new().boundary("").build(), Err(FormError::InvalidBoundary));
-    assert_eq!(Form::new().boundary("a".repeat(71)).build(), Err(FormError::InvalidBoundary));
-    assert_eq!(Form::new().boundary("a\r\n").build(), Err(FormError::InvalidBoundary));
-    assert_eq!(Form::new().boundary("ends ").build(), Err(FormError::InvalidBoundary));
+    assert_eq!(
+        Form::new().text("k", "a--Bb").boundary("B").build(),
+        Err(FormError::BoundaryInText)
+    );
+    assert_eq!(
+        Form::new().boundary("").build(),
+        Err(FormError::InvalidBoundary)
+    );
+    assert_eq!(
+        Form::new().boundary("a".repeat(71)).build(),
+        Err(FormError::InvalidBoundary)
+    );
+    assert_eq!(
+        Form::new().boundary("a\r\n").build(),
+        Err(FormError::InvalidBoundary)
+    );
+    assert_eq!(
+        Form::new().boundary("ends ").build(),
+        Err(FormError::InvalidBoundary)
+    );
     let bad_type = FilePart::new("f", "x", 1).content_type("text/plain\r\nX: y");
-    assert!(matches!(Form::new().file(bad_type).build(), Err(FormError::InvalidContentType(_))));
+    assert!(matches!(
+        Form::new().file(bad_type).build(),
+        Err(FormError::InvalidContentType(_))
+    ));
 }
 
 #[test]
 fn framing_cost_does_not_grow_with_file_size() {
-    let small = Form::new().file(FilePart::new("f", "a.bin", 1)).boundary("B").build().unwrap();
-    let huge = Form::new().file(FilePart::new("f", "a.bin", 1 << 40)).boundary("B").build().unwrap();
+    let small = Form::new()
+        .file(FilePart::new("f", "a.bin", 1))
+        .boundary("B")
+        .build()
+        .unwrap();
+    let huge = Form::new()
+        .file(FilePart::new("f", "a.bin", 1 << 40))
+        .boundary("B")
+        .build()
+        .unwrap();
     assert_eq!(small.segments().len(), huge.segments().len());
-    assert_eq!(huge.content_length() - small.content_length(), (1 << 40) - 1);
+    assert_eq!(
+        huge.content_length() - small.content_length(),
+        (1 << 40) - 1
+    );
     let mut cursor = huge.cursor();
     cursor.advance(&huge, huge.content_length() - 3);
     assert_eq!(huge.chunk(&cursor), Some(Chunk::Bytes(b"-\r\n")));

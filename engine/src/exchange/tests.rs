@@ -2,7 +2,12 @@ use super::*;
 use uploadtask_multipart::{FilePart, Form};
 
 fn exchange(file_len: u64) -> Exchange {
-    let body = Form::new().text("k", "v").file(FilePart::new("f", "a.bin", file_len)).boundary("B").build().unwrap();
+    let body = Form::new()
+        .text("k", "v")
+        .file(FilePart::new("f", "a.bin", file_len))
+        .boundary("B")
+        .build()
+        .unwrap();
     Exchange::new(b"POST / HTTP/1.1\r\n\r\n".to_vec(), body, Limits::default())
 }
 
@@ -28,11 +33,23 @@ fn full_exchange_with_progress_to_the_end() {
     let written = send_all(&mut ex, 7);
     assert_eq!(written, total + 19);
     let p = ex.poll_progress(Instant::now()).unwrap();
-    assert_eq!((p.progress, p.total_bytes_sent, p.total_bytes_expected_to_send), (100, total, total));
+    assert_eq!(
+        (
+            p.progress,
+            p.total_bytes_sent,
+            p.total_bytes_expected_to_send
+        ),
+        (100, total, total)
+    );
     assert_eq!(ex.poll_outcome(), None);
-    ex.handle_received(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    ex.handle_received(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
     let response = ex.poll_outcome().unwrap().unwrap();
-    assert_eq!((response.status, response.body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"ok"[..])
+    );
     assert!(ex.reusable());
 }
 
@@ -45,7 +62,11 @@ fn head_split_at_every_byte() {
         ex.handle_received(&wire[..cut]);
         ex.handle_received(&wire[cut..]);
         let response = ex.poll_outcome().unwrap().unwrap();
-        assert_eq!((response.status, response.body.as_slice()), (201, &b"abc"[..]), "cut at {cut}");
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (201, &b"abc"[..]),
+            "cut at {cut}"
+        );
     }
 }
 
@@ -53,12 +74,17 @@ fn head_split_at_every_byte() {
 fn early_error_response_stops_sending_and_survives_reset() {
     let mut ex = exchange(1 << 20);
     ex.handle_sent(100);
-    ex.handle_received(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 10\r\n\r\ntoo");
+    ex.handle_received(
+        b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 10\r\n\r\ntoo",
+    );
     assert!(!ex.wants_write());
     assert_eq!(ex.poll_transmit(), None);
     ex.handle_read_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
     let response = ex.poll_outcome().unwrap().unwrap();
-    assert_eq!((response.status, response.body.as_slice()), (413, &b"too"[..]));
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (413, &b"too"[..])
+    );
     assert!(!ex.reusable());
 }
 
@@ -90,9 +116,15 @@ fn progress_waits_for_unflushed_bytes() {
     let total = ex.body().content_length();
     send_all(&mut ex, usize::MAX);
     ex.handle_unflushed(40);
-    assert_eq!(ex.poll_progress(Instant::now()).unwrap().total_bytes_sent, total - 40);
+    assert_eq!(
+        ex.poll_progress(Instant::now()).unwrap().total_bytes_sent,
+        total - 40
+    );
     ex.handle_unflushed(0);
-    assert_eq!(ex.poll_progress(Instant::now()).unwrap().total_bytes_sent, total);
+    assert_eq!(
+        ex.poll_progress(Instant::now()).unwrap().total_bytes_sent,
+        total
+    );
 }
 
 #[test]
@@ -101,12 +133,20 @@ fn eof_inside_body_and_head() {
     send_all(&mut ex, usize::MAX);
     ex.handle_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab");
     ex.handle_eof();
-    assert!(matches!(ex.poll_outcome(), Some(Err(ExchangeError::Body(BodyError::Incomplete { received: 2 })))));
+    assert!(matches!(
+        ex.poll_outcome(),
+        Some(Err(ExchangeError::Body(BodyError::Incomplete {
+            received: 2
+        })))
+    ));
     let mut ex = exchange(1);
     send_all(&mut ex, usize::MAX);
     ex.handle_received(b"HTTP/1.1 200 O");
     ex.handle_eof();
-    assert!(matches!(ex.poll_outcome(), Some(Err(ExchangeError::ClosedBeforeResponse { .. }))));
+    assert!(matches!(
+        ex.poll_outcome(),
+        Some(Err(ExchangeError::ClosedBeforeResponse { .. }))
+    ));
 }
 
 #[test]

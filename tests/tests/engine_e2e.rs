@@ -1,0 +1,370 @@
+//! The engine against independent peers on 127.0.0.1: the hyper + multer
+//! receiver over plain TCP and TLS, and raw TCP peers that misbehave.
+
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use uploadtask::serve::{Receiver, ReceiverConfig, UploadSummary};
+use uploadtask_engine::{
+    Engine, EngineConfig, ErrorKind, FileInput, StaticResolver, UploadRequest,
+};
+use uploadtask_tests::*;
+
+fn summary(body: &[u8]) -> UploadSummary {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+#[test]
+fn plain_uploads_arrive_byte_exact_with_fields_and_names() {
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let dir = temp_dir("plain");
+    for (i, len) in [0usize, 1, 16 * 1024, 5 * 1024 * 1024 + 7]
+        .into_iter()
+        .enumerate()
+    {
+        let (path, digest) = make_file(&dir, &format!("photo {i}.png"), len, i as u64);
+        let request = UploadRequest::new(format!("http://{}/upload?x=1", receiver.addr()))
+            .header("X-Token", "t")
+            .field("user", "42")
+            .field("note", "a \"quoted\" é value")
+            .file(FileInput::path("testImg", &path));
+        let outcome = run_upload(&engine, request);
+        let response = outcome.result.unwrap();
+        assert_eq!(response.status, 200);
+        let got = summary(&response.body);
+        assert_eq!(got.fields.len(), 2);
+        assert_eq!(
+            (got.fields[0].name.as_str(), got.fields[0].value.as_str()),
+            ("user", "42")
+        );
+        assert_eq!(got.fields[1].value, "a \"quoted\" é value");
+        assert_eq!(got.files.len(), 1);
+        let file = &got.files[0];
+        assert_eq!(
+            (file.field.as_str(), file.filename.as_str()),
+            ("testImg", format!("photo {i}.png").as_str())
+        );
+        assert_eq!(file.content_type, "image/png");
+        assert_eq!(
+            (file.size, file.sha256.as_str()),
+            (len as u64, digest.as_str())
+        );
+        let total = outcome
+            .progress
+            .last()
+            .map(|p| p.total_bytes_expected_to_send)
+            .unwrap_or(0);
+        assert!(total > len as u64);
+        assert_progress_rules(&outcome.progress, total);
+    }
+    engine.shutdown();
+}
+
+#[test]
+fn tls_uploads_arrive_byte_exact() {
+    let (server_tls, ca_pem) = tls_material();
+    let receiver = Receiver::start(ReceiverConfig {
+        tls: Some(server_tls),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut config = EngineConfig::default();
+    config.add_root_pem(&ca_pem).unwrap();
+    config.resolver = Some(Arc::new(
+        StaticResolver::new().insert("localhost", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
+    ));
+    let engine = Engine::new(config).unwrap();
+    let dir = temp_dir("tls");
+    for (i, len) in [0usize, 100, 3 * 1024 * 1024 + 1].into_iter().enumerate() {
+        let (path, digest) = make_file(&dir, &format!("f{i}.bin"), len, 99 + i as u64);
+        let request = UploadRequest::new(format!("https://localhost:{}/u", receiver.addr().port()))
+            .field("k", "v")
+            .file(FileInput::path("file", &path));
+        let outcome = run_upload(&engine, request);
+        let response = outcome.result.unwrap();
+        let got = summary(&response.body);
+        assert_eq!(
+            (got.files[0].size, got.files[0].sha256.as_str()),
+            (len as u64, digest.as_str())
+        );
+        let total = outcome
+            .progress
+            .last()
+            .unwrap()
+            .total_bytes_expected_to_send;
+        assert_progress_rules(&outcome.progress, total);
+    }
+    // An engine without the test CA refuses the certificate: 1000, kind Tls.
+    let strict = Engine::new(EngineConfig {
+        resolver: Some(Arc::new(
+            StaticResolver::new().insert("localhost", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
+        )),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let request = UploadRequest::new(format!("https://localhost:{}/u", receiver.addr().port()))
+        .file(FileInput::memory("file", "a.txt", b"x".to_vec()));
+    let error = run_upload(&strict, request).result.unwrap_err();
+    assert_eq!(
+        (error.kind, error.code()),
+        (ErrorKind::Tls, 1000),
+        "{error}"
+    );
+}
+
+#[test]
+fn ten_thousand_uploads_with_a_thousand_in_flight() {
+    let receiver = Receiver::start(ReceiverConfig {
+        workers: Some(2),
+        ..Default::default()
+    })
+    .unwrap();
+    let engine = Engine::new(EngineConfig {
+        max_in_flight: 1000,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let payload: Arc<[u8]> = (0..16 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let digest = sha256_hex(&payload);
+    let (tx, rx) = std::sync::mpsc::channel();
+    const TOTAL: usize = 10_000;
+    for i in 0..TOTAL {
+        let tx = tx.clone();
+        let request = UploadRequest::new(format!("http://{}/bulk", receiver.addr()))
+            .field("i", i.to_string())
+            .file(FileInput::memory("file", "blob.bin", Arc::clone(&payload)));
+        engine.submit(request, move |event| {
+            if let uploadtask_engine::Event::Done(result) = event {
+                let _ = tx.send(result);
+            }
+        });
+    }
+    let mut ok = 0;
+    for _ in 0..TOTAL {
+        let result = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("uploads stalled");
+        let response = result.unwrap_or_else(|e| panic!("upload failed: {} {e}", e.code()));
+        let got = summary(&response.body);
+        assert_eq!(got.files[0].sha256, digest);
+        ok += 1;
+    }
+    assert_eq!(ok, TOTAL);
+    assert_eq!(receiver.uploads(), TOTAL as u64);
+    engine.shutdown();
+}
+
+#[test]
+fn early_413_with_close_is_the_result() {
+    let server = RawServer::start(|mut stream, _| {
+        let _ = read_head(&mut stream);
+        let mut some = [0u8; 1000];
+        let _ = stream.read(&mut some);
+        let _ = stream.write_all(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big!");
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // Then drop: unread bytes make the kernel reset the connection.
+    });
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let big: Arc<[u8]> = vec![7u8; 64 * 1024 * 1024].into();
+    let outcome = run_upload(
+        &engine,
+        UploadRequest::new(server.url("/")).file(FileInput::memory("f", "big.bin", big)),
+    );
+    let response = outcome.result.unwrap();
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (413, &b"too big!"[..])
+    );
+}
+
+#[test]
+fn oversized_and_malformed_responses_fail_with_1000() {
+    let cases: Vec<(&'static [u8], &str)> = vec![
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+            "conflicting Content-Length",
+        ),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "101"),
+        (b"garbage\r\n\r\n", "not HTTP/1.x"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+            "16 hex digits",
+        ),
+    ];
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    for (reply, message) in cases {
+        let server = RawServer::start(move |mut stream, _| {
+            let _ = read_head(&mut stream);
+            let _ = stream.write_all(reply);
+            std::thread::sleep(Duration::from_millis(50));
+        });
+        let request =
+            UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", b"x".to_vec()));
+        let error = run_upload(&engine, request).result.unwrap_err();
+        assert_eq!(error.code(), 1000);
+        assert!(error.message.contains(message), "{error} lacks {message}");
+    }
+    // A head over 64 KiB.
+    let server = RawServer::start(|mut stream, _| {
+        let _ = read_head(&mut stream);
+        let mut reply = b"HTTP/1.1 200 OK\r\n".to_vec();
+        reply.extend(
+            std::iter::repeat_n(
+                b"X-Pad: 0123456789012345678901234567890123456789\r\n".to_vec(),
+                2000,
+            )
+            .flatten(),
+        );
+        let _ = stream.write_all(&reply);
+    });
+    let request =
+        UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", b"x".to_vec()));
+    let error = run_upload(&engine, request).result.unwrap_err();
+    assert_eq!(
+        (error.kind, error.message.as_str()),
+        (ErrorKind::Protocol, "response head too large")
+    );
+}
+
+#[test]
+fn bad_arguments_and_missing_files_fail_with_their_codes() {
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let memory = || FileInput::memory("f", "a.txt", b"x".to_vec());
+    let cases = [
+        (
+            UploadRequest::new("ftp://127.0.0.1/").file(memory()),
+            202,
+            "unsupported url scheme",
+        ),
+        (
+            UploadRequest::new("not a url").file(memory()),
+            202,
+            "invalid url",
+        ),
+        (
+            UploadRequest::new("http://127.0.0.1:9/")
+                .header("X-A", "1\r\n2")
+                .file(memory()),
+            202,
+            "invalid header value for \"X-A\"",
+        ),
+        (
+            UploadRequest::new("http://127.0.0.1:9/")
+                .header("Content-Length", "1")
+                .file(memory()),
+            202,
+            "Content-Length",
+        ),
+        (
+            UploadRequest::new("http://127.0.0.1:9/")
+                .file(FileInput::path("f", "/nonexistent/x.png")),
+            300,
+            "file not found: /nonexistent/x.png",
+        ),
+        (
+            UploadRequest::new("http://127.0.0.1:9/").file(FileInput::path("f", "/tmp")),
+            300,
+            "not a regular file",
+        ),
+    ];
+    for (request, code, message) in cases {
+        let error = run_upload(&engine, request).result.unwrap_err();
+        assert_eq!(error.code(), code, "{error}");
+        assert!(error.message.contains(message), "{error} lacks {message}");
+    }
+    // Nothing listens on this port: refused, 1000.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let error = run_upload(
+        &engine,
+        UploadRequest::new(format!("http://127.0.0.1:{port}/")).file(memory()),
+    )
+    .result
+    .unwrap_err();
+    assert_eq!(
+        (error.kind, error.code()),
+        (ErrorKind::Network, 1000),
+        "{error}"
+    );
+    // An unknown host name: 1000.
+    let engine = Engine::new(EngineConfig {
+        resolver: Some(Arc::new(StaticResolver::new())),
+        ..Default::default()
+    })
+    .unwrap();
+    let error = run_upload(
+        &engine,
+        UploadRequest::new("http://nowhere.invalid/").file(memory()),
+    )
+    .result
+    .unwrap_err();
+    assert_eq!(error.code(), 1000);
+    assert!(
+        error.message.contains("cannot resolve nowhere.invalid"),
+        "{error}"
+    );
+}
+
+#[test]
+fn keep_alive_reuses_connections_and_retries_a_stale_one() {
+    // The first connection answers one request, then drops the connection
+    // when the second request's head arrives (a stale pooled connection):
+    // that upload must succeed on a fresh connection, retried once.
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    let server = RawServer::start(move |mut stream, _| {
+        let connection = counter.fetch_add(1, Ordering::SeqCst);
+        for request in 0.. {
+            let head = String::from_utf8_lossy(&read_head(&mut stream)).to_string();
+            if head.is_empty() || (connection == 0 && request == 1) {
+                return;
+            }
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = stream.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    for _ in 0..3 {
+        let request =
+            UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", vec![1u8; 1000]));
+        let outcome = run_upload(&engine, request);
+        assert_eq!(outcome.result.unwrap().body, b"ok");
+        assert_progress_rules(
+            &outcome.progress,
+            outcome
+                .progress
+                .last()
+                .unwrap()
+                .total_bytes_expected_to_send,
+        );
+    }
+    // One connection for the first upload, a fresh one for the retried second,
+    // reused by the third.
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+    // Against the hyper receiver, successive uploads share one connection.
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    for _ in 0..5 {
+        let request = UploadRequest::new(format!("http://{}/", receiver.addr()))
+            .file(FileInput::memory("f", "a", vec![1u8; 10]));
+        assert_eq!(run_upload(&engine, request).result.unwrap().status, 200);
+    }
+    engine.shutdown();
+}
