@@ -219,6 +219,8 @@ impl Loop {
                         self.finish(key, Err(UploadError::new(ErrorKind::Aborted, "abort")));
                     }
                 }
+                Command::Reject { error, mut sink } => sink.event(Event::Done(Err(error))),
+                Command::Run(job) => job(),
                 Command::Resolved { key, result } => self.on_resolved(key, result),
                 Command::Shutdown => self.shutting_down = true,
             }

@@ -337,6 +337,11 @@ pub(crate) enum Command {
         sink: Box<dyn EventSink>,
     },
     Abort(UploadId),
+    Reject {
+        error: UploadError,
+        sink: Box<dyn EventSink>,
+    },
+    Run(Box<dyn FnOnce() + Send>),
     Resolved {
         key: driver::Key,
         result: io::Result<Vec<std::net::SocketAddr>>,
@@ -433,6 +438,27 @@ impl Engine {
             ))));
         }
         id
+    }
+
+    /// Fails an upload that cannot be submitted (a bad argument found by the
+    /// caller) through the same path as every outcome: `sink` gets
+    /// `Done(Err(error))` on the engine thread, never inside this call.
+    pub fn reject(&self, error: UploadError, sink: impl EventSink) -> UploadId {
+        let id = UploadId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+        if let Err(Command::Reject { error, mut sink }) = self.shared.send(Command::Reject {
+            error,
+            sink: Box::new(sink),
+        }) {
+            sink.event(Event::Done(Err(error)));
+        }
+        id
+    }
+
+    /// Runs `job` on the engine thread, after every command sent before it
+    /// (the facade replays a progress event to a late listener this way, in
+    /// order with the upload's other events). Dropped if the engine stopped.
+    pub fn run_on_loop(&self, job: impl FnOnce() + Send + 'static) {
+        let _ = self.shared.send(Command::Run(Box::new(job)));
     }
 
     /// Aborts an upload: it fails with [`ErrorKind::Aborted`] unless it has

@@ -1,3 +1,47 @@
-//! placeholder
+//! `uploadtask`: the documented quick-app `@system.uploadtask` API
+//! (`uploadFile` / `UploadTask`) in Rust, on the uploadtask engine.
+//!
+//! What it is for: starting uploads with the documented options and
+//! callbacks ([`upload_file`], [`UploadOptions`], [`UploadTask`]),
+//! resolving `internal://` paths in a sandbox ([`paths::Roots`]), running
+//! callbacks on the engine thread or on the host's ([`Dispatch`]), and (with
+//! the default `cli` feature) the `uploadtask` program and its receiver.
+//!
+//! What it is not for: HTTP in general. It uploads one file per task as
+//! `multipart/form-data`, as the documented API does.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use uploadtask::UploadOptions;
+//!
+//! let task = uploadtask::upload_file(
+//!     UploadOptions::new("http://127.0.0.1:8080/upload", "/tmp/test.png", "testImg")
+//!         .header("X-Token", "t")
+//!         .form_data("user", "42")
+//!         .timeout(Duration::from_millis(5000))
+//!         .success(|res| println!("success {} {}", res.status_code, res.data))
+//!         .fail(|data, code| println!("fail {code}: {data}"))
+//!         .complete(|| println!("complete")),
+//! );
+//! let id = task.on_progress_update(|p| println!("{}% {}/{}", p.progress, p.total_bytes_sent, p.total_bytes_expected_to_send));
+//! task.off_progress_update(Some(id));
+//! let outcome = task.wait();
+//! # let _ = outcome;
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+pub mod options;
+pub mod paths;
+pub mod response;
 #[cfg(feature = "cli")]
 pub mod serve;
+mod task;
+
+pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue};
+pub use options::UploadOptions;
+pub use paths::Roots;
+pub use response::{ProgressUpdate, UploadResponse};
+pub use task::{ListenerId, UploadTask};
+pub use uploadtask_engine::{EngineConfig, ErrorKind, UploadError};

@@ -230,3 +230,17 @@ pub fn idle_until_stopped(stop: &AtomicBool, limit: Duration) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The soft limit on open files.
+pub fn nofile_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
+}
+
+/// Sets the soft limit on open files (the hard limit stays).
+pub fn set_nofile_limit(soft: u64) {
+    let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit.current = Some(soft);
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).expect("setrlimit");
+}

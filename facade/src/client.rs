@@ -1,0 +1,257 @@
+//! [`Client`]: an engine, the `internal://` roots, and where callbacks run.
+//! The global one behind [`crate::upload_file`] starts lazily.
+
+use std::io;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use uploadtask_engine::{
+    Engine, EngineConfig, ErrorKind, FileInput, SourceSpec, UploadError, UploadRequest,
+};
+
+use crate::options::UploadOptions;
+use crate::paths::Roots;
+use crate::task::{Callbacks, TaskSink, UploadTask};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Where callbacks run.
+#[derive(Clone, Default)]
+pub enum Dispatch {
+    /// On the engine thread, as events happen (the default). Keep callbacks
+    /// quick: the loop waits while they run.
+    #[default]
+    EngineThread,
+    /// Queued; the host runs them on its own thread with
+    /// [`EventQueue::run_pending`] (what a JS runtime needs).
+    Queue(EventQueue),
+}
+
+impl Dispatch {
+    pub(crate) fn is_queue(&self) -> bool {
+        matches!(self, Dispatch::Queue(_))
+    }
+
+    pub(crate) fn run(&self, job: Job) {
+        match self {
+            Dispatch::EngineThread => job(),
+            Dispatch::Queue(queue) => {
+                // The receiver lives as long as the queue handle; if the host
+                // dropped every handle, nobody can observe the job anyway.
+                let _ = queue.tx.send(job);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_queue() {
+            "Dispatch::Queue"
+        } else {
+            "Dispatch::EngineThread"
+        })
+    }
+}
+
+/// Callbacks waiting for the host thread. Clone it freely; every clone is
+/// the same queue.
+#[derive(Clone)]
+pub struct EventQueue {
+    tx: mpsc::Sender<Job>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+}
+
+impl Default for EventQueue {
+    fn default() -> Self {
+        EventQueue::new()
+    }
+}
+
+impl EventQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::channel();
+        EventQueue {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+        }
+    }
+
+    /// Runs every queued callback on this thread; returns how many ran.
+    pub fn run_pending(&self) -> usize {
+        let mut ran = 0;
+        while let Some(job) = self.next(None) {
+            job();
+            ran += 1;
+        }
+        ran
+    }
+
+    /// Waits up to `timeout` for a callback, then runs it and all others
+    /// queued; returns how many ran.
+    pub fn run_timeout(&self, timeout: Duration) -> usize {
+        match self.next(Some(timeout)) {
+            Some(job) => {
+                job();
+                1 + self.run_pending()
+            }
+            None => 0,
+        }
+    }
+
+    fn next(&self, wait: Option<Duration>) -> Option<Job> {
+        // The lock is released before the job runs: a job may use the queue.
+        let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+        match wait {
+            None => rx.try_recv().ok(),
+            Some(timeout) => rx.recv_timeout(timeout).ok(),
+        }
+    }
+}
+
+/// How to build a [`Client`].
+#[derive(Debug, Clone, Default)]
+pub struct ClientConfig {
+    /// Engine settings: timeouts, limits, in-flight cap, TLS roots, resolver.
+    pub engine: EngineConfig,
+    /// `internal://` roots and sandbox mode.
+    pub roots: Roots,
+    /// Where callbacks run.
+    pub dispatch: Dispatch,
+}
+
+/// An engine with its roots and dispatch. Cheap to clone. Several can run
+/// side by side (for example one per core).
+#[derive(Clone, Debug)]
+pub struct Client {
+    engine: Engine,
+    roots: Arc<Roots>,
+    dispatch: Dispatch,
+}
+
+static GLOBAL_CONFIG: Mutex<Option<ClientConfig>> = Mutex::new(None);
+static GLOBAL: OnceLock<Result<Client, String>> = OnceLock::new();
+
+impl Client {
+    /// Starts an engine thread with `config`.
+    pub fn new(config: ClientConfig) -> io::Result<Client> {
+        Ok(Client {
+            engine: Engine::new(config.engine)?,
+            roots: Arc::new(config.roots),
+            dispatch: config.dispatch,
+        })
+    }
+
+    /// Sets the configuration of the global client. Only possible before its
+    /// first use; otherwise the configuration is handed back.
+    pub fn configure_global(config: ClientConfig) -> Result<(), Box<ClientConfig>> {
+        if GLOBAL.get().is_some() {
+            return Err(Box::new(config));
+        }
+        *GLOBAL_CONFIG.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
+        Ok(())
+    }
+
+    /// The global client, started on first use.
+    pub fn global() -> Result<&'static Client, String> {
+        GLOBAL
+            .get_or_init(|| {
+                let config = GLOBAL_CONFIG
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_default();
+                Client::new(config).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The engine underneath.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// `uploadFile(options)`: returns the task at once, before any I/O.
+    /// Every outcome, argument errors included, arrives through the
+    /// callbacks (and `wait`/`.await`), never inside this call.
+    pub fn upload_file(&self, mut options: UploadOptions) -> UploadTask {
+        let listeners = std::mem::take(&mut options.listeners);
+        let (task, inner) =
+            UploadTask::new(Some(self.engine.clone()), self.dispatch.clone(), listeners);
+        let callbacks = Callbacks {
+            success: options.success.take(),
+            fail: options.fail.take(),
+            complete: options.complete.take(),
+        };
+        let sink = TaskSink {
+            inner,
+            callbacks: Some(callbacks),
+        };
+        let id = match self.request(options) {
+            Ok(request) => self.engine.submit(request, sink),
+            Err(error) => self.engine.reject(error, sink),
+        };
+        task.set_id(id);
+        task
+    }
+
+    fn request(&self, options: UploadOptions) -> Result<UploadRequest, UploadError> {
+        let missing =
+            |what: &str| UploadError::new(ErrorKind::InvalidArgument, format!("missing {what}"));
+        if options.url.trim().is_empty() {
+            return Err(missing("url"));
+        }
+        if options.name.is_empty() {
+            return Err(missing("name"));
+        }
+        let resolved = self.roots.resolve(&options.file_path)?;
+        let roots = Arc::clone(&self.roots);
+        let file_path = options.file_path;
+        let file = FileInput {
+            name: options.name,
+            filename: resolved.filename,
+            content_type: None,
+            source: SourceSpec::Open(Box::new(move || roots.open(&file_path))),
+        };
+        let mut request = UploadRequest::new(options.url).file(file);
+        request.headers = options.header;
+        request.fields = options.form_data;
+        request.timeout = options.timeout;
+        Ok(request)
+    }
+}
+
+/// `uploadFile` on the global client. If the global engine cannot start
+/// (no thread, no poller), the task fails with code 200.
+pub fn upload_file(options: UploadOptions) -> UploadTask {
+    match Client::global() {
+        Ok(client) => client.upload_file(options),
+        Err(why) => failed_task(
+            options,
+            UploadError::new(ErrorKind::Internal, format!("engine cannot start: {why}")),
+        ),
+    }
+}
+
+/// A task that fails without an engine: callbacks run on a short-lived thread.
+fn failed_task(mut options: UploadOptions, error: UploadError) -> UploadTask {
+    use uploadtask_engine::EventSink;
+    let (task, inner) = UploadTask::new(None, Dispatch::EngineThread, Vec::new());
+    let callbacks = Callbacks {
+        success: options.success.take(),
+        fail: options.fail.take(),
+        complete: options.complete.take(),
+    };
+    let mut sink = TaskSink {
+        inner,
+        callbacks: Some(callbacks),
+    };
+    let spawned = std::thread::Builder::new()
+        .spawn(move || sink.event(uploadtask_engine::Event::Done(Err(error))));
+    if spawned.is_err() {
+        log::error!("uploadtask: cannot start a thread to report a failure");
+    }
+    task
+}

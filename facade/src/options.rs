@@ -1,0 +1,201 @@
+//! [`UploadOptions`]: the documented `uploadFile` object, with builder
+//! methods, and deserializable from the documented shape so a JS bridge can
+//! pass an object straight through.
+//!
+//! ```
+//! let options: uploadtask::UploadOptions = serde_json::from_str(r#"{
+//!     "url": "http://127.0.0.1:8080/up",
+//!     "filePath": "internal://mass/download/test.png",
+//!     "name": "testImg",
+//!     "header": {"X-Token": "t"},
+//!     "formData": {"user": "42", "age": 7},
+//!     "timeout": 5000
+//! }"#).unwrap();
+//! assert_eq!(options.form_data, [("user".to_string(), "42".to_string()), ("age".to_string(), "7".to_string())]);
+//! assert_eq!(options.timeout, Some(std::time::Duration::from_millis(5000)));
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::response::{ProgressUpdate, UploadResponse};
+
+/// `success(res)`.
+pub type SuccessCallback = Box<dyn FnOnce(&UploadResponse) + Send>;
+/// `fail(data, code)`.
+pub type FailCallback = Box<dyn FnOnce(&str, u32) + Send>;
+/// `complete()`.
+pub type CompleteCallback = Box<dyn FnOnce() + Send>;
+/// An `onProgressUpdate` listener.
+pub type ProgressCallback = std::sync::Arc<dyn Fn(&ProgressUpdate) + Send + Sync>;
+
+/// The argument of `uploadFile`.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadOptions {
+    /// `url`: the server endpoint, `http` or `https`.
+    pub url: String,
+    /// `filePath`: `internal://…`, or (outside sandbox mode) a path or `file://` URL.
+    pub file_path: String,
+    /// `name`: the form field of the file.
+    pub name: String,
+    /// `header`: request headers, in order.
+    #[serde(default, deserialize_with = "ordered_text_pairs")]
+    pub header: Vec<(String, String)>,
+    /// `formData`: text fields, in order.
+    #[serde(default, deserialize_with = "ordered_text_pairs")]
+    pub form_data: Vec<(String, String)>,
+    /// `timeout` (ms in the object form): overall deadline.
+    #[serde(default, deserialize_with = "millis")]
+    pub timeout: Option<Duration>,
+    #[serde(skip)]
+    pub(crate) success: Option<SuccessCallback>,
+    #[serde(skip)]
+    pub(crate) fail: Option<FailCallback>,
+    #[serde(skip)]
+    pub(crate) complete: Option<CompleteCallback>,
+    #[serde(skip)]
+    pub(crate) listeners: Vec<ProgressCallback>,
+}
+
+impl fmt::Debug for UploadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadOptions")
+            .field("url", &self.url)
+            .field("file_path", &self.file_path)
+            .field("name", &self.name)
+            .field("header", &self.header)
+            .field("form_data", &self.form_data)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadOptions {
+    /// `url`, `filePath` and `name`: the required ones.
+    pub fn new(
+        url: impl Into<String>,
+        file_path: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        UploadOptions {
+            url: url.into(),
+            file_path: file_path.into(),
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.header.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a `formData` text field.
+    pub fn form_data(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.form_data.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the overall timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets `success(res)`.
+    pub fn success(mut self, callback: impl FnOnce(&UploadResponse) + Send + 'static) -> Self {
+        self.success = Some(Box::new(callback));
+        self
+    }
+
+    /// Sets `fail(data, code)`.
+    pub fn fail(mut self, callback: impl FnOnce(&str, u32) + Send + 'static) -> Self {
+        self.fail = Some(Box::new(callback));
+        self
+    }
+
+    /// Sets `complete()`.
+    pub fn complete(mut self, callback: impl FnOnce() + Send + 'static) -> Self {
+        self.complete = Some(Box::new(callback));
+        self
+    }
+
+    /// Registers a progress listener before the upload starts (it can be
+    /// removed later only with `off_progress_update(None)`).
+    pub fn on_progress_update(
+        mut self,
+        callback: impl Fn(&ProgressUpdate) + Send + Sync + 'static,
+    ) -> Self {
+        self.listeners.push(std::sync::Arc::new(callback));
+        self
+    }
+}
+
+/// An object of text-like values, in the order given; numbers and booleans
+/// become their text.
+fn ordered_text_pairs<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, String)>, D::Error> {
+    struct Pairs;
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of text values")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some((name, value)) = map.next_entry::<String, TextValue>()? {
+                pairs.push((name, value.0));
+            }
+            Ok(pairs)
+        }
+    }
+    deserializer.deserialize_any(Pairs)
+}
+
+struct TextValue(String);
+
+impl<'de> Deserialize<'de> for TextValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = TextValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TextValue, E> {
+                Ok(TextValue(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<TextValue, E> {
+                Ok(TextValue(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TextValue, E> {
+                Ok(TextValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TextValue, E> {
+                Ok(TextValue(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TextValue, E> {
+                Ok(TextValue(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Text)
+    }
+}
+
+fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let ms: Option<f64> = Option::deserialize(deserializer)?;
+    match ms {
+        None => Ok(None),
+        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(Duration::from_millis(ms as u64))),
+        Some(ms) => Err(de::Error::custom(format!("invalid timeout {ms}"))),
+    }
+}

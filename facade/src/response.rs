@@ -1,0 +1,148 @@
+//! What a task reports: [`ProgressUpdate`] and [`UploadResponse`], with the
+//! documented serialized names.
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+/// One progress event (`onProgressUpdate`'s argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressUpdate {
+    /// Percent, `floor(total_bytes_sent * 100 / total_bytes_expected_to_send)`.
+    pub progress: u8,
+    /// Body bytes accepted by the kernel (on TLS: whose records are on the wire).
+    pub total_bytes_sent: u64,
+    /// Exact request body length.
+    pub total_bytes_expected_to_send: u64,
+}
+
+impl From<uploadtask_engine::Progress> for ProgressUpdate {
+    fn from(p: uploadtask_engine::Progress) -> Self {
+        ProgressUpdate {
+            progress: p.progress,
+            total_bytes_sent: p.total_bytes_sent,
+            total_bytes_expected_to_send: p.total_bytes_expected_to_send,
+        }
+    }
+}
+
+/// The server's response (`success`'s argument). Every HTTP status is a
+/// success; `status_code` tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadResponse {
+    /// `statusCode`.
+    pub status_code: u16,
+    /// `data`: the body as UTF-8 text, invalid sequences replaced, one
+    /// leading BOM dropped.
+    pub data: String,
+    /// The body's raw bytes.
+    pub raw: Vec<u8>,
+    /// Every header in order, duplicates kept (values decoded as UTF-8 with
+    /// replacement).
+    pub header_list: Vec<(String, String)>,
+}
+
+impl UploadResponse {
+    pub(crate) fn from_engine(response: uploadtask_engine::Response) -> Self {
+        let text = String::from_utf8_lossy(&response.body);
+        let data = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
+        let header_list = response
+            .headers
+            .into_iter()
+            .map(|h| (h.name, String::from_utf8_lossy(&h.value).into_owned()))
+            .collect();
+        UploadResponse {
+            status_code: response.status,
+            data,
+            raw: response.body,
+            header_list,
+        }
+    }
+
+    /// `headers` as an object: names in order of first appearance, values
+    /// of duplicates joined with `, `.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut joined: Vec<(String, String)> = Vec::with_capacity(self.header_list.len());
+        for (name, value) in &self.header_list {
+            match joined
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                Some((_, existing)) => {
+                    existing.push_str(", ");
+                    existing.push_str(value);
+                }
+                None => joined.push((name.clone(), value.clone())),
+            }
+        }
+        joined
+    }
+
+    /// The joined value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers()
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+struct HeaderObject<'a>(&'a [(String, String)]);
+
+impl Serialize for HeaderObject<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for UploadResponse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let headers = self.headers();
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("statusCode", &self.status_code)?;
+        map.serialize_entry("data", &self.data)?;
+        map.serialize_entry("headers", &HeaderObject(&headers))?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uploadtask_engine::{Header, Response};
+
+    #[test]
+    fn data_drops_one_bom_and_replaces_invalid_bytes_headers_join() {
+        let response = UploadResponse::from_engine(Response {
+            status: 201,
+            reason: "Created".into(),
+            version: 1,
+            headers: vec![
+                Header {
+                    name: "Set-Cookie".into(),
+                    value: b"a=1".to_vec(),
+                },
+                Header {
+                    name: "X-One".into(),
+                    value: b"1".to_vec(),
+                },
+                Header {
+                    name: "set-cookie".into(),
+                    value: b"b=2".to_vec(),
+                },
+            ],
+            body: b"\xef\xbb\xbf\xef\xbb\xbfok\xff".to_vec(),
+        });
+        assert_eq!(response.data, "\u{feff}ok\u{fffd}");
+        assert_eq!(response.header("SET-COOKIE").as_deref(), Some("a=1, b=2"));
+        let json = serde_json::to_string(&response).unwrap();
+        assert_eq!(
+            json,
+            r#"{"statusCode":201,"data":"﻿ok�","headers":{"Set-Cookie":"a=1, b=2","X-One":"1"}}"#
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! [`UploadTask`]: the handle `upload_file` returns, and the engine sink
+//! that turns engine events into the documented callbacks.
+//!
+//! Guarantees: exactly one of `success`/`fail`, then `complete`, once each;
+//! no progress after them; no lock held while user code runs, so a callback
+//! may call `abort()` or start another upload. `abort()` before the outcome
+//! is dispatched makes the outcome `fail("abort", 1000)`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use uploadtask_engine::{Engine, ErrorKind, Event, EventSink, UploadError, UploadId};
+
+use crate::client::Dispatch;
+use crate::options::{CompleteCallback, FailCallback, ProgressCallback, SuccessCallback};
+use crate::response::{ProgressUpdate, UploadResponse};
+
+/// Identifies a progress listener of one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
+type Outcome = Result<UploadResponse, UploadError>;
+
+#[derive(Default)]
+struct State {
+    listeners: Vec<(ListenerId, ProgressCallback)>,
+    next_listener: u64,
+    aborted: bool,
+    /// The outcome has been dispatched: no more progress.
+    finished: bool,
+    /// Bytes of the last progress event dispatched.
+    last_sent: u64,
+    /// The last event, when it was dispatched while no listener existed; a
+    /// listener added later gets it replayed on the dispatch path.
+    unseen: Option<ProgressUpdate>,
+    result: Option<Outcome>,
+    wakers: Vec<Waker>,
+}
+
+pub(crate) struct TaskInner {
+    state: Mutex<State>,
+    settled: Condvar,
+    engine: Option<Engine>,
+    dispatch: Dispatch,
+    id: OnceLock<UploadId>,
+}
+
+impl TaskInner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking user callback never runs under this lock, so poison
+        // can only come from a bug here; the state is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn settle(&self, outcome: Outcome) {
+        let wakers = {
+            let mut state = self.lock();
+            state.result = Some(outcome);
+            std::mem::take(&mut state.wakers)
+        };
+        self.settled.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// The handle of one upload. Cheap to clone, `Send + Sync`; also a
+/// `Future` of the outcome that works on any executor.
+#[derive(Clone)]
+pub struct UploadTask {
+    inner: Arc<TaskInner>,
+}
+
+impl std::fmt::Debug for UploadTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadTask")
+            .field("id", &self.inner.id.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadTask {
+    pub(crate) fn new(
+        engine: Option<Engine>,
+        dispatch: Dispatch,
+        listeners: Vec<ProgressCallback>,
+    ) -> (UploadTask, Arc<TaskInner>) {
+        let mut state = State::default();
+        for listener in listeners {
+            let id = ListenerId(state.next_listener);
+            state.next_listener += 1;
+            state.listeners.push((id, listener));
+        }
+        let inner = Arc::new(TaskInner {
+            state: Mutex::new(state),
+            settled: Condvar::new(),
+            engine,
+            dispatch,
+            id: OnceLock::new(),
+        });
+        (
+            UploadTask {
+                inner: Arc::clone(&inner),
+            },
+            inner,
+        )
+    }
+
+    pub(crate) fn set_id(&self, id: UploadId) {
+        let _ = self.inner.id.set(id);
+    }
+
+    /// The engine's id of this upload.
+    pub fn id(&self) -> Option<UploadId> {
+        self.inner.id.get().copied()
+    }
+
+    /// `abort()`: ends the upload with `fail("abort", 1000)` unless its
+    /// outcome was already dispatched. No progress is reported after it.
+    pub fn abort(&self) {
+        {
+            let mut state = self.inner.lock();
+            if state.finished {
+                return;
+            }
+            state.aborted = true;
+        }
+        if let (Some(engine), Some(id)) = (&self.inner.engine, self.inner.id.get()) {
+            engine.abort(*id);
+        }
+    }
+
+    /// `onProgressUpdate(callback)`: returns the listener's id.
+    ///
+    /// A listener added after events were dispatched to nobody (the upload
+    /// ran ahead of the caller) first gets the latest of them, on the
+    /// dispatch path, unless a newer event or the outcome came first. To see
+    /// every event for certain, register with
+    /// [`UploadOptions::on_progress_update`](crate::UploadOptions::on_progress_update)
+    /// or use [`Dispatch::Queue`].
+    pub fn on_progress_update(
+        &self,
+        callback: impl Fn(&ProgressUpdate) + Send + Sync + 'static,
+    ) -> ListenerId {
+        let listener: ProgressCallback = Arc::new(callback);
+        let (id, unseen) = {
+            let mut state = self.inner.lock();
+            let id = ListenerId(state.next_listener);
+            state.next_listener += 1;
+            state.listeners.push((id, Arc::clone(&listener)));
+            (id, state.unseen.take())
+        };
+        if let Some(update) = unseen {
+            let inner = Arc::clone(&self.inner);
+            let replay = move || {
+                let current = {
+                    let state = inner.lock();
+                    let registered = state.listeners.iter().any(|(l, _)| *l == id);
+                    registered
+                        && !state.finished
+                        && !state.aborted
+                        && state.last_sent == update.total_bytes_sent
+                };
+                if current {
+                    listener(&update);
+                }
+            };
+            match (&self.inner.dispatch, &self.inner.engine) {
+                (Dispatch::EngineThread, Some(engine)) => engine.run_on_loop(replay),
+                (dispatch, _) => dispatch.run(Box::new(replay)),
+            }
+        }
+        id
+    }
+
+    /// `offProgressUpdate(callback)`: removes that listener, or all with `None`.
+    pub fn off_progress_update(&self, id: Option<ListenerId>) {
+        let mut state = self.inner.lock();
+        match id {
+            Some(id) => state.listeners.retain(|(l, _)| *l != id),
+            None => state.listeners.clear(),
+        }
+    }
+
+    /// Blocks until the outcome is known. With the engine-thread dispatch the
+    /// callbacks have run when this returns; with a [`crate::EventQueue`]
+    /// the outcome is settled as it arrives (so the host thread may wait
+    /// here) and the callbacks run when the host drains the queue.
+    pub fn wait(&self) -> Outcome {
+        let mut state = self.inner.lock();
+        loop {
+            if let Some(result) = &state.result {
+                return result.clone();
+            }
+            state = self
+                .inner
+                .settled
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The outcome, if known.
+    pub fn try_result(&self) -> Option<Outcome> {
+        self.inner.lock().result.clone()
+    }
+}
+
+impl Future for UploadTask {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let mut state = self.inner.lock();
+        if let Some(result) = &state.result {
+            return Poll::Ready(result.clone());
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// The documented callbacks of one upload.
+pub(crate) struct Callbacks {
+    pub success: Option<SuccessCallback>,
+    pub fail: Option<FailCallback>,
+    pub complete: Option<CompleteCallback>,
+}
+
+/// The engine's sink for one task: events become dispatched jobs.
+pub(crate) struct TaskSink {
+    pub inner: Arc<TaskInner>,
+    pub callbacks: Option<Callbacks>,
+}
+
+impl EventSink for TaskSink {
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Progress(progress) => {
+                let inner = Arc::clone(&self.inner);
+                self.inner
+                    .dispatch
+                    .run(Box::new(move || dispatch_progress(&inner, progress.into())));
+            }
+            Event::ResponseHead(_) => {}
+            Event::Done(result) => {
+                let aborted = self.inner.lock().aborted;
+                let outcome = match result {
+                    _ if aborted => Err(UploadError::new(ErrorKind::Aborted, "abort")),
+                    Ok(response) => Ok(UploadResponse::from_engine(response)),
+                    Err(error) => Err(error),
+                };
+                let inner = Arc::clone(&self.inner);
+                let callbacks = self.callbacks.take();
+                let settle_first = self.inner.dispatch.is_queue();
+                if settle_first {
+                    inner.settle(outcome.clone());
+                }
+                self.inner.dispatch.run(Box::new(move || {
+                    inner.lock().finished = true;
+                    if let Some(callbacks) = callbacks {
+                        run_outcome_callbacks(callbacks, &outcome);
+                    }
+                    if !settle_first {
+                        inner.settle(outcome);
+                    }
+                }));
+            }
+        }
+    }
+}
+
+fn dispatch_progress(inner: &TaskInner, update: ProgressUpdate) {
+    let listeners: Vec<ProgressCallback> = {
+        let mut state = inner.lock();
+        if state.finished || state.aborted {
+            return;
+        }
+        state.last_sent = update.total_bytes_sent;
+        if state.listeners.is_empty() {
+            state.unseen = Some(update);
+            return;
+        }
+        state.unseen = None;
+        state.listeners.iter().map(|(_, l)| Arc::clone(l)).collect()
+    };
+    for listener in listeners {
+        // A listener removed by an earlier listener of this same event
+        // still runs this once; from the next event on it is gone.
+        listener(&update);
+    }
+}
+
+fn run_outcome_callbacks(callbacks: Callbacks, outcome: &Outcome) {
+    match outcome {
+        Ok(response) => {
+            if let Some(success) = callbacks.success {
+                success(response);
+            }
+        }
+        Err(error) => {
+            if let Some(fail) = callbacks.fail {
+                fail(&error.message, error.code());
+            }
+        }
+    }
+    if let Some(complete) = callbacks.complete {
+        complete();
+    }
+}

@@ -1,0 +1,498 @@
+//! The documented API end to end: callbacks, listeners, abort, fail codes,
+//! the sandbox, dispatch on the host thread, and the Future.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use uploadtask::serve::{Receiver, ReceiverConfig, UploadSummary};
+use uploadtask::{
+    Client, ClientConfig, Dispatch, EventQueue, ProgressUpdate, Roots, UploadOptions,
+};
+use uploadtask_tests::*;
+
+/// What the callbacks of one task saw, in order.
+#[derive(Default, Debug)]
+struct Log {
+    entries: Mutex<Vec<String>>,
+}
+
+impl Log {
+    fn push(&self, entry: String) {
+        self.entries.lock().unwrap().push(entry);
+    }
+    fn entries(&self) -> Vec<String> {
+        self.entries.lock().unwrap().clone()
+    }
+}
+
+fn logged(options: UploadOptions, log: &Arc<Log>) -> UploadOptions {
+    let (a, b, c) = (Arc::clone(log), Arc::clone(log), Arc::clone(log));
+    options
+        .success(move |res| a.push(format!("success {}", res.status_code)))
+        .fail(move |data, code| b.push(format!("fail {code} {data}")))
+        .complete(move || c.push("complete".into()))
+}
+
+struct Fixture {
+    receiver: Receiver,
+    client: Client,
+    root: std::path::PathBuf,
+}
+
+fn fixture(dispatch: Dispatch) -> Fixture {
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    let root = temp_dir("facade-mass");
+    std::fs::create_dir_all(root.join("download")).unwrap();
+    let roots = Roots::new()
+        .root("mass", &root)
+        .root("cache", temp_dir("facade-cache"))
+        .sandbox(true);
+    let client = Client::new(ClientConfig {
+        roots,
+        dispatch,
+        ..Default::default()
+    })
+    .unwrap();
+    Fixture {
+        receiver,
+        client,
+        root,
+    }
+}
+
+impl Fixture {
+    fn url(&self) -> String {
+        format!("http://{}/upload", self.receiver.addr())
+    }
+}
+
+#[test]
+fn upload_through_the_documented_api() {
+    let fx = fixture(Dispatch::EngineThread);
+    let (_, digest) = make_file(&fx.root, "download/test.png", 300_000, 7);
+    let log = Arc::new(Log::default());
+    let progress = Arc::new(Mutex::new(Vec::<ProgressUpdate>::new()));
+    let seen = Arc::clone(&progress);
+    let late = Arc::new(Mutex::new(Vec::<ProgressUpdate>::new()));
+    let late_seen = Arc::clone(&late);
+    let task = fx.client.upload_file(logged(
+        UploadOptions::new(fx.url(), "internal://mass/download/test.png", "testImg")
+            .header("X-Token", "t")
+            .form_data("user", "42")
+            .form_data("lang", "中文")
+            .on_progress_update(move |p| seen.lock().unwrap().push(*p)),
+        &log,
+    ));
+    // A listener added after the call (as the seed's example does).
+    task.on_progress_update(move |p| late_seen.lock().unwrap().push(*p));
+    let response = task.wait().unwrap();
+    assert_eq!(log.entries(), ["success 200", "complete"]);
+    assert_eq!(response.status_code, 200);
+    assert_eq!(
+        response.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let summary: UploadSummary = serde_json::from_str(&response.data).unwrap();
+    assert_eq!(
+        summary
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.value.as_str()))
+            .collect::<Vec<_>>(),
+        [("user", "42"), ("lang", "中文")]
+    );
+    assert_eq!(summary.files[0].filename, "test.png");
+    assert_eq!(summary.files[0].field, "testImg");
+    assert_eq!(summary.files[0].sha256, digest);
+    let progress = progress.lock().unwrap();
+    let total = progress.last().unwrap().total_bytes_expected_to_send;
+    let engine_progress: Vec<_> = progress
+        .iter()
+        .map(|p| uploadtask_engine::Progress {
+            progress: p.progress,
+            total_bytes_sent: p.total_bytes_sent,
+            total_bytes_expected_to_send: p.total_bytes_expected_to_send,
+        })
+        .collect();
+    assert_progress_rules(&engine_progress, total);
+    // The late listener saw a rising suffix of the same events.
+    let late = late.lock().unwrap();
+    assert!(late
+        .windows(2)
+        .all(|w| w[0].total_bytes_sent < w[1].total_bytes_sent));
+    assert!(late.iter().all(|p| progress.contains(p)));
+    let json = serde_json::to_value(progress.last().unwrap()).unwrap();
+    assert_eq!(json["progress"], 100);
+    assert_eq!(json["totalBytesSent"], total);
+    assert_eq!(json["totalBytesExpectedToSend"], total);
+}
+
+#[test]
+fn abort_right_after_upload_file() {
+    let fx = fixture(Dispatch::EngineThread);
+    make_file(&fx.root, "a.bin", 1000, 1);
+    let log = Arc::new(Log::default());
+    let task = fx.client.upload_file(logged(
+        UploadOptions::new(fx.url(), "internal://mass/a.bin", "f"),
+        &log,
+    ));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    task.on_progress_update(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    task.abort();
+    let error = task.wait().unwrap_err();
+    assert_eq!((error.code(), error.message.as_str()), (1000, "abort"));
+    assert_eq!(log.entries(), ["fail 1000 abort", "complete"]);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn abort_from_inside_a_progress_callback_and_nothing_after_completion() {
+    let stall = RawServer::start(|stream, stop| {
+        idle_until_stopped(stop, Duration::from_secs(60));
+        drop(stream);
+    });
+    let fx = fixture(Dispatch::EngineThread);
+    make_file(&fx.root, "big.bin", 32 << 20, 2);
+    let log = Arc::new(Log::default());
+    let task = fx.client.upload_file(logged(
+        UploadOptions::new(stall.url("/"), "internal://mass/big.bin", "f"),
+        &log,
+    ));
+    let handle = task.clone();
+    let after_abort = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&after_abort);
+    let aborted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&aborted);
+    task.on_progress_update(move |_| {
+        if flag.swap(true, Ordering::SeqCst) {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        handle.abort();
+    });
+    let error = task.wait().unwrap_err();
+    assert_eq!(error.message, "abort");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        after_abort.load(Ordering::SeqCst),
+        0,
+        "progress after abort"
+    );
+    assert_eq!(log.entries(), ["fail 1000 abort", "complete"]);
+    // abort() after completion changes nothing.
+    task.abort();
+    assert_eq!(log.entries().len(), 2);
+}
+
+#[test]
+fn removing_one_listener_keeps_the_other() {
+    let fx = fixture(Dispatch::EngineThread);
+    make_file(&fx.root, "l.bin", 200_000, 3);
+    let task = fx
+        .client
+        .upload_file(UploadOptions::new(fx.url(), "internal://mass/l.bin", "f"));
+    let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, b) = (Arc::clone(&first), Arc::clone(&second));
+    let id = task.on_progress_update(move |_| {
+        a.fetch_add(1, Ordering::SeqCst);
+    });
+    task.on_progress_update(move |_| {
+        b.fetch_add(1, Ordering::SeqCst);
+    });
+    task.off_progress_update(Some(id));
+    task.wait().unwrap();
+    assert_eq!(first.load(Ordering::SeqCst), 0);
+    assert!(second.load(Ordering::SeqCst) >= 1);
+
+    let task = fx
+        .client
+        .upload_file(UploadOptions::new(fx.url(), "internal://mass/l.bin", "f"));
+    let (a, b) = (Arc::clone(&first), Arc::clone(&second));
+    task.on_progress_update(move |_| {
+        a.fetch_add(1, Ordering::SeqCst);
+    });
+    task.on_progress_update(move |_| {
+        b.fetch_add(1, Ordering::SeqCst);
+    });
+    task.off_progress_update(None);
+    let before = second.load(Ordering::SeqCst);
+    task.wait().unwrap();
+    assert_eq!(
+        (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst)),
+        (0, before)
+    );
+}
+
+#[test]
+fn every_fail_code_from_a_real_cause() {
+    let fx = fixture(Dispatch::EngineThread);
+    make_file(&fx.root, "ok.bin", 10, 4);
+    std::fs::create_dir_all(fx.root.join("dir")).unwrap();
+    let outside = temp_dir("outside");
+    make_file(&outside, "secret.txt", 10, 5);
+    std::os::unix::fs::symlink(outside.join("secret.txt"), fx.root.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(&outside, fx.root.join("linkdir")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = format!("http://127.0.0.1:{port}/");
+    let stall = RawServer::start(|stream, stop| {
+        idle_until_stopped(stop, Duration::from_secs(60));
+        drop(stream);
+    });
+    let url = fx.url();
+    let cases: Vec<(UploadOptions, u32, &str)> = vec![
+        (
+            UploadOptions::new("", "internal://mass/ok.bin", "f"),
+            202,
+            "missing url",
+        ),
+        (UploadOptions::new(&url, "", "f"), 202, "missing filePath"),
+        (
+            UploadOptions::new(&url, "internal://mass/ok.bin", ""),
+            202,
+            "missing name",
+        ),
+        (
+            UploadOptions::new("ftp://x/", "internal://mass/ok.bin", "f"),
+            202,
+            "unsupported url scheme",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/ok.bin", "f").header("X-A", "a\r\nb"),
+            202,
+            "invalid header value for \"X-A\"",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/ok.bin", "f")
+                .header("Content-Type", "text/plain"),
+            202,
+            "Content-Type",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/../ok.bin", "f"),
+            202,
+            "internal://mass/../ok.bin",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/%2e%2e/ok.bin", "f"),
+            202,
+            "'..'",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/a\\ok.bin", "f"),
+            202,
+            "backslash",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/ok\0.bin", "f"),
+            202,
+            "control character",
+        ),
+        (
+            UploadOptions::new(&url, "internal://nowhere/ok.bin", "f"),
+            202,
+            "unknown root",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/link.txt", "f"),
+            202,
+            "escapes its root",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/linkdir/secret.txt", "f"),
+            202,
+            "escapes its root",
+        ),
+        (
+            UploadOptions::new(&url, "/etc/hostname", "f"),
+            202,
+            "only internal://",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/missing.png", "f"),
+            300,
+            "file not found: internal://mass/missing.png",
+        ),
+        (
+            UploadOptions::new(&url, "internal://mass/dir", "f"),
+            300,
+            "not a regular file: internal://mass/dir",
+        ),
+        (
+            UploadOptions::new(&refused, "internal://mass/ok.bin", "f"),
+            1000,
+            "connect failed",
+        ),
+        (
+            UploadOptions::new(stall.url("/"), "internal://mass/ok.bin", "f")
+                .timeout(Duration::from_millis(200)),
+            204,
+            "timeout",
+        ),
+    ];
+    for (options, code, message) in cases {
+        let log = Arc::new(Log::default());
+        let task = fx.client.upload_file(logged(options, &log));
+        let error = task.wait().unwrap_err();
+        assert_eq!(error.code(), code, "{error}");
+        assert!(
+            error.message.contains(message),
+            "{:?} lacks {message:?}",
+            error.message
+        );
+        assert_eq!(
+            log.entries(),
+            [format!("fail {code} {}", error.message), "complete".into()]
+        );
+    }
+    // 4xx and 5xx are successes.
+    let server = RawServer::start(|mut stream, _| {
+        let _ = read_head(&mut stream);
+        let _ = std::io::Write::write_all(
+            &mut stream,
+            b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy",
+        );
+    });
+    let log = Arc::new(Log::default());
+    let response = fx
+        .client
+        .upload_file(logged(
+            UploadOptions::new(server.url("/"), "internal://mass/ok.bin", "f"),
+            &log,
+        ))
+        .wait()
+        .unwrap();
+    assert_eq!(
+        (response.status_code, response.data.as_str()),
+        (503, "busy")
+    );
+    assert_eq!(log.entries(), ["success 503", "complete"]);
+}
+
+#[test]
+fn queue_dispatch_runs_callbacks_on_the_host_thread() {
+    let queue = EventQueue::new();
+    let fx = fixture(Dispatch::Queue(queue.clone()));
+    make_file(&fx.root, "q.bin", 100_000, 6);
+    let host = std::thread::current().id();
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let (t1, t2, t3) = (
+        Arc::clone(&threads),
+        Arc::clone(&threads),
+        Arc::clone(&threads),
+    );
+    let task = fx.client.upload_file(
+        UploadOptions::new(fx.url(), "internal://mass/q.bin", "f")
+            .success(move |_| {
+                t1.lock()
+                    .unwrap()
+                    .push(("success", std::thread::current().id()))
+            })
+            .complete(move || {
+                t2.lock()
+                    .unwrap()
+                    .push(("complete", std::thread::current().id()))
+            }),
+    );
+    task.on_progress_update(move |_| {
+        t3.lock()
+            .unwrap()
+            .push(("progress", std::thread::current().id()))
+    });
+    // The outcome settles without the host draining the queue.
+    task.wait().unwrap();
+    assert!(
+        threads.lock().unwrap().is_empty(),
+        "callbacks ran before the host drained the queue"
+    );
+    for _ in 0..100 {
+        queue.run_timeout(Duration::from_millis(50));
+        if threads
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(what, _)| *what == "complete")
+        {
+            break;
+        }
+    }
+    let threads = threads.lock().unwrap();
+    let order: Vec<&str> = threads.iter().map(|(what, _)| *what).collect();
+    assert_eq!(order.last(), Some(&"complete"));
+    assert_eq!(order[order.len() - 2], "success");
+    assert!(order[..order.len() - 2].iter().all(|w| *w == "progress"));
+    assert!(threads.iter().all(|(_, id)| *id == host));
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A minimal executor: the task is a Future usable without any runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    for _ in 0..6000 {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    panic!("future did not complete");
+}
+
+#[test]
+fn task_is_a_future_and_callbacks_may_start_uploads() {
+    let fx = fixture(Dispatch::EngineThread);
+    make_file(&fx.root, "f.bin", 5000, 8);
+    let client = fx.client.clone();
+    let url = fx.url();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let task = fx.client.upload_file(
+        UploadOptions::new(&url, "internal://mass/f.bin", "f").success(move |_| {
+            // Starting another upload from inside a callback must not deadlock.
+            let tx = tx.clone();
+            client.upload_file(
+                UploadOptions::new(url, "internal://mass/f.bin", "g").success(move |res| {
+                    let _ = tx.send(res.status_code);
+                }),
+            );
+        }),
+    );
+    let response = block_on(task.clone()).unwrap();
+    assert_eq!(response.status_code, 200);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), 200);
+    assert_eq!(fx.receiver.uploads(), 2);
+}
+
+#[test]
+fn options_from_the_documented_object_shape() {
+    let fx = fixture(Dispatch::EngineThread);
+    make_file(&fx.root, "o.txt", 10, 9);
+    let json = format!(
+        r#"{{"url":"{}","filePath":"internal://mass/o.txt","name":"doc","header":{{"X-A":"1"}},"formData":{{"n":1,"b":true,"s":"x"}},"timeout":60000}}"#,
+        fx.url()
+    );
+    let options: UploadOptions = serde_json::from_str(&json).unwrap();
+    let response = fx.client.upload_file(options).wait().unwrap();
+    let summary: UploadSummary = serde_json::from_str(&response.data).unwrap();
+    let fields: Vec<_> = summary
+        .fields
+        .iter()
+        .map(|f| format!("{}={}", f.name, f.value))
+        .collect();
+    assert_eq!(fields, ["n=1", "b=true", "s=x"]);
+    assert_eq!(summary.files[0].content_type, "text/plain");
+}
