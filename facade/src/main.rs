@@ -1,5 +1,10 @@
-//! The uploadtask program (being built).
+//! The `uploadtask` program: `upload`, `serve`, `demo`, `load` (SPEC §7).
+//!
+//! Exit status: 0 when every upload ended in `success`, 1 when any ended in
+//! `fail`, 2 for a usage error.
+
+mod cli;
+
 fn main() {
-    eprintln!("uploadtask: the program is not built yet");
-    std::process::exit(2);
+    std::process::exit(cli::run());
 }

@@ -1,0 +1,106 @@
+//! Command-line parsing and the subcommands.
+
+mod demo;
+mod load;
+mod upload;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit status for a usage error (as clap uses too).
+pub const USAGE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "uploadtask",
+    version,
+    about = "HTTP file uploads: upload, serve, demo, load"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Upload each FILE as its own request, all at once.
+    Upload(upload::UploadArgs),
+    /// Start a receiver on loopback and upload to it, with a progress bar.
+    Demo(demo::DemoArgs),
+    /// A receiver: answers each upload with a JSON summary (fields, files with size and sha256).
+    Serve(ServeArgs),
+    /// Load generator: uploads/s, MB/s, latency percentiles, errors by code.
+    Load(load::LoadArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Store received files here, named by their sha256.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// How progress is shown.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Progress bars on stderr.
+    Bar,
+    /// One JSON line per progress event on stderr.
+    Json,
+    /// Nothing.
+    None,
+}
+
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { USAGE } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Upload(args) => upload::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve(args),
+        Command::Load(args) => load::run(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> i32 {
+    if let Some(dir) = &args.dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("uploadtask: cannot create {}: {e}", dir.display());
+            return USAGE;
+        }
+    }
+    let config = uploadtask::serve::ReceiverConfig {
+        addr: Some(args.addr),
+        dir: args.dir,
+        workers: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        ..Default::default()
+    };
+    match uploadtask::serve::Receiver::start(config) {
+        Ok(receiver) => {
+            eprintln!(
+                "uploadtask: receiving on http://{}/ (Ctrl-C stops)",
+                receiver.addr()
+            );
+            receiver.wait();
+            0
+        }
+        Err(e) => {
+            eprintln!("uploadtask: cannot listen on {}: {e}", args.addr);
+            1
+        }
+    }
+}
+
+/// Human-readable bytes.
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}

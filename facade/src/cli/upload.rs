@@ -1,0 +1,315 @@
+//! `uploadtask upload URL FILE...`
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+use uploadtask::{
+    Client, ClientConfig, EngineConfig, ProgressUpdate, Roots, UploadOptions, UploadResponse,
+};
+
+use super::{ProgressMode, USAGE};
+
+/// More files than this share one overall bar.
+const BARS_MAX: usize = 8;
+
+#[derive(clap::Args, Debug)]
+pub struct UploadArgs {
+    /// The server endpoint (http or https).
+    url: String,
+    /// Files to upload: paths, file:// URLs, or internal://ROOT/... with --root.
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// Form field of the file.
+    #[arg(short = 'n', long, default_value = "file")]
+    name: String,
+    /// A request header, 'K: V' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "K: V")]
+    headers: Vec<String>,
+    /// A formData entry, K=V (repeatable).
+    #[arg(short = 'F', long = "form", value_name = "K=V")]
+    form: Vec<String>,
+    /// Overall timeout in milliseconds.
+    #[arg(short = 't', long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// Map internal://NAME/ to DIR (repeatable).
+    #[arg(long = "root", value_name = "NAME=DIR")]
+    roots: Vec<String>,
+    /// Extra trusted root certificates (PEM).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Progress display; default: bar on a terminal, none otherwise.
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
+    /// Print each result as one JSON line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct FailJson<'a> {
+    data: &'a str,
+    code: u32,
+}
+
+#[derive(Serialize)]
+struct ResultLine<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    success: Option<&'a UploadResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fail: Option<FailJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ProgressLine<'a> {
+    #[serde(flatten)]
+    update: &'a ProgressUpdate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
+}
+
+fn usage(message: String) -> i32 {
+    eprintln!("uploadtask: {message}");
+    USAGE
+}
+
+fn split_pair(text: &str, separator: char, what: &str) -> Result<(String, String), String> {
+    match text.split_once(separator) {
+        Some((k, v)) if !k.trim().is_empty() => {
+            Ok((k.trim().to_string(), v.trim_start().to_string()))
+        }
+        _ => Err(format!(
+            "{what} must look like {}: {text:?}",
+            if separator == ':' { "'K: V'" } else { "K=V" }
+        )),
+    }
+}
+
+pub fn run(args: UploadArgs) -> i32 {
+    let mut engine = EngineConfig {
+        max_in_flight: args.files.len().max(1),
+        ..EngineConfig::default()
+    };
+    if let Some(path) = &args.cacert {
+        let added = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| engine.add_root_pem(&pem).map_err(|e| e.to_string()));
+        if let Err(e) = added {
+            return usage(format!("--cacert {}: {e}", path.display()));
+        }
+    }
+    let mut roots = Roots::new();
+    for root in &args.roots {
+        match split_pair(root, '=', "--root") {
+            Ok((name, dir)) => roots = roots.root(&name, dir),
+            Err(e) => return usage(e),
+        }
+    }
+    let mut headers = Vec::new();
+    for header in &args.headers {
+        match split_pair(header, ':', "-H") {
+            Ok(pair) => headers.push(pair),
+            Err(e) => return usage(e),
+        }
+    }
+    let mut form = Vec::new();
+    for entry in &args.form {
+        match entry.split_once('=') {
+            Some((k, v)) if !k.is_empty() => form.push((k.to_string(), v.to_string())),
+            _ => return usage(format!("-F must look like K=V: {entry:?}")),
+        }
+    }
+    let client = match Client::new(ClientConfig {
+        engine,
+        roots,
+        ..ClientConfig::default()
+    }) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("uploadtask: cannot start the engine: {e}");
+            return 1;
+        }
+    };
+    let mode = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::None
+    });
+    let several = args.files.len() > 1;
+    let bars = Bars::new(mode, &args.files);
+    let stderr_lock = Arc::new(Mutex::new(()));
+
+    let tasks: Vec<_> = args
+        .files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| {
+            let mut options = UploadOptions::new(&args.url, file, &args.name);
+            options.header = headers.clone();
+            options.form_data = form.clone();
+            options.timeout = args.timeout.map(Duration::from_millis);
+            let label = several.then(|| file.clone());
+            let bars = bars.clone();
+            let lock = Arc::clone(&stderr_lock);
+            options = options.on_progress_update(move |update| match mode {
+                ProgressMode::Json => {
+                    let line = ProgressLine {
+                        update,
+                        file: label.as_deref(),
+                    };
+                    let _guard = lock.lock();
+                    eprintln!("{}", serde_json::to_string(&line).unwrap_or_default());
+                }
+                ProgressMode::Bar => bars.update(index, update),
+                ProgressMode::None => {}
+            });
+            client.upload_file(options)
+        })
+        .collect();
+
+    let mut status = 0;
+    for (index, (task, file)) in tasks.iter().zip(&args.files).enumerate() {
+        let outcome = task.wait();
+        bars.finish(index, outcome.is_ok());
+        let label = several.then_some(file.as_str());
+        let line = match &outcome {
+            Ok(response) if args.json => json_line(&ResultLine {
+                success: Some(response),
+                fail: None,
+                file: label,
+            }),
+            Err(error) if args.json => json_line(&ResultLine {
+                success: None,
+                fail: Some(FailJson {
+                    data: &error.message,
+                    code: error.code(),
+                }),
+                file: label,
+            }),
+            Ok(response) => format!(
+                "{}{} {}",
+                prefix(label),
+                response.status_code,
+                response.data.trim_end()
+            ),
+            Err(error) => format!("{}fail {}: {}", prefix(label), error.code(), error.message),
+        };
+        bars.println(&line);
+        if outcome.is_err() {
+            status = 1;
+        }
+    }
+    bars.clear();
+    status
+}
+
+fn prefix(label: Option<&str>) -> String {
+    label.map(|l| format!("{l}: ")).unwrap_or_default()
+}
+
+fn json_line(line: &ResultLine<'_>) -> String {
+    serde_json::to_string(line).unwrap_or_default()
+}
+
+/// Progress bars: one per file, or one overall bar for many files.
+#[derive(Clone)]
+struct Bars {
+    inner: Option<Arc<BarsInner>>,
+}
+
+struct BarsInner {
+    multi: MultiProgress,
+    bars: Vec<ProgressBar>,
+    /// With one overall bar: (sent, total) per file.
+    overall: Option<Mutex<Vec<(u64, u64)>>>,
+}
+
+impl Bars {
+    fn new(mode: ProgressMode, files: &[String]) -> Bars {
+        if mode != ProgressMode::Bar {
+            return Bars { inner: None };
+        }
+        let style = ProgressStyle::with_template(
+            "{prefix:20!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let multi = MultiProgress::new();
+        let (bars, overall) = if files.len() <= BARS_MAX {
+            let bars = files
+                .iter()
+                .map(|f| {
+                    let bar = multi.add(ProgressBar::new(0).with_style(style.clone()));
+                    bar.set_prefix(uploadtask_multipart::basename(f).to_string());
+                    bar
+                })
+                .collect();
+            (bars, None)
+        } else {
+            let bar = multi.add(ProgressBar::new(0).with_style(style));
+            bar.set_prefix(format!("{} files", files.len()));
+            (vec![bar], Some(Mutex::new(vec![(0, 0); files.len()])))
+        };
+        Bars {
+            inner: Some(Arc::new(BarsInner {
+                multi,
+                bars,
+                overall,
+            })),
+        }
+    }
+
+    fn update(&self, index: usize, update: &ProgressUpdate) {
+        let Some(inner) = &self.inner else { return };
+        match &inner.overall {
+            None => {
+                if let Some(bar) = inner.bars.get(index) {
+                    bar.set_length(update.total_bytes_expected_to_send);
+                    bar.set_position(update.total_bytes_sent);
+                }
+            }
+            Some(all) => {
+                let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+                all[index] = (update.total_bytes_sent, update.total_bytes_expected_to_send);
+                let (sent, total) = all.iter().fold((0, 0), |(s, t), (a, b)| (s + a, t + b));
+                inner.bars[0].set_length(total);
+                inner.bars[0].set_position(sent);
+            }
+        }
+    }
+
+    fn finish(&self, index: usize, ok: bool) {
+        let Some(inner) = &self.inner else { return };
+        if inner.overall.is_none() {
+            if let Some(bar) = inner.bars.get(index) {
+                if ok {
+                    bar.finish();
+                } else {
+                    bar.abandon();
+                }
+            }
+        }
+    }
+
+    /// Prints a result line on stdout without tearing the bars.
+    fn println(&self, line: &str) {
+        match &self.inner {
+            Some(inner) => inner.multi.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(inner) = &self.inner {
+            for bar in &inner.bars {
+                bar.finish();
+            }
+            let _ = inner.multi.clear();
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The `uploadtask` program end to end: against its own `serve` and against
+//! an independent raw peer; JSON outputs, exit statuses, progress lines,
+//! `load` with 1,000 in flight, and `demo`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_uploadtask");
+
+fn temp_file(name: &str, len: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("uploadtask-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn sha256_hex(path: &PathBuf) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run uploadtask")
+}
+
+fn json_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// `uploadtask serve` as a child process; killed when dropped.
+struct Served {
+    child: Child,
+    addr: String,
+}
+
+impl Served {
+    fn start() -> Served {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .args(["serve", "--addr", &addr])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while TcpStream::connect(&addr).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Served { child, addr }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn upload_json_results_and_exit_statuses_against_own_serve() {
+    let served = Served::start();
+    let url = format!("http://{}/up", served.addr);
+    let a = temp_file("a.png", 70_000);
+    let b = temp_file("b.txt", 5);
+    let out = run(&[
+        "upload",
+        &url,
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-F",
+        "user=42",
+        "-H",
+        "X-Token: t",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.len(), 2);
+    for (line, path) in lines.iter().zip([&a, &b]) {
+        assert_eq!(line["file"], path.to_str().unwrap());
+        assert_eq!(line["success"]["statusCode"], 200);
+        assert_eq!(
+            line["success"]["headers"]["content-type"],
+            "application/json"
+        );
+        let summary: Value =
+            serde_json::from_str(line["success"]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(summary["fields"][0]["name"], "user");
+        assert_eq!(summary["fields"][0]["value"], "42");
+        assert_eq!(summary["files"][0]["sha256"], sha256_hex(path));
+    }
+    // One file: no "file" key. A missing file: fail 300, exit 1.
+    let out = run(&["upload", &url, b.to_str().unwrap(), "--json"]);
+    assert_eq!(json_lines(&out.stdout)[0].get("file"), None);
+    let out = run(&["upload", &url, "/nonexistent/x.bin", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json_lines(&out.stdout)[0],
+        serde_json::json!({"fail": {"data": "file not found: /nonexistent/x.bin", "code": 300}})
+    );
+    // Usage errors: exit 2.
+    assert_eq!(run(&["upload", &url]).status.code(), Some(2));
+    assert_eq!(
+        run(&["upload", &url, b.to_str().unwrap(), "-H", "no colon"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["upload", &url, b.to_str().unwrap(), "--progress", "fancy"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(run(&["nonsense"]).status.code(), Some(2));
+    // A bad header value is a fail (202), not a usage error.
+    let out = run(&[
+        "upload",
+        &url,
+        b.to_str().unwrap(),
+        "-H",
+        "Content-Length: 3",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_lines(&out.stdout)[0]["fail"]["code"], 202);
+}
+
+#[test]
+fn progress_json_lines_only_rise_and_end_at_the_body_length() {
+    let served = Served::start();
+    let big = temp_file("big.bin", 24 << 20);
+    let out = run(&[
+        "upload",
+        &format!("http://{}/", served.addr),
+        big.to_str().unwrap(),
+        "--progress",
+        "json",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let progress = json_lines(&out.stderr);
+    assert!(!progress.is_empty());
+    let mut last = 0;
+    for p in &progress {
+        let sent = p["totalBytesSent"].as_u64().unwrap();
+        let total = p["totalBytesExpectedToSend"].as_u64().unwrap();
+        assert!(sent > last, "progress did not rise: {progress:?}");
+        assert_eq!(p["progress"].as_u64().unwrap(), sent * 100 / total);
+        last = sent;
+    }
+    let end = progress.last().unwrap();
+    assert_eq!(end["totalBytesSent"], end["totalBytesExpectedToSend"]);
+    assert_eq!(end["progress"], 100);
+    assert!(end["totalBytesSent"].as_u64().unwrap() > 24 << 20);
+}
+
+#[test]
+fn upload_against_an_independent_raw_peer() {
+    // A peer that reads the request by hand and answers 201 with a header
+    // given twice and a chunked body.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = reader.into_inner();
+        stream
+            .write_all(b"HTTP/1.1 201 Created\r\nX-Dup: 1\r\nX-Dup: 2\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n\xef\xbb\xbfok\r\n0\r\n\r\n")
+            .unwrap();
+        body
+    });
+    let file = temp_file("raw.txt", 10);
+    let out = run(&[
+        "upload",
+        &format!("http://{addr}/x"),
+        file.to_str().unwrap(),
+        "-n",
+        "doc",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let line = &json_lines(&out.stdout)[0];
+    assert_eq!(line["success"]["statusCode"], 201);
+    assert_eq!(line["success"]["data"], "ok");
+    assert_eq!(line["success"]["headers"]["X-Dup"], "1, 2");
+    let body = String::from_utf8_lossy(&peer.join().unwrap()).to_string();
+    assert!(body.contains("Content-Disposition: form-data; name=\"doc\"; filename=\"raw.txt\"\r\nContent-Type: text/plain\r\n"));
+}
+
+#[test]
+fn load_with_a_thousand_in_flight_has_no_errors() {
+    let out = run(&[
+        "load", "-c", "1000", "-n", "5000", "--size", "16384", "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = &json_lines(&out.stdout)[0];
+    assert_eq!(report["uploads"], 5000);
+    assert_eq!(report["ok"], 5000);
+    assert_eq!(report["errors"], serde_json::json!({}));
+    for key in ["p50", "p90", "p99", "max"] {
+        assert!(report["latencyMs"][key].as_f64().unwrap() > 0.0);
+    }
+    assert!(report["uploadsPerSec"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn demo_proves_the_bytes_arrived() {
+    let out = run(&["demo", "--size", "3000000"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("receiver: 3000000 bytes"), "{text}");
+    assert!(text.contains("— matches"), "{text}");
+    let given = temp_file("given.bin", 12345);
+    let out = run(&["demo", given.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&sha256_hex(&given)));
+}
