@@ -35,15 +35,15 @@ use crate::pump::{pump_read, pump_write, WriteFlow};
 use crate::source::{BodySource, FileSource, MemorySource};
 use crate::transport::{TcpTransport, TlsTransport, Transport};
 use crate::{
-    Command, EngineConfig, ErrorKind, Event, EventSink, Resolver, SourceSpec, UploadError,
-    UploadId, UploadRequest,
+    Command, EngineConfig, ErrorKind, Event, EventSink, Resolver, Sendfile, SourceSpec, UploadError, UploadId,
+    UploadRequest,
 };
 
 /// The waker's token; connection tokens are slab indexes, far below it.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
 const READ_BUF: usize = 64 * 1024;
-const FILE_BUF: usize = 16 * 1024;
+const FILE_BUF: usize = 256 * 1024;
 
 /// A slab index with the generation of its occupant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -180,6 +180,9 @@ impl Loop {
                 }
             }
             self.now = Instant::now();
+            // Commands first: an abort or a job sent before this wake-up must
+            // not lose to a completion seen in the same poll.
+            self.drain_commands();
             for event in events.iter() {
                 if event.token() == WAKER {
                     continue;
@@ -188,7 +191,6 @@ impl Loop {
                 let writable = event.is_writable() || event.is_write_closed() || event.is_error();
                 self.on_conn_event(event.token().0, readable, writable);
             }
-            self.drain_commands();
             self.serve_ready();
             self.fire_timers();
             self.start_queued();
@@ -204,12 +206,7 @@ impl Loop {
     fn drain_commands(&mut self) {
         while let Ok(command) = self.inbox.try_recv() {
             match command {
-                Command::Submit {
-                    id,
-                    at,
-                    request,
-                    sink,
-                } => self.submit(id, at, request, sink),
+                Command::Submit { id, at, request, sink } => self.submit(id, at, request, sink),
                 Command::Abort(id) => {
                     if let Some(&index) = self.ids.get(&id) {
                         let key = Key {
@@ -227,13 +224,7 @@ impl Loop {
         }
     }
 
-    fn submit(
-        &mut self,
-        id: UploadId,
-        at: Instant,
-        request: Box<UploadRequest>,
-        sink: Box<dyn EventSink>,
-    ) {
+    fn submit(&mut self, id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink>) {
         let generation = self.generation();
         let deadline = request.timeout.map(|t| at + t);
         let index = self.uploads.insert(UploadSlot {
@@ -273,10 +264,7 @@ impl Loop {
             let Some(key) = self.queue.pop_front() else {
                 return;
             };
-            if self
-                .upload(key)
-                .is_some_and(|slot| slot.phase == Phase::Queued)
-            {
+            if self.upload(key).is_some_and(|slot| slot.phase == Phase::Queued) {
                 self.in_flight += 1;
                 if let Err(error) = self.start(key) {
                     self.finish(key, Err(error));
@@ -294,14 +282,11 @@ impl Loop {
             .ok_or_else(|| UploadError::new(ErrorKind::Internal, "upload vanished"))?;
         slot.phase = Phase::Resolving;
         let Some(request) = slot.request.take() else {
-            return Err(UploadError::new(
-                ErrorKind::Internal,
-                "upload started twice",
-            ));
+            return Err(UploadError::new(ErrorKind::Internal, "upload started twice"));
         };
         let request = *request;
-        let target = Target::parse(&request.url)
-            .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, e.to_string()))?;
+        let target =
+            Target::parse(&request.url).map_err(|e| UploadError::new(ErrorKind::InvalidArgument, e.to_string()))?;
         let mut form = Form::new();
         for (name, value) in &request.fields {
             form = form.text(name.as_str(), value.as_str());
@@ -327,12 +312,7 @@ impl Loop {
         let mut head = Vec::with_capacity(256);
         RequestHead::new(&target, body.content_type(), body.content_length())
             .method(&request.method)
-            .headers(
-                request
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            )
+            .headers(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
             .write(&mut head)
             .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, e.to_string()))?;
         head.shrink_to_fit();
@@ -409,11 +389,7 @@ impl Loop {
                 slot.next_addr = 0;
                 self.connect_next(key);
             }
-            Ok(_) => self.fail(
-                key,
-                ErrorKind::Network,
-                "name resolution gave no address".into(),
-            ),
+            Ok(_) => self.fail(key, ErrorKind::Network, "name resolution gave no address".into()),
             Err(e) => {
                 let host = slot.target.as_ref().map_or("", |t| t.host.as_str());
                 let message = format!("cannot resolve {host}: {e}");
@@ -436,20 +412,17 @@ impl Loop {
                 return self.finish(key, Err(error));
             };
             slot.next_addr += 1;
-            let origin = slot
-                .target
-                .as_ref()
-                .map(|t| (t.scheme, t.host.clone(), t.port));
+            let origin = slot.target.as_ref().map(|t| (t.scheme, t.host.clone(), t.port));
             let Some(origin) = origin else { return };
             match TcpStream::connect(addr) {
                 Ok(mut stream) => {
                     let entry = self.conns.vacant_entry();
                     let token = Token(entry.key());
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                    {
                         return self.finish(key, Err(UploadError::from_io(&e, "register socket")));
                     }
                     let conn = entry.insert(ConnSlot {
@@ -527,7 +500,12 @@ impl Loop {
             return;
         };
         let _ = stream.set_nodelay(true);
-        let tcp = TcpTransport::new(stream);
+        let sendfile = match self.config.sendfile {
+            Sendfile::Always => true,
+            Sendfile::Never => false,
+            Sendfile::Auto => !stream.peer_addr().is_ok_and(|a| a.ip().is_loopback()),
+        };
+        let tcp = TcpTransport::new(stream, sendfile);
         let now = self.now;
         let tls_config = Arc::clone(&self.tls);
         let Some(slot) = self.upload(key) else { return };
@@ -599,13 +577,7 @@ impl Loop {
         let mut flow = WriteFlow::Idle;
         let mut file_error = None;
         if writable {
-            match pump_write(
-                exchange,
-                transport.as_mut(),
-                &slot.sources,
-                &mut self.file_buf,
-                budget,
-            ) {
+            match pump_write(exchange, transport.as_mut(), &slot.sources, &mut self.file_buf, budget) {
                 Ok((f, n)) => {
                     flow = f;
                     moved += n;
@@ -613,10 +585,7 @@ impl Loop {
                 Err(e) => file_error = Some(e),
             }
         }
-        let write_failed = writable
-            && flow == WriteFlow::Idle
-            && !exchange.wants_write()
-            && !exchange.is_finished();
+        let write_failed = writable && flow == WriteFlow::Idle && !exchange.wants_write() && !exchange.is_finished();
         if readable || write_failed {
             moved += pump_read(exchange, transport.as_mut(), &mut self.read_buf);
         }
@@ -651,10 +620,7 @@ impl Loop {
 
     fn on_outcome(&mut self, key: Key, outcome: Result<crate::Response, ExchangeError>) {
         let Some(slot) = self.upload(key) else { return };
-        let tls = slot
-            .target
-            .as_ref()
-            .is_some_and(|t| t.scheme == Scheme::Https);
+        let tls = slot.target.as_ref().is_some_and(|t| t.scheme == Scheme::Https);
         match outcome {
             Ok(response) => self.finish(key, Ok(response)),
             Err(error) => {
@@ -664,10 +630,7 @@ impl Loop {
                         error,
                         ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. }
                     )
-                    && slot
-                        .exchange
-                        .as_ref()
-                        .is_some_and(|e| !e.response_started());
+                    && slot.exchange.as_ref().is_some_and(|e| !e.response_started());
                 if retry {
                     // The pooled connection was stale: once more on a fresh one.
                     slot.retried = true;
@@ -688,9 +651,7 @@ impl Loop {
                         kind: io::ErrorKind::UnexpectedEof,
                         ..
                     } if tls => ErrorKind::Tls,
-                    ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. } => {
-                        ErrorKind::Network
-                    }
+                    ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. } => ErrorKind::Network,
                     _ => ErrorKind::Protocol,
                 };
                 self.fail(key, kind, error.to_string())
@@ -716,10 +677,7 @@ impl Loop {
         if let Some(conn) = slot.conn.take() {
             let reusable = outcome.is_ok()
                 && self.config.keep_alive
-                && slot
-                    .exchange
-                    .as_ref()
-                    .is_some_and(|e| e.reusable() && e.is_finished());
+                && slot.exchange.as_ref().is_some_and(|e| e.reusable() && e.is_finished());
             if reusable {
                 self.pool_conn(conn);
             } else {
@@ -744,10 +702,8 @@ impl Loop {
         conn.upload = None;
         conn.idle_until = Some(until);
         conn.generation = generation;
-        self.timers.push(Reverse((
-            until,
-            TimerTarget::IdleConn(Key { index, generation }),
-        )));
+        self.timers
+            .push(Reverse((until, TimerTarget::IdleConn(Key { index, generation }))));
     }
 
     fn close_conn(&mut self, index: usize) {
@@ -774,23 +730,14 @@ impl Loop {
     /// The earliest moment this upload must be looked at again.
     fn next_deadline(&self, slot: &UploadSlot) -> Option<Instant> {
         let idle = match slot.phase {
-            Phase::Handshaking | Phase::Exchanging => {
-                Some(slot.last_activity + self.config.idle_timeout)
-            }
+            Phase::Handshaking | Phase::Exchanging => Some(slot.last_activity + self.config.idle_timeout),
             _ => None,
         };
-        [slot.deadline, slot.connect_deadline, idle]
-            .into_iter()
-            .flatten()
-            .min()
+        [slot.deadline, slot.connect_deadline, idle].into_iter().flatten().min()
     }
 
     fn schedule(&mut self, key: Key) {
-        let Some(slot) = self
-            .uploads
-            .get(key.index)
-            .filter(|s| s.generation == key.generation)
-        else {
+        let Some(slot) = self.uploads.get(key.index).filter(|s| s.generation == key.generation) else {
             return;
         };
         let Some(at) = self.next_deadline(slot) else {
@@ -826,11 +773,7 @@ impl Loop {
     }
 
     fn on_upload_timer(&mut self, key: Key, at: Instant, now: Instant) {
-        let Some(slot) = self
-            .uploads
-            .get(key.index)
-            .filter(|s| s.generation == key.generation)
-        else {
+        let Some(slot) = self.uploads.get(key.index).filter(|s| s.generation == key.generation) else {
             return;
         };
         if slot.timer_at != Some(at) {
@@ -843,10 +786,7 @@ impl Loop {
             return self.fail(key, ErrorKind::Timeout, "timeout".into());
         }
         if slot.connect_deadline.is_some_and(|d| d <= now) {
-            let message = format!(
-                "connect timeout after {} ms",
-                self.config.connect_timeout.as_millis()
-            );
+            let message = format!("connect timeout after {} ms", self.config.connect_timeout.as_millis());
             if slot.next_addr < slot.addrs.len() {
                 if let Some(conn) = self.uploads[key.index].conn.take() {
                     self.close_conn(conn);
@@ -857,13 +797,8 @@ impl Loop {
             }
             return self.fail(key, ErrorKind::Timeout, message);
         }
-        if matches!(slot.phase, Phase::Handshaking | Phase::Exchanging)
-            && slot.last_activity + idle_timeout <= now
-        {
-            let message = format!(
-                "idle timeout: no byte moved for {} ms",
-                idle_timeout.as_millis()
-            );
+        if matches!(slot.phase, Phase::Handshaking | Phase::Exchanging) && slot.last_activity + idle_timeout <= now {
+            let message = format!("idle timeout: no byte moved for {} ms", idle_timeout.as_millis());
             return self.fail(key, ErrorKind::Timeout, message);
         }
         self.schedule(key);
@@ -880,10 +815,7 @@ impl Loop {
             })
             .collect();
         for key in keys {
-            self.finish(
-                key,
-                Err(UploadError::new(ErrorKind::Aborted, "engine shut down")),
-            );
+            self.finish(key, Err(UploadError::new(ErrorKind::Aborted, "engine shut down")));
         }
         let conns: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
         for index in conns {

@@ -25,8 +25,7 @@ use std::fmt;
 use std::time::Instant;
 
 use uploadtask_http1::{
-    body_framing, BodyDecoder, BodyError, Header, Limits, ParseStatus, ResponseError, ResponseHead,
-    ResponseHeadParser,
+    body_framing, BodyDecoder, BodyError, Header, Limits, ParseStatus, ResponseError, ResponseHead, ResponseHeadParser,
 };
 use uploadtask_multipart::{Body, Chunk, Cursor};
 
@@ -187,11 +186,7 @@ impl Exchange {
     /// Starts over on a fresh connection (the retry of a reused one). Progress
     /// already reported stays: no event repeats or goes back.
     pub fn restart(&mut self) {
-        let fresh = Exchange::new(
-            std::mem::take(&mut self.head),
-            self.body.clone(),
-            self.limits,
-        );
+        let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), self.limits);
         let progress = self.progress.clone();
         *self = Exchange { progress, ..fresh };
     }
@@ -289,11 +284,7 @@ impl Exchange {
         if from_partial {
             self.partial_head.extend_from_slice(bytes);
         }
-        let buf = if from_partial {
-            &self.partial_head[..]
-        } else {
-            bytes
-        };
+        let buf = if from_partial { &self.partial_head[..] } else { bytes };
         let status = match self.parser.parse(buf) {
             Ok(status) => status,
             Err(e) => return self.fail(ExchangeError::Head(e)),

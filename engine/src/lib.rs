@@ -152,11 +152,7 @@ impl FileInput {
     }
 
     /// Bytes in memory sent as `filename`.
-    pub fn memory(
-        name: impl Into<String>,
-        filename: impl Into<String>,
-        bytes: impl Into<Arc<[u8]>>,
-    ) -> Self {
+    pub fn memory(name: impl Into<String>, filename: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
         FileInput {
             name: name.into(),
             filename: filename.into(),
@@ -222,6 +218,21 @@ impl UploadRequest {
     }
 }
 
+/// When file regions go out with `sendfile(2)` on plain TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sendfile {
+    /// Except to loopback peers (the default). Measured on loopback,
+    /// `sendfile` costs more than a copy: there is no device to save work
+    /// for, and the receiver's path (which loopback runs in the sender's
+    /// context) handles page fragments more slowly. See the README.
+    #[default]
+    Auto,
+    /// Always, where the platform has it.
+    Always,
+    /// Never: file bytes are read into the loop's buffer and written.
+    Never,
+}
+
 /// How an engine behaves. `Default` gives the documented defaults.
 #[derive(Clone)]
 pub struct EngineConfig {
@@ -247,6 +258,8 @@ pub struct EngineConfig {
     pub resolver: Option<Arc<dyn Resolver>>,
     /// Bytes one upload may write per loop turn before others get a turn.
     pub write_budget: usize,
+    /// When to use `sendfile(2)` on plain TCP.
+    pub sendfile: Sendfile,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -257,6 +270,7 @@ impl fmt::Debug for EngineConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("limits", &self.limits)
             .field("keep_alive", &self.keep_alive)
+            .field("sendfile", &self.sendfile)
             .field("extra_roots", &self.extra_roots.len())
             .finish_non_exhaustive()
     }
@@ -275,6 +289,7 @@ impl Default for EngineConfig {
             extra_roots: Vec::new(),
             resolver: None,
             write_budget: 4 << 20,
+            sendfile: Sendfile::Auto,
         }
     }
 }
@@ -286,17 +301,12 @@ impl EngineConfig {
         use rustls::pki_types::pem::PemObject;
         let mut added = 0;
         for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| {
-                UploadError::new(ErrorKind::InvalidArgument, format!("bad PEM: {e}"))
-            })?;
+            let cert = cert.map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad PEM: {e}")))?;
             self.extra_roots.push(cert);
             added += 1;
         }
         if added == 0 {
-            return Err(UploadError::new(
-                ErrorKind::InvalidArgument,
-                "no certificate in PEM",
-            ));
+            return Err(UploadError::new(ErrorKind::InvalidArgument, "no certificate in PEM"));
         }
         Ok(added)
     }
@@ -310,12 +320,9 @@ impl EngineConfig {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         for cert in &self.extra_roots {
-            roots.add(cert.clone()).map_err(|e| {
-                UploadError::new(
-                    ErrorKind::InvalidArgument,
-                    format!("bad root certificate: {e}"),
-                )
-            })?;
+            roots
+                .add(cert.clone())
+                .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad root certificate: {e}")))?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -399,15 +406,7 @@ impl Engine {
         let (commands, inbox) = mpsc::channel();
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
-        let looper = driver::Loop::new(
-            poll,
-            config,
-            tls,
-            resolver,
-            inbox,
-            commands.clone(),
-            Arc::clone(&waker),
-        );
+        let looper = driver::Loop::new(poll, config, tls, resolver, inbox, commands.clone(), Arc::clone(&waker));
         let thread = std::thread::Builder::new()
             .name("uploadtask-engine".into())
             .spawn(move || looper.run())?;
@@ -471,12 +470,7 @@ impl Engine {
     /// thread unless called from it.
     pub fn shutdown(&self) {
         let _ = self.shared.send(Command::Shutdown);
-        let handle = self
-            .shared
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handle = self.shared.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();

@@ -86,16 +86,11 @@ mod tests {
         assert_eq!(gate.poll(5, t0).map(|p| p.progress), Some(0)); // first movement
         assert_eq!(gate.poll(6, t0), None); // same percent, too soon
         assert_eq!(
-            gate.poll(6, t0 + PROGRESS_INTERVAL)
-                .map(|p| p.total_bytes_sent),
+            gate.poll(6, t0 + PROGRESS_INTERVAL).map(|p| p.total_bytes_sent),
             Some(6)
         );
         assert_eq!(gate.poll(6, t0 + 2 * PROGRESS_INTERVAL), None); // no bytes moved
-        assert_eq!(
-            gate.poll(10, t0 + 2 * PROGRESS_INTERVAL)
-                .map(|p| p.progress),
-            Some(1)
-        );
+        assert_eq!(gate.poll(10, t0 + 2 * PROGRESS_INTERVAL).map(|p| p.progress), Some(1));
         assert_eq!(gate.poll(9, t0 + 9 * PROGRESS_INTERVAL), None); // never backwards
         let last = gate.poll(1000, t0 + 2 * PROGRESS_INTERVAL).unwrap();
         assert_eq!((last.progress, last.total_bytes_sent), (100, 1000));

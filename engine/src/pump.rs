@@ -54,10 +54,7 @@ pub fn pump_write(
             return Ok((WriteFlow::Yield, moved));
         }
         let (result, file_part) = match transmit {
-            Transmit::Bytes([a, b]) => (
-                transport.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]),
-                None,
-            ),
+            Transmit::Bytes([a, b]) => (transport.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]), None),
             Transmit::File { part, offset, len } => {
                 let source = sources
                     .get(part)
@@ -69,9 +66,7 @@ pub fn pump_write(
             }
         };
         match result {
-            Ok(0) if file_part.is_some() => {
-                return Err(FileError("file changed size during the upload".into()))
-            }
+            Ok(0) if file_part.is_some() => return Err(FileError("file changed size during the upload".into())),
             Ok(0) => {
                 exchange.handle_write_error(io::ErrorKind::WriteZero.into());
                 return Ok((WriteFlow::Idle, moved));
@@ -108,15 +103,10 @@ fn write_file(
     len: u64,
     scratch: &mut [u8],
 ) -> Result<io::Result<usize>, FileError> {
-    if let Some(result) = source
-        .file()
-        .and_then(|file| transport.send_file(file, offset, len))
-    {
+    if let Some(result) = source.file().and_then(|file| transport.send_file(file, offset, len)) {
         return Ok(result);
     }
-    let want = usize::try_from(len)
-        .unwrap_or(usize::MAX)
-        .min(scratch.len());
+    let want = usize::try_from(len).unwrap_or(usize::MAX).min(scratch.len());
     let read = loop {
         match source.read_at(offset, &mut scratch[..want]) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -46,16 +46,10 @@ impl ThreadPoolResolver {
                         Err(poisoned) => poisoned.into_inner().recv(),
                     };
                     let Ok((host, port, done)) = job else { return };
-                    done(
-                        (host.as_str(), port)
-                            .to_socket_addrs()
-                            .map(Iterator::collect),
-                    );
+                    done((host.as_str(), port).to_socket_addrs().map(Iterator::collect));
                 })?;
         }
-        Ok(ThreadPoolResolver {
-            jobs: Mutex::new(tx),
-        })
+        Ok(ThreadPoolResolver { jobs: Mutex::new(tx) })
     }
 }
 
@@ -101,10 +95,7 @@ impl Resolver for StaticResolver {
         }
         done(match self.hosts.get(&host.to_ascii_lowercase()) {
             Some(addrs) => Ok(addrs.iter().map(|&ip| SocketAddr::new(ip, port)).collect()),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("unknown host {host}"),
-            )),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("unknown host {host}"))),
         })
     }
 }

@@ -44,10 +44,7 @@ pub struct ScriptedTransport {
 
 impl ScriptedTransport {
     /// A transport with these scripts.
-    pub fn new(
-        writes: impl IntoIterator<Item = WriteStep>,
-        reads: impl IntoIterator<Item = ReadStep>,
-    ) -> Self {
+    pub fn new(writes: impl IntoIterator<Item = WriteStep>, reads: impl IntoIterator<Item = ReadStep>) -> Self {
         ScriptedTransport {
             writes: writes.into_iter().collect(),
             reads: reads.into_iter().collect(),

@@ -26,6 +26,11 @@ pub trait Transport: Send {
         None
     }
 
+    /// The most bytes one write can take; larger file reads would be wasted.
+    fn max_write(&self) -> usize {
+        usize::MAX
+    }
+
     /// Reads response bytes. `Ok(0)` is a clean end of stream (on TLS: after
     /// close_notify).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
@@ -46,23 +51,24 @@ pub trait Transport: Send {
     }
 
     /// Registers the underlying socket with the event loop.
-    fn register(&mut self, registry: &Registry, token: Token, interest: Interest)
-        -> io::Result<()>;
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()>;
 
     /// Removes the underlying socket from the event loop.
     fn deregister(&mut self, registry: &Registry) -> io::Result<()>;
 }
 
-/// Plain TCP, with `sendfile(2)` for file regions.
+/// Plain TCP, with `sendfile(2)` for file regions when enabled.
 #[derive(Debug)]
 pub struct TcpTransport {
     stream: TcpStream,
+    sendfile: bool,
 }
 
 impl TcpTransport {
-    /// Wraps a connected (or connecting) stream.
-    pub fn new(stream: TcpStream) -> Self {
-        TcpTransport { stream }
+    /// Wraps a connected (or connecting) stream; `sendfile` says whether file
+    /// regions go out with `sendfile(2)` or through the caller's buffer.
+    pub fn new(stream: TcpStream, sendfile: bool) -> Self {
+        TcpTransport { stream, sendfile }
     }
 
     /// The stream.
@@ -77,24 +83,19 @@ impl Transport for TcpTransport {
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Option<io::Result<usize>> {
+        if !self.sendfile {
+            return None;
+        }
         let mut position = offset;
         let count = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 30);
-        Some(
-            rustix::fs::sendfile(&self.stream, file, Some(&mut position), count)
-                .map_err(io::Error::from),
-        )
+        Some(rustix::fs::sendfile(&self.stream, file, Some(&mut position), count).map_err(io::Error::from))
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf)
     }
 
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
         registry.register(&mut self.stream, token, interest)
     }
 
@@ -126,11 +127,7 @@ impl std::fmt::Debug for TlsTransport {
 
 impl TlsTransport {
     /// Starts a client handshake for `server_name` over `tcp`.
-    pub fn new(
-        tcp: TcpTransport,
-        config: Arc<rustls::ClientConfig>,
-        server_name: &str,
-    ) -> io::Result<Self> {
+    pub fn new(tcp: TcpTransport, config: Arc<rustls::ClientConfig>, server_name: &str) -> io::Result<Self> {
         let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
@@ -168,6 +165,10 @@ impl TlsTransport {
 }
 
 impl Transport for TlsTransport {
+    fn max_write(&self) -> usize {
+        TLS_PIECE
+    }
+
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.drain()?;
         let mut budget = TLS_PIECE;
@@ -240,12 +241,7 @@ impl Transport for TlsTransport {
         }
     }
 
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
+    fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
         self.tcp.register(registry, token, interest)
     }
 

@@ -25,10 +25,7 @@ fn setup(file: &[u8]) -> (Exchange, Vec<Box<dyn BodySource>>) {
         .build()
         .unwrap();
     let sources: Vec<Box<dyn BodySource>> = vec![Box::new(MemorySource(Arc::from(file)))];
-    (
-        Exchange::new(HEAD.to_vec(), body, Limits::default()),
-        sources,
-    )
+    (Exchange::new(HEAD.to_vec(), body, Limits::default()), sources)
 }
 
 /// The bytes an unperturbed run writes.
@@ -36,14 +33,7 @@ fn expected_wire(file: &[u8]) -> Vec<u8> {
     let (mut exchange, sources) = setup(file);
     let mut transport = ScriptedTransport::default();
     let mut scratch = [0u8; 7];
-    pump_write(
-        &mut exchange,
-        &mut transport,
-        &sources,
-        &mut scratch,
-        usize::MAX,
-    )
-    .unwrap();
+    pump_write(&mut exchange, &mut transport, &sources, &mut scratch, usize::MAX).unwrap();
     transport.written
 }
 
@@ -160,13 +150,9 @@ fn reset_mid_body_counts_exactly_what_was_accepted() {
 fn broken_pipe_with_a_response_waiting_takes_the_response() {
     let file = file_bytes(1000);
     let mut transport = ScriptedTransport::new(
-        [
-            WriteStep::Accept(100),
-            WriteStep::Fail(io::ErrorKind::BrokenPipe),
-        ],
+        [WriteStep::Accept(100), WriteStep::Fail(io::ErrorKind::BrokenPipe)],
         [ReadStep::Data(
-            b"HTTP/1.1 413 Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!"
-                .to_vec(),
+            b"HTTP/1.1 413 Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!".to_vec(),
         )],
     );
     let run = drive(&file, &mut transport, 4096);

@@ -27,10 +27,7 @@ fn main() {
     });
     let started = Instant::now();
     let tasks: Vec<_> = (0..count)
-        .map(|i| {
-            client
-                .upload_file(UploadOptions::new(&url, &file, "file").form_data("i", i.to_string()))
-        })
+        .map(|i| client.upload_file(UploadOptions::new(&url, &file, "file").form_data("i", i.to_string())))
         .collect();
     let mut failed = 0;
     for task in tasks {

@@ -8,9 +8,7 @@ use uploadtask::{UploadOptions, UploadTask};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let url = args
-        .next()
-        .unwrap_or_else(|| "http://127.0.0.1:8080/upload".into());
+    let url = args.next().unwrap_or_else(|| "http://127.0.0.1:8080/upload".into());
     let file = args
         .next()
         .unwrap_or_else(|| "internal://mass/download/test.png".into());

@@ -5,9 +5,7 @@ use std::io;
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use uploadtask_engine::{
-    Engine, EngineConfig, ErrorKind, FileInput, SourceSpec, UploadError, UploadRequest,
-};
+use uploadtask_engine::{Engine, EngineConfig, ErrorKind, FileInput, SourceSpec, UploadError, UploadRequest};
 
 use crate::options::UploadOptions;
 use crate::paths::Roots;
@@ -28,10 +26,6 @@ pub enum Dispatch {
 }
 
 impl Dispatch {
-    pub(crate) fn is_queue(&self) -> bool {
-        matches!(self, Dispatch::Queue(_))
-    }
-
     pub(crate) fn run(&self, job: Job) {
         match self {
             Dispatch::EngineThread => job(),
@@ -46,10 +40,9 @@ impl Dispatch {
 
 impl std::fmt::Debug for Dispatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.is_queue() {
-            "Dispatch::Queue"
-        } else {
-            "Dispatch::EngineThread"
+        f.write_str(match self {
+            Dispatch::Queue(_) => "Dispatch::Queue",
+            Dispatch::EngineThread => "Dispatch::EngineThread",
         })
     }
 }
@@ -178,8 +171,7 @@ impl Client {
     /// callbacks (and `wait`/`.await`), never inside this call.
     pub fn upload_file(&self, mut options: UploadOptions) -> UploadTask {
         let listeners = std::mem::take(&mut options.listeners);
-        let (task, inner) =
-            UploadTask::new(Some(self.engine.clone()), self.dispatch.clone(), listeners);
+        let (task, inner) = UploadTask::new(Some(self.engine.clone()), self.dispatch.clone(), listeners);
         let callbacks = Callbacks {
             success: options.success.take(),
             fail: options.fail.take(),
@@ -198,8 +190,7 @@ impl Client {
     }
 
     fn request(&self, options: UploadOptions) -> Result<UploadRequest, UploadError> {
-        let missing =
-            |what: &str| UploadError::new(ErrorKind::InvalidArgument, format!("missing {what}"));
+        let missing = |what: &str| UploadError::new(ErrorKind::InvalidArgument, format!("missing {what}"));
         if options.url.trim().is_empty() {
             return Err(missing("url"));
         }
@@ -248,8 +239,7 @@ fn failed_task(mut options: UploadOptions, error: UploadError) -> UploadTask {
         inner,
         callbacks: Some(callbacks),
     };
-    let spawned = std::thread::Builder::new()
-        .spawn(move || sink.event(uploadtask_engine::Event::Done(Err(error))));
+    let spawned = std::thread::Builder::new().spawn(move || sink.event(uploadtask_engine::Event::Done(Err(error))));
     if spawned.is_err() {
         log::error!("uploadtask: cannot start a thread to report a failure");
     }

@@ -76,11 +76,7 @@ impl fmt::Debug for UploadOptions {
 
 impl UploadOptions {
     /// `url`, `filePath` and `name`: the required ones.
-    pub fn new(
-        url: impl Into<String>,
-        file_path: impl Into<String>,
-        name: impl Into<String>,
-    ) -> Self {
+    pub fn new(url: impl Into<String>, file_path: impl Into<String>, name: impl Into<String>) -> Self {
         UploadOptions {
             url: url.into(),
             file_path: file_path.into(),
@@ -127,10 +123,7 @@ impl UploadOptions {
 
     /// Registers a progress listener before the upload starts (it can be
     /// removed later only with `off_progress_update(None)`).
-    pub fn on_progress_update(
-        mut self,
-        callback: impl Fn(&ProgressUpdate) + Send + Sync + 'static,
-    ) -> Self {
+    pub fn on_progress_update(mut self, callback: impl Fn(&ProgressUpdate) + Send + Sync + 'static) -> Self {
         self.listeners.push(std::sync::Arc::new(callback));
         self
     }
@@ -138,9 +131,7 @@ impl UploadOptions {
 
 /// An object of text-like values, in the order given; numbers and booleans
 /// become their text.
-fn ordered_text_pairs<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<(String, String)>, D::Error> {
+fn ordered_text_pairs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, String)>, D::Error> {
     struct Pairs;
     impl<'de> Visitor<'de> for Pairs {
         type Value = Vec<(String, String)>;

@@ -81,8 +81,7 @@ impl Roots {
                 .dirs
                 .get(root_name)
                 .ok_or_else(|| bad(format!("unknown root in {file_path}")))?;
-            let decoded =
-                decode_relative(relative).map_err(|why| bad(format!("{why} in {file_path}")))?;
+            let decoded = decode_relative(relative).map_err(|why| bad(format!("{why} in {file_path}")))?;
             let filename = uploadtask_multipart::basename(&decoded).to_string();
             return Ok(Resolved {
                 path: root.join(&decoded),
@@ -91,9 +90,7 @@ impl Roots {
             });
         }
         if self.sandbox {
-            return Err(bad(format!(
-                "only internal:// paths are allowed: {file_path}"
-            )));
+            return Err(bad(format!("only internal:// paths are allowed: {file_path}")));
         }
         let path = if file_path.starts_with("file:") {
             url::Url::parse(file_path)
@@ -138,17 +135,13 @@ impl Roots {
 /// The path the open file really has (symlinks resolved).
 fn real_path(file: &File, path: &Path) -> io::Result<PathBuf> {
     use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .or_else(|_| std::fs::canonicalize(path))
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).or_else(|_| std::fs::canonicalize(path))
 }
 
 fn file_error(e: &io::Error, file_path: &str) -> UploadError {
     // Out of descriptors is not the file's fault: code 200.
     if matches!(e.raw_os_error(), Some(code) if code == EMFILE || code == ENFILE) {
-        return UploadError::new(
-            ErrorKind::ResourceExhausted,
-            format!("cannot open {file_path}: {e}"),
-        );
+        return UploadError::new(ErrorKind::ResourceExhausted, format!("cannot open {file_path}: {e}"));
     }
     let message = match e.kind() {
         io::ErrorKind::NotFound => format!("file not found: {file_path}"),
@@ -167,9 +160,7 @@ fn decode_relative(relative: &str) -> Result<String, &'static str> {
     while at < raw.len() {
         let byte = raw[at];
         if byte == b'%' {
-            let hex = raw
-                .get(at + 1..at + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
+            let hex = raw.get(at + 1..at + 3).and_then(|h| std::str::from_utf8(h).ok());
             let value = hex
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or("malformed percent-encoding")?;
@@ -215,9 +206,7 @@ mod tests {
 
     #[test]
     fn internal_paths_map_to_roots() {
-        let r = roots()
-            .resolve("internal://mass/download/test%20one.png")
-            .unwrap();
+        let r = roots().resolve("internal://mass/download/test%20one.png").unwrap();
         assert_eq!(r.path, Path::new("/r/mass/download/test one.png"));
         assert_eq!(r.filename, "test one.png");
     }
@@ -254,18 +243,12 @@ mod tests {
     #[test]
     fn plain_paths_and_file_urls_outside_the_sandbox() {
         let roots = Roots::new();
-        assert_eq!(
-            roots.resolve("/tmp/a b.txt").unwrap().path,
-            Path::new("/tmp/a b.txt")
-        );
+        assert_eq!(roots.resolve("/tmp/a b.txt").unwrap().path, Path::new("/tmp/a b.txt"));
         assert_eq!(
             roots.resolve("file:///tmp/a%20b.txt").unwrap().path,
             Path::new("/tmp/a b.txt")
         );
-        assert_eq!(
-            roots.resolve("file:///tmp/a%20b.txt").unwrap().filename,
-            "a b.txt"
-        );
+        assert_eq!(roots.resolve("file:///tmp/a%20b.txt").unwrap().filename, "a b.txt");
         assert_eq!(roots.resolve("/tmp/a\nb").unwrap_err().code(), 202);
     }
 }

@@ -64,10 +64,7 @@ impl UploadResponse {
     pub fn headers(&self) -> Vec<(String, String)> {
         let mut joined: Vec<(String, String)> = Vec::with_capacity(self.header_list.len());
         for (name, value) in &self.header_list {
-            match joined
-                .iter_mut()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            {
+            match joined.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
                 Some((_, existing)) => {
                     existing.push_str(", ");
                     existing.push_str(value);

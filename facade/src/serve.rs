@@ -102,9 +102,7 @@ impl Receiver {
             .thread_name("uploadtask-receiver")
             .enable_all()
             .build()?;
-        let addr = config
-            .addr
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let addr = config.addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = runtime.block_on(async {
             let socket = if addr.is_ipv4() {
                 tokio::net::TcpSocket::new_v4()?
@@ -205,9 +203,7 @@ async fn accept_loop(
                     }
                 }
                 None => {
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                 }
             }
         });
@@ -228,10 +224,7 @@ fn error_reply(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     reply(status, serde_json::json!({ "error": message }).to_string())
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    state: Arc<State>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != hyper::Method::POST && req.method() != hyper::Method::PUT {
         return Ok(error_reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -244,10 +237,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Ok(boundary) = multer::parse_boundary(content_type) else {
-        return Ok(error_reply(
-            StatusCode::BAD_REQUEST,
-            "not multipart/form-data",
-        ));
+        return Ok(error_reply(StatusCode::BAD_REQUEST, "not multipart/form-data"));
     };
     let stream = req.into_body().into_data_stream();
     match summarize(multer::Multipart::new(stream, boundary), &state).await {
@@ -262,10 +252,7 @@ async fn handle(
     }
 }
 
-async fn summarize(
-    mut multipart: multer::Multipart<'static>,
-    state: &State,
-) -> Result<UploadSummary, String> {
+async fn summarize(mut multipart: multer::Multipart<'static>, state: &State) -> Result<UploadSummary, String> {
     let mut summary = UploadSummary::default();
     while let Some(mut field) = multipart.next_field().await.map_err(|e| e.to_string())? {
         let name = field.name().unwrap_or("").to_string();
@@ -274,10 +261,7 @@ async fn summarize(
             summary.fields.push(FieldSummary { name, value });
             continue;
         };
-        let content_type = field
-            .content_type()
-            .map(|m| m.to_string())
-            .unwrap_or_default();
+        let content_type = field.content_type().map(|m| m.to_string()).unwrap_or_default();
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut store = match &state.dir {
@@ -288,11 +272,7 @@ async fn summarize(
             hasher.update(&chunk);
             size += chunk.len() as u64;
             if let Some(store) = store.as_mut() {
-                store
-                    .file
-                    .write_all(&chunk)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store.file.write_all(&chunk).await.map_err(|e| e.to_string())?;
             }
         }
         state.stats.bytes.fetch_add(size, Ordering::Relaxed);

@@ -8,8 +8,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
+use std::thread::ThreadId;
 
 use uploadtask_engine::{Engine, ErrorKind, Event, EventSink, UploadError, UploadId};
 
@@ -23,17 +25,33 @@ pub struct ListenerId(u64);
 
 type Outcome = Result<UploadResponse, UploadError>;
 
+/// A registered listener; `active` turns false when it is removed, and is
+/// checked right before every call.
+struct Listener {
+    id: ListenerId,
+    active: AtomicBool,
+    callback: ProgressCallback,
+}
+
+impl Listener {
+    fn call(&self, update: &ProgressUpdate) {
+        if self.active.load(Ordering::Acquire) {
+            (self.callback)(update);
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    listeners: Vec<(ListenerId, ProgressCallback)>,
+    listeners: Vec<Arc<Listener>>,
     next_listener: u64,
     aborted: bool,
     /// The outcome has been dispatched: no more progress.
     finished: bool,
     /// Bytes of the last progress event dispatched.
     last_sent: u64,
-    /// The last event, when it was dispatched while no listener existed; a
-    /// listener added later gets it replayed on the dispatch path.
+    /// The last event, when it was dispatched while no listener existed;
+    /// each listener added later gets it replayed on the dispatch path.
     unseen: Option<ProgressUpdate>,
     result: Option<Outcome>,
     wakers: Vec<Waker>,
@@ -41,6 +59,10 @@ struct State {
 
 pub(crate) struct TaskInner {
     state: Mutex<State>,
+    /// Held while listeners run, so that `off_progress_update` can wait for
+    /// a dispatch in progress; `dispatcher` names the thread holding it.
+    dispatching: Mutex<()>,
+    dispatcher: Mutex<Option<ThreadId>>,
     settled: Condvar,
     engine: Option<Engine>,
     dispatch: Dispatch,
@@ -52,6 +74,27 @@ impl TaskInner {
         // A panicking user callback never runs under this lock, so poison
         // can only come from a bug here; the state is still consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks this thread as running listeners; released by `end_dispatch`.
+    fn begin_dispatch(&self) -> MutexGuard<'_, ()> {
+        let guard = self.dispatching.lock().unwrap_or_else(|p| p.into_inner());
+        *self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::thread::current().id());
+        guard
+    }
+
+    fn end_dispatch(&self) {
+        *self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Waits until no other thread is running this task's listeners. From a
+    /// listener itself (the dispatching thread) it returns at once.
+    fn wait_for_other_dispatch(&self) {
+        let me = std::thread::current().id();
+        if *self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()) == Some(me) {
+            return;
+        }
+        drop(self.dispatching.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     fn settle(&self, outcome: Outcome) {
@@ -87,13 +130,19 @@ impl UploadTask {
         listeners: Vec<ProgressCallback>,
     ) -> (UploadTask, Arc<TaskInner>) {
         let mut state = State::default();
-        for listener in listeners {
+        for callback in listeners {
             let id = ListenerId(state.next_listener);
             state.next_listener += 1;
-            state.listeners.push((id, listener));
+            state.listeners.push(Arc::new(Listener {
+                id,
+                active: AtomicBool::new(true),
+                callback,
+            }));
         }
         let inner = Arc::new(TaskInner {
             state: Mutex::new(state),
+            dispatching: Mutex::new(()),
+            dispatcher: Mutex::new(None),
             settled: Condvar::new(),
             engine,
             dispatch,
@@ -118,6 +167,11 @@ impl UploadTask {
 
     /// `abort()`: ends the upload with `fail("abort", 1000)` unless its
     /// outcome was already dispatched. No progress is reported after it.
+    ///
+    /// With [`Dispatch::Queue`] an abort before the host drains the outcome
+    /// always wins. With engine-thread dispatch an upload that completes
+    /// before this call (the caller was preempted for a whole round trip)
+    /// keeps its outcome.
     pub fn abort(&self) {
         {
             let mut state = self.inner.lock();
@@ -139,32 +193,32 @@ impl UploadTask {
     /// every event for certain, register with
     /// [`UploadOptions::on_progress_update`](crate::UploadOptions::on_progress_update)
     /// or use [`Dispatch::Queue`].
-    pub fn on_progress_update(
-        &self,
-        callback: impl Fn(&ProgressUpdate) + Send + Sync + 'static,
-    ) -> ListenerId {
-        let listener: ProgressCallback = Arc::new(callback);
-        let (id, unseen) = {
+    pub fn on_progress_update(&self, callback: impl Fn(&ProgressUpdate) + Send + Sync + 'static) -> ListenerId {
+        let (listener, unseen) = {
             let mut state = self.inner.lock();
             let id = ListenerId(state.next_listener);
             state.next_listener += 1;
-            state.listeners.push((id, Arc::clone(&listener)));
-            (id, state.unseen.take())
+            let listener = Arc::new(Listener {
+                id,
+                active: AtomicBool::new(true),
+                callback: Arc::new(callback),
+            });
+            state.listeners.push(Arc::clone(&listener));
+            (listener, state.unseen)
         };
+        let id = listener.id;
         if let Some(update) = unseen {
             let inner = Arc::clone(&self.inner);
             let replay = move || {
+                let _dispatching = inner.begin_dispatch();
                 let current = {
                     let state = inner.lock();
-                    let registered = state.listeners.iter().any(|(l, _)| *l == id);
-                    registered
-                        && !state.finished
-                        && !state.aborted
-                        && state.last_sent == update.total_bytes_sent
+                    !state.finished && !state.aborted && state.last_sent == update.total_bytes_sent
                 };
                 if current {
-                    listener(&update);
+                    listener.call(&update);
                 }
+                inner.end_dispatch();
             };
             match (&self.inner.dispatch, &self.inner.engine) {
                 (Dispatch::EngineThread, Some(engine)) => engine.run_on_loop(replay),
@@ -174,30 +228,34 @@ impl UploadTask {
         id
     }
 
-    /// `offProgressUpdate(callback)`: removes that listener, or all with `None`.
+    /// `offProgressUpdate(callback)`: removes that listener, or all with
+    /// `None`. Once this returns, a removed listener is never called again
+    /// (it waits for a dispatch in progress on another thread to end).
     pub fn off_progress_update(&self, id: Option<ListenerId>) {
-        let mut state = self.inner.lock();
-        match id {
-            Some(id) => state.listeners.retain(|(l, _)| *l != id),
-            None => state.listeners.clear(),
+        {
+            let mut state = self.inner.lock();
+            state.listeners.retain(|listener| {
+                let remove = id.is_none_or(|id| listener.id == id);
+                if remove {
+                    listener.active.store(false, Ordering::Release);
+                }
+                !remove
+            });
         }
+        self.inner.wait_for_other_dispatch();
     }
 
-    /// Blocks until the outcome is known. With the engine-thread dispatch the
-    /// callbacks have run when this returns; with a [`crate::EventQueue`]
-    /// the outcome is settled as it arrives (so the host thread may wait
-    /// here) and the callbacks run when the host drains the queue.
+    /// Blocks until the outcome has been dispatched; the callbacks have run
+    /// when this returns. With [`Dispatch::Queue`] the outcome is dispatched
+    /// when the host drains the queue, so do not wait on the host thread
+    /// itself (drain it, or wait from another thread).
     pub fn wait(&self) -> Outcome {
         let mut state = self.inner.lock();
         loop {
             if let Some(result) = &state.result {
                 return result.clone();
             }
-            state = self
-                .inner
-                .settled
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
+            state = self.inner.settled.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -246,26 +304,24 @@ impl EventSink for TaskSink {
             }
             Event::ResponseHead(_) => {}
             Event::Done(result) => {
-                let aborted = self.inner.lock().aborted;
-                let outcome = match result {
-                    _ if aborted => Err(UploadError::new(ErrorKind::Aborted, "abort")),
-                    Ok(response) => Ok(UploadResponse::from_engine(response)),
-                    Err(error) => Err(error),
-                };
                 let inner = Arc::clone(&self.inner);
                 let callbacks = self.callbacks.take();
-                let settle_first = self.inner.dispatch.is_queue();
-                if settle_first {
-                    inner.settle(outcome.clone());
-                }
+                // The outcome is decided when this job runs: an abort() that
+                // came before it (on any thread) wins.
                 self.inner.dispatch.run(Box::new(move || {
-                    inner.lock().finished = true;
+                    let outcome = {
+                        let mut state = inner.lock();
+                        state.finished = true;
+                        match result {
+                            _ if state.aborted => Err(UploadError::new(ErrorKind::Aborted, "abort")),
+                            Ok(response) => Ok(UploadResponse::from_engine(response)),
+                            Err(error) => Err(error),
+                        }
+                    };
                     if let Some(callbacks) = callbacks {
                         run_outcome_callbacks(callbacks, &outcome);
                     }
-                    if !settle_first {
-                        inner.settle(outcome);
-                    }
+                    inner.settle(outcome);
                 }));
             }
         }
@@ -273,24 +329,28 @@ impl EventSink for TaskSink {
 }
 
 fn dispatch_progress(inner: &TaskInner, update: ProgressUpdate) {
-    let listeners: Vec<ProgressCallback> = {
+    let _dispatching = inner.begin_dispatch();
+    let listeners: Vec<Arc<Listener>> = {
         let mut state = inner.lock();
         if state.finished || state.aborted {
+            inner.end_dispatch();
             return;
         }
         state.last_sent = update.total_bytes_sent;
         if state.listeners.is_empty() {
             state.unseen = Some(update);
+            inner.end_dispatch();
             return;
         }
         state.unseen = None;
-        state.listeners.iter().map(|(_, l)| Arc::clone(l)).collect()
+        state.listeners.clone()
     };
     for listener in listeners {
-        // A listener removed by an earlier listener of this same event
-        // still runs this once; from the next event on it is gone.
-        listener(&update);
+        // Checks `active` right before the call: a listener removed by an
+        // earlier one of this same event does not run.
+        listener.call(&update);
     }
+    inner.end_dispatch();
 }
 
 fn run_outcome_callbacks(callbacks: Callbacks, outcome: &Outcome) {

@@ -50,11 +50,7 @@ struct Served {
 
 impl Served {
     fn start() -> Served {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(BIN)
             .args(["serve", "--addr", &addr])
@@ -63,10 +59,7 @@ impl Served {
             .unwrap();
         let started = Instant::now();
         while TcpStream::connect(&addr).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "serve did not start"
-            );
+            assert!(started.elapsed() < Duration::from_secs(30), "serve did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
         Served { child, addr }
@@ -97,23 +90,14 @@ fn upload_json_results_and_exit_statuses_against_own_serve() {
         "X-Token: t",
         "--json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = json_lines(&out.stdout);
     assert_eq!(lines.len(), 2);
     for (line, path) in lines.iter().zip([&a, &b]) {
         assert_eq!(line["file"], path.to_str().unwrap());
         assert_eq!(line["success"]["statusCode"], 200);
-        assert_eq!(
-            line["success"]["headers"]["content-type"],
-            "application/json"
-        );
-        let summary: Value =
-            serde_json::from_str(line["success"]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(line["success"]["headers"]["content-type"], "application/json");
+        let summary: Value = serde_json::from_str(line["success"]["data"].as_str().unwrap()).unwrap();
         assert_eq!(summary["fields"][0]["name"], "user");
         assert_eq!(summary["fields"][0]["value"], "42");
         assert_eq!(summary["files"][0]["sha256"], sha256_hex(path));
@@ -143,14 +127,7 @@ fn upload_json_results_and_exit_statuses_against_own_serve() {
     );
     assert_eq!(run(&["nonsense"]).status.code(), Some(2));
     // A bad header value is a fail (202), not a usage error.
-    let out = run(&[
-        "upload",
-        &url,
-        b.to_str().unwrap(),
-        "-H",
-        "Content-Length: 3",
-        "--json",
-    ]);
+    let out = run(&["upload", &url, b.to_str().unwrap(), "-H", "Content-Length: 3", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json_lines(&out.stdout)[0]["fail"]["code"], 202);
 }
@@ -221,31 +198,21 @@ fn upload_against_an_independent_raw_peer() {
         "doc",
         "--json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let line = &json_lines(&out.stdout)[0];
     assert_eq!(line["success"]["statusCode"], 201);
     assert_eq!(line["success"]["data"], "ok");
     assert_eq!(line["success"]["headers"]["X-Dup"], "1, 2");
     let body = String::from_utf8_lossy(&peer.join().unwrap()).to_string();
-    assert!(body.contains("Content-Disposition: form-data; name=\"doc\"; filename=\"raw.txt\"\r\nContent-Type: text/plain\r\n"));
+    assert!(body.contains(
+        "Content-Disposition: form-data; name=\"doc\"; filename=\"raw.txt\"\r\nContent-Type: text/plain\r\n"
+    ));
 }
 
 #[test]
 fn load_with_a_thousand_in_flight_has_no_errors() {
-    let out = run(&[
-        "load", "-c", "1000", "-n", "5000", "--size", "16384", "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(&["load", "-c", "1000", "-n", "5000", "--size", "16384", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let report = &json_lines(&out.stdout)[0];
     assert_eq!(report["uploads"], 5000);
     assert_eq!(report["ok"], 5000);
@@ -259,12 +226,7 @@ fn load_with_a_thousand_in_flight_has_no_errors() {
 #[test]
 fn demo_proves_the_bytes_arrived() {
     let out = run(&["demo", "--size", "3000000"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("receiver: 3000000 bytes"), "{text}");
     assert!(text.contains("— matches"), "{text}");

@@ -2,9 +2,7 @@
 //! `tests` crate includes this file to replay the seed corpus on stable.
 //! Each function panics only when an invariant is broken.
 
-use uploadtask_http1::{
-    body_framing, BodyDecoder, BodyKind, Limits, ParseStatus, ResponseHeadParser,
-};
+use uploadtask_http1::{body_framing, BodyDecoder, BodyKind, Limits, ParseStatus, ResponseHeadParser};
 use uploadtask_multipart::{Chunk, FilePart, Form};
 
 /// Splits `data` into pieces at the offsets its first byte chooses, for
@@ -22,10 +20,7 @@ pub fn response_head(data: &[u8]) {
     let (step, wire) = cut_points(data);
     let whole = read_response(wire, wire.len().max(1));
     let pieces = read_response(wire, step);
-    assert_eq!(
-        whole, pieces,
-        "split at every {step} bytes changed the result"
-    );
+    assert_eq!(whole, pieces, "split at every {step} bytes changed the result");
 }
 
 type Outcome = Result<(u16, usize, Vec<u8>), String>;
@@ -148,10 +143,9 @@ pub fn request_multipart(data: &[u8]) {
     }
     let Ok(body) = form.build() else { return };
     let mut head = Vec::new();
-    let written =
-        uploadtask_http1::RequestHead::new(&target, body.content_type(), body.content_length())
-            .headers(headers.iter().copied())
-            .write(&mut head);
+    let written = uploadtask_http1::RequestHead::new(&target, body.content_type(), body.content_length())
+        .headers(headers.iter().copied())
+        .write(&mut head);
     if written.is_err() {
         assert!(head.is_empty(), "a refused head leaves the buffer alone");
         return;
@@ -168,10 +162,7 @@ pub fn request_multipart(data: &[u8]) {
             .map(|h| h.value)
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        get("content-length"),
-        [body.content_length().to_string().as_bytes()]
-    );
+    assert_eq!(get("content-length"), [body.content_length().to_string().as_bytes()]);
     assert_eq!(get("content-type"), [body.content_type().as_bytes()]);
     for (name, value) in &headers {
         let role = uploadtask_http1::request::check_header(name, value).expect("head was accepted");

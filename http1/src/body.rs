@@ -110,9 +110,7 @@ impl BodyDecoder {
                 if self.received.saturating_add(*remaining) > self.max {
                     return Err(BodyError::TooLarge);
                 }
-                let take = usize::try_from(*remaining)
-                    .unwrap_or(usize::MAX)
-                    .min(input.len());
+                let take = usize::try_from(*remaining).unwrap_or(usize::MAX).min(input.len());
                 *remaining -= take as u64;
                 Decoded {
                     consumed: take,
@@ -160,10 +158,7 @@ mod tests {
     fn length_body_and_early_eof() {
         let mut body = BodyDecoder::new(BodyKind::Length(5), &Limits::default());
         assert_eq!(body.decode(b"ab").unwrap().body, 0..2);
-        assert_eq!(
-            body.handle_eof(),
-            Err(BodyError::Incomplete { received: 2 })
-        );
+        assert_eq!(body.handle_eof(), Err(BodyError::Incomplete { received: 2 }));
     }
 
     #[test]

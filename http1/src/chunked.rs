@@ -141,9 +141,7 @@ impl ChunkedDecoder {
         let mut at = 0;
         while at < input.len() && self.state != State::Done {
             if self.state == State::Data {
-                let take = usize::try_from(self.size)
-                    .unwrap_or(usize::MAX)
-                    .min(input.len() - at);
+                let take = usize::try_from(self.size).unwrap_or(usize::MAX).min(input.len() - at);
                 self.size -= take as u64;
                 if self.size == 0 {
                     self.state = State::DataCr;
@@ -324,8 +322,7 @@ mod tests {
 
     #[test]
     fn simple_and_extensions() {
-        let (body, used) =
-            decode_all(b"3\r\nabc\r\nA ; x=\"y\"\r\n0123456789\r\n0\r\n\r\nNEXT").unwrap();
+        let (body, used) = decode_all(b"3\r\nabc\r\nA ; x=\"y\"\r\n0123456789\r\n0\r\n\r\nNEXT").unwrap();
         assert_eq!(body, b"abc0123456789");
         assert_eq!(used, 36);
     }
@@ -343,14 +340,8 @@ mod tests {
 
     #[test]
     fn size_of_seventeen_hex_digits_refused() {
-        assert_eq!(
-            decode_all(b"10000000000000000\r\n"),
-            Err(ChunkedError::SizeTooLong)
-        );
-        assert_eq!(
-            decode_all(b"00000000000000001\r\n"),
-            Err(ChunkedError::SizeTooLong)
-        );
+        assert_eq!(decode_all(b"10000000000000000\r\n"), Err(ChunkedError::SizeTooLong));
+        assert_eq!(decode_all(b"00000000000000001\r\n"), Err(ChunkedError::SizeTooLong));
         let mut decoder = ChunkedDecoder::new(&Limits::default());
         let step = decoder.decode(b"ffffffffffffffff\r\nab").unwrap();
         assert_eq!(step.body, 18..20);
@@ -358,24 +349,14 @@ mod tests {
 
     #[test]
     fn malformed_sizes() {
-        for bad in [
-            &b"\r\n"[..],
-            b"g\r\n",
-            b"-1\r\n",
-            b"+1\r\n",
-            b"1 2\r\n",
-            b";x\r\n",
-        ] {
+        for bad in [&b"\r\n"[..], b"g\r\n", b"-1\r\n", b"+1\r\n", b"1 2\r\n", b";x\r\n"] {
             assert_eq!(decode_all(bad), Err(ChunkedError::InvalidSize), "{bad:?}");
         }
     }
 
     #[test]
     fn bare_lf_refused() {
-        assert_eq!(
-            decode_all(b"3\nabc\r\n0\r\n\r\n"),
-            Err(ChunkedError::BareLf)
-        );
+        assert_eq!(decode_all(b"3\nabc\r\n0\r\n\r\n"), Err(ChunkedError::BareLf));
         assert_eq!(decode_all(b"3;e\nabc"), Err(ChunkedError::BareLf));
         assert_eq!(decode_all(b"0\r\n\n"), Err(ChunkedError::BareLf));
     }
@@ -384,10 +365,7 @@ mod tests {
     fn crlf_required_after_data() {
         assert_eq!(decode_all(b"3\r\nabcX\r\n"), Err(ChunkedError::MissingCrlf));
         assert_eq!(decode_all(b"3\r\nabc\rX"), Err(ChunkedError::MissingCrlf));
-        assert_eq!(
-            decode_all(b"3\r\nabc\n0\r\n\r\n"),
-            Err(ChunkedError::MissingCrlf)
-        );
+        assert_eq!(decode_all(b"3\r\nabc\n0\r\n\r\n"), Err(ChunkedError::MissingCrlf));
         assert_eq!(decode_all(b"0\r\n\rX"), Err(ChunkedError::MissingCrlf));
     }
 

@@ -62,10 +62,7 @@ impl fmt::Display for HeadError {
             HeadError::InvalidHeaderValue(n) => write!(f, "invalid header value for {n:?}"),
             HeadError::EngineOwnedHeader(n) => write!(f, "header {n:?} is set by the engine"),
             HeadError::UnsupportedContentType(v) => {
-                write!(
-                    f,
-                    "unsupported Content-Type {v:?}: the body is multipart/form-data"
-                )
+                write!(f, "unsupported Content-Type {v:?}: the body is multipart/form-data")
             }
             HeadError::DuplicateHeader(n) => write!(f, "header {n:?} given more than once"),
         }
@@ -120,8 +117,7 @@ impl Target {
     /// assert_eq!(t.path_and_query, "/p?q");
     /// ```
     pub fn parse(input: &str) -> Result<Target, HeadError> {
-        let url =
-            url::Url::parse(input.trim()).map_err(|e| HeadError::InvalidUrl(e.to_string()))?;
+        let url = url::Url::parse(input.trim()).map_err(|e| HeadError::InvalidUrl(e.to_string()))?;
         let scheme = match url.scheme() {
             "http" => Scheme::Http,
             "https" => Scheme::Https,
@@ -286,10 +282,7 @@ impl<'a> RequestHead<'a> {
         line("Accept", accept.unwrap_or("*/*"));
         line("Content-Type", self.content_type);
         let mut digits = [0u8; 20];
-        line(
-            "Content-Length",
-            format_u64(self.content_length, &mut digits),
-        );
+        line("Content-Length", format_u64(self.content_length, &mut digits));
         for &(name, value) in &self.headers {
             // Every header passed the check above; only plain ones are written here.
             if check_header(name, value).ok() == Some(HeaderRole::Plain) {
@@ -367,25 +360,14 @@ mod tests {
         assert!(write(&[("X-Tab", "a\tb")]).is_ok());
         assert!(write(&[("X-Utf8", "héllo")]).is_ok());
         for bad in ["", "X A", "X:A", "X\r\nA", "Ä"] {
-            assert_eq!(
-                write(&[(bad, "v")]),
-                Err(HeadError::InvalidHeaderName(bad.into()))
-            );
+            assert_eq!(write(&[(bad, "v")]), Err(HeadError::InvalidHeaderName(bad.into())));
         }
     }
 
     #[test]
     fn engine_owned_headers_refused() {
-        for name in [
-            "Content-Length",
-            "transfer-encoding",
-            "CONNECTION",
-            "Expect",
-        ] {
-            assert_eq!(
-                write(&[(name, "x")]),
-                Err(HeadError::EngineOwnedHeader(name.into()))
-            );
+        for name in ["Content-Length", "transfer-encoding", "CONNECTION", "Expect"] {
+            assert_eq!(write(&[(name, "x")]), Err(HeadError::EngineOwnedHeader(name.into())));
         }
         assert_eq!(
             write(&[("Content-Type", "application/json")]),
@@ -401,34 +383,19 @@ mod tests {
     #[test]
     fn targets() {
         let t = Target::parse("https://[::1]:8443/a?b=c").unwrap();
-        assert_eq!(
-            (t.scheme, t.host.as_str(), t.port),
-            (Scheme::Https, "::1", 8443)
-        );
+        assert_eq!((t.scheme, t.host.as_str(), t.port), (Scheme::Https, "::1", 8443));
         assert_eq!(t.authority, "[::1]:8443");
         let t = Target::parse("http://127.0.0.1").unwrap();
-        assert_eq!(
-            (t.path_and_query.as_str(), t.authority.as_str()),
-            ("/", "127.0.0.1")
-        );
+        assert_eq!((t.path_and_query.as_str(), t.authority.as_str()), ("/", "127.0.0.1"));
         assert!(matches!(
             Target::parse("ftp://a/"),
             Err(HeadError::UnsupportedScheme(_))
         ));
-        assert!(matches!(
-            Target::parse("not a url"),
-            Err(HeadError::InvalidUrl(_))
-        ));
+        assert!(matches!(Target::parse("not a url"), Err(HeadError::InvalidUrl(_))));
         assert!(matches!(Target::parse(""), Err(HeadError::InvalidUrl(_))));
-        assert_eq!(
-            Target::parse("http://u:p@h/"),
-            Err(HeadError::CredentialsInUrl)
-        );
+        assert_eq!(Target::parse("http://u:p@h/"), Err(HeadError::CredentialsInUrl));
         // Spaces and non-ASCII in the path are percent-encoded by the URL parser.
-        assert_eq!(
-            Target::parse("http://h/a b/é").unwrap().path_and_query,
-            "/a%20b/%C3%A9"
-        );
+        assert_eq!(Target::parse("http://h/a b/é").unwrap().path_and_query, "/a%20b/%C3%A9");
     }
 
     #[test]

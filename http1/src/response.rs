@@ -185,10 +185,7 @@ impl ResponseHeadParser {
         if self.status_line_checked {
             return Ok(());
         }
-        let line_end = buf
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(buf.len(), |at| at + 1);
+        let line_end = buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |at| at + 1);
         // Only an error matters here: a lone status line is always Partial.
         let _ = self.parse_with_httparse(&buf[..line_end])?;
         self.status_line_checked = line_end < buf.len() || buf.ends_with(b"\n");
@@ -264,11 +261,7 @@ mod tests {
     fn short_input_is_partial() {
         let full = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
         for end in 0..full.len() {
-            assert_eq!(
-                parse_all(&full[..end]),
-                Ok(ParseStatus::Partial),
-                "at {end}"
-            );
+            assert_eq!(parse_all(&full[..end]), Ok(ParseStatus::Partial), "at {end}");
         }
         assert!(matches!(
             parse_all(full),
@@ -283,10 +276,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(
-            (head.version, head.status, head.reason.as_str()),
-            (0, 404, "Not Found")
-        );
+        assert_eq!((head.version, head.status, head.reason.as_str()), (0, 404, "Not Found"));
         let names: Vec<_> = head.headers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["B", "A", "b"]);
         assert_eq!(head.values("b").collect::<Vec<_>>(), [b"1", b"2"]);
@@ -324,18 +314,8 @@ mod tests {
             ..Limits::default()
         });
         let one = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
-        assert_eq!(
-            parser.parse(one),
-            Ok(ParseStatus::Interim {
-                consumed: one.len()
-            })
-        );
-        assert_eq!(
-            parser.parse(one),
-            Ok(ParseStatus::Interim {
-                consumed: one.len()
-            })
-        );
+        assert_eq!(parser.parse(one), Ok(ParseStatus::Interim { consumed: one.len() }));
+        assert_eq!(parser.parse(one), Ok(ParseStatus::Interim { consumed: one.len() }));
         assert_eq!(parser.parse(one), Err(ResponseError::TooManyInterim));
     }
 

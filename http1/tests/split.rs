@@ -2,16 +2,12 @@
 
 use proptest::prelude::*;
 use uploadtask_http1::{
-    body_framing, BodyDecoder, BodyError, Limits, ParseStatus, ResponseError, ResponseHead,
-    ResponseHeadParser,
+    body_framing, BodyDecoder, BodyError, Limits, ParseStatus, ResponseError, ResponseHead, ResponseHeadParser,
 };
 
 /// Feeds `wire` to a head parser in pieces cut at `cuts`, as a connection
 /// would: bytes accumulate; interim heads are dropped.
-fn parse_head_split(
-    wire: &[u8],
-    cuts: &[usize],
-) -> Result<Option<(ResponseHead, usize)>, ResponseError> {
+fn parse_head_split(wire: &[u8], cuts: &[usize]) -> Result<Option<(ResponseHead, usize)>, ResponseError> {
     let mut parser = ResponseHeadParser::new(Limits::default());
     let mut buf = Vec::new();
     let mut dropped = 0;
@@ -32,9 +28,7 @@ fn parse_head_split(
                     buf.drain(..consumed);
                     dropped += consumed;
                 }
-                ParseStatus::Complete { head, consumed } => {
-                    return Ok(Some((head, dropped + consumed)))
-                }
+                ParseStatus::Complete { head, consumed } => return Ok(Some((head, dropped + consumed))),
             }
         }
     }
@@ -42,11 +36,7 @@ fn parse_head_split(
 }
 
 /// Decodes a body from `wire` in pieces cut at `cuts`.
-fn decode_split(
-    decoder: &mut BodyDecoder,
-    wire: &[u8],
-    cuts: &[usize],
-) -> Result<(Vec<u8>, usize), BodyError> {
+fn decode_split(decoder: &mut BodyDecoder, wire: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, usize), BodyError> {
     let mut ends: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
     ends.push(wire.len());
     ends.sort_unstable();

@@ -66,9 +66,7 @@ impl fmt::Display for FormError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FormError::InvalidBoundary => f.write_str("invalid multipart boundary"),
-            FormError::BoundaryInText => {
-                f.write_str("multipart boundary occurs in the form's text")
-            }
+            FormError::BoundaryInText => f.write_str("multipart boundary occurs in the form's text"),
             FormError::InvalidContentType(t) => write!(f, "invalid part content type {t:?}"),
             FormError::Random => f.write_str("random source failed"),
         }
@@ -192,10 +190,7 @@ impl Form {
 
     fn text_contains(&self, boundary: &str) -> bool {
         let fields = self.fields.iter().flat_map(|(n, v)| [n, v]);
-        let files = self
-            .files
-            .iter()
-            .flat_map(|f| [&f.name, &f.filename, &f.content_type]);
+        let files = self.files.iter().flat_map(|f| [&f.name, &f.filename, &f.content_type]);
         fields.chain(files).any(|text| text.contains(boundary))
     }
 }
@@ -316,9 +311,7 @@ impl Body {
     /// The boundary.
     pub fn boundary(&self) -> &str {
         // NOTE(unwrap): content_type was built as "…boundary=" + boundary.
-        self.content_type
-            .split_once("boundary=")
-            .map_or("", |(_, b)| b)
+        self.content_type.split_once("boundary=").map_or("", |(_, b)| b)
     }
 
     /// The body's segments in order.
@@ -337,9 +330,7 @@ impl Body {
             Segment::Bytes(range) => {
                 // NOTE(unwrap): offsets inside a bytes segment fit usize.
                 let offset = usize::try_from(cursor.offset).unwrap_or(usize::MAX);
-                Some(Chunk::Bytes(
-                    self.framing.get(range.start + offset..range.end)?,
-                ))
+                Some(Chunk::Bytes(self.framing.get(range.start + offset..range.end)?))
             }
             &Segment::File { part, len } => Some(Chunk::File {
                 part,

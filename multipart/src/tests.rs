@@ -37,13 +37,10 @@ struct ParsedPart {
 
 /// Parses with multer, an independent implementation.
 fn parse_with_multer(wire: Vec<u8>, boundary: &str) -> Vec<ParsedPart> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(async {
-        let stream = futures_util::stream::once(async move {
-            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(wire))
-        });
+        let stream =
+            futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes::Bytes::from(wire)) });
         let mut multipart = multer::Multipart::new(stream, boundary);
         let mut parts = Vec::new();
         while let Some(field) = multipart.next_field().await.unwrap() {
@@ -116,22 +113,13 @@ fn boundary_checks() {
         Form::new().text("k", "a--Bb").boundary("B").build(),
         Err(FormError::BoundaryInText)
     );
-    assert_eq!(
-        Form::new().boundary("").build(),
-        Err(FormError::InvalidBoundary)
-    );
+    assert_eq!(Form::new().boundary("").build(), Err(FormError::InvalidBoundary));
     assert_eq!(
         Form::new().boundary("a".repeat(71)).build(),
         Err(FormError::InvalidBoundary)
     );
-    assert_eq!(
-        Form::new().boundary("a\r\n").build(),
-        Err(FormError::InvalidBoundary)
-    );
-    assert_eq!(
-        Form::new().boundary("ends ").build(),
-        Err(FormError::InvalidBoundary)
-    );
+    assert_eq!(Form::new().boundary("a\r\n").build(), Err(FormError::InvalidBoundary));
+    assert_eq!(Form::new().boundary("ends ").build(), Err(FormError::InvalidBoundary));
     let bad_type = FilePart::new("f", "x", 1).content_type("text/plain\r\nX: y");
     assert!(matches!(
         Form::new().file(bad_type).build(),
@@ -152,10 +140,7 @@ fn framing_cost_does_not_grow_with_file_size() {
         .build()
         .unwrap();
     assert_eq!(small.segments().len(), huge.segments().len());
-    assert_eq!(
-        huge.content_length() - small.content_length(),
-        (1 << 40) - 1
-    );
+    assert_eq!(huge.content_length() - small.content_length(), (1 << 40) - 1);
     let mut cursor = huge.cursor();
     cursor.advance(&huge, huge.content_length() - 3);
     assert_eq!(huge.chunk(&cursor), Some(Chunk::Bytes(b"-\r\n")));

@@ -25,11 +25,8 @@ pub fn tls_material() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
     let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let leaf_params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("leaf params");
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf cert");
+    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("leaf params");
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf cert");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -57,9 +54,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// Writes `len` pseudo-random bytes to `dir/name`; returns the path and hex sha256.
 pub fn make_file(dir: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, String) {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut bytes = Vec::with_capacity(len);
     while bytes.len() < len {
         state ^= state << 13;
@@ -80,9 +75,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Open descriptors of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
 
 /// What one upload reported.

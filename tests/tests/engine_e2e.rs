@@ -8,25 +8,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use uploadtask::serve::{Receiver, ReceiverConfig, UploadSummary};
-use uploadtask_engine::{
-    Engine, EngineConfig, ErrorKind, FileInput, StaticResolver, UploadRequest,
-};
+use uploadtask_engine::{Engine, EngineConfig, ErrorKind, Event, FileInput, Sendfile, StaticResolver, UploadRequest};
 use uploadtask_tests::*;
 
 fn summary(body: &[u8]) -> UploadSummary {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
 }
 
 #[test]
-fn plain_uploads_arrive_byte_exact_with_fields_and_names() {
+fn plain_uploads_with_sendfile() {
+    plain_uploads_arrive_byte_exact_with_fields_and_names(Sendfile::Always);
+}
+
+#[test]
+fn plain_uploads_through_the_loop_buffer() {
+    plain_uploads_arrive_byte_exact_with_fields_and_names(Sendfile::Never);
+}
+
+fn plain_uploads_arrive_byte_exact_with_fields_and_names(sendfile: Sendfile) {
     let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
-    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let engine = Engine::new(EngineConfig {
+        sendfile,
+        ..EngineConfig::default()
+    })
+    .unwrap();
     let dir = temp_dir("plain");
-    for (i, len) in [0usize, 1, 16 * 1024, 5 * 1024 * 1024 + 7]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, len) in [0usize, 1, 16 * 1024, 5 * 1024 * 1024 + 7].into_iter().enumerate() {
         let (path, digest) = make_file(&dir, &format!("photo {i}.png"), len, i as u64);
         let request = UploadRequest::new(format!("http://{}/upload?x=1", receiver.addr()))
             .header("X-Token", "t")
@@ -50,10 +57,7 @@ fn plain_uploads_arrive_byte_exact_with_fields_and_names() {
             ("testImg", format!("photo {i}.png").as_str())
         );
         assert_eq!(file.content_type, "image/png");
-        assert_eq!(
-            (file.size, file.sha256.as_str()),
-            (len as u64, digest.as_str())
-        );
+        assert_eq!((file.size, file.sha256.as_str()), (len as u64, digest.as_str()));
         let total = outcome
             .progress
             .last()
@@ -92,11 +96,7 @@ fn tls_uploads_arrive_byte_exact() {
             (got.files[0].size, got.files[0].sha256.as_str()),
             (len as u64, digest.as_str())
         );
-        let total = outcome
-            .progress
-            .last()
-            .unwrap()
-            .total_bytes_expected_to_send;
+        let total = outcome.progress.last().unwrap().total_bytes_expected_to_send;
         assert_progress_rules(&outcome.progress, total);
     }
     // An engine without the test CA refuses the certificate: 1000, kind Tls.
@@ -110,11 +110,7 @@ fn tls_uploads_arrive_byte_exact() {
     let request = UploadRequest::new(format!("https://localhost:{}/u", receiver.addr().port()))
         .file(FileInput::memory("file", "a.txt", b"x".to_vec()));
     let error = run_upload(&strict, request).result.unwrap_err();
-    assert_eq!(
-        (error.kind, error.code()),
-        (ErrorKind::Tls, 1000),
-        "{error}"
-    );
+    assert_eq!((error.kind, error.code()), (ErrorKind::Tls, 1000), "{error}");
 }
 
 #[test]
@@ -129,10 +125,7 @@ fn ten_thousand_uploads_with_a_thousand_in_flight() {
         ..EngineConfig::default()
     })
     .unwrap();
-    let payload: Arc<[u8]> = (0..16 * 1024)
-        .map(|i| (i % 251) as u8)
-        .collect::<Vec<u8>>()
-        .into();
+    let payload: Arc<[u8]> = (0..16 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
     let digest = sha256_hex(&payload);
     let (tx, rx) = std::sync::mpsc::channel();
     const TOTAL: usize = 10_000;
@@ -149,9 +142,7 @@ fn ten_thousand_uploads_with_a_thousand_in_flight() {
     }
     let mut ok = 0;
     for _ in 0..TOTAL {
-        let result = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("uploads stalled");
+        let result = rx.recv_timeout(Duration::from_secs(120)).expect("uploads stalled");
         let response = result.unwrap_or_else(|e| panic!("upload failed: {} {e}", e.code()));
         let got = summary(&response.body);
         assert_eq!(got.files[0].sha256, digest);
@@ -168,7 +159,8 @@ fn early_413_with_close_is_the_result() {
         let _ = read_head(&mut stream);
         let mut some = [0u8; 1000];
         let _ = stream.read(&mut some);
-        let _ = stream.write_all(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big!");
+        let _ = stream
+            .write_all(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big!");
         let _ = stream.shutdown(std::net::Shutdown::Write);
         // Then drop: unread bytes make the kernel reset the connection.
     });
@@ -179,10 +171,7 @@ fn early_413_with_close_is_the_result() {
         UploadRequest::new(server.url("/")).file(FileInput::memory("f", "big.bin", big)),
     );
     let response = outcome.result.unwrap();
-    assert_eq!(
-        (response.status, response.body.as_slice()),
-        (413, &b"too big!"[..])
-    );
+    assert_eq!((response.status, response.body.as_slice()), (413, &b"too big!"[..]));
 }
 
 #[test]
@@ -206,8 +195,7 @@ fn oversized_and_malformed_responses_fail_with_1000() {
             let _ = stream.write_all(reply);
             std::thread::sleep(Duration::from_millis(50));
         });
-        let request =
-            UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", b"x".to_vec()));
+        let request = UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", b"x".to_vec()));
         let error = run_upload(&engine, request).result.unwrap_err();
         assert_eq!(error.code(), 1000);
         assert!(error.message.contains(message), "{error} lacks {message}");
@@ -217,16 +205,11 @@ fn oversized_and_malformed_responses_fail_with_1000() {
         let _ = read_head(&mut stream);
         let mut reply = b"HTTP/1.1 200 OK\r\n".to_vec();
         reply.extend(
-            std::iter::repeat_n(
-                b"X-Pad: 0123456789012345678901234567890123456789\r\n".to_vec(),
-                2000,
-            )
-            .flatten(),
+            std::iter::repeat_n(b"X-Pad: 0123456789012345678901234567890123456789\r\n".to_vec(), 2000).flatten(),
         );
         let _ = stream.write_all(&reply);
     });
-    let request =
-        UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", b"x".to_vec()));
+    let request = UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", b"x".to_vec()));
     let error = run_upload(&engine, request).result.unwrap_err();
     assert_eq!(
         (error.kind, error.message.as_str()),
@@ -244,11 +227,7 @@ fn bad_arguments_and_missing_files_fail_with_their_codes() {
             202,
             "unsupported url scheme",
         ),
-        (
-            UploadRequest::new("not a url").file(memory()),
-            202,
-            "invalid url",
-        ),
+        (UploadRequest::new("not a url").file(memory()), 202, "invalid url"),
         (
             UploadRequest::new("http://127.0.0.1:9/")
                 .header("X-A", "1\r\n2")
@@ -264,8 +243,7 @@ fn bad_arguments_and_missing_files_fail_with_their_codes() {
             "Content-Length",
         ),
         (
-            UploadRequest::new("http://127.0.0.1:9/")
-                .file(FileInput::path("f", "/nonexistent/x.png")),
+            UploadRequest::new("http://127.0.0.1:9/").file(FileInput::path("f", "/nonexistent/x.png")),
             300,
             "file not found: /nonexistent/x.png",
         ),
@@ -292,28 +270,18 @@ fn bad_arguments_and_missing_files_fail_with_their_codes() {
     )
     .result
     .unwrap_err();
-    assert_eq!(
-        (error.kind, error.code()),
-        (ErrorKind::Network, 1000),
-        "{error}"
-    );
+    assert_eq!((error.kind, error.code()), (ErrorKind::Network, 1000), "{error}");
     // An unknown host name: 1000.
     let engine = Engine::new(EngineConfig {
         resolver: Some(Arc::new(StaticResolver::new())),
         ..Default::default()
     })
     .unwrap();
-    let error = run_upload(
-        &engine,
-        UploadRequest::new("http://nowhere.invalid/").file(memory()),
-    )
-    .result
-    .unwrap_err();
+    let error = run_upload(&engine, UploadRequest::new("http://nowhere.invalid/").file(memory()))
+        .result
+        .unwrap_err();
     assert_eq!(error.code(), 1000);
-    assert!(
-        error.message.contains("cannot resolve nowhere.invalid"),
-        "{error}"
-    );
+    assert!(error.message.contains("cannot resolve nowhere.invalid"), "{error}");
 }
 
 #[test]
@@ -342,17 +310,12 @@ fn keep_alive_reuses_connections_and_retries_a_stale_one() {
     });
     let engine = Engine::new(EngineConfig::default()).unwrap();
     for _ in 0..3 {
-        let request =
-            UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", vec![1u8; 1000]));
+        let request = UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", vec![1u8; 1000]));
         let outcome = run_upload(&engine, request);
         assert_eq!(outcome.result.unwrap().body, b"ok");
         assert_progress_rules(
             &outcome.progress,
-            outcome
-                .progress
-                .last()
-                .unwrap()
-                .total_bytes_expected_to_send,
+            outcome.progress.last().unwrap().total_bytes_expected_to_send,
         );
     }
     // One connection for the first upload, a fresh one for the retried second,
@@ -362,9 +325,78 @@ fn keep_alive_reuses_connections_and_retries_a_stale_one() {
     // Against the hyper receiver, successive uploads share one connection.
     let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
     for _ in 0..5 {
-        let request = UploadRequest::new(format!("http://{}/", receiver.addr()))
-            .file(FileInput::memory("f", "a", vec![1u8; 10]));
+        let request =
+            UploadRequest::new(format!("http://{}/", receiver.addr())).file(FileInput::memory("f", "a", vec![1u8; 10]));
         assert_eq!(run_upload(&engine, request).result.unwrap().status, 200);
     }
     engine.shutdown();
+}
+
+/// A file that shrinks or grows while it is being sent fails with 300, with
+/// and without sendfile; the peer never gets more bytes than announced.
+#[test]
+fn file_changing_size_fails_with_300() {
+    for sendfile in [Sendfile::Always, Sendfile::Never] {
+        for shrink in [true, false] {
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let go_rx = std::sync::Mutex::new(go_rx);
+            let server = RawServer::start(move |mut stream, _| {
+                let head = String::from_utf8_lossy(&read_head(&mut stream)).to_string();
+                let announced: u64 = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(60));
+                let mut received = 0u64;
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received += n as u64;
+                }
+                assert!(received <= announced, "peer got {received} > {announced} bytes");
+            });
+            let dir = temp_dir("changing");
+            let (path, _) = make_file(&dir, "f.bin", 64 << 20, 3);
+            let engine = Engine::new(EngineConfig {
+                sendfile,
+                ..EngineConfig::default()
+            })
+            .unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let progressed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = std::sync::Arc::clone(&progressed);
+            engine.submit(
+                UploadRequest::new(server.url("/")).file(FileInput::path("f", &path)),
+                move |e: Event| match e {
+                    Event::Progress(_) => flag.store(true, Ordering::SeqCst),
+                    Event::Done(r) => {
+                        let _ = tx.send(r);
+                    }
+                    _ => {}
+                },
+            );
+            // Some bytes are out (socket buffers full), then change the file.
+            while !progressed.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            if shrink {
+                file.set_len(1 << 20).unwrap();
+            } else {
+                file.set_len(65 << 20).unwrap();
+            }
+            go_tx.send(()).unwrap();
+            let error = rx.recv_timeout(Duration::from_secs(60)).unwrap().unwrap_err();
+            assert_eq!(
+                (error.kind, error.code()),
+                (ErrorKind::File, 300),
+                "{sendfile:?} shrink={shrink}: {error}"
+            );
+            assert_eq!(error.message, "file changed size during the upload");
+            engine.shutdown();
+        }
+    }
 }

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use uploadtask_engine::resolver::ResolveDone;
-use uploadtask_engine::{
-    Engine, EngineConfig, ErrorKind, Event, FileInput, Resolver, UploadRequest,
-};
+use uploadtask_engine::{Engine, EngineConfig, ErrorKind, Event, FileInput, Resolver, UploadRequest};
 use uploadtask_tests::*;
 
 /// A resolver that never answers (keeps the callbacks until dropped).
@@ -25,11 +23,7 @@ impl Resolver for SilentResolver {
 }
 
 /// Submits; waits for the first event matching `ready`; aborts; returns the error.
-fn abort_when(
-    engine: &Engine,
-    request: UploadRequest,
-    ready: fn(&Event) -> bool,
-) -> uploadtask_engine::UploadError {
+fn abort_when(engine: &Engine, request: UploadRequest, ready: fn(&Event) -> bool) -> uploadtask_engine::UploadError {
     let (tx, rx) = std::sync::mpsc::channel::<Option<Result<(), uploadtask_engine::UploadError>>>();
     let id = engine.submit(request, move |event: Event| {
         if ready(&event) {
@@ -40,16 +34,10 @@ fn abort_when(
         }
     });
     let first = rx.recv_timeout(Duration::from_secs(60)).expect("no event");
-    assert!(
-        first.is_none(),
-        "ended before it could be aborted: {first:?}"
-    );
+    assert!(first.is_none(), "ended before it could be aborted: {first:?}");
     engine.abort(id);
     loop {
-        if let Some(result) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("no outcome")
-        {
+        if let Some(result) = rx.recv_timeout(Duration::from_secs(60)).expect("no outcome") {
             return result.unwrap_err();
         }
     }
@@ -114,11 +102,7 @@ fn every_early_end_frees_everything() {
             .unwrap_err();
         assert_eq!(error.kind, ErrorKind::Aborted);
         engine.shutdown();
-        let error = first
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap()
-            .result
-            .unwrap_err();
+        let error = first.recv_timeout(Duration::from_secs(60)).unwrap().result.unwrap_err();
         assert_eq!(
             (error.kind, error.message.as_str()),
             (ErrorKind::Aborted, "engine shut down")
@@ -126,11 +110,7 @@ fn every_early_end_frees_everything() {
 
         // Abort mid-response.
         let engine = Engine::new(EngineConfig::default()).unwrap();
-        let request = UploadRequest::new(partial_response.url("/")).file(FileInput::memory(
-            "f",
-            "a",
-            vec![2; 100],
-        ));
+        let request = UploadRequest::new(partial_response.url("/")).file(FileInput::memory("f", "a", vec![2; 100]));
         let error = abort_when(&engine, request, |e| matches!(e, Event::ResponseHead(200)));
         assert_eq!(error.kind, ErrorKind::Aborted);
 
@@ -151,8 +131,7 @@ fn every_early_end_frees_everything() {
             ..EngineConfig::default()
         })
         .unwrap();
-        let request =
-            UploadRequest::new(stall.url("/")).file(FileInput::memory("f", "a", vec![3; 10]));
+        let request = UploadRequest::new(stall.url("/")).file(FileInput::memory("f", "a", vec![3; 10]));
         let error = run_upload(&engine, request).result.unwrap_err();
         assert_eq!((error.kind, error.code()), (ErrorKind::Timeout, 204));
         assert!(error.message.starts_with("idle timeout"), "{error}");
@@ -191,16 +170,13 @@ fn every_early_end_frees_everything() {
         }
 
         // Connect timeout: a listener whose accept queue is full drops SYNs.
-        let full =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        full.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .unwrap();
+        let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        full.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
         full.listen(0).unwrap();
         let full_addr = full.local_addr().unwrap().as_socket().unwrap();
         let mut fillers = Vec::new();
         for _ in 0..4 {
-            let filler =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            let filler = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
             filler.set_nonblocking(true).unwrap();
             let _ = filler.connect(&full_addr.into());
             fillers.push(filler);
@@ -211,11 +187,7 @@ fn every_early_end_frees_everything() {
             ..EngineConfig::default()
         })
         .unwrap();
-        let request = UploadRequest::new(format!("http://{full_addr}/")).file(FileInput::memory(
-            "f",
-            "a",
-            vec![1],
-        ));
+        let request = UploadRequest::new(format!("http://{full_addr}/")).file(FileInput::memory("f", "a", vec![1]));
         let error = run_upload(&engine, request).result.unwrap_err();
         assert_eq!(
             (error.kind, error.message.as_str()),

@@ -7,9 +7,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use uploadtask::serve::{Receiver, ReceiverConfig, UploadSummary};
-use uploadtask::{
-    Client, ClientConfig, Dispatch, EventQueue, ProgressUpdate, Roots, UploadOptions,
-};
+use uploadtask::{Client, ClientConfig, Dispatch, EventQueue, ProgressUpdate, Roots, UploadOptions};
 use uploadtask_tests::*;
 
 /// What the callbacks of one task saw, in order.
@@ -55,11 +53,7 @@ fn fixture(dispatch: Dispatch) -> Fixture {
         ..Default::default()
     })
     .unwrap();
-    Fixture {
-        receiver,
-        client,
-        root,
-    }
+    Fixture { receiver, client, root }
 }
 
 impl Fixture {
@@ -90,10 +84,7 @@ fn upload_through_the_documented_api() {
     let response = task.wait().unwrap();
     assert_eq!(log.entries(), ["success 200", "complete"]);
     assert_eq!(response.status_code, 200);
-    assert_eq!(
-        response.header("content-type").as_deref(),
-        Some("application/json")
-    );
+    assert_eq!(response.header("content-type").as_deref(), Some("application/json"));
     let summary: UploadSummary = serde_json::from_str(&response.data).unwrap();
     assert_eq!(
         summary
@@ -119,9 +110,7 @@ fn upload_through_the_documented_api() {
     assert_progress_rules(&engine_progress, total);
     // The late listener saw a rising suffix of the same events.
     let late = late.lock().unwrap();
-    assert!(late
-        .windows(2)
-        .all(|w| w[0].total_bytes_sent < w[1].total_bytes_sent));
+    assert!(late.windows(2).all(|w| w[0].total_bytes_sent < w[1].total_bytes_sent));
     assert!(late.iter().all(|p| progress.contains(p)));
     let json = serde_json::to_value(progress.last().unwrap()).unwrap();
     assert_eq!(json["progress"], 100);
@@ -131,11 +120,14 @@ fn upload_through_the_documented_api() {
 
 #[test]
 fn abort_right_after_upload_file() {
+    // Engine-thread dispatch; the peer answers only when told, so the
+    // outcome cannot be dispatched before abort().
     let fx = fixture(Dispatch::EngineThread);
     make_file(&fx.root, "a.bin", 1000, 1);
+    let (peer, go) = gated_peer();
     let log = Arc::new(Log::default());
     let task = fx.client.upload_file(logged(
-        UploadOptions::new(fx.url(), "internal://mass/a.bin", "f"),
+        UploadOptions::new(peer.url("/"), "internal://mass/a.bin", "f"),
         &log,
     ));
     let calls = Arc::new(AtomicUsize::new(0));
@@ -144,10 +136,37 @@ fn abort_right_after_upload_file() {
         counter.fetch_add(1, Ordering::SeqCst);
     });
     task.abort();
+    let calls_at_abort = calls.load(Ordering::SeqCst);
+    let _ = go.send(());
     let error = task.wait().unwrap_err();
     assert_eq!((error.code(), error.message.as_str()), (1000, "abort"));
     assert_eq!(log.entries(), ["fail 1000 abort", "complete"]);
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.load(Ordering::SeqCst), calls_at_abort, "progress after abort");
+
+    // Queue dispatch (a JS runtime): abort() before the host drains always
+    // wins, however fast the upload is; no listener ever runs.
+    let queue = EventQueue::new();
+    let fx = fixture(Dispatch::Queue(queue.clone()));
+    make_file(&fx.root, "a.bin", 1000, 1);
+    let log = Arc::new(Log::default());
+    let task = fx
+        .client
+        .upload_file(logged(UploadOptions::new(fx.url(), "internal://mass/a.bin", "f"), &log));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&counter);
+    task.on_progress_update(move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    task.abort();
+    for _ in 0..500 {
+        queue.run_timeout(Duration::from_millis(20));
+        if task.try_result().is_some() {
+            break;
+        }
+    }
+    assert_eq!(task.try_result().unwrap().unwrap_err().message, "abort");
+    assert_eq!(log.entries(), ["fail 1000 abort", "complete"]);
+    assert_eq!(counter.load(Ordering::SeqCst), 0);
 }
 
 #[test]
@@ -177,54 +196,101 @@ fn abort_from_inside_a_progress_callback_and_nothing_after_completion() {
     let error = task.wait().unwrap_err();
     assert_eq!(error.message, "abort");
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        after_abort.load(Ordering::SeqCst),
-        0,
-        "progress after abort"
-    );
+    assert_eq!(after_abort.load(Ordering::SeqCst), 0, "progress after abort");
     assert_eq!(log.entries(), ["fail 1000 abort", "complete"]);
     // abort() after completion changes nothing.
     task.abort();
     assert_eq!(log.entries().len(), 2);
 }
 
+/// A peer that reads a whole request, then answers only once told to.
+fn gated_peer() -> (RawServer, std::sync::mpsc::Sender<()>) {
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let server = RawServer::start(move |mut stream, _| {
+        let head = String::from_utf8_lossy(&read_head(&mut stream)).to_string();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        let _ = std::io::Read::read_exact(&mut stream, &mut body);
+        let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(60));
+        let _ = std::io::Write::write_all(
+            &mut stream,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        );
+    });
+    (server, go)
+}
+
 #[test]
 fn removing_one_listener_keeps_the_other() {
+    // Engine-thread dispatch: an event may reach a listener before `off`
+    // (the upload runs on another thread), never after `off` returns.
     let fx = fixture(Dispatch::EngineThread);
-    make_file(&fx.root, "l.bin", 200_000, 3);
+    make_file(&fx.root, "l.bin", 2_000_000, 3);
+    for remove_all in [false, true] {
+        let (peer, go) = gated_peer();
+        let task = fx
+            .client
+            .upload_file(UploadOptions::new(peer.url("/"), "internal://mass/l.bin", "f"));
+        let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (a, b) = (Arc::clone(&first), Arc::clone(&second));
+        let id = task.on_progress_update(move |_| {
+            a.fetch_add(1, Ordering::SeqCst);
+        });
+        task.on_progress_update(move |_| {
+            b.fetch_add(1, Ordering::SeqCst);
+        });
+        task.off_progress_update(if remove_all { None } else { Some(id) });
+        let first_at_off = first.load(Ordering::SeqCst);
+        let second_at_off = second.load(Ordering::SeqCst);
+        go.send(()).unwrap();
+        task.wait().unwrap();
+        assert_eq!(
+            first.load(Ordering::SeqCst),
+            first_at_off,
+            "removed listener ran after off"
+        );
+        if remove_all {
+            assert_eq!(
+                second.load(Ordering::SeqCst),
+                second_at_off,
+                "removed listener ran after off"
+            );
+        } else {
+            assert!(second.load(Ordering::SeqCst) >= 1, "kept listener saw nothing");
+        }
+    }
+
+    // Queue dispatch (a JS runtime): events run when the host drains, so the
+    // seed's sequence on(cb), on(other), off(cb) means cb never runs.
+    let queue = EventQueue::new();
+    let fx = fixture(Dispatch::Queue(queue.clone()));
+    make_file(&fx.root, "q.bin", 2_000_000, 4);
     let task = fx
         .client
-        .upload_file(UploadOptions::new(fx.url(), "internal://mass/l.bin", "f"));
+        .upload_file(UploadOptions::new(fx.url(), "internal://mass/q.bin", "f"));
     let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (a, b) = (Arc::clone(&first), Arc::clone(&second));
-    let id = task.on_progress_update(move |_| {
+    let cb = task.on_progress_update(move |_| {
         a.fetch_add(1, Ordering::SeqCst);
     });
     task.on_progress_update(move |_| {
         b.fetch_add(1, Ordering::SeqCst);
     });
-    task.off_progress_update(Some(id));
-    task.wait().unwrap();
+    task.off_progress_update(Some(cb));
+    for _ in 0..500 {
+        queue.run_timeout(Duration::from_millis(20));
+        if task.try_result().is_some() {
+            break;
+        }
+    }
+    task.try_result().unwrap().unwrap();
     assert_eq!(first.load(Ordering::SeqCst), 0);
     assert!(second.load(Ordering::SeqCst) >= 1);
-
-    let task = fx
-        .client
-        .upload_file(UploadOptions::new(fx.url(), "internal://mass/l.bin", "f"));
-    let (a, b) = (Arc::clone(&first), Arc::clone(&second));
-    task.on_progress_update(move |_| {
-        a.fetch_add(1, Ordering::SeqCst);
-    });
-    task.on_progress_update(move |_| {
-        b.fetch_add(1, Ordering::SeqCst);
-    });
-    task.off_progress_update(None);
-    let before = second.load(Ordering::SeqCst);
-    task.wait().unwrap();
-    assert_eq!(
-        (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst)),
-        (0, before)
-    );
 }
 
 #[test]
@@ -270,8 +336,7 @@ fn every_fail_code_from_a_real_cause() {
             "invalid header value for \"X-A\"",
         ),
         (
-            UploadOptions::new(&url, "internal://mass/ok.bin", "f")
-                .header("Content-Type", "text/plain"),
+            UploadOptions::new(&url, "internal://mass/ok.bin", "f").header("Content-Type", "text/plain"),
             202,
             "Content-Type",
         ),
@@ -310,11 +375,7 @@ fn every_fail_code_from_a_real_cause() {
             202,
             "escapes its root",
         ),
-        (
-            UploadOptions::new(&url, "/etc/hostname", "f"),
-            202,
-            "only internal://",
-        ),
+        (UploadOptions::new(&url, "/etc/hostname", "f"), 202, "only internal://"),
         (
             UploadOptions::new(&url, "internal://mass/missing.png", "f"),
             300,
@@ -331,8 +392,7 @@ fn every_fail_code_from_a_real_cause() {
             "connect failed",
         ),
         (
-            UploadOptions::new(stall.url("/"), "internal://mass/ok.bin", "f")
-                .timeout(Duration::from_millis(200)),
+            UploadOptions::new(stall.url("/"), "internal://mass/ok.bin", "f").timeout(Duration::from_millis(200)),
             204,
             "timeout",
         ),
@@ -342,11 +402,7 @@ fn every_fail_code_from_a_real_cause() {
         let task = fx.client.upload_file(logged(options, &log));
         let error = task.wait().unwrap_err();
         assert_eq!(error.code(), code, "{error}");
-        assert!(
-            error.message.contains(message),
-            "{:?} lacks {message:?}",
-            error.message
-        );
+        assert!(error.message.contains(message), "{:?} lacks {message:?}", error.message);
         assert_eq!(
             log.entries(),
             [format!("fail {code} {}", error.message), "complete".into()]
@@ -369,10 +425,7 @@ fn every_fail_code_from_a_real_cause() {
         ))
         .wait()
         .unwrap();
-    assert_eq!(
-        (response.status_code, response.data.as_str()),
-        (503, "busy")
-    );
+    assert_eq!((response.status_code, response.data.as_str()), (503, "busy"));
     assert_eq!(log.entries(), ["success 503", "complete"]);
 }
 
@@ -383,46 +436,30 @@ fn queue_dispatch_runs_callbacks_on_the_host_thread() {
     make_file(&fx.root, "q.bin", 100_000, 6);
     let host = std::thread::current().id();
     let threads = Arc::new(Mutex::new(Vec::new()));
-    let (t1, t2, t3) = (
-        Arc::clone(&threads),
-        Arc::clone(&threads),
-        Arc::clone(&threads),
-    );
+    let (t1, t2, t3) = (Arc::clone(&threads), Arc::clone(&threads), Arc::clone(&threads));
     let task = fx.client.upload_file(
         UploadOptions::new(fx.url(), "internal://mass/q.bin", "f")
-            .success(move |_| {
-                t1.lock()
-                    .unwrap()
-                    .push(("success", std::thread::current().id()))
-            })
-            .complete(move || {
-                t2.lock()
-                    .unwrap()
-                    .push(("complete", std::thread::current().id()))
-            }),
+            .success(move |_| t1.lock().unwrap().push(("success", std::thread::current().id())))
+            .complete(move || t2.lock().unwrap().push(("complete", std::thread::current().id()))),
     );
-    task.on_progress_update(move |_| {
-        t3.lock()
-            .unwrap()
-            .push(("progress", std::thread::current().id()))
-    });
-    // The outcome settles without the host draining the queue.
-    task.wait().unwrap();
+    task.on_progress_update(move |_| t3.lock().unwrap().push(("progress", std::thread::current().id())));
+    // Nothing runs until the host drains the queue; wait() from another thread.
+    let waiter = {
+        let task = task.clone();
+        std::thread::spawn(move || task.wait().map(|r| r.status_code))
+    };
+    std::thread::sleep(Duration::from_millis(100));
     assert!(
         threads.lock().unwrap().is_empty(),
         "callbacks ran before the host drained the queue"
     );
-    for _ in 0..100 {
-        queue.run_timeout(Duration::from_millis(50));
-        if threads
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(what, _)| *what == "complete")
-        {
+    for _ in 0..500 {
+        queue.run_timeout(Duration::from_millis(20));
+        if threads.lock().unwrap().iter().any(|(what, _)| *what == "complete") {
             break;
         }
     }
+    assert_eq!(waiter.join().unwrap().unwrap(), 200);
     let threads = threads.lock().unwrap();
     let order: Vec<&str> = threads.iter().map(|(what, _)| *what).collect();
     assert_eq!(order.last(), Some(&"complete"));

@@ -19,11 +19,7 @@ fn out_of_descriptors_fails_with_200() {
         fillers.push(file);
         assert!(fillers.len() < 100_000);
     }
-    let task = client.upload_file(UploadOptions::new(
-        "http://127.0.0.1:9/",
-        path.to_str().unwrap(),
-        "f",
-    ));
+    let task = client.upload_file(UploadOptions::new("http://127.0.0.1:9/", path.to_str().unwrap(), "f"));
     let error = task.wait().unwrap_err();
     drop(fillers);
     set_nofile_limit(limit);

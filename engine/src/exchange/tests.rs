@@ -34,22 +34,13 @@ fn full_exchange_with_progress_to_the_end() {
     assert_eq!(written, total + 19);
     let p = ex.poll_progress(Instant::now()).unwrap();
     assert_eq!(
-        (
-            p.progress,
-            p.total_bytes_sent,
-            p.total_bytes_expected_to_send
-        ),
+        (p.progress, p.total_bytes_sent, p.total_bytes_expected_to_send),
         (100, total, total)
     );
     assert_eq!(ex.poll_outcome(), None);
-    ex.handle_received(
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-    );
+    ex.handle_received(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     let response = ex.poll_outcome().unwrap().unwrap();
-    assert_eq!(
-        (response.status, response.body.as_slice()),
-        (200, &b"ok"[..])
-    );
+    assert_eq!((response.status, response.body.as_slice()), (200, &b"ok"[..]));
     assert!(ex.reusable());
 }
 
@@ -74,17 +65,12 @@ fn head_split_at_every_byte() {
 fn early_error_response_stops_sending_and_survives_reset() {
     let mut ex = exchange(1 << 20);
     ex.handle_sent(100);
-    ex.handle_received(
-        b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 10\r\n\r\ntoo",
-    );
+    ex.handle_received(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 10\r\n\r\ntoo");
     assert!(!ex.wants_write());
     assert_eq!(ex.poll_transmit(), None);
     ex.handle_read_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
     let response = ex.poll_outcome().unwrap().unwrap();
-    assert_eq!(
-        (response.status, response.body.as_slice()),
-        (413, &b"too"[..])
-    );
+    assert_eq!((response.status, response.body.as_slice()), (413, &b"too"[..]));
     assert!(!ex.reusable());
 }
 
@@ -116,15 +102,9 @@ fn progress_waits_for_unflushed_bytes() {
     let total = ex.body().content_length();
     send_all(&mut ex, usize::MAX);
     ex.handle_unflushed(40);
-    assert_eq!(
-        ex.poll_progress(Instant::now()).unwrap().total_bytes_sent,
-        total - 40
-    );
+    assert_eq!(ex.poll_progress(Instant::now()).unwrap().total_bytes_sent, total - 40);
     ex.handle_unflushed(0);
-    assert_eq!(
-        ex.poll_progress(Instant::now()).unwrap().total_bytes_sent,
-        total
-    );
+    assert_eq!(ex.poll_progress(Instant::now()).unwrap().total_bytes_sent, total);
 }
 
 #[test]
@@ -135,9 +115,7 @@ fn eof_inside_body_and_head() {
     ex.handle_eof();
     assert!(matches!(
         ex.poll_outcome(),
-        Some(Err(ExchangeError::Body(BodyError::Incomplete {
-            received: 2
-        })))
+        Some(Err(ExchangeError::Body(BodyError::Incomplete { received: 2 })))
     ));
     let mut ex = exchange(1);
     send_all(&mut ex, usize::MAX);

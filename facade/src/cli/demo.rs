@@ -73,18 +73,11 @@ pub fn run(args: DemoArgs) -> i32 {
         let made = std::fs::create_dir_all(&sample_dir).and_then(|_| make_sample(&path, args.size));
         match made {
             Ok(digest) => {
-                eprintln!(
-                    "made a sample file of {} at {}",
-                    bytes(args.size),
-                    path.display()
-                );
+                eprintln!("made a sample file of {} at {}", bytes(args.size), path.display());
                 files.push((path, digest));
             }
             Err(e) => {
-                eprintln!(
-                    "uploadtask: cannot make a sample file in {}: {e}",
-                    sample_dir.display()
-                );
+                eprintln!("uploadtask: cannot make a sample file in {}: {e}", sample_dir.display());
                 return 1;
             }
         }

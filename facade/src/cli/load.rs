@@ -70,9 +70,7 @@ pub fn run(args: LoadArgs) -> i32 {
     let url = args.url.clone().unwrap_or_else(|| {
         format!(
             "http://{}/load",
-            receiver
-                .as_ref()
-                .map_or_else(String::new, |r| r.addr().to_string())
+            receiver.as_ref().map_or_else(String::new, |r| r.addr().to_string())
         )
     });
     let engine = match Engine::new(EngineConfig {
@@ -85,25 +83,15 @@ pub fn run(args: LoadArgs) -> i32 {
             return 1;
         }
     };
-    let payload: Arc<[u8]> = (0..args.size)
-        .map(|i| (i % 251) as u8)
-        .collect::<Vec<u8>>()
-        .into();
+    let payload: Arc<[u8]> = (0..args.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
     let (done_tx, done_rx) = mpsc::channel::<(Duration, Result<u16, u32>)>();
     let submit = |_: u64| {
         let tx = done_tx.clone();
         let started = Instant::now();
-        let request = UploadRequest::new(url.clone()).file(FileInput::memory(
-            "file",
-            "load.bin",
-            Arc::clone(&payload),
-        ));
+        let request = UploadRequest::new(url.clone()).file(FileInput::memory("file", "load.bin", Arc::clone(&payload)));
         engine.submit(request, move |event: Event| {
             if let Event::Done(result) = event {
-                let _ = tx.send((
-                    started.elapsed(),
-                    result.map(|r| r.status).map_err(|e| e.code()),
-                ));
+                let _ = tx.send((started.elapsed(), result.map(|r| r.status).map_err(|e| e.code())));
             }
         });
     };
@@ -190,11 +178,7 @@ pub fn run(args: LoadArgs) -> i32 {
         if report.errors.is_empty() {
             println!("  errors: none");
         } else {
-            let by_code: Vec<String> = report
-                .errors
-                .iter()
-                .map(|(code, n)| format!("{code}: {n}"))
-                .collect();
+            let by_code: Vec<String> = report.errors.iter().map(|(code, n)| format!("{code}: {n}")).collect();
             println!("  errors: {}", by_code.join(", "));
         }
     }

@@ -12,11 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub const USAGE: i32 = 2;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "uploadtask",
-    version,
-    about = "HTTP file uploads: upload, serve, demo, load"
-)]
+#[command(name = "uploadtask", version, about = "HTTP file uploads: upload, serve, demo, load")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,10 +82,7 @@ fn serve(args: ServeArgs) -> i32 {
     };
     match uploadtask::serve::Receiver::start(config) {
         Ok(receiver) => {
-            eprintln!(
-                "uploadtask: receiving on http://{}/ (Ctrl-C stops)",
-                receiver.addr()
-            );
+            eprintln!("uploadtask: receiving on http://{}/ (Ctrl-C stops)", receiver.addr());
             receiver.wait();
             0
         }

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
-use uploadtask::{
-    Client, ClientConfig, EngineConfig, ProgressUpdate, Roots, UploadOptions, UploadResponse,
-};
+use uploadtask::{Client, ClientConfig, EngineConfig, ProgressUpdate, Roots, UploadOptions, UploadResponse};
 
 use super::{ProgressMode, USAGE};
 
@@ -80,9 +78,7 @@ fn usage(message: String) -> i32 {
 
 fn split_pair(text: &str, separator: char, what: &str) -> Result<(String, String), String> {
     match text.split_once(separator) {
-        Some((k, v)) if !k.trim().is_empty() => {
-            Ok((k.trim().to_string(), v.trim_start().to_string()))
-        }
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim_start().to_string())),
         _ => Err(format!(
             "{what} must look like {}: {text:?}",
             if separator == ':' { "'K: V'" } else { "K=V" }
@@ -191,12 +187,7 @@ pub fn run(args: UploadArgs) -> i32 {
                 }),
                 file: label,
             }),
-            Ok(response) => format!(
-                "{}{} {}",
-                prefix(label),
-                response.status_code,
-                response.data.trim_end()
-            ),
+            Ok(response) => format!("{}{} {}", prefix(label), response.status_code, response.data.trim_end()),
             Err(error) => format!("{}fail {}: {}", prefix(label), error.code(), error.message),
         };
         bars.println(&line);
@@ -234,11 +225,9 @@ impl Bars {
         if mode != ProgressMode::Bar {
             return Bars { inner: None };
         }
-        let style = ProgressStyle::with_template(
-            "{prefix:20!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style = ProgressStyle::with_template("{prefix:20!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
         let multi = MultiProgress::new();
         let (bars, overall) = if files.len() <= BARS_MAX {
             let bars = files
@@ -256,11 +245,7 @@ impl Bars {
             (vec![bar], Some(Mutex::new(vec![(0, 0); files.len()])))
         };
         Bars {
-            inner: Some(Arc::new(BarsInner {
-                multi,
-                bars,
-                overall,
-            })),
+            inner: Some(Arc::new(BarsInner { multi, bars, overall })),
         }
     }
 

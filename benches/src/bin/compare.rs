@@ -1,0 +1,177 @@
+//! Side-by-side comparison on loopback, same sink, each client its own
+//! process measured by GNU time (wall, user+sys CPU, peak RSS):
+//! uploadtask, reqwest, and libcurl (the `curl` program: multi + mime).
+//!
+//! Build and run (release):
+//! `cargo build --release -p uploadtask -p uploadtask-benches && target/release/compare [RUNS]`
+//!
+//! Scenarios (the project's targets): one 1 GiB upload; 20,000 uploads of
+//! 16 KiB with 1,000 in flight. Each is run RUNS times (default 3); the
+//! median is shown, with ratios to uploadtask.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, Clone, Copy)]
+struct Measure {
+    wall: f64,
+    cpu: f64,
+    rss_mib: f64,
+    ok: bool,
+}
+
+fn time(program: &Path, args: &[String]) -> Measure {
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("TIME %e %U %S %M")
+        .arg(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run /usr/bin/time (apt-get install time)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("TIME "))
+        .unwrap_or("TIME 0 0 0 0");
+    let v: Vec<f64> = line[5..].split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    Measure {
+        wall: v[0],
+        cpu: v[1] + v[2],
+        rss_mib: v[3] / 1024.0,
+        ok: out.status.success(),
+    }
+}
+
+fn median(mut runs: Vec<Measure>) -> Measure {
+    runs.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    let mid = runs[runs.len() / 2];
+    Measure {
+        ok: runs.iter().all(|r| r.ok),
+        ..mid
+    }
+}
+
+fn row(name: &str, m: Measure, per_second: Option<f64>, base: Measure) {
+    let rate = per_second.map(|n| format!("{:>9.0}/s", n / m.wall)).unwrap_or_default();
+    println!(
+        "  {name:<12} wall {:>7.3} s  cpu {:>7.3} s  rss {:>7.1} MiB {rate}  (wall x{:.2}, cpu x{:.2} of uploadtask){}",
+        m.wall,
+        m.cpu,
+        m.rss_mib,
+        m.wall / base.wall,
+        m.cpu / base.cpu.max(0.001),
+        if m.ok { "" } else { "  FAILED" }
+    );
+}
+
+fn main() {
+    let runs: usize = std::env::args().nth(1).and_then(|r| r.parse().ok()).unwrap_or(3);
+    let dir = std::env::current_exe()
+        .expect("exe")
+        .parent()
+        .expect("dir")
+        .to_path_buf();
+    let uploadtask = dir.join("uploadtask");
+    let reqwest = dir.join("reqwest_peer");
+    let curl = PathBuf::from("/usr/bin/curl");
+    assert!(uploadtask.exists(), "build it: cargo build --release -p uploadtask");
+    let sink = uploadtask_benches::Sink::start(0, 1).expect("sink");
+    let url = format!("http://{}/compare", sink.addr());
+    let work = std::env::temp_dir().join(format!("uploadtask-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("work dir");
+
+    // One 1 GiB upload.
+    let big = work.join("big.bin");
+    std::fs::write(&big, vec![0xa5u8; 1 << 30]).expect("1 GiB file");
+    let big_s = big.to_string_lossy().to_string();
+    println!("one 1 GiB upload (median of {runs}):");
+    let measure = |program: &Path, args: Vec<String>| median((0..runs).map(|_| time(program, &args)).collect());
+    let ours = measure(
+        &uploadtask,
+        vec![
+            "upload".into(),
+            url.clone(),
+            big_s.clone(),
+            "--progress".into(),
+            "none".into(),
+        ],
+    );
+    row("uploadtask", ours, None, ours);
+    row(
+        "libcurl",
+        measure(
+            &curl,
+            vec![
+                "-sS".into(),
+                "-o".into(),
+                "/dev/null".into(),
+                "-F".into(),
+                format!("file=@{big_s}"),
+                url.clone(),
+            ],
+        ),
+        None,
+        ours,
+    );
+    row(
+        "reqwest",
+        measure(&reqwest, vec!["single".into(), url.clone(), big_s.clone()]),
+        None,
+        ours,
+    );
+    let _ = std::fs::remove_file(&big);
+
+    // 20,000 uploads of 16 KiB, 1,000 in flight.
+    const TOTAL: usize = 20_000;
+    let small = work.join("small.bin");
+    std::fs::write(&small, vec![0x33u8; 16 * 1024]).expect("16 KiB file");
+    let config = work.join("curl.cfg");
+    // One operation per upload, each with its own form, separated by `next`.
+    let small_s = small.to_string_lossy();
+    let operation = format!("url = \"{url}\"\noutput = \"/dev/null\"\nform = \"file=@{small_s}\"\n");
+    let text = vec![operation; TOTAL].join("next\n");
+    std::fs::write(&config, text).expect("curl config");
+    println!("{TOTAL} uploads of 16 KiB, 1,000 in flight (median of {runs}):");
+    let ours = measure(
+        &uploadtask,
+        vec![
+            "load".into(),
+            url.clone(),
+            "-c".into(),
+            "1000".into(),
+            "-n".into(),
+            TOTAL.to_string(),
+            "--size".into(),
+            "16384".into(),
+            "--json".into(),
+        ],
+    );
+    row("uploadtask", ours, Some(TOTAL as f64), ours);
+    let curl_args = vec![
+        "-sS".into(),
+        "--parallel".into(),
+        "--parallel-max".into(),
+        "1000".into(),
+        "-K".into(),
+        config.to_string_lossy().to_string(),
+    ];
+    row("libcurl", measure(&curl, curl_args), Some(TOTAL as f64), ours);
+    row(
+        "reqwest",
+        measure(
+            &reqwest,
+            vec![
+                "many".into(),
+                url.clone(),
+                "16384".into(),
+                TOTAL.to_string(),
+                "1000".into(),
+            ],
+        ),
+        Some(TOTAL as f64),
+        ours,
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
