@@ -35,7 +35,7 @@ use crate::pump::{pump_read, pump_write, WriteFlow};
 use crate::source::{BodySource, FileSource, MemorySource};
 use crate::transport::{TcpTransport, TlsTransport, Transport};
 use crate::{
-    Command, EngineConfig, ErrorKind, Event, EventSink, Resolver, Sendfile, SourceSpec, UploadError, UploadId,
+    Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Sendfile, SourceSpec, UploadError, UploadId,
     UploadRequest,
 };
 
@@ -111,8 +111,8 @@ pub(crate) struct Loop {
     tls: Arc<rustls::ClientConfig>,
     resolver: Arc<dyn Resolver>,
     inbox: mpsc::Receiver<Command>,
-    outbox: mpsc::Sender<Command>,
-    waker: Arc<mio::Waker>,
+    mailbox: Mailbox,
+    entropy: Entropy,
     uploads: Slab<UploadSlot>,
     conns: Slab<ConnSlot>,
     ids: HashMap<UploadId, usize>,
@@ -135,8 +135,7 @@ impl Loop {
         tls: Arc<rustls::ClientConfig>,
         resolver: Arc<dyn Resolver>,
         inbox: mpsc::Receiver<Command>,
-        outbox: mpsc::Sender<Command>,
-        waker: Arc<mio::Waker>,
+        mailbox: Mailbox,
     ) -> Self {
         Loop {
             poll,
@@ -144,8 +143,8 @@ impl Loop {
             tls,
             resolver,
             inbox,
-            outbox,
-            waker,
+            mailbox,
+            entropy: Entropy::default(),
             uploads: Slab::new(),
             conns: Slab::new(),
             ids: HashMap::new(),
@@ -204,6 +203,7 @@ impl Loop {
     }
 
     fn drain_commands(&mut self) {
+        self.mailbox.clear_wake();
         while let Ok(command) = self.inbox.try_recv() {
             match command {
                 Command::Submit { id, at, request, sink } => self.submit(id, at, request, sink),
@@ -276,61 +276,26 @@ impl Loop {
     /// Opens the files, frames the form, writes the head, then takes a pooled
     /// connection or resolves the host.
     fn start(&mut self, key: Key) -> Result<(), UploadError> {
-        let limits = self.config.limits;
-        let slot = self
-            .upload(key)
-            .ok_or_else(|| UploadError::new(ErrorKind::Internal, "upload vanished"))?;
-        slot.phase = Phase::Resolving;
-        let Some(request) = slot.request.take() else {
-            return Err(UploadError::new(ErrorKind::Internal, "upload started twice"));
+        let vanished = || UploadError::new(ErrorKind::Internal, "upload vanished");
+        let request = {
+            let slot = self.upload(key).ok_or_else(vanished)?;
+            slot.phase = Phase::Resolving;
+            slot.request.take().ok_or_else(vanished)?
         };
-        let request = *request;
-        let target =
-            Target::parse(&request.url).map_err(|e| UploadError::new(ErrorKind::InvalidArgument, e.to_string()))?;
-        let mut form = Form::new();
-        for (name, value) in &request.fields {
-            form = form.text(name.as_str(), value.as_str());
-        }
-        let mut sources = Vec::with_capacity(request.files.len());
-        for file in request.files {
-            let source = open_source(file.source)?;
-            let mut part = FilePart::new(file.name, &file.filename, source.len());
-            if let Some(content_type) = file.content_type {
-                part = part.content_type(content_type);
-            }
-            form = form.file(part);
-            sources.push(source);
-        }
-        let body = form.build().map_err(|e| {
-            let kind = if e == uploadtask_multipart::FormError::Random {
-                ErrorKind::Internal
-            } else {
-                ErrorKind::InvalidArgument
-            };
-            UploadError::new(kind, e.to_string())
-        })?;
-        let mut head = Vec::with_capacity(256);
-        RequestHead::new(&target, body.content_type(), body.content_length())
-            .method(&request.method)
-            .headers(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-            .write(&mut head)
-            .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, e.to_string()))?;
-        head.shrink_to_fit();
-        slot.exchange = Some(Exchange::new(head, body, limits));
-        slot.sources = sources;
+        let (target, exchange, sources) = prepare(*request, self.config.limits, &mut self.entropy)?;
         let origin: Origin = (target.scheme, target.host.clone(), target.port);
+        let slot = self.upload(key).ok_or_else(vanished)?;
+        slot.exchange = Some(exchange);
+        slot.sources = sources;
         slot.target = Some(target);
         match self.take_idle(&origin) {
             Some(conn) => {
                 self.attach(key, conn, true);
                 self.serve(key, false, true);
-                Ok(())
             }
-            None => {
-                self.resolve(key);
-                Ok(())
-            }
+            None => self.resolve(key),
         }
+        Ok(())
     }
 
     fn take_idle(&mut self, origin: &Origin) -> Option<usize> {
@@ -365,15 +330,12 @@ impl Loop {
             return;
         };
         let (host, port) = (target.host.clone(), target.port);
-        let outbox = self.outbox.clone();
-        let waker = Arc::clone(&self.waker);
+        let mailbox = self.mailbox.clone();
         self.resolver.resolve(
             &host,
             port,
             Box::new(move |result| {
-                if outbox.send(Command::Resolved { key, result }).is_ok() {
-                    let _ = waker.wake();
-                }
+                let _ = mailbox.send(Command::Resolved { key, result });
             }),
         );
     }
@@ -833,6 +795,48 @@ impl Loop {
     }
 }
 
+/// The target, the framed exchange (head and multipart body), and the open
+/// sources of an upload.
+type Prepared = (Target, Exchange, Vec<Box<dyn BodySource>>);
+
+/// Everything an upload needs before connecting.
+fn prepare(
+    request: UploadRequest,
+    limits: uploadtask_http1::Limits,
+    entropy: &mut Entropy,
+) -> Result<Prepared, UploadError> {
+    let invalid = |e: &dyn std::fmt::Display| UploadError::new(ErrorKind::InvalidArgument, e.to_string());
+    let target = Target::parse(&request.url).map_err(|e| invalid(&e))?;
+    let mut form = Form::new();
+    for (name, value) in &request.fields {
+        form = form.text(name.as_str(), value.as_str());
+    }
+    let mut sources = Vec::with_capacity(request.files.len());
+    for file in request.files {
+        let source = open_source(file.source)?;
+        let mut part = FilePart::new(file.name, &file.filename, source.len());
+        if let Some(content_type) = file.content_type {
+            part = part.content_type(content_type);
+        }
+        form = form.file(part);
+        sources.push(source);
+    }
+    let body = form
+        .build_with_entropy(&mut |bytes| entropy.fill(bytes))
+        .map_err(|e| match e {
+            uploadtask_multipart::FormError::Random => UploadError::new(ErrorKind::Internal, e.to_string()),
+            e => invalid(&e),
+        })?;
+    let mut head = Vec::with_capacity(256);
+    RequestHead::new(&target, body.content_type(), body.content_length())
+        .method(&request.method)
+        .headers(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .write(&mut head)
+        .map_err(|e| invalid(&e))?;
+    head.shrink_to_fit();
+    Ok((target, Exchange::new(head, body, limits), sources))
+}
+
 /// Opens a file part's source on the loop, classifying errors as SPEC §3 says.
 fn open_source(spec: SourceSpec) -> Result<Box<dyn BodySource>, UploadError> {
     match spec {
@@ -855,5 +859,38 @@ fn open_source(spec: SourceSpec) -> Result<Box<dyn BodySource>, UploadError> {
                 };
                 UploadError::new(kind, message)
             }),
+    }
+}
+
+/// Random bytes for multipart boundaries, drawn from the system in 4 KiB
+/// batches: every boundary still gets 16 fresh random bytes, at one
+/// `getrandom(2)` per 256 uploads.
+struct Entropy {
+    pool: Box<[u8; 4096]>,
+    used: usize,
+}
+
+impl Default for Entropy {
+    fn default() -> Self {
+        Entropy {
+            pool: Box::new([0; 4096]),
+            used: 4096,
+        }
+    }
+}
+
+impl Entropy {
+    fn fill(&mut self, out: &mut [u8; 16]) -> bool {
+        if self.used + out.len() > self.pool.len() {
+            if getrandom::fill(&mut self.pool[..]).is_err() {
+                return false;
+            }
+            self.used = 0;
+        }
+        out.copy_from_slice(&self.pool[self.used..self.used + 16]);
+        // Never hand out the same bytes twice.
+        self.pool[self.used..self.used + 16].fill(0);
+        self.used += 16;
+        true
     }
 }

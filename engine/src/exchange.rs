@@ -1,5 +1,5 @@
 //! One request/response exchange on a connection, with no I/O: the request
-//! head and multipart body go out as [`Transmit`]s, the response comes in as
+//! head and multipart body go out as gathered [`Piece`]s, the response comes in as
 //! bytes, and `now` is passed in for progress timing.
 //!
 //! ```text
@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Call order, as in quinn-proto: feed inputs (`handle_*`), then drain outputs
-//! (`poll_transmit`, `poll_progress`, `poll_outcome`) until they return
+//! (`poll_gather`, `poll_progress`, `poll_outcome`) until they return
 //! `None`.
 //!
 //! Sent-byte accounting: `handle_sent(n)` counts bytes the transport
@@ -31,21 +31,24 @@ use uploadtask_multipart::{Body, Chunk, Cursor};
 
 use crate::progress::{Progress, ProgressGate};
 
-/// What to write next.
+/// One piece of a gathered write: see [`Exchange::poll_gather`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transmit<'a> {
-    /// These bytes, in order (the first slice may be empty).
-    Bytes([&'a [u8]; 2]),
+pub enum Piece<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
     /// `len` bytes of file part `part` from `offset`.
     File {
         /// Index of the file part.
         part: usize,
         /// Offset in the file.
         offset: u64,
-        /// Bytes left in the region.
+        /// Bytes of the region.
         len: u64,
     },
 }
+
+/// Most pieces one gathered write holds.
+pub const MAX_PIECES: usize = 4;
 
 /// A complete response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,20 +221,45 @@ impl Exchange {
         on_wire.saturating_sub(self.head.len() as u64)
     }
 
-    /// The next bytes or file region to write, if any.
-    pub fn poll_transmit(&self) -> Option<Transmit<'_>> {
+    /// Up to [`MAX_PIECES`] pieces to write in one vectored call: the head,
+    /// framing bytes, and whole file regions of at most `room` bytes in all
+    /// (the caller reads them into its buffer). A file region too large for
+    /// `room` ends the gather; if it comes first it is returned alone, for
+    /// the caller to send in pieces or with `sendfile`.
+    pub fn poll_gather(&self, room: u64) -> ([Piece<'_>; MAX_PIECES], usize) {
+        let mut pieces = [Piece::Bytes(&[]); MAX_PIECES];
+        let mut count = 0;
         if !self.wants_write() {
-            return None;
+            return (pieces, 0);
         }
         let head = &self.head[self.head_sent..];
-        match self.body.chunk(&self.cursor)? {
-            Chunk::Bytes(bytes) => Some(Transmit::Bytes([head, bytes])),
-            Chunk::File { .. } if !head.is_empty() => Some(Transmit::Bytes([head, &[]])),
-            Chunk::File { part, offset, len } => Some(Transmit::File { part, offset, len }),
+        if !head.is_empty() {
+            pieces[0] = Piece::Bytes(head);
+            count = 1;
         }
+        let mut cursor = self.cursor;
+        let mut room = room;
+        while count < MAX_PIECES {
+            let Some(chunk) = self.body.chunk(&cursor) else { break };
+            let (piece, len) = match chunk {
+                Chunk::Bytes(bytes) => (Piece::Bytes(bytes), bytes.len() as u64),
+                Chunk::File { part, offset, len } if len <= room => {
+                    room -= len;
+                    (Piece::File { part, offset, len }, len)
+                }
+                Chunk::File { part, offset, len } if count == 0 => {
+                    return ([Piece::File { part, offset, len }, pieces[1], pieces[2], pieces[3]], 1);
+                }
+                Chunk::File { .. } => break,
+            };
+            pieces[count] = piece;
+            count += 1;
+            cursor.advance(&self.body, len);
+        }
+        (pieces, count)
     }
 
-    /// The transport accepted `n` more bytes of what `poll_transmit` gave.
+    /// The transport accepted `n` more bytes of what `poll_gather` gave.
     pub fn handle_sent(&mut self, n: usize) {
         self.accepted += n as u64;
         let into_head = n.min(self.head.len() - self.head_sent);

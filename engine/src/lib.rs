@@ -51,7 +51,7 @@ pub mod transport;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -356,19 +356,40 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-struct Shared {
+/// The way into the loop: a channel and a waker. A wake is only sent when
+/// none is pending, so a burst of commands costs one `write(2)`.
+#[derive(Clone)]
+pub(crate) struct Mailbox {
     commands: mpsc::Sender<Command>,
     waker: Arc<mio::Waker>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+impl Mailbox {
+    pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
+        self.commands.send(command).map_err(|e| e.0)?;
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            // A failed wake means the loop is gone; the command is then dropped.
+            let _ = self.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Called by the loop before it drains the channel.
+    pub(crate) fn clear_wake(&self) {
+        self.wake_pending.store(false, Ordering::Release);
+    }
+}
+
+struct Shared {
+    mailbox: Mailbox,
     next_id: AtomicU64,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Shared {
     fn send(&self, command: Command) -> Result<(), Command> {
-        self.commands.send(command).map_err(|e| e.0)?;
-        // A failed wake means the loop is gone; the command is then dropped.
-        let _ = self.waker.wake();
-        Ok(())
+        self.mailbox.send(command)
     }
 }
 
@@ -406,14 +427,18 @@ impl Engine {
         let (commands, inbox) = mpsc::channel();
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
-        let looper = driver::Loop::new(poll, config, tls, resolver, inbox, commands.clone(), Arc::clone(&waker));
+        let mailbox = Mailbox {
+            commands,
+            waker,
+            wake_pending: Arc::new(AtomicBool::new(false)),
+        };
+        let looper = driver::Loop::new(poll, config, tls, resolver, inbox, mailbox.clone());
         let thread = std::thread::Builder::new()
             .name("uploadtask-engine".into())
             .spawn(move || looper.run())?;
         Ok(Engine {
             shared: Arc::new(Shared {
-                commands,
-                waker,
+                mailbox,
                 next_id: AtomicU64::new(1),
                 thread: Mutex::new(Some(thread)),
             }),

@@ -5,7 +5,7 @@
 
 use std::io::{self, IoSlice};
 
-use crate::exchange::{Exchange, Transmit};
+use crate::exchange::{Exchange, Piece, MAX_PIECES};
 use crate::source::BodySource;
 use crate::transport::Transport;
 
@@ -27,6 +27,11 @@ pub struct FileError(pub String);
 /// Writes until the transport blocks, the body is out, or `budget` bytes
 /// moved. Returns the flow and the bytes written. Write errors go to the
 /// exchange; only file problems are returned.
+///
+/// Small pieces go out together: the head, the framing, and file regions
+/// that fit `scratch` (read into it) make one vectored write, so a small
+/// upload is one `writev`. A larger file region goes alone, with
+/// `sendfile` when the transport can, else through `scratch`.
 pub fn pump_write(
     exchange: &mut Exchange,
     transport: &mut dyn Transport,
@@ -47,26 +52,36 @@ pub fn pump_write(
         }
     }
     loop {
-        let Some(transmit) = exchange.poll_transmit() else {
+        let room = scratch.len().min(transport.max_write()) as u64;
+        let (pieces, count) = exchange.poll_gather(room);
+        if count == 0 {
             return Ok((WriteFlow::Idle, moved));
-        };
+        }
         if moved >= budget {
             return Ok((WriteFlow::Yield, moved));
         }
-        let (result, file_part) = match transmit {
-            Transmit::Bytes([a, b]) => (transport.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]), None),
-            Transmit::File { part, offset, len } => {
-                let source = sources
-                    .get(part)
-                    .ok_or_else(|| FileError(format!("no source for file part {part}")))?;
+        let (result, files) = match pieces[..count] {
+            [Piece::File { part, offset, len }] if len > room => {
+                let source = source(sources, part)?;
+                let result = write_file(transport, source, offset, len, scratch)?;
+                if matches!(result, Ok(0)) {
+                    // The file ended before the length announced.
+                    return Err(changed_size());
+                }
+                // Only when the region ends here is its file checked.
+                let whole = matches!(result, Ok(n) if n as u64 == len);
                 (
-                    write_file(transport, source.as_ref(), offset, len, scratch)?,
-                    Some((source, len)),
+                    result,
+                    if whole {
+                        [Some(part), None, None, None]
+                    } else {
+                        [None; MAX_PIECES]
+                    },
                 )
             }
+            _ => write_gathered(transport, sources, &pieces[..count], scratch)?,
         };
         match result {
-            Ok(0) if file_part.is_some() => return Err(FileError("file changed size during the upload".into())),
             Ok(0) => {
                 exchange.handle_write_error(io::ErrorKind::WriteZero.into());
                 return Ok((WriteFlow::Idle, moved));
@@ -74,9 +89,10 @@ pub fn pump_write(
             Ok(n) => {
                 exchange.handle_sent(n);
                 moved += n;
-                if let Some((source, len)) = file_part {
-                    if n as u64 == len && source.current_len().ok() != Some(source.len()) {
-                        return Err(FileError("file changed size during the upload".into()));
+                for part in files.into_iter().flatten() {
+                    let source = source(sources, part)?;
+                    if source.current_len().ok() != Some(source.len()) {
+                        return Err(changed_size());
                     }
                 }
             }
@@ -94,6 +110,77 @@ pub fn pump_write(
     }
 }
 
+fn changed_size() -> FileError {
+    FileError("file changed size during the upload".into())
+}
+
+fn source(sources: &[Box<dyn BodySource>], part: usize) -> Result<&dyn BodySource, FileError> {
+    sources
+        .get(part)
+        .map(|s| s.as_ref())
+        .ok_or_else(|| FileError(format!("no source for file part {part}")))
+}
+
+/// Writes the pieces with one vectored call, file regions read into
+/// `scratch` first. Returns the result and the file parts whose regions
+/// were written whole (to be checked for a size change).
+fn write_gathered(
+    transport: &mut dyn Transport,
+    sources: &[Box<dyn BodySource>],
+    pieces: &[Piece<'_>],
+    scratch: &mut [u8],
+) -> Result<(io::Result<usize>, [Option<usize>; MAX_PIECES]), FileError> {
+    let mut ranges = [(0, 0); MAX_PIECES];
+    let mut used = 0;
+    for (piece, range) in pieces.iter().zip(ranges.iter_mut()) {
+        if let Piece::File { part, offset, len } = *piece {
+            let len = len as usize;
+            read_exact_at(source(sources, part)?, offset, &mut scratch[used..used + len])?;
+            *range = (used, used + len);
+            used += len;
+        }
+    }
+    let mut slices = [IoSlice::new(&[]); MAX_PIECES];
+    let mut ends = [(0usize, None); MAX_PIECES];
+    let mut total = 0;
+    for (i, piece) in pieces.iter().enumerate() {
+        let (bytes, part) = match *piece {
+            Piece::Bytes(bytes) => (bytes, None),
+            Piece::File { part, .. } => (&scratch[ranges[i].0..ranges[i].1], Some(part)),
+        };
+        slices[i] = IoSlice::new(bytes);
+        total += bytes.len();
+        ends[i] = (total, part);
+    }
+    let result = transport.write_vectored(&slices[..pieces.len()]);
+    let mut whole = [None; MAX_PIECES];
+    if let Ok(n) = result {
+        for (slot, (end, part)) in whole.iter_mut().zip(ends) {
+            if end <= n {
+                *slot = part;
+            }
+        }
+    }
+    Ok((result, whole))
+}
+
+/// Fills `buf` from `source` at `offset`; the source ending early means the
+/// file shrank.
+fn read_exact_at(source: &dyn BodySource, mut offset: u64, mut buf: &mut [u8]) -> Result<(), FileError> {
+    while !buf.is_empty() {
+        match source.read_at(offset, buf) {
+            Ok(0) => return Err(changed_size()),
+            Ok(n) => {
+                offset += n as u64;
+                buf = &mut buf[n..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FileError(format!("file read failed: {e}"))),
+        }
+    }
+    Ok(())
+}
+
 /// Sends file bytes with `sendfile` when the transport can, else through
 /// `scratch`. `Ok(0)` means the file ended early.
 fn write_file(
@@ -106,7 +193,10 @@ fn write_file(
     if let Some(result) = source.file().and_then(|file| transport.send_file(file, offset, len)) {
         return Ok(result);
     }
-    let want = usize::try_from(len).unwrap_or(usize::MAX).min(scratch.len());
+    let want = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .min(scratch.len())
+        .min(transport.max_write());
     let read = loop {
         match source.read_at(offset, &mut scratch[..want]) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -157,6 +157,13 @@ impl Form {
     /// drawn again in the (practically impossible) case that it occurs in
     /// the form's text.
     pub fn build(self) -> Result<Body, FormError> {
+        self.build_with_entropy(&mut |bytes| getrandom::fill(bytes).is_ok())
+    }
+
+    /// Frames the form, drawing a random boundary's 16 bytes of entropy from
+    /// `entropy` (which returns `false` if it cannot). An engine that frames
+    /// many forms can draw from a buffer it refills in bulk.
+    pub fn build_with_entropy(self, entropy: &mut dyn FnMut(&mut [u8; 16]) -> bool) -> Result<Body, FormError> {
         for part in &self.files {
             if part.content_type.bytes().any(|b| b < 0x20 || b == 0x7f) {
                 return Err(FormError::InvalidContentType(part.content_type.clone()));
@@ -166,15 +173,17 @@ impl Form {
             Some(b) if !is_valid_boundary(b) => return Err(FormError::InvalidBoundary),
             Some(b) if self.text_contains(b) => return Err(FormError::BoundaryInText),
             Some(b) => b.clone(),
-            None => self.random_boundary()?,
+            None => self.random_boundary(entropy)?,
         };
         Ok(Body::frame(&self, boundary))
     }
 
-    fn random_boundary(&self) -> Result<String, FormError> {
+    fn random_boundary(&self, fill: &mut dyn FnMut(&mut [u8; 16]) -> bool) -> Result<String, FormError> {
         for _ in 0..8 {
             let mut entropy = [0u8; 16];
-            getrandom::fill(&mut entropy).map_err(|_| FormError::Random)?;
+            if !fill(&mut entropy) {
+                return Err(FormError::Random);
+            }
             let mut boundary = String::with_capacity(43);
             boundary.push_str("uploadtask-");
             for byte in entropy {

@@ -14,11 +14,19 @@ fn exchange(file_len: u64) -> Exchange {
 /// Writes everything, `step` bytes at a time, returning the bytes written.
 fn send_all(ex: &mut Exchange, step: usize) -> u64 {
     let mut written = 0u64;
-    while let Some(t) = ex.poll_transmit() {
-        let n = match t {
-            Transmit::Bytes([a, b]) => (a.len() + b.len()).min(step),
-            Transmit::File { len, .. } => (len as usize).min(step),
-        };
+    loop {
+        let (pieces, count) = ex.poll_gather(1 << 20);
+        if count == 0 {
+            break;
+        }
+        let total: u64 = pieces[..count]
+            .iter()
+            .map(|p| match p {
+                Piece::Bytes(b) => b.len() as u64,
+                Piece::File { len, .. } => *len,
+            })
+            .sum();
+        let n = (total as usize).min(step);
         assert!(n > 0);
         ex.handle_sent(n);
         written += n as u64;
@@ -67,7 +75,7 @@ fn early_error_response_stops_sending_and_survives_reset() {
     ex.handle_sent(100);
     ex.handle_received(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 10\r\n\r\ntoo");
     assert!(!ex.wants_write());
-    assert_eq!(ex.poll_transmit(), None);
+    assert_eq!(ex.poll_gather(1 << 20).1, 0);
     ex.handle_read_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
     let response = ex.poll_outcome().unwrap().unwrap();
     assert_eq!((response.status, response.body.as_slice()), (413, &b"too"[..]));
