@@ -31,7 +31,7 @@ use uploadtask_http1::request::{RequestHead, Scheme, Target};
 use uploadtask_multipart::{FilePart, Form};
 
 use crate::exchange::{Exchange, ExchangeError};
-use crate::pump::{pump_read, pump_write, WriteFlow};
+use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
 use crate::source::{BodySource, FileSource, MemorySource};
 use crate::transport::{TcpTransport, TlsTransport, Transport};
 use crate::{
@@ -123,7 +123,7 @@ pub(crate) struct Loop {
     ready: VecDeque<Key>,
     next_generation: u32,
     read_buf: Box<[u8]>,
-    file_buf: Box<[u8]>,
+    file_buf: Scratch,
     shutting_down: bool,
     now: Instant,
 }
@@ -155,7 +155,7 @@ impl Loop {
             ready: VecDeque::new(),
             next_generation: 0,
             read_buf: vec![0; READ_BUF].into_boxed_slice(),
-            file_buf: vec![0; FILE_BUF].into_boxed_slice(),
+            file_buf: Scratch::new(FILE_BUF),
             shutting_down: false,
             now: Instant::now(),
         }
@@ -539,7 +539,14 @@ impl Loop {
         let mut flow = WriteFlow::Idle;
         let mut file_error = None;
         if writable {
-            match pump_write(exchange, transport.as_mut(), &slot.sources, &mut self.file_buf, budget) {
+            match pump_write(
+                slot.id.0,
+                exchange,
+                transport.as_mut(),
+                &slot.sources,
+                &mut self.file_buf,
+                budget,
+            ) {
                 Ok((f, n)) => {
                     flow = f;
                     moved += n;

@@ -26,17 +26,19 @@ pub struct FileError(pub String);
 
 /// Writes until the transport blocks, the body is out, or `budget` bytes
 /// moved. Returns the flow and the bytes written. Write errors go to the
-/// exchange; only file problems are returned.
+/// exchange; only file problems are returned. `owner` identifies the
+/// upload to `scratch` (any value unique among uploads sharing it).
 ///
 /// Small pieces go out together: the head, the framing, and file regions
 /// that fit `scratch` (read into it) make one vectored write, so a small
 /// upload is one `writev`. A larger file region goes alone, with
 /// `sendfile` when the transport can, else through `scratch`.
 pub fn pump_write(
+    owner: u64,
     exchange: &mut Exchange,
     transport: &mut dyn Transport,
     sources: &[Box<dyn BodySource>],
-    scratch: &mut [u8],
+    scratch: &mut Scratch,
     budget: usize,
 ) -> Result<(WriteFlow, usize), FileError> {
     let mut moved = 0;
@@ -52,7 +54,7 @@ pub fn pump_write(
         }
     }
     loop {
-        let room = scratch.len().min(transport.max_write()) as u64;
+        let room = scratch.buf.len().min(transport.max_write()) as u64;
         let (pieces, count) = exchange.poll_gather(room);
         if count == 0 {
             return Ok((WriteFlow::Idle, moved));
@@ -63,7 +65,7 @@ pub fn pump_write(
         let (result, files) = match pieces[..count] {
             [Piece::File { part, offset, len }] if len > room => {
                 let source = source(sources, part)?;
-                let result = write_file(transport, source, offset, len, scratch)?;
+                let result = write_file(transport, (owner, part, source), offset, len, scratch)?;
                 if matches!(result, Ok(0)) {
                     // The file ended before the length announced.
                     return Err(changed_size());
@@ -79,7 +81,10 @@ pub fn pump_write(
                     },
                 )
             }
-            _ => write_gathered(transport, sources, &pieces[..count], scratch)?,
+            _ => {
+                scratch.held = None;
+                write_gathered(transport, sources, &pieces[..count], &mut scratch.buf)?
+            }
         };
         match result {
             Ok(0) => {
@@ -181,33 +186,85 @@ fn read_exact_at(source: &dyn BodySource, mut offset: u64, mut buf: &mut [u8]) -
     Ok(())
 }
 
+/// The loop's buffer for file bytes, shared by all uploads. It remembers
+/// whose bytes it holds, so that what a short write left unsent is written
+/// next time without reading the file again.
+#[derive(Debug)]
+pub struct Scratch {
+    buf: Box<[u8]>,
+    held: Option<Held>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    owner: u64,
+    part: usize,
+    start: u64,
+    len: usize,
+}
+
+impl Scratch {
+    /// A buffer of `size` bytes (at least 1).
+    pub fn new(size: usize) -> Self {
+        Scratch {
+            buf: vec![0; size.max(1)].into_boxed_slice(),
+            held: None,
+        }
+    }
+
+    /// Up to `want` bytes of `source` at `offset`: what the buffer still
+    /// holds for `owner`, else read afresh. Empty at end of file.
+    fn file_bytes(
+        &mut self,
+        owner: u64,
+        part: usize,
+        source: &dyn BodySource,
+        offset: u64,
+        want: usize,
+    ) -> Result<&[u8], FileError> {
+        if let Some(held) = self.held.filter(|h| h.owner == owner && h.part == part) {
+            if (held.start..held.start + held.len as u64).contains(&offset) {
+                let at = (offset - held.start) as usize;
+                return Ok(&self.buf[at..held.len.min(at + want)]);
+            }
+        }
+        self.held = None;
+        let want = want.min(self.buf.len());
+        let read = loop {
+            match source.read_at(offset, &mut self.buf[..want]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(FileError(format!("file read failed: {e}"))),
+                Ok(read) => break read,
+            }
+        };
+        self.held = Some(Held {
+            owner,
+            part,
+            start: offset,
+            len: read,
+        });
+        Ok(&self.buf[..read])
+    }
+}
+
 /// Sends file bytes with `sendfile` when the transport can, else through
 /// `scratch`. `Ok(0)` means the file ended early.
 fn write_file(
     transport: &mut dyn Transport,
-    source: &dyn BodySource,
+    (owner, part, source): (u64, usize, &dyn BodySource),
     offset: u64,
     len: u64,
-    scratch: &mut [u8],
+    scratch: &mut Scratch,
 ) -> Result<io::Result<usize>, FileError> {
     if let Some(result) = source.file().and_then(|file| transport.send_file(file, offset, len)) {
         return Ok(result);
     }
-    let want = usize::try_from(len)
-        .unwrap_or(usize::MAX)
-        .min(scratch.len())
-        .min(transport.max_write());
-    let read = loop {
-        match source.read_at(offset, &mut scratch[..want]) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(FileError(format!("file read failed: {e}"))),
-            Ok(read) => break read,
-        }
-    };
-    if read == 0 {
+    let want = usize::try_from(len).unwrap_or(usize::MAX).min(transport.max_write());
+    let bytes = scratch.file_bytes(owner, part, source, offset, want)?;
+    if bytes.is_empty() {
         return Ok(Ok(0));
     }
-    Ok(transport.write_vectored(&[IoSlice::new(&scratch[..read])]))
+    Ok(transport.write_vectored(&[IoSlice::new(bytes)]))
 }
 
 /// Reads until the transport blocks or the exchange is finished. Returns the

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use uploadtask_engine::exchange::{Exchange, ExchangeError, Response};
-use uploadtask_engine::pump::{pump_read, pump_write};
+use uploadtask_engine::pump::{pump_read, pump_write, Scratch};
 use uploadtask_engine::scripted::{ReadStep, ScriptedTransport, WriteStep};
 use uploadtask_engine::{BodySource, Limits, MemorySource};
 use uploadtask_multipart::{FilePart, Form};
@@ -32,8 +32,8 @@ fn setup(file: &[u8]) -> (Exchange, Vec<Box<dyn BodySource>>) {
 fn expected_wire(file: &[u8]) -> Vec<u8> {
     let (mut exchange, sources) = setup(file);
     let mut transport = ScriptedTransport::default();
-    let mut scratch = [0u8; 7];
-    pump_write(&mut exchange, &mut transport, &sources, &mut scratch, usize::MAX).unwrap();
+    let mut scratch = Scratch::new(7);
+    pump_write(1, &mut exchange, &mut transport, &sources, &mut scratch, usize::MAX).unwrap();
     transport.written
 }
 
@@ -47,11 +47,11 @@ struct Run {
 /// Drives an exchange to its outcome (bounded by the scripts' length).
 fn drive(file: &[u8], transport: &mut ScriptedTransport, scratch_len: usize) -> Run {
     let (mut exchange, sources) = setup(file);
-    let mut scratch = vec![0u8; scratch_len];
+    let mut scratch = Scratch::new(scratch_len);
     let mut read_buf = [0u8; 13];
     let mut last_progress = None;
     for _ in 0..100_000 {
-        let (flow, _) = pump_write(&mut exchange, transport, &sources, &mut scratch, 64).unwrap();
+        let (flow, _) = pump_write(1, &mut exchange, transport, &sources, &mut scratch, 64).unwrap();
         let _ = flow;
         pump_read(&mut exchange, transport, &mut read_buf);
         while let Some(p) = exchange.poll_progress(Instant::now()) {

@@ -18,6 +18,8 @@ struct Measure {
     cpu: f64,
     rss_mib: f64,
     ok: bool,
+    /// Fastest run's wall time (only set on medians).
+    best_wall: f64,
 }
 
 fn time(program: &Path, args: &[String]) -> Measure {
@@ -41,6 +43,7 @@ fn time(program: &Path, args: &[String]) -> Measure {
         cpu: v[1] + v[2],
         rss_mib: v[3] / 1024.0,
         ok: out.status.success(),
+        best_wall: v[0],
     }
 }
 
@@ -49,6 +52,7 @@ fn median(mut runs: Vec<Measure>) -> Measure {
     let mid = runs[runs.len() / 2];
     Measure {
         ok: runs.iter().all(|r| r.ok),
+        best_wall: runs[0].wall,
         ..mid
     }
 }
@@ -56,8 +60,9 @@ fn median(mut runs: Vec<Measure>) -> Measure {
 fn row(name: &str, m: Measure, per_second: Option<f64>, base: Measure) {
     let rate = per_second.map(|n| format!("{:>9.0}/s", n / m.wall)).unwrap_or_default();
     println!(
-        "  {name:<12} wall {:>7.3} s  cpu {:>7.3} s  rss {:>7.1} MiB {rate}  (wall x{:.2}, cpu x{:.2} of uploadtask){}",
+        "  {name:<12} wall {:>7.3} s (best {:>6.3})  cpu {:>7.3} s  rss {:>7.1} MiB {rate}  (wall x{:.2}, cpu x{:.2} of uploadtask){}",
         m.wall,
+        m.best_wall,
         m.cpu,
         m.rss_mib,
         m.wall / base.wall,
