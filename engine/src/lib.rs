@@ -41,6 +41,7 @@
 mod driver;
 pub mod error;
 pub mod exchange;
+mod prepare;
 pub mod progress;
 pub mod pump;
 pub mod resolver;

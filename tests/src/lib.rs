@@ -237,3 +237,25 @@ pub fn set_nofile_limit(soft: u64) {
     limit.current = Some(soft);
     rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).expect("setrlimit");
 }
+
+/// Reads one request (head, then a Content-Length body) from any stream;
+/// returns the head and body.
+pub fn read_request<R: Read>(stream: &mut R) -> (String, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    let _ = stream.read_exact(&mut body);
+    (head, body)
+}

@@ -400,3 +400,39 @@ fn file_changing_size_fails_with_300() {
         }
     }
 }
+
+/// Over TLS a close-delimited body ends only with close_notify; a bare TCP
+/// close there could be a truncation attack, so it fails (1000, Tls).
+#[test]
+fn tls_close_delimited_body_needs_close_notify() {
+    let (server_tls, ca_pem) = tls_material();
+    let mut config = EngineConfig::default();
+    config.add_root_pem(&ca_pem).unwrap();
+    config.resolver = Some(Arc::new(
+        StaticResolver::new().insert("localhost", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
+    ));
+    let engine = Engine::new(config).unwrap();
+    for notify in [true, false] {
+        let server_tls = Arc::clone(&server_tls);
+        let server = RawServer::start(move |stream, _| {
+            let connection = rustls::ServerConnection::new(Arc::clone(&server_tls)).unwrap();
+            let mut tls = rustls::StreamOwned::new(connection, stream);
+            let _ = read_request(&mut tls);
+            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nclose-delimited body");
+            if notify {
+                tls.conn.send_close_notify();
+            }
+            let _ = tls.flush();
+            let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+        });
+        let request = UploadRequest::new(format!("https://localhost:{}/", server.addr().port()))
+            .file(FileInput::memory("f", "a.txt", b"hello".to_vec()));
+        let result = run_upload(&engine, request).result;
+        if notify {
+            assert_eq!(result.unwrap().body, b"close-delimited body");
+        } else {
+            let error = result.unwrap_err();
+            assert_eq!((error.kind, error.code()), (ErrorKind::Tls, 1000), "{error}");
+        }
+    }
+}
