@@ -76,6 +76,16 @@ async fn drain(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
     Ok(Response::new(Full::new(Bytes::from(received.to_string()))))
 }
 
+/// The Content-Length of an HTTP head, any case (0 when absent).
+pub fn content_length(head: &[u8]) -> usize {
+    String::from_utf8_lossy(head)
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// The request head and multipart body for one file part, as the engine
 /// frames them.
 pub fn frame_request(url: &str, file_len: u64) -> (Vec<u8>, uploadtask_multipart::Body) {
@@ -159,12 +169,7 @@ impl BlockingClient {
             }
             got.extend_from_slice(&byte[..n]);
             if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
+                let length = content_length(&got[..end]);
                 while got.len() < end + 4 + length {
                     let n = self.stream.read(&mut byte)?;
                     if n == 0 {

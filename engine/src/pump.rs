@@ -42,17 +42,10 @@ pub fn pump_write(
     budget: usize,
 ) -> Result<(WriteFlow, usize), FileError> {
     let mut moved = 0;
-    match transport.flush() {
-        Ok(()) => exchange.handle_unflushed(0),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            exchange.handle_unflushed(transport.unflushed());
-            return Ok((WriteFlow::Blocked, moved));
-        }
-        Err(e) => {
-            exchange.handle_write_error(e);
-            return Ok((WriteFlow::Idle, moved));
-        }
+    if let Err(e) = transport.flush() {
+        return Ok((blocked_or_failed(exchange, transport, e), moved));
     }
+    exchange.handle_unflushed(0);
     loop {
         let room = scratch.buf.len().min(transport.max_write()) as u64;
         let (pieces, count) = exchange.poll_gather(room);
@@ -102,16 +95,21 @@ pub fn pump_write(
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                exchange.handle_unflushed(transport.unflushed());
-                return Ok((WriteFlow::Blocked, moved));
-            }
-            Err(e) => {
-                exchange.handle_write_error(e);
-                return Ok((WriteFlow::Idle, moved));
-            }
+            Err(e) => return Ok((blocked_or_failed(exchange, transport, e), moved)),
         }
         exchange.handle_unflushed(transport.unflushed());
+    }
+}
+
+/// Ends a write pass on an error: `WouldBlock` waits for the transport to
+/// become writable; anything else is the exchange's write error.
+fn blocked_or_failed(exchange: &mut Exchange, transport: &dyn Transport, error: io::Error) -> WriteFlow {
+    if error.kind() == io::ErrorKind::WouldBlock {
+        exchange.handle_unflushed(transport.unflushed());
+        WriteFlow::Blocked
+    } else {
+        exchange.handle_write_error(error);
+        WriteFlow::Idle
     }
 }
 

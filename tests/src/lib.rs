@@ -203,8 +203,8 @@ impl Drop for RawServer {
     }
 }
 
-/// Reads a request head (up to the empty line); returns it.
-pub fn read_head(stream: &mut TcpStream) -> Vec<u8> {
+/// Reads a request head (up to the empty line) from any stream; returns it.
+pub fn read_head<R: Read>(stream: &mut R) -> Vec<u8> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -238,24 +238,20 @@ pub fn set_nofile_limit(soft: u64) {
     rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).expect("setrlimit");
 }
 
-/// Reads one request (head, then a Content-Length body) from any stream;
-/// returns the head and body.
-pub fn read_request<R: Read>(stream: &mut R) -> (String, Vec<u8>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    let length: usize = head
+/// The Content-Length of a request head (0 when absent).
+pub fn content_length(head: &[u8]) -> usize {
+    String::from_utf8_lossy(head)
         .lines()
         .find_map(|l| l.strip_prefix("Content-Length: "))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
+        .unwrap_or(0)
+}
+
+/// Reads one request (head, then a Content-Length body) from any stream;
+/// returns the head and body.
+pub fn read_request<R: Read>(stream: &mut R) -> (Vec<u8>, Vec<u8>) {
+    let head = read_head(stream);
+    let mut body = vec![0u8; content_length(&head)];
     let _ = stream.read_exact(&mut body);
     (head, body)
 }

@@ -294,17 +294,10 @@ fn keep_alive_reuses_connections_and_retries_a_stale_one() {
     let server = RawServer::start(move |mut stream, _| {
         let connection = counter.fetch_add(1, Ordering::SeqCst);
         for request in 0.. {
-            let head = String::from_utf8_lossy(&read_head(&mut stream)).to_string();
+            let (head, _) = read_request(&mut stream);
             if head.is_empty() || (connection == 0 && request == 1) {
                 return;
             }
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length: "))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0u8; length];
-            let _ = stream.read_exact(&mut body);
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         }
     });
@@ -341,12 +334,7 @@ fn file_changing_size_fails_with_300() {
             let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
             let go_rx = std::sync::Mutex::new(go_rx);
             let server = RawServer::start(move |mut stream, _| {
-                let head = String::from_utf8_lossy(&read_head(&mut stream)).to_string();
-                let announced: u64 = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
+                let announced = content_length(&read_head(&mut stream)) as u64;
                 let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(60));
                 let mut received = 0u64;
                 let mut buf = [0u8; 65536];

@@ -208,14 +208,7 @@ fn gated_peer() -> (RawServer, std::sync::mpsc::Sender<()>) {
     let (go, gate) = std::sync::mpsc::channel::<()>();
     let gate = Mutex::new(gate);
     let server = RawServer::start(move |mut stream, _| {
-        let head = String::from_utf8_lossy(&read_head(&mut stream)).to_string();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        let _ = std::io::Read::read_exact(&mut stream, &mut body);
+        let _ = read_request(&mut stream);
         let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(60));
         let _ = std::io::Write::write_all(
             &mut stream,

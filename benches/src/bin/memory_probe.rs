@@ -56,13 +56,7 @@ fn hold_sink() {
                     }
                     got.extend_from_slice(&buf[..n]);
                     if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                        let length: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        break (end + 4, length);
+                        break (end + 4, uploadtask_benches::content_length(&got[..end]));
                     }
                 };
                 let mut have = got.len() - head_end;
