@@ -417,8 +417,11 @@ impl Loop {
             return;
         };
         let Some(upload) = conn.upload else {
-            // An idle pooled connection spoke or closed: it cannot be reused.
-            self.close_conn(index);
+            // An idle pooled connection that spoke, closed or failed cannot be
+            // reused. A writable edge alone (ACKs of the last bytes) is no news.
+            if readable {
+                self.close_conn(index);
+            }
             return;
         };
         let Some(generation) = self.uploads.get(upload).map(|s| s.generation) else {
