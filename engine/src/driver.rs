@@ -1,16 +1,12 @@
 //! The event loop: readiness, timers, commands. It owns every socket,
 //! file, slab slot and timer, and frees them on every path.
 //!
-//! One upload's life (the `Phase` of its slot):
-//!
-//! ```text
-//!  Queued ──start──► Resolving ──addrs──► Connecting ──► Handshaking (https) ──► Exchanging ──► finished
-//!     │                  │                   │  next address on failure          ▲    │
-//!     │                  │                   └──────────────────────────────────┘    │ reused connection failed
-//!     │   idle pooled connection for the origin ─────────────────────────────────►   │ before any response byte:
-//!     │                                                                              │ once, back to Resolving
-//!     └── abort / overall timeout / shutdown at any phase ──► finished (fail) ◄──────┘
-//! ```
+//! It decides nothing about an upload itself: each slot's [`Upload`] says
+//! what to do next (resolve, connect to an address, start TLS, exchange,
+//! fail) and the driver does it, feeding back what happened; the
+//! [`Exchange`] says what to write and takes what was read, through
+//! [`crate::pump`]. Abort, shutdown and the overall timeout end an upload in
+//! any phase through [`Loop::finish`], the one place that frees a slot.
 //!
 //! Connections live in their own slab so an idle one can outlive its
 //! upload and carry the next upload to the same origin. A `Token` is a
@@ -34,6 +30,7 @@ use crate::prepare::{prepare, Entropy};
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
 use crate::source::BodySource;
 use crate::transport::{TcpTransport, TlsTransport, Transport};
+use crate::upload::{Action, Phase, Upload};
 use crate::{
     Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Sendfile, UploadError, UploadId,
     UploadRequest,
@@ -58,36 +55,20 @@ enum TimerTarget {
     IdleConn(Key),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Queued,
-    Resolving,
-    Connecting,
-    Handshaking,
-    Exchanging,
-}
-
 type Origin = (Scheme, String, u16);
 
 struct UploadSlot {
     generation: u32,
     id: UploadId,
     sink: Box<dyn EventSink>,
-    phase: Phase,
+    /// Phase, addresses, deadlines, retry: the sans-I/O life of the upload.
+    life: Upload,
     request: Option<Box<UploadRequest>>,
     target: Option<Target>,
     exchange: Option<Exchange>,
     sources: Vec<Box<dyn BodySource>>,
     conn: Option<usize>,
-    addrs: Vec<SocketAddr>,
-    next_addr: usize,
-    last_connect_error: Option<io::Error>,
-    deadline: Option<Instant>,
-    connect_deadline: Option<Instant>,
-    last_activity: Instant,
     timer_at: Option<Instant>,
-    conn_reused: bool,
-    retried: bool,
 }
 
 enum ConnIo {
@@ -227,32 +208,29 @@ impl Loop {
     fn submit(&mut self, id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink>) {
         let generation = self.generation();
         let deadline = request.timeout.map(|t| at + t);
+        let life = Upload::new(
+            deadline,
+            self.config.connect_timeout,
+            self.config.idle_timeout,
+            self.now,
+        );
         let index = self.uploads.insert(UploadSlot {
             generation,
             id,
             sink,
-            phase: Phase::Queued,
+            life,
             request: Some(request),
             target: None,
             exchange: None,
             sources: Vec::new(),
             conn: None,
-            addrs: Vec::new(),
-            next_addr: 0,
-            last_connect_error: None,
-            deadline,
-            connect_deadline: None,
-            last_activity: self.now,
             timer_at: None,
-            conn_reused: false,
-            retried: false,
         });
         self.ids.insert(id, index);
         let key = Key { index, generation };
         self.queue.push_back(key);
         self.schedule(key);
     }
-
     fn upload(&mut self, key: Key) -> Option<&mut UploadSlot> {
         self.uploads
             .get_mut(key.index)
@@ -264,7 +242,7 @@ impl Loop {
             let Some(key) = self.queue.pop_front() else {
                 return;
             };
-            if self.upload(key).is_some_and(|slot| slot.phase == Phase::Queued) {
+            if self.upload(key).is_some_and(|slot| slot.life.phase() == Phase::Queued) {
                 self.in_flight += 1;
                 if let Err(error) = self.start(key) {
                     self.finish(key, Err(error));
@@ -277,27 +255,41 @@ impl Loop {
     /// connection or resolves the host.
     fn start(&mut self, key: Key) -> Result<(), UploadError> {
         let vanished = || UploadError::new(ErrorKind::Internal, "upload vanished");
-        let request = {
-            let slot = self.upload(key).ok_or_else(vanished)?;
-            slot.phase = Phase::Resolving;
-            slot.request.take().ok_or_else(vanished)?
-        };
+        let request = self
+            .upload(key)
+            .ok_or_else(vanished)?
+            .request
+            .take()
+            .ok_or_else(vanished)?;
         let (target, exchange, sources) = prepare(*request, self.config.limits, &mut self.entropy)?;
         let origin: Origin = (target.scheme, target.host.clone(), target.port);
+        let pooled = self.take_idle(&origin);
+        let now = self.now;
         let slot = self.upload(key).ok_or_else(vanished)?;
+        let action = slot
+            .life
+            .handle_start(&target.host, target.scheme == Scheme::Https, pooled.is_some(), now);
         slot.exchange = Some(exchange);
         slot.sources = sources;
         slot.target = Some(target);
-        match self.take_idle(&origin) {
-            Some(conn) => {
-                self.attach(key, conn, true);
-                self.serve(key, false, true);
-            }
-            None => self.resolve(key),
+        if let Some(conn) = pooled {
+            self.attach(key, conn);
         }
+        self.act(key, action);
         Ok(())
     }
 
+    /// Performs what the upload's life asks for.
+    fn act(&mut self, key: Key, action: Action) {
+        match action {
+            Action::Resolve => self.resolve(key),
+            Action::Connect(addr) => self.connect(key, addr),
+            Action::StartTls => self.on_handshaking(key),
+            Action::Exchange => self.serve(key, false, true),
+            Action::Fail(error) => return self.finish(key, Err(error)),
+        }
+        self.schedule(key);
+    }
     fn take_idle(&mut self, origin: &Origin) -> Option<usize> {
         let list = self.idle.get_mut(origin)?;
         let conn = list.pop();
@@ -307,7 +299,8 @@ impl Loop {
         conn
     }
 
-    fn attach(&mut self, key: Key, conn: usize, reused: bool) {
+    /// Gives a pooled connection to an upload.
+    fn attach(&mut self, key: Key, conn: usize) {
         let generation = self.generation();
         if let Some(c) = self.conns.get_mut(conn) {
             c.upload = Some(key.index);
@@ -316,19 +309,15 @@ impl Loop {
         }
         if let Some(slot) = self.upload(key) {
             slot.conn = Some(conn);
-            slot.conn_reused = reused;
-            slot.phase = Phase::Exchanging;
-            slot.connect_deadline = None;
         }
-        self.schedule(key);
     }
-
     fn resolve(&mut self, key: Key) {
         let Some(slot) = self.upload(key) else { return };
-        slot.phase = Phase::Resolving;
-        let Some(target) = slot.target.as_ref() else {
-            return;
-        };
+        if let Some(conn) = slot.conn.take() {
+            self.close_conn(conn);
+        }
+        let Some(slot) = self.upload(key) else { return };
+        let Some(target) = slot.target.as_ref() else { return };
         let (host, port) = (target.host.clone(), target.port);
         let mailbox = self.mailbox.clone();
         self.resolver.resolve(
@@ -339,79 +328,53 @@ impl Loop {
             }),
         );
     }
-
     fn on_resolved(&mut self, key: Key, result: io::Result<Vec<SocketAddr>>) {
+        let now = self.now;
         let Some(slot) = self.upload(key) else { return };
-        if slot.phase != Phase::Resolving {
+        if slot.life.phase() != Phase::Resolving {
             return;
         }
-        match result {
-            Ok(addrs) if !addrs.is_empty() => {
-                slot.addrs = addrs;
-                slot.next_addr = 0;
-                self.connect_next(key);
-            }
-            Ok(_) => self.fail(key, ErrorKind::Network, "name resolution gave no address".into()),
-            Err(e) => {
-                let host = slot.target.as_ref().map_or("", |t| t.host.as_str());
-                let message = format!("cannot resolve {host}: {e}");
-                self.fail(key, ErrorKind::Network, message);
-            }
-        }
+        let action = slot.life.handle_resolved(result, now);
+        self.act(key, action);
     }
-
-    /// Connects to the next address, or fails with the last connect error.
-    fn connect_next(&mut self, key: Key) {
+    /// Closes the upload's connection, if any, and connects to `addr`.
+    fn connect(&mut self, key: Key, addr: SocketAddr) {
         let now = self.now;
-        let connect_timeout = self.config.connect_timeout;
-        loop {
-            let Some(slot) = self.upload(key) else { return };
-            let Some(&addr) = slot.addrs.get(slot.next_addr) else {
-                let error = match slot.last_connect_error.take() {
-                    Some(e) => UploadError::from_io(&e, "connect failed"),
-                    None => UploadError::new(ErrorKind::Network, "connect failed"),
-                };
-                return self.finish(key, Err(error));
-            };
-            slot.next_addr += 1;
-            let origin = slot.target.as_ref().map(|t| (t.scheme, t.host.clone(), t.port));
-            let Some(origin) = origin else { return };
-            match TcpStream::connect(addr) {
-                Ok(mut stream) => {
-                    let entry = self.conns.vacant_entry();
-                    let token = Token(entry.key());
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                    {
-                        return self.finish(key, Err(UploadError::from_io(&e, "register socket")));
-                    }
-                    entry.insert(ConnSlot {
-                        generation: 0,
-                        io: ConnIo::Connecting(stream),
-                        origin,
-                        upload: Some(key.index),
-                        idle_until: None,
-                    });
-                    let Some(slot) = self.upload(key) else { return };
-                    slot.conn = Some(token.0);
-                    slot.phase = Phase::Connecting;
-                    slot.connect_deadline = Some(now + connect_timeout);
-                    self.schedule(key);
-                    return;
-                }
-                Err(e) => {
-                    let error = UploadError::from_io(&e, "connect failed");
-                    if error.kind == ErrorKind::ResourceExhausted {
-                        return self.finish(key, Err(error));
-                    }
-                    slot.last_connect_error = Some(e);
-                }
+        let Some(slot) = self.upload(key) else { return };
+        if let Some(conn) = slot.conn.take() {
+            self.close_conn(conn);
+        }
+        let Some(slot) = self.upload(key) else { return };
+        let Some(origin) = slot.target.as_ref().map(|t| (t.scheme, t.host.clone(), t.port)) else {
+            return;
+        };
+        let mut stream = match TcpStream::connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => {
+                let action = slot.life.handle_connect_failed(&e, now);
+                return self.act(key, action);
             }
+        };
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+        {
+            return self.finish(key, Err(UploadError::from_io(&e, "register socket")));
+        }
+        entry.insert(ConnSlot {
+            generation: 0,
+            io: ConnIo::Connecting(stream),
+            origin,
+            upload: Some(key.index),
+            idle_until: None,
+        });
+        if let Some(slot) = self.upload(key) {
+            slot.conn = Some(token.0);
         }
     }
-
     fn on_conn_event(&mut self, index: usize, readable: bool, writable: bool) {
         let Some(conn) = self.conns.get(index) else {
             return;
@@ -431,7 +394,7 @@ impl Loop {
             index: upload,
             generation,
         };
-        match self.uploads[upload].phase {
+        match self.uploads[upload].life.phase() {
             Phase::Connecting => self.on_connecting(key, index),
             Phase::Handshaking => self.on_handshaking(key),
             Phase::Exchanging => self.serve(key, readable, writable),
@@ -440,6 +403,7 @@ impl Loop {
     }
 
     fn on_connecting(&mut self, key: Key, index: usize) {
+        let now = self.now;
         let ConnIo::Connecting(stream) = &self.conns[index].io else {
             return;
         };
@@ -452,15 +416,11 @@ impl Loop {
             },
         };
         if let Some(e) = failed {
-            self.close_conn(index);
-            if let Some(slot) = self.upload(key) {
-                slot.conn = None;
-                slot.last_connect_error = Some(e);
-            }
-            return self.connect_next(key);
+            let Some(slot) = self.upload(key) else { return };
+            let action = slot.life.handle_connect_failed(&e, now);
+            return self.act(key, action);
         }
-        let io = std::mem::replace(&mut self.conns[index].io, ConnIo::Empty);
-        let ConnIo::Connecting(stream) = io else {
+        let ConnIo::Connecting(stream) = std::mem::replace(&mut self.conns[index].io, ConnIo::Empty) else {
             return;
         };
         let _ = stream.set_nodelay(true);
@@ -470,52 +430,38 @@ impl Loop {
             Sendfile::Auto => !stream.peer_addr().is_ok_and(|a| a.ip().is_loopback()),
         };
         let tcp = TcpTransport::new(stream, sendfile);
-        let now = self.now;
         let tls_config = Arc::clone(&self.tls);
         let Some(slot) = self.upload(key) else { return };
-        slot.connect_deadline = None;
-        slot.last_activity = now;
-        let Some(target) = slot.target.as_ref() else {
-            return;
+        let action = slot.life.handle_connected(now);
+        let transport: Box<dyn Transport> = match (&action, slot.target.as_ref()) {
+            (Action::StartTls, Some(target)) => match TlsTransport::new(tcp, tls_config, &target.host) {
+                Ok(tls) => Box::new(tls),
+                Err(e) => return self.fail(key, ErrorKind::Tls, format!("tls setup failed: {e}")),
+            },
+            _ => Box::new(tcp),
         };
-        if target.scheme == Scheme::Https {
-            match TlsTransport::new(tcp, tls_config, &target.host) {
-                Ok(tls) => {
-                    slot.phase = Phase::Handshaking;
-                    self.conns[index].io = ConnIo::Ready(Box::new(tls));
-                    self.on_handshaking(key);
-                }
-                Err(e) => self.fail(key, ErrorKind::Tls, format!("tls setup failed: {e}")),
-            }
-        } else {
-            self.conns[index].io = ConnIo::Ready(Box::new(tcp));
-            self.attach(key, index, false);
-            self.serve(key, false, true);
-        }
+        self.conns[index].io = ConnIo::Ready(transport);
+        self.act(key, action);
     }
-
     fn on_handshaking(&mut self, key: Key) {
+        let now = self.now;
         let Some(index) = self.upload(key).and_then(|s| s.conn) else {
             return;
         };
         let ConnIo::Ready(transport) = &mut self.conns[index].io else {
             return;
         };
-        match transport.handshake() {
+        let result = transport.handshake();
+        let Some(slot) = self.upload(key) else { return };
+        match result {
             Ok(_) => {
-                self.attach(key, index, false);
-                self.serve(key, true, true);
+                let action = slot.life.handle_handshake_done(now);
+                self.act(key, action);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let now = self.now;
-                if let Some(slot) = self.upload(key) {
-                    slot.last_activity = now;
-                }
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.life.handle_activity(now),
             Err(e) => self.fail(key, ErrorKind::Tls, format!("tls handshake failed: {e}")),
         }
     }
-
     /// Moves bytes both ways for an exchanging upload, reports progress and
     /// the outcome.
     fn serve(&mut self, key: Key, readable: bool, writable: bool) {
@@ -561,7 +507,7 @@ impl Loop {
             moved += pump_read(exchange, transport.as_mut(), &mut self.read_buf);
         }
         if moved > 0 {
-            slot.last_activity = self.now;
+            slot.life.handle_activity(self.now);
         }
         if let Some(e) = file_error {
             return self.fail(key, ErrorKind::File, e.0);
@@ -590,46 +536,21 @@ impl Loop {
     }
 
     fn on_outcome(&mut self, key: Key, outcome: Result<crate::Response, ExchangeError>) {
+        let error = match outcome {
+            Ok(response) => return self.finish(key, Ok(response)),
+            Err(error) => error,
+        };
         let Some(slot) = self.upload(key) else { return };
-        let tls = slot.target.as_ref().is_some_and(|t| t.scheme == Scheme::Https);
-        match outcome {
-            Ok(response) => self.finish(key, Ok(response)),
-            Err(error) => {
-                let retry = slot.conn_reused
-                    && !slot.retried
-                    && matches!(
-                        error,
-                        ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. }
-                    )
-                    && slot.exchange.as_ref().is_some_and(|e| !e.response_started());
-                if retry {
-                    // The pooled connection was stale: once more on a fresh one.
-                    slot.retried = true;
-                    if let Some(exchange) = slot.exchange.as_mut() {
-                        exchange.restart();
-                    }
-                    if let Some(conn) = slot.conn.take() {
-                        self.close_conn(conn);
-                    }
-                    return self.resolve(key);
-                }
-                let kind = match &error {
-                    ExchangeError::Io {
-                        kind: io::ErrorKind::InvalidData,
-                        ..
-                    } if tls => ErrorKind::Tls,
-                    ExchangeError::Io {
-                        kind: io::ErrorKind::UnexpectedEof,
-                        ..
-                    } if tls => ErrorKind::Tls,
-                    ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. } => ErrorKind::Network,
-                    _ => ErrorKind::Protocol,
-                };
-                self.fail(key, kind, error.to_string())
+        let started = slot.exchange.as_ref().is_some_and(Exchange::response_started);
+        let action = slot.life.handle_exchange_failed(error, started);
+        if action == Action::Resolve {
+            // A stale pooled connection: the exchange starts over on a fresh one.
+            if let Some(exchange) = slot.exchange.as_mut() {
+                exchange.restart();
             }
         }
+        self.act(key, action);
     }
-
     fn fail(&mut self, key: Key, kind: ErrorKind, message: String) {
         self.finish(key, Err(UploadError::new(kind, message)));
     }
@@ -642,7 +563,7 @@ impl Loop {
         }
         let mut slot = self.uploads.remove(key.index);
         self.ids.remove(&slot.id);
-        if slot.phase != Phase::Queued {
+        if slot.life.phase() != Phase::Queued {
             self.in_flight -= 1;
         }
         if let Some(conn) = slot.conn.take() {
@@ -698,20 +619,11 @@ impl Loop {
         };
     }
 
-    /// The earliest moment this upload must be looked at again.
-    fn next_deadline(&self, slot: &UploadSlot) -> Option<Instant> {
-        let idle = match slot.phase {
-            Phase::Handshaking | Phase::Exchanging => Some(slot.last_activity + self.config.idle_timeout),
-            _ => None,
-        };
-        [slot.deadline, slot.connect_deadline, idle].into_iter().flatten().min()
-    }
-
     fn schedule(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key.index).filter(|s| s.generation == key.generation) else {
             return;
         };
-        let Some(at) = self.next_deadline(slot) else {
+        let Some(at) = slot.life.poll_timeout() else {
             return;
         };
         if slot.timer_at.is_some_and(|t| t <= at) {
@@ -744,37 +656,16 @@ impl Loop {
     }
 
     fn on_upload_timer(&mut self, key: Key, at: Instant, now: Instant) {
-        let Some(slot) = self.uploads.get(key.index).filter(|s| s.generation == key.generation) else {
-            return;
-        };
+        let Some(slot) = self.upload(key) else { return };
         if slot.timer_at != Some(at) {
             return; // superseded by an earlier entry
         }
-        self.uploads[key.index].timer_at = None;
-        let slot = &self.uploads[key.index];
-        let idle_timeout = self.config.idle_timeout;
-        if slot.deadline.is_some_and(|d| d <= now) {
-            return self.fail(key, ErrorKind::Timeout, "timeout".into());
+        slot.timer_at = None;
+        match slot.life.handle_timeout(now) {
+            Some(action) => self.act(key, action),
+            None => self.schedule(key),
         }
-        if slot.connect_deadline.is_some_and(|d| d <= now) {
-            let message = format!("connect timeout after {} ms", self.config.connect_timeout.as_millis());
-            if slot.next_addr < slot.addrs.len() {
-                if let Some(conn) = self.uploads[key.index].conn.take() {
-                    self.close_conn(conn);
-                }
-                self.uploads[key.index].connect_deadline = None;
-                self.connect_next(key);
-                return self.schedule(key);
-            }
-            return self.fail(key, ErrorKind::Timeout, message);
-        }
-        if matches!(slot.phase, Phase::Handshaking | Phase::Exchanging) && slot.last_activity + idle_timeout <= now {
-            let message = format!("idle timeout: no byte moved for {} ms", idle_timeout.as_millis());
-            return self.fail(key, ErrorKind::Timeout, message);
-        }
-        self.schedule(key);
     }
-
     /// Fails every upload as aborted and closes every connection.
     fn stop_all(&mut self) {
         let keys: Vec<Key> = self

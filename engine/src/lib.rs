@@ -11,6 +11,8 @@
 //! those on this one.
 //!
 //! Layers, from pure to I/O:
+//! - [`upload::Upload`]: one upload's life (resolve, connect to each address,
+//!   TLS, timeouts, one retry of a stale pooled connection), sans-I/O.
 //! - [`exchange::Exchange`]: one request/response, sans-I/O (`handle_*`/`poll_*`).
 //! - [`pump`]: writes and reads between an exchange and a [`Transport`] until
 //!   `WouldBlock`; shared by the loop and the scripted tests.
@@ -48,6 +50,7 @@ pub mod resolver;
 pub mod scripted;
 pub mod source;
 pub mod transport;
+pub mod upload;
 
 use std::fmt;
 use std::io;
