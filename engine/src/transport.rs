@@ -82,6 +82,8 @@ impl Transport for TcpTransport {
         self.stream.write_vectored(bufs)
     }
 
+    /// `sendfile(2)` on Linux and Android; elsewhere the caller's buffer.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Option<io::Result<usize>> {
         if !self.sendfile {
             return None;
