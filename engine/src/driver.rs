@@ -144,9 +144,10 @@ impl Loop {
 
     /// Runs until shutdown; every upload still present then fails as aborted.
     pub(crate) fn run(mut self) {
+        self.mailbox.set_loop_thread();
         let mut events = Events::with_capacity(1024);
         while !self.shutting_down {
-            let timeout = if self.ready.is_empty() {
+            let timeout = if self.ready.is_empty() && !self.mailbox.has_local() {
                 self.timers
                     .peek()
                     .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))

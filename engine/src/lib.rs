@@ -361,27 +361,54 @@ pub(crate) enum Command {
 }
 
 /// The way into the loop: a channel and a waker. A wake is only sent when
-/// none is pending, so a burst of commands costs one `write(2)`.
+/// none is pending, so a burst of commands costs one `write(2)`; a command
+/// sent from the loop's own thread (a callback starting an upload) needs
+/// none, because the loop drains the channel before it blocks again.
 #[derive(Clone)]
 pub(crate) struct Mailbox {
     commands: mpsc::Sender<Command>,
     waker: Arc<mio::Waker>,
     wake_pending: Arc<AtomicBool>,
+    local_pending: Arc<AtomicBool>,
+    loop_thread: Arc<std::sync::OnceLock<std::thread::ThreadId>>,
 }
 
 impl Mailbox {
+    fn new(commands: mpsc::Sender<Command>, waker: Arc<mio::Waker>) -> Self {
+        Mailbox {
+            commands,
+            waker,
+            wake_pending: Arc::new(AtomicBool::new(false)),
+            local_pending: Arc::new(AtomicBool::new(false)),
+            loop_thread: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
     pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
         self.commands.send(command).map_err(|e| e.0)?;
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+        if self.loop_thread.get() == Some(&std::thread::current().id()) {
+            self.local_pending.store(true, Ordering::Release);
+        } else if !self.wake_pending.swap(true, Ordering::AcqRel) {
             // A failed wake means the loop is gone; the command is then dropped.
             let _ = self.waker.wake();
         }
         Ok(())
     }
 
+    /// Called once by the loop, on its thread.
+    pub(crate) fn set_loop_thread(&self) {
+        let _ = self.loop_thread.set(std::thread::current().id());
+    }
+
+    /// True when the loop's own thread sent commands not yet drained.
+    pub(crate) fn has_local(&self) -> bool {
+        self.local_pending.load(Ordering::Acquire)
+    }
+
     /// Called by the loop before it drains the channel.
     pub(crate) fn clear_wake(&self) {
         self.wake_pending.store(false, Ordering::Release);
+        self.local_pending.store(false, Ordering::Release);
     }
 }
 
@@ -431,11 +458,7 @@ impl Engine {
         let (commands, inbox) = mpsc::channel();
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
-        let mailbox = Mailbox {
-            commands,
-            waker,
-            wake_pending: Arc::new(AtomicBool::new(false)),
-        };
+        let mailbox = Mailbox::new(commands, waker);
         let looper = driver::Loop::new(poll, config, tls, resolver, inbox, mailbox.clone());
         let thread = std::thread::Builder::new()
             .name("uploadtask-engine".into())

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -83,67 +84,72 @@ pub fn run(args: LoadArgs) -> i32 {
             return 1;
         }
     };
-    let payload: Arc<[u8]> = (0..args.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
-    let (done_tx, done_rx) = mpsc::channel::<(Duration, Result<u16, u32>)>();
-    let submit = |_: u64| {
-        let tx = done_tx.clone();
-        let started = Instant::now();
-        let request = UploadRequest::new(url.clone()).file(FileInput::memory("file", "load.bin", Arc::clone(&payload)));
-        engine.submit(request, move |event: Event| {
-            if let Event::Done(result) = event {
-                let _ = tx.send((started.elapsed(), result.map(|r| r.status).map_err(|e| e.code())));
-            }
-        });
-    };
-    let live = std::io::stderr().is_terminal() && !args.json;
     // Microseconds, up to an hour, 3 significant figures.
-    let mut histogram = match Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3) {
+    let histogram = match Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3) {
         Ok(histogram) => histogram,
         Err(e) => {
             eprintln!("uploadtask: {e}");
             return 1;
         }
     };
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut ok = 0u64;
-    let mut submitted = 0u64;
+    let (all_done_tx, all_done) = std::sync::mpsc::channel::<()>();
+    let run = Arc::new(Run {
+        url: url.clone(),
+        payload: (0..args.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into(),
+        total: args.total,
+        submitted: AtomicU64::new(0),
+        finished: AtomicU64::new(0),
+        ok: AtomicU64::new(0),
+        tally: Mutex::new(Tally {
+            histogram,
+            errors: BTreeMap::new(),
+        }),
+        ended: std::sync::OnceLock::new(),
+        all_done: Mutex::new(Some(all_done_tx)),
+    });
+    let live = std::io::stderr().is_terminal() && !args.json;
     let started = Instant::now();
-    while submitted < args.total.min(args.concurrency as u64) {
-        submit(submitted);
-        submitted += 1;
+    for _ in 0..args.concurrency.min(args.total as usize) {
+        submit_next(&engine, &run);
     }
-    let mut finished = 0u64;
-    let mut last_report = Instant::now();
-    while finished < args.total {
-        let Ok((latency, result)) = done_rx.recv_timeout(Duration::from_secs(300)) else {
+    // Completions submit the next upload themselves, on the engine thread;
+    // this thread only reports, and wakes once when the last one is done.
+    let mut last_progress = (0, Instant::now());
+    loop {
+        let tick = Duration::from_millis(if live { 200 } else { 1000 });
+        if all_done.recv_timeout(tick).is_ok() {
+            break;
+        }
+        let finished = run.finished.load(Ordering::Acquire);
+        if finished != last_progress.0 {
+            last_progress = (finished, Instant::now());
+        } else if last_progress.1.elapsed() > Duration::from_secs(300) {
             eprintln!("uploadtask: no upload finished for 300 s; stopping");
             break;
-        };
-        finished += 1;
-        let _ = histogram.record(latency.as_micros().max(1) as u64);
-        match result {
-            Ok(status) if status < 400 => ok += 1,
-            Ok(status) => *errors.entry(format!("http {status}")).or_default() += 1,
-            Err(code) => *errors.entry(code.to_string()).or_default() += 1,
         }
-        if submitted < args.total {
-            submit(submitted);
-            submitted += 1;
-        }
-        if live && last_report.elapsed() >= Duration::from_millis(200) {
-            last_report = Instant::now();
+        if live {
             let rate = finished as f64 / started.elapsed().as_secs_f64();
+            let errors = finished - run.ok.load(Ordering::Acquire);
             eprint!(
-                "\r{finished}/{} done, {rate:.0} uploads/s, {} errors   ",
-                args.total,
-                finished - ok
+                "\r{finished}/{} done, {rate:.0} uploads/s, {errors} errors   ",
+                args.total
             );
         }
     }
     if live {
         eprintln!();
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let finished = run.finished.load(Ordering::Acquire);
+    let ok = run.ok.load(Ordering::Acquire);
+    let tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+    let (histogram, errors) = (&tally.histogram, tally.errors.clone());
+    let seconds = run
+        .ended
+        .get()
+        .copied()
+        .unwrap_or_else(Instant::now)
+        .duration_since(started)
+        .as_secs_f64();
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     let report = Report {
         uploads: finished,
@@ -184,4 +190,59 @@ pub fn run(args: LoadArgs) -> i32 {
     }
     engine.shutdown();
     i32::from(finished != ok || finished < args.total)
+}
+
+/// The state of one load run, shared by the completions.
+struct Run {
+    url: String,
+    payload: Arc<[u8]>,
+    total: u64,
+    submitted: AtomicU64,
+    finished: AtomicU64,
+    ok: AtomicU64,
+    tally: Mutex<Tally>,
+    /// When the last upload finished.
+    ended: std::sync::OnceLock<Instant>,
+    /// Told once, by the last upload to finish.
+    all_done: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+struct Tally {
+    histogram: Histogram<u64>,
+    /// Fail codes, and `http NNN` for responses with status >= 400.
+    errors: BTreeMap<String, u64>,
+}
+
+/// Submits the next upload, if any is left; its completion records the
+/// latency and outcome, then submits the one after.
+fn submit_next(engine: &Engine, run: &Arc<Run>) {
+    if run.submitted.fetch_add(1, Ordering::AcqRel) >= run.total {
+        return;
+    }
+    let started = Instant::now();
+    let request =
+        UploadRequest::new(run.url.as_str()).file(FileInput::memory("file", "load.bin", Arc::clone(&run.payload)));
+    let (next_engine, next_run) = (engine.clone(), Arc::clone(run));
+    engine.submit(request, move |event: Event| {
+        let Event::Done(result) = event else { return };
+        let latency = started.elapsed().as_micros().max(1) as u64;
+        {
+            let mut tally = next_run.tally.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = tally.histogram.record(latency);
+            match result {
+                Ok(response) if response.status < 400 => {
+                    next_run.ok.fetch_add(1, Ordering::AcqRel);
+                }
+                Ok(response) => *tally.errors.entry(format!("http {}", response.status)).or_default() += 1,
+                Err(error) => *tally.errors.entry(error.code().to_string()).or_default() += 1,
+            }
+        }
+        if next_run.finished.fetch_add(1, Ordering::AcqRel) + 1 == next_run.total {
+            let _ = next_run.ended.set(Instant::now());
+            if let Some(tx) = next_run.all_done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = tx.send(());
+            }
+        }
+        submit_next(&next_engine, &next_run);
+    });
 }
