@@ -578,7 +578,41 @@ impl Loop {
             }
         }
         drop(slot.sources);
+        self.compact();
         slot.sink.event(Event::Done(outcome));
+    }
+
+    /// Timer entries and queue keys of ended uploads are skipped lazily;
+    /// once they outnumber the live ones, they are dropped, so neither grows
+    /// with the uploads an engine has seen.
+    fn compact(&mut self) {
+        let live = self.uploads.len() + self.conns.len();
+        if self.timers.len() > 64 + 2 * live {
+            let timers = std::mem::take(&mut self.timers).into_vec();
+            self.timers = timers
+                .into_iter()
+                .filter(|Reverse((at, target))| self.timer_is_current(*at, *target))
+                .collect();
+        }
+        if self.queue.len() > 64 + 2 * self.uploads.len() {
+            let uploads = &self.uploads;
+            self.queue
+                .retain(|key| uploads.get(key.index).is_some_and(|s| s.generation == key.generation));
+        }
+    }
+
+    /// True when a timer entry still stands for a live upload or idle connection.
+    fn timer_is_current(&self, at: Instant, target: TimerTarget) -> bool {
+        match target {
+            TimerTarget::Upload(key) => self
+                .uploads
+                .get(key.index)
+                .is_some_and(|s| s.generation == key.generation && s.timer_at == Some(at)),
+            TimerTarget::IdleConn(key) => self
+                .conns
+                .get(key.index)
+                .is_some_and(|c| c.generation == key.generation && c.upload.is_none()),
+        }
     }
 
     fn pool_conn(&mut self, index: usize) {
@@ -641,32 +675,23 @@ impl Loop {
                 return;
             }
             self.timers.pop();
+            if !self.timer_is_current(at, target) {
+                continue; // superseded, or its upload or connection is gone
+            }
             match target {
-                TimerTarget::IdleConn(key) => {
-                    let stale = self
-                        .conns
-                        .get(key.index)
-                        .is_some_and(|c| c.generation == key.generation && c.upload.is_none());
-                    if stale {
-                        self.close_conn(key.index);
+                TimerTarget::IdleConn(key) => self.close_conn(key.index),
+                TimerTarget::Upload(key) => {
+                    let Some(slot) = self.upload(key) else { continue };
+                    slot.timer_at = None;
+                    match slot.life.handle_timeout(now) {
+                        Some(action) => self.act(key, action),
+                        None => self.schedule(key),
                     }
                 }
-                TimerTarget::Upload(key) => self.on_upload_timer(key, at, now),
             }
         }
     }
 
-    fn on_upload_timer(&mut self, key: Key, at: Instant, now: Instant) {
-        let Some(slot) = self.upload(key) else { return };
-        if slot.timer_at != Some(at) {
-            return; // superseded by an earlier entry
-        }
-        slot.timer_at = None;
-        match slot.life.handle_timeout(now) {
-            Some(action) => self.act(key, action),
-            None => self.schedule(key),
-        }
-    }
     /// Fails every upload as aborted and closes every connection.
     fn stop_all(&mut self) {
         let keys: Vec<Key> = self
