@@ -503,8 +503,9 @@ impl Loop {
                 Err(e) => file_error = Some(e),
             }
         }
-        let write_failed = writable && flow == WriteFlow::Idle && !exchange.wants_write() && !exchange.is_finished();
-        if readable || write_failed {
+        // Reads follow readable events; after a failed write, at once, for a
+        // response the peer may have sent before it closed.
+        if readable || exchange.write_failed() {
             moved += pump_read(exchange, transport.as_mut(), &mut self.read_buf);
         }
         if moved > 0 {

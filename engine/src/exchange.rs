@@ -209,6 +209,12 @@ impl Exchange {
         self.state == State::Sending && self.write_error.is_none()
     }
 
+    /// True when a write failed and no response has come yet: whatever the
+    /// peer sent before failing must still be read.
+    pub fn write_failed(&self) -> bool {
+        self.write_error.is_some()
+    }
+
     /// True when the connection may carry another exchange (only meaningful
     /// once the outcome is a success).
     pub fn reusable(&self) -> bool {
