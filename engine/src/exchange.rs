@@ -455,10 +455,8 @@ impl Exchange {
     /// The outcome, once: a response or an error. Call after `poll_progress`
     /// has returned `None`, so the last progress comes first.
     pub fn poll_outcome(&mut self) -> Option<Result<Response, ExchangeError>> {
-        if self.is_finished() {
-            return self.outcome.take();
-        }
-        None
+        // Set only by `deliver` and `fail`, which also finish the exchange.
+        self.outcome.take()
     }
 
     /// True once the outcome is decided.

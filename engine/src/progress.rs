@@ -67,11 +67,6 @@ impl ProgressGate {
         }
         None
     }
-
-    /// Bytes of the last event.
-    pub fn last_sent(&self) -> u64 {
-        self.last_sent
-    }
 }
 
 #[cfg(test)]

@@ -51,16 +51,6 @@ impl ScriptedTransport {
             written: Vec::new(),
         }
     }
-
-    /// Appends read steps.
-    pub fn push_reads(&mut self, reads: impl IntoIterator<Item = ReadStep>) {
-        self.reads.extend(reads);
-    }
-
-    /// True when both scripts have been used up.
-    pub fn script_done(&self) -> bool {
-        self.writes.is_empty() && self.reads.is_empty()
-    }
 }
 
 impl Transport for ScriptedTransport {

@@ -75,7 +75,6 @@ pub struct UploadSummary {
 #[derive(Default)]
 struct Stats {
     uploads: AtomicU64,
-    bytes: AtomicU64,
 }
 
 /// A running receiver on its own thread; stops when dropped.
@@ -143,11 +142,6 @@ impl Receiver {
     /// Uploads answered so far.
     pub fn uploads(&self) -> u64 {
         self.stats.uploads.load(Ordering::Relaxed)
-    }
-
-    /// File bytes received so far.
-    pub fn bytes(&self) -> u64 {
-        self.stats.bytes.load(Ordering::Relaxed)
     }
 
     /// Blocks until the receiver stops (it only stops when dropped).
@@ -275,7 +269,6 @@ async fn summarize(mut multipart: multer::Multipart<'static>, state: &State) -> 
                 store.file.write_all(&chunk).await.map_err(|e| e.to_string())?;
             }
         }
-        state.stats.bytes.fetch_add(size, Ordering::Relaxed);
         let sha256 = hex::encode(hasher.finalize());
         if let Some(store) = store {
             store.keep(&sha256).await.map_err(|e| e.to_string())?;

@@ -91,11 +91,6 @@ impl BodyDecoder {
         }
     }
 
-    /// True when only the end of the connection ends this body.
-    pub fn is_close_delimited(&self) -> bool {
-        matches!(self.kind, Kind::Close { .. })
-    }
-
     /// Body bytes decoded so far.
     pub fn received(&self) -> u64 {
         self.received
