@@ -88,7 +88,35 @@ pub enum ExchangeError {
         message: String,
         /// Body bytes sent before.
         body_bytes_sent: u64,
+        /// The error itself.
+        source: IoSource,
     },
+}
+
+/// The `io::Error` behind [`ExchangeError::Io`], shared; two are always
+/// equal (the kind and message are compared instead).
+#[derive(Debug, Clone, Default)]
+pub struct IoSource(pub Option<std::sync::Arc<std::io::Error>>);
+
+impl PartialEq for IoSource {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for IoSource {}
+
+impl ExchangeError {
+    /// The underlying error, for `UploadError::source`.
+    pub fn source(&self) -> Option<crate::error::Source> {
+        match self {
+            ExchangeError::Head(e) => Some(std::sync::Arc::new(e.clone())),
+            ExchangeError::Framing(e) => Some(std::sync::Arc::new(e.clone())),
+            ExchangeError::Body(e) => Some(std::sync::Arc::new(e.clone())),
+            ExchangeError::ClosedBeforeResponse { .. } => None,
+            ExchangeError::Io { source, .. } => source.0.clone().map(|e| e as crate::error::Source),
+        }
+    }
 }
 
 impl fmt::Display for ExchangeError {
@@ -107,6 +135,7 @@ impl fmt::Display for ExchangeError {
                 kind,
                 message,
                 body_bytes_sent,
+                ..
             } => {
                 let what = match kind {
                     std::io::ErrorKind::ConnectionReset => "connection reset",
@@ -406,7 +435,7 @@ impl Exchange {
             },
             None => {
                 let error = match self.write_error.take() {
-                    Some(e) => self.io_error(&e),
+                    Some(e) => self.io_error(e),
                     None => ExchangeError::ClosedBeforeResponse {
                         body_bytes_sent: self.body_bytes_sent(),
                     },
@@ -422,21 +451,36 @@ impl Exchange {
             return;
         }
         self.reusable = false;
-        if self.stopped_early && self.head_in.is_some() {
-            // The early final response stands even if the server then resets.
+        // An early final response stands even if the server then resets,
+        // but only when its body is whole: a close-delimited body ends here;
+        // one with a length or chunks that stopped short is an error.
+        let body_ends_here = self.decoder.as_mut().is_some_and(|d| d.handle_eof().is_ok());
+        if self.stopped_early && self.head_in.is_some() && body_ends_here {
             self.deliver();
             return;
         }
-        let error = self.io_error(&error);
+        let error = self.io_error(error);
         let _ = self.fail(error);
     }
 
-    fn io_error(&self, error: &std::io::Error) -> ExchangeError {
+    fn io_error(&self, error: std::io::Error) -> ExchangeError {
         ExchangeError::Io {
             kind: error.kind(),
             message: error.to_string(),
             body_bytes_sent: self.body_bytes_sent(),
+            source: IoSource(Some(std::sync::Arc::new(error))),
         }
+    }
+
+    /// True once every body byte has been accepted by the transport (the
+    /// server may have the whole request).
+    pub fn body_accepted(&self) -> bool {
+        self.cursor.is_done(&self.body)
+    }
+
+    /// Response body bytes held in memory.
+    pub fn buffered_bytes(&self) -> usize {
+        self.response_body.len() + self.partial_head.len()
     }
 
     /// The next progress event, given `now`.

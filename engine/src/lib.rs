@@ -55,12 +55,12 @@ pub mod upload;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use error::{ErrorKind, UploadError};
+pub use error::{ErrorKind, TlsFailure, UploadError};
 pub use exchange::Response;
 pub use progress::Progress;
 pub use resolver::{Resolver, StaticResolver, ThreadPoolResolver};
@@ -264,6 +264,25 @@ pub struct EngineConfig {
     pub write_budget: usize,
     /// When to use `sendfile(2)` on plain TCP.
     pub sendfile: Sendfile,
+    /// Uploads waiting for a place in flight (submitted, not started) at
+    /// most; one more fails at once with code 200 ("upload queue is full").
+    /// Default 65,536.
+    pub max_queued: usize,
+    /// The low-speed limit, as curl's `--speed-limit`: an upload that moves
+    /// fewer than this many bytes per second (both directions), averaged over
+    /// `low_speed_time`, fails with a timeout (204). 0 turns it off.
+    /// Default 1 byte/s.
+    pub low_speed_limit: u64,
+    /// The window of the low-speed limit, as curl's `--speed-time`.
+    /// Default 30 s.
+    pub low_speed_time: Duration,
+    /// Response bytes kept in memory for all uploads together (each upload
+    /// also has `limits.max_body_bytes`); an upload whose response would go
+    /// over it fails with code 200. Default 256 MiB.
+    pub max_buffered_response_bytes: usize,
+    /// Raise this process's soft `RLIMIT_NOFILE` to its hard limit at start
+    /// (the program does; a library leaves the process alone). Default off.
+    pub raise_fd_limit: bool,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -275,6 +294,11 @@ impl fmt::Debug for EngineConfig {
             .field("limits", &self.limits)
             .field("keep_alive", &self.keep_alive)
             .field("sendfile", &self.sendfile)
+            .field("max_queued", &self.max_queued)
+            .field("low_speed_limit", &self.low_speed_limit)
+            .field("low_speed_time", &self.low_speed_time)
+            .field("max_buffered_response_bytes", &self.max_buffered_response_bytes)
+            .field("raise_fd_limit", &self.raise_fd_limit)
             .field("extra_roots", &self.extra_roots.len())
             .finish_non_exhaustive()
     }
@@ -294,11 +318,37 @@ impl Default for EngineConfig {
             resolver: None,
             write_budget: 4 << 20,
             sendfile: Sendfile::Auto,
+            max_queued: 65_536,
+            low_speed_limit: 1,
+            low_speed_time: Duration::from_secs(30),
+            max_buffered_response_bytes: 256 << 20,
+            raise_fd_limit: false,
         }
     }
 }
 
 impl EngineConfig {
+    /// Checks the settings `Engine::new` relies on; the error names the field.
+    /// Durations may be as long as `Duration::MAX` (no deadline), never zero.
+    pub fn validate(&self) -> Result<(), UploadError> {
+        let zero = [
+            ("connect_timeout", self.connect_timeout.is_zero()),
+            ("idle_timeout", self.idle_timeout.is_zero()),
+            ("low_speed_time", self.low_speed_time.is_zero()),
+            ("max_in_flight", self.max_in_flight == 0),
+            ("write_budget", self.write_budget == 0),
+            ("limits.max_head_bytes", self.limits.max_head_bytes == 0),
+            ("limits.max_headers", self.limits.max_headers == 0),
+        ];
+        match zero.iter().find(|(_, bad)| *bad) {
+            Some((field, _)) => Err(UploadError::new(
+                ErrorKind::InvalidArgument,
+                format!("invalid engine config: {field} must be greater than zero"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Adds every certificate of a PEM file to the trusted roots; returns how
     /// many were added.
     pub fn add_root_pem(&mut self, pem: &[u8]) -> Result<usize, UploadError> {
@@ -353,6 +403,7 @@ pub(crate) enum Command {
         sink: Box<dyn EventSink>,
     },
     Run(Box<dyn FnOnce() + Send>),
+    Stats(mpsc::Sender<Stats>),
     Resolved {
         key: driver::Key,
         result: io::Result<Vec<std::net::SocketAddr>>,
@@ -395,6 +446,11 @@ impl Mailbox {
         Ok(())
     }
 
+    /// True on the loop's own thread.
+    pub(crate) fn on_loop_thread(&self) -> bool {
+        self.loop_thread.get() == Some(&std::thread::current().id())
+    }
+
     /// Called once by the loop, on its thread.
     pub(crate) fn set_loop_thread(&self) {
         let _ = self.loop_thread.set(std::thread::current().id());
@@ -416,6 +472,11 @@ struct Shared {
     mailbox: Mailbox,
     next_id: AtomicU64,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Uploads submitted and not yet ended (in the channel, queued or in
+    /// flight); the loop gives each back when it ends.
+    admitted: Arc<AtomicUsize>,
+    /// Most uploads `admitted` may count: in flight plus queued.
+    admit_limit: usize,
 }
 
 impl Shared {
@@ -444,10 +505,15 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Starts an engine thread with `config`. Also raises the soft limit on
-    /// open files to the hard limit, so thousands of sockets fit.
+    /// Starts an engine thread with `config` (checked with
+    /// [`EngineConfig::validate`]; an invalid one is `InvalidInput`).
     pub fn new(config: EngineConfig) -> io::Result<Engine> {
-        raise_fd_limit();
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if config.raise_fd_limit {
+            raise_fd_limit();
+        }
         let tls = config
             .tls_config()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -459,7 +525,17 @@ impl Engine {
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), driver::WAKER)?);
         let mailbox = Mailbox::new(commands, waker);
-        let looper = driver::Loop::new(poll, config, tls, resolver, inbox, mailbox.clone());
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let admit_limit = config.max_in_flight.saturating_add(config.max_queued);
+        let looper = driver::Loop::new(
+            poll,
+            config,
+            tls,
+            resolver,
+            inbox,
+            mailbox.clone(),
+            Arc::clone(&admitted),
+        );
         let thread = std::thread::Builder::new()
             .name("uploadtask-engine".into())
             .spawn(move || looper.run())?;
@@ -468,13 +544,47 @@ impl Engine {
                 mailbox,
                 next_id: AtomicU64::new(1),
                 thread: Mutex::new(Some(thread)),
+                admitted,
+                admit_limit,
             }),
         })
     }
 
     /// Submits an upload; returns at once, before any I/O. Its events go to
-    /// `sink` on the engine thread.
+    /// `sink` on the engine thread, never inside this call. When the queue
+    /// is full (see [`EngineConfig::max_queued`]) the upload fails with
+    /// code 200; [`Engine::try_submit`] hands it back instead.
     pub fn submit(&self, request: UploadRequest, sink: impl EventSink) -> UploadId {
+        match self.try_submit(request, sink) {
+            Ok(id) => id,
+            Err(refused) => {
+                let error = UploadError::new(
+                    ErrorKind::ResourceExhausted,
+                    format!(
+                        "upload queue is full ({} uploads in flight or waiting)",
+                        self.shared.admit_limit
+                    ),
+                );
+                self.reject(error, refused.sink)
+            }
+        }
+    }
+
+    /// Submits an upload unless the engine already holds
+    /// `max_in_flight + max_queued` of them; then hands it back untouched,
+    /// so the caller can wait and try again (back-pressure).
+    pub fn try_submit<S: EventSink>(&self, request: UploadRequest, sink: S) -> Result<UploadId, Refused<S>> {
+        let admitted = &self.shared.admitted;
+        let mut current = admitted.load(Ordering::Acquire);
+        loop {
+            if current >= self.shared.admit_limit {
+                return Err(Refused { request, sink });
+            }
+            match admitted.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
         let id = UploadId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         let command = Command::Submit {
             id,
@@ -482,13 +592,11 @@ impl Engine {
             request: Box::new(request),
             sink: Box::new(sink),
         };
-        if let Err(Command::Submit { mut sink, .. }) = self.shared.send(command) {
-            sink.event(Event::Done(Err(UploadError::new(
-                ErrorKind::Aborted,
-                "engine shut down",
-            ))));
+        if let Err(Command::Submit { sink, .. }) = self.shared.send(command) {
+            admitted.fetch_sub(1, Ordering::AcqRel);
+            report_elsewhere(sink, UploadError::new(ErrorKind::Aborted, "engine shut down"));
         }
-        id
+        Ok(id)
     }
 
     /// Fails an upload that cannot be submitted (a bad argument found by the
@@ -496,13 +604,32 @@ impl Engine {
     /// `Done(Err(error))` on the engine thread, never inside this call.
     pub fn reject(&self, error: UploadError, sink: impl EventSink) -> UploadId {
         let id = UploadId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
-        if let Err(Command::Reject { error, mut sink }) = self.shared.send(Command::Reject {
+        if let Err(Command::Reject { error, sink }) = self.shared.send(Command::Reject {
             error,
             sink: Box::new(sink),
         }) {
-            sink.event(Event::Done(Err(error)));
+            report_elsewhere(sink, error);
         }
         id
+    }
+
+    /// True when called on this engine's loop thread (inside an event sink
+    /// or a job), where blocking on the engine would never return.
+    pub fn on_engine_thread(&self) -> bool {
+        self.shared.mailbox.on_loop_thread()
+    }
+
+    /// What the engine holds now: uploads, connections, timers. Taken on
+    /// the loop between two turns, so the counts agree with each other.
+    /// `None` when the engine has stopped, or when called on the engine
+    /// thread itself (it cannot wait for its own loop).
+    pub fn stats(&self) -> Option<Stats> {
+        if self.shared.mailbox.on_loop_thread() {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel();
+        self.shared.send(Command::Stats(tx)).ok()?;
+        rx.recv().ok()
     }
 
     /// Runs `job` on the engine thread, after every command sent before it
@@ -528,6 +655,53 @@ impl Engine {
                 let _ = handle.join();
             }
         }
+    }
+}
+
+/// An upload [`Engine::try_submit`] did not take: the queue is full.
+pub struct Refused<S> {
+    /// The request, untouched.
+    pub request: UploadRequest,
+    /// The sink, never called.
+    pub sink: S,
+}
+
+impl<S> fmt::Debug for Refused<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Refused(upload queue is full)")
+    }
+}
+
+/// Counts of what an engine holds; see [`Engine::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Uploads in the slab (queued or in flight).
+    pub uploads: usize,
+    /// Uploads holding a place in flight.
+    pub in_flight: usize,
+    /// Uploads waiting for a place.
+    pub queued: usize,
+    /// Connections open (busy, connecting or idle).
+    pub connections: usize,
+    /// Idle connections in the pool.
+    pub idle_connections: usize,
+    /// Timer entries (stale ones dropped first).
+    pub timers: usize,
+    /// Response bytes held for uploads in flight.
+    pub buffered_response_bytes: usize,
+    /// Uploads submitted and not yet ended, as the submitters count them.
+    pub admitted: usize,
+}
+
+/// Reports an outcome when the loop cannot: on a short-lived thread, so
+/// the sink never runs inside the caller's call.
+fn report_elsewhere(mut sink: Box<dyn EventSink>, error: UploadError) {
+    let spawned = std::thread::Builder::new()
+        .name("uploadtask-report".into())
+        .spawn(move || driver::deliver(&mut *sink, UploadId(0), Event::Done(Err(error))));
+    if let Err(e) = spawned {
+        log::error!("uploadtask: cannot start a thread to report a failure: {e}");
     }
 }
 

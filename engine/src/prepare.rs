@@ -73,7 +73,7 @@ fn open_source(spec: SourceSpec) -> Result<Box<dyn BodySource>, UploadError> {
                 } else {
                     ErrorKind::File
                 };
-                UploadError::new(kind, message)
+                UploadError::new(kind, message).with_source(e)
             }),
     }
 }

@@ -59,10 +59,6 @@ pub fn pump_write(
             [Piece::File { part, offset, len }] if len > room => {
                 let source = source(sources, part)?;
                 let result = write_file(transport, (owner, part, source), offset, len, scratch)?;
-                if matches!(result, Ok(0)) {
-                    // The file ended before the length announced.
-                    return Err(changed_size());
-                }
                 // Only when the region ends here is its file checked.
                 let whole = matches!(result, Ok(n) if n as u64 == len);
                 (
@@ -246,7 +242,8 @@ impl Scratch {
 }
 
 /// Sends file bytes with `sendfile` when the transport can, else through
-/// `scratch`. `Ok(0)` means the file ended early.
+/// `scratch`. The file ending before `len` is a [`FileError`]; `Ok(0)` is
+/// the transport taking nothing (a write error for the exchange).
 fn write_file(
     transport: &mut dyn Transport,
     (owner, part, source): (u64, usize, &dyn BodySource),
@@ -255,12 +252,16 @@ fn write_file(
     scratch: &mut Scratch,
 ) -> Result<io::Result<usize>, FileError> {
     if let Some(result) = source.file().and_then(|file| transport.send_file(file, offset, len)) {
-        return Ok(result);
+        // sendfile(2) returns 0 only at the end of the file.
+        return match result {
+            Ok(0) => Err(changed_size()),
+            result => Ok(result),
+        };
     }
     let want = usize::try_from(len).unwrap_or(usize::MAX).min(transport.max_write());
     let bytes = scratch.file_bytes(owner, part, source, offset, want)?;
     if bytes.is_empty() {
-        return Ok(Ok(0));
+        return Err(changed_size());
     }
     Ok(transport.write_vectored(&[IoSlice::new(bytes)]))
 }

@@ -39,13 +39,25 @@ pub struct FileSource {
     len: u64,
 }
 
+/// Opens `path` for reading without ever blocking: `O_NONBLOCK` makes
+/// `open(2)` of a FIFO with no writer return at once (a device opens at
+/// once too); [`FileSource::from_file`] then refuses both before any read.
+pub fn open_nonblocking(path: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())?;
+    Ok(File::from(fd))
+}
+
 impl FileSource {
-    /// Opens `path` for reading; refuses anything but a regular file.
+    /// Opens `path` for reading (without blocking, see
+    /// [`open_nonblocking`]); refuses anything but a regular file.
     pub fn open(path: &Path) -> io::Result<FileSource> {
-        FileSource::from_file(File::open(path)?)
+        FileSource::from_file(open_nonblocking(path)?)
     }
 
-    /// Takes an open file; its size comes from the handle.
+    /// Takes an open file; its size comes from the handle (`fstat`).
+    /// Anything but a regular file (a FIFO, a device, a directory) is
+    /// refused with `InvalidInput` before a byte is read.
     pub fn from_file(file: File) -> io::Result<FileSource> {
         let metadata = file.metadata()?;
         if !metadata.is_file() {

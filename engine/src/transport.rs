@@ -50,6 +50,14 @@ pub trait Transport: Send {
         Ok(true)
     }
 
+    /// Called on an idle pooled connection before it carries another
+    /// request: `false` when the peer closed it, reset it, or sent bytes
+    /// nobody asked for (the connection must then be dropped). Must not
+    /// block.
+    fn is_reusable(&mut self) -> bool {
+        true
+    }
+
     /// Registers the underlying socket with the event loop.
     fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()>;
 
@@ -95,6 +103,13 @@ impl Transport for TcpTransport {
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf)
+    }
+
+    /// A one-byte `MSG_PEEK`: nothing to read (`WouldBlock`) is the only
+    /// good answer; a FIN (`Ok(0)`), stray bytes or an error are not.
+    fn is_reusable(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
@@ -218,6 +233,27 @@ impl Transport for TlsTransport {
 
     fn flush(&mut self) -> io::Result<()> {
         self.drain()
+    }
+
+    /// Reads what the socket holds (TLS 1.3 session tickets are fine) and
+    /// refuses plaintext, close_notify, EOF, or any error.
+    fn is_reusable(&mut self) -> bool {
+        if self.eof {
+            return false;
+        }
+        loop {
+            match self.tls.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
+                _ => return false,
+            }
+            match self.tls.read_tls(&mut self.tcp.stream) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     fn unflushed(&self) -> usize {

@@ -7,12 +7,23 @@
 //! ```text
 //!  Queued ──handle_start(pooled)───────────────────────────────────────────────► Exchanging
 //!     └────handle_start(no pooled)──► Resolving ──handle_resolved──► Connecting(address i)
+//!  Resolving ──connect timeout (the lookup counts, as in curl)──► fail (timeout)
 //!  Connecting ──handle_connected──► Handshaking (https) ──handle_handshake_done──► Exchanging
 //!       │                 └───────────────────────── (http) ──────────────────► Exchanging
-//!       └─ handle_connect_failed, connect timeout ──► Connecting(address i+1) | fail
-//!  Exchanging ──handle_exchange_failed: reused connection, no response byte, first time──► Resolving
-//!  any phase ──overall deadline; idle (Handshaking, Exchanging) ──► fail (timeout)
+//!       └─ handle_connect_failed (any error), connect timeout ──► Connecting(address i+1) | fail
+//!  Exchanging ──handle_exchange_failed: reused connection, no response byte,
+//!               body not all accepted, first time──► Resolving
+//!  any phase ──overall deadline; idle or too slow (Handshaking, Exchanging) ──► fail (timeout)
 //! ```
+//!
+//! Deadlines are `now + duration` saturated: a duration too long for
+//! `Instant` (such as `Duration::MAX`) means no deadline.
+//!
+//! The retry rule: a failure on a reused connection is tried again on a
+//! fresh one only when the server cannot have received the whole request
+//! (some body bytes were never accepted by the transport) and no response
+//! byte came. After the whole body went out the server may have acted on it,
+//! so the upload fails instead of sending it twice.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -24,7 +35,7 @@
 //! let addrs = vec!["192.0.2.1:443".parse().unwrap(), "192.0.2.2:443".parse().unwrap()];
 //! assert_eq!(upload.handle_resolved(Ok(addrs), now), Action::Connect("192.0.2.1:443".parse().unwrap()));
 //! let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-//! assert_eq!(upload.handle_connect_failed(&refused, now), Action::Connect("192.0.2.2:443".parse().unwrap()));
+//! assert_eq!(upload.handle_connect_failed(refused, now), Action::Connect("192.0.2.2:443".parse().unwrap()));
 //! assert_eq!(upload.handle_connected(now), Action::StartTls);
 //! assert_eq!(upload.handle_handshake_done(now), Action::Exchange);
 //! ```
@@ -80,6 +91,37 @@ pub enum Action {
     Fail(UploadError),
 }
 
+/// `now + duration`, or `None` (never) when that is past what `Instant`
+/// can hold.
+pub fn deadline_after(now: Instant, duration: Duration) -> Option<Instant> {
+    now.checked_add(duration)
+}
+
+/// Timing settings of an upload's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Per address, and for the name lookup.
+    pub connect_timeout: Duration,
+    /// No byte moved in either direction for this long fails the upload.
+    pub idle_timeout: Duration,
+    /// Bytes per second below which the upload is too slow (0: off).
+    pub low_speed_limit: u64,
+    /// The window over which the speed is averaged.
+    pub low_speed_time: Duration,
+}
+
+impl Timing {
+    /// The given connect and idle timeouts, no low-speed limit.
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        Timing {
+            connect_timeout,
+            idle_timeout,
+            low_speed_limit: 0,
+            low_speed_time: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The life of one upload; see the module doc.
 #[derive(Debug, Clone)]
 pub struct Upload {
@@ -91,9 +133,11 @@ pub struct Upload {
     last_connect_error: Option<UploadError>,
     deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
+    timing: Timing,
     last_activity: Instant,
+    /// Start of the current low-speed window and the bytes moved in it.
+    window_start: Instant,
+    window_bytes: u64,
     reused: bool,
     retried: bool,
 }
@@ -101,6 +145,11 @@ pub struct Upload {
 impl Upload {
     /// A queued upload whose overall deadline is `deadline`.
     pub fn new(deadline: Option<Instant>, connect_timeout: Duration, idle_timeout: Duration, now: Instant) -> Self {
+        Upload::with_timing(deadline, Timing::new(connect_timeout, idle_timeout), now)
+    }
+
+    /// A queued upload with these timing settings.
+    pub fn with_timing(deadline: Option<Instant>, timing: Timing, now: Instant) -> Self {
         Upload {
             phase: Phase::Queued,
             host: String::new(),
@@ -110,9 +159,10 @@ impl Upload {
             last_connect_error: None,
             deadline,
             connect_deadline: None,
-            connect_timeout,
-            idle_timeout,
+            timing,
             last_activity: now,
+            window_start: now,
+            window_bytes: 0,
             reused: false,
             retried: false,
         }
@@ -133,22 +183,35 @@ impl Upload {
     pub fn handle_start(&mut self, host: &str, tls: bool, pooled: bool, now: Instant) -> Action {
         self.host = host.to_string();
         self.tls = tls;
-        self.last_activity = now;
         if pooled {
             self.reused = true;
-            self.phase = Phase::Exchanging;
+            self.enter_transfer(Phase::Exchanging, now);
             Action::Exchange
         } else {
-            self.phase = Phase::Resolving;
-            Action::Resolve
+            self.resolve(now)
         }
+    }
+
+    fn resolve(&mut self, now: Instant) -> Action {
+        self.phase = Phase::Resolving;
+        self.connect_deadline = deadline_after(now, self.timing.connect_timeout);
+        Action::Resolve
+    }
+
+    /// Enters a phase where bytes move: idle and low-speed clocks start now.
+    fn enter_transfer(&mut self, phase: Phase, now: Instant) {
+        self.phase = phase;
+        self.connect_deadline = None;
+        self.last_activity = now;
+        self.window_start = now;
+        self.window_bytes = 0;
     }
 
     /// The resolver answered.
     pub fn handle_resolved(&mut self, result: io::Result<Vec<SocketAddr>>, now: Instant) -> Action {
         match result {
             Ok(addrs) if !addrs.is_empty() => {
-                self.addrs = addrs;
+                self.addrs = interleave_families(addrs);
                 self.next_addr = 0;
                 self.connect_next(now)
             }
@@ -163,14 +226,11 @@ impl Upload {
         }
     }
 
-    /// A connect failed at once or later; the next address is tried. Out of
-    /// descriptors or ports ends the upload at once.
-    pub fn handle_connect_failed(&mut self, error: &io::Error, now: Instant) -> Action {
-        let error = UploadError::from_io(error, "connect failed");
-        if error.kind == ErrorKind::ResourceExhausted {
-            return Action::Fail(error);
-        }
-        self.last_connect_error = Some(error);
+    /// A connect failed at once or later, whatever the error (refused,
+    /// unreachable, no local address): the next address is tried; the last
+    /// error is the outcome when none is left.
+    pub fn handle_connect_failed(&mut self, error: io::Error, now: Instant) -> Action {
+        self.last_connect_error = Some(UploadError::from_io(error, "connect failed"));
         self.connect_next(now)
     }
 
@@ -179,7 +239,7 @@ impl Upload {
             Some(&addr) => {
                 self.next_addr += 1;
                 self.phase = Phase::Connecting;
-                self.connect_deadline = Some(now + self.connect_timeout);
+                self.connect_deadline = deadline_after(now, self.timing.connect_timeout);
                 Action::Connect(addr)
             }
             None => Action::Fail(
@@ -192,13 +252,11 @@ impl Upload {
 
     /// The TCP connection is up.
     pub fn handle_connected(&mut self, now: Instant) -> Action {
-        self.connect_deadline = None;
-        self.last_activity = now;
         if self.tls {
-            self.phase = Phase::Handshaking;
+            self.enter_transfer(Phase::Handshaking, now);
             Action::StartTls
         } else {
-            self.phase = Phase::Exchanging;
+            self.enter_transfer(Phase::Exchanging, now);
             Action::Exchange
         }
     }
@@ -210,25 +268,32 @@ impl Upload {
         Action::Exchange
     }
 
-    /// Bytes moved in either direction.
-    pub fn handle_activity(&mut self, now: Instant) {
+    /// `bytes` moved in either direction (0 for handshake progress).
+    pub fn handle_activity(&mut self, now: Instant, bytes: u64) {
         self.last_activity = now;
+        self.window_bytes = self.window_bytes.saturating_add(bytes);
     }
 
     /// The exchange failed. A reused connection that failed before any
-    /// response byte was probably closed by the server while idle: the
-    /// upload starts over once on a fresh connection. Otherwise the error is
-    /// classified for the caller.
-    pub fn handle_exchange_failed(&mut self, error: ExchangeError, response_started: bool) -> Action {
+    /// response byte and before the whole body was accepted was probably
+    /// closed by the server while idle, and the server cannot have the whole
+    /// request: the upload starts over once on a fresh connection. Otherwise
+    /// the error is classified for the caller.
+    pub fn handle_exchange_failed(
+        &mut self,
+        error: ExchangeError,
+        response_started: bool,
+        whole_body_accepted: bool,
+        now: Instant,
+    ) -> Action {
         let transport_error = matches!(
             error,
             ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. }
         );
-        if self.reused && !self.retried && !response_started && transport_error {
+        if self.reused && !self.retried && !response_started && !whole_body_accepted && transport_error {
             self.retried = true;
             self.reused = false;
-            self.phase = Phase::Resolving;
-            return Action::Resolve;
+            return self.resolve(now);
         }
         let kind = match &error {
             ExchangeError::Io {
@@ -238,35 +303,89 @@ impl Upload {
             ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. } => ErrorKind::Network,
             _ => ErrorKind::Protocol,
         };
-        Action::Fail(UploadError::new(kind, error.to_string()))
+        let source = error.source();
+        Action::Fail(UploadError::new(kind, error.to_string()).with_shared_source(source))
     }
 
     /// The earliest moment [`Upload::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let idle = match self.phase {
-            Phase::Handshaking | Phase::Exchanging => Some(self.last_activity + self.idle_timeout),
-            _ => None,
-        };
-        [self.deadline, self.connect_deadline, idle].into_iter().flatten().min()
+        let transfer = matches!(self.phase, Phase::Handshaking | Phase::Exchanging);
+        let idle = transfer
+            .then(|| deadline_after(self.last_activity, self.timing.idle_timeout))
+            .flatten();
+        let slow = (transfer && self.timing.low_speed_limit > 0)
+            .then(|| deadline_after(self.window_start, self.timing.low_speed_time))
+            .flatten();
+        [self.deadline, self.connect_deadline, idle, slow]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Time passed: fails on the overall or idle deadline, moves to the next
-    /// address on a connect timeout. `None` when nothing is due.
+    /// Time passed: fails on the overall, lookup, idle or low-speed
+    /// deadline, moves to the next address on a connect timeout. `None` when
+    /// nothing is due.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Action> {
-        if self.deadline.is_some_and(|d| d <= now) {
-            return Some(Action::Fail(UploadError::new(ErrorKind::Timeout, "timeout")));
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        let timeout = |message: String| Some(Action::Fail(UploadError::new(ErrorKind::Timeout, message)));
+        let millis = |d: Duration| d.as_millis();
+        if due(self.deadline) {
+            return timeout("timeout".into());
         }
-        if self.phase == Phase::Connecting && self.connect_deadline.is_some_and(|d| d <= now) {
-            let message = format!("connect timeout after {} ms", self.connect_timeout.as_millis());
-            self.last_connect_error = Some(UploadError::new(ErrorKind::Timeout, message));
-            return Some(self.connect_next(now));
+        match self.phase {
+            Phase::Resolving if due(self.connect_deadline) => timeout(format!(
+                "connect timeout after {} ms: still resolving {}",
+                millis(self.timing.connect_timeout),
+                self.host
+            )),
+            Phase::Connecting if due(self.connect_deadline) => {
+                let message = format!("connect timeout after {} ms", millis(self.timing.connect_timeout));
+                self.last_connect_error = Some(UploadError::new(ErrorKind::Timeout, message));
+                Some(self.connect_next(now))
+            }
+            Phase::Handshaking | Phase::Exchanging => {
+                if due(deadline_after(self.last_activity, self.timing.idle_timeout)) {
+                    let message = format!(
+                        "idle timeout: no byte moved for {} ms",
+                        millis(self.timing.idle_timeout)
+                    );
+                    return timeout(message);
+                }
+                let window = self.timing.low_speed_time;
+                if self.timing.low_speed_limit == 0 || !due(deadline_after(self.window_start, window)) {
+                    return None;
+                }
+                let wanted = u128::from(self.timing.low_speed_limit) * window.as_millis() / 1000;
+                if u128::from(self.window_bytes) < wanted {
+                    return timeout(format!(
+                        "transfer too slow: {} bytes in {} ms, below the limit of {} bytes/s",
+                        self.window_bytes,
+                        millis(window),
+                        self.timing.low_speed_limit
+                    ));
+                }
+                self.window_start = now;
+                self.window_bytes = 0;
+                None
+            }
+            _ => None,
         }
-        let idle = matches!(self.phase, Phase::Handshaking | Phase::Exchanging);
-        if idle && self.last_activity + self.idle_timeout <= now {
-            let message = format!("idle timeout: no byte moved for {} ms", self.idle_timeout.as_millis());
-            return Some(Action::Fail(UploadError::new(ErrorKind::Timeout, message)));
+    }
+}
+
+/// Orders addresses as RFC 8305 §4 does: alternating families, starting
+/// with the family of the first (the resolver's preference).
+fn interleave_families(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let first_v6 = addrs.first().is_some_and(SocketAddr::is_ipv6);
+    let (mut preferred, mut other): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
+    let mut ordered = Vec::with_capacity(preferred.len() + other.len());
+    preferred.reverse();
+    other.reverse();
+    loop {
+        match (preferred.pop(), other.pop()) {
+            (None, None) => return ordered,
+            (a, b) => ordered.extend(a.into_iter().chain(b)),
         }
-        None
     }
 }
 
@@ -293,9 +412,9 @@ mod tests {
             u.handle_resolved(Ok(vec![addr(1), addr(2)]), t),
             Action::Connect(addr(1))
         );
-        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(u.handle_connect_failed(&refused, t), Action::Connect(addr(2)));
-        let Action::Fail(e) = u.handle_connect_failed(&refused, t) else {
+        let refused = || io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(u.handle_connect_failed(refused(), t), Action::Connect(addr(2)));
+        let Action::Fail(e) = u.handle_connect_failed(refused(), t) else {
             panic!()
         };
         assert_eq!((e.kind, e.code()), (ErrorKind::Network, 1000));
@@ -318,16 +437,88 @@ mod tests {
     }
 
     #[test]
-    fn out_of_descriptors_fails_at_once() {
+    fn any_connect_error_moves_on_and_the_last_one_decides() {
         let t = Instant::now();
         let mut u = upload(t);
         let _ = u.handle_start("h", false, false, t);
-        let _ = u.handle_resolved(Ok(vec![addr(1), addr(2)]), t);
+        let _ = u.handle_resolved(Ok(vec![addr(1), addr(2), addr(3)]), t);
+        let no_local_address = io::Error::from_raw_os_error(rustix::io::Errno::ADDRNOTAVAIL.raw_os_error());
+        assert_eq!(u.handle_connect_failed(no_local_address, t), Action::Connect(addr(2)));
+        let unreachable = io::Error::from_raw_os_error(rustix::io::Errno::NETUNREACH.raw_os_error());
+        assert_eq!(u.handle_connect_failed(unreachable, t), Action::Connect(addr(3)));
         let emfile = io::Error::from_raw_os_error(24);
-        let Action::Fail(e) = u.handle_connect_failed(&emfile, t) else {
+        let Action::Fail(e) = u.handle_connect_failed(emfile, t) else {
             panic!()
         };
         assert_eq!((e.kind, e.code()), (ErrorKind::ResourceExhausted, 200));
+        assert_eq!(
+            e.io_error().and_then(io::Error::raw_os_error),
+            Some(24),
+            "the io::Error is the source"
+        );
+    }
+
+    #[test]
+    fn families_alternate_from_the_preferred_one() {
+        let v6 = |last: u16| SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, last], 80));
+        let ordered = interleave_families(vec![v6(1), v6(2), v6(3), addr(1), addr(2)]);
+        assert_eq!(ordered, vec![v6(1), addr(1), v6(2), addr(2), v6(3)]);
+        assert_eq!(interleave_families(vec![addr(1), addr(2)]), vec![addr(1), addr(2)]);
+    }
+
+    #[test]
+    fn durations_too_long_for_instant_mean_no_deadline() {
+        let t = Instant::now();
+        let timing = Timing {
+            low_speed_limit: 1,
+            low_speed_time: Duration::MAX,
+            ..Timing::new(Duration::MAX, Duration::MAX)
+        };
+        let mut u = Upload::with_timing(deadline_after(t, Duration::MAX), timing, t);
+        assert_eq!(u.handle_start("h", false, false, t), Action::Resolve);
+        assert_eq!(u.poll_timeout(), None);
+        let _ = u.handle_resolved(Ok(vec![addr(1)]), t);
+        assert_eq!(u.handle_connected(t), Action::Exchange);
+        assert_eq!(u.poll_timeout(), None);
+        assert_eq!(u.handle_timeout(t + 1000 * SECOND), None);
+    }
+
+    #[test]
+    fn a_lookup_that_never_answers_times_out() {
+        let t = Instant::now();
+        let mut u = upload(t);
+        assert_eq!(u.handle_start("slow.example", false, false, t), Action::Resolve);
+        assert_eq!(u.poll_timeout(), Some(t + 5 * SECOND));
+        let Some(Action::Fail(e)) = u.handle_timeout(t + 5 * SECOND) else {
+            panic!()
+        };
+        assert_eq!(e.code(), 204);
+        assert_eq!(e.message, "connect timeout after 5000 ms: still resolving slow.example");
+    }
+
+    #[test]
+    fn a_trickle_below_the_low_speed_limit_fails() {
+        let t = Instant::now();
+        let timing = Timing {
+            low_speed_limit: 10,
+            low_speed_time: 3 * SECOND,
+            ..Timing::new(5 * SECOND, 10 * SECOND)
+        };
+        let mut u = Upload::with_timing(None, timing, t);
+        let _ = u.handle_start("h", false, true, t);
+        // 40 bytes in the first 3 s: fast enough, a new window starts.
+        u.handle_activity(t + SECOND, 40);
+        assert_eq!(u.poll_timeout(), Some(t + 3 * SECOND));
+        assert_eq!(u.handle_timeout(t + 3 * SECOND), None);
+        // One byte every second (never idle): 3 bytes in 3 s is too slow.
+        for s in 4..=6 {
+            u.handle_activity(t + s * SECOND, 1);
+        }
+        let Some(Action::Fail(e)) = u.handle_timeout(t + 6 * SECOND) else {
+            panic!()
+        };
+        assert_eq!(e.code(), 204);
+        assert!(e.message.starts_with("transfer too slow: 3 bytes in 3000 ms"), "{e}");
     }
 
     #[test]
@@ -340,7 +531,7 @@ mod tests {
         assert_eq!(u.phase(), Phase::Handshaking);
         assert_eq!(u.poll_timeout(), Some(t + 10 * SECOND));
         assert_eq!(u.handle_handshake_done(t + SECOND), Action::Exchange);
-        u.handle_activity(t + 5 * SECOND);
+        u.handle_activity(t + 5 * SECOND, 1);
         assert_eq!(u.handle_timeout(t + 14 * SECOND), None);
         let Some(Action::Fail(e)) = u.handle_timeout(t + 15 * SECOND) else {
             panic!()
@@ -363,9 +554,9 @@ mod tests {
         };
         assert_eq!(e.message, "cannot resolve nowhere.invalid: no such host");
         assert_eq!(
-            u.handle_timeout(t + 50 * SECOND),
+            u.handle_timeout(t + 4 * SECOND),
             None,
-            "no idle timeout while resolving"
+            "only the connect timeout runs while resolving"
         );
     }
 
@@ -376,28 +567,39 @@ mod tests {
             kind: io::ErrorKind::ConnectionReset,
             message: "reset".into(),
             body_bytes_sent: 0,
+            source: Default::default(),
         };
         let mut u = upload(t);
         assert_eq!(u.handle_start("h", false, true, t), Action::Exchange);
         assert!(u.is_reused());
-        assert_eq!(u.handle_exchange_failed(reset(), false), Action::Resolve);
+        assert_eq!(u.handle_exchange_failed(reset(), false, false, t), Action::Resolve);
         let _ = u.handle_resolved(Ok(vec![addr(1)]), t);
         assert_eq!(u.handle_connected(t), Action::Exchange);
-        let Action::Fail(e) = u.handle_exchange_failed(reset(), false) else {
+        let Action::Fail(e) = u.handle_exchange_failed(reset(), false, false, t) else {
             panic!()
         };
         assert_eq!(
             (e.kind, e.message.as_str()),
             (ErrorKind::Network, "connection reset after 0 body bytes")
         );
-        // Not retried once the response started, nor for protocol errors.
+        // Not retried once the response started, nor once the whole body
+        // was accepted (the server may have it), nor for protocol errors.
         let mut u = upload(t);
         let _ = u.handle_start("h", false, true, t);
-        assert!(matches!(u.handle_exchange_failed(reset(), true), Action::Fail(_)));
+        assert!(matches!(
+            u.handle_exchange_failed(reset(), true, false, t),
+            Action::Fail(_)
+        ));
+        let mut u = upload(t);
+        let _ = u.handle_start("h", false, true, t);
+        assert!(matches!(
+            u.handle_exchange_failed(reset(), false, true, t),
+            Action::Fail(_)
+        ));
         let mut u = upload(t);
         let _ = u.handle_start("h", false, true, t);
         let protocol = ExchangeError::Head(uploadtask_http1::ResponseError::InvalidVersion);
-        let Action::Fail(e) = u.handle_exchange_failed(protocol, false) else {
+        let Action::Fail(e) = u.handle_exchange_failed(protocol, false, false, t) else {
             panic!()
         };
         assert_eq!(e.kind, ErrorKind::Protocol);
@@ -412,8 +614,9 @@ mod tests {
             kind: io::ErrorKind::UnexpectedEof,
             message: "eof".into(),
             body_bytes_sent: 3,
+            source: Default::default(),
         };
-        let Action::Fail(e) = u.handle_exchange_failed(eof, true) else {
+        let Action::Fail(e) = u.handle_exchange_failed(eof, true, false, t) else {
             panic!()
         };
         assert_eq!((e.kind, e.code()), (ErrorKind::Tls, 1000));

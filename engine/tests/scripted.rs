@@ -237,3 +237,34 @@ proptest! {
         prop_assert!(message.ends_with(&format!("after {body_sent} body bytes")), "{}", message);
     }
 }
+
+/// A transport that takes nothing (`Ok(0)`) is a write error (1000), on the
+/// gathered path and on the large-file path alike, never "file changed size".
+#[test]
+fn a_zero_byte_write_is_a_write_error_on_every_path() {
+    for (file_len, scratch_len) in [(10, 4096), (100_000, 7)] {
+        let file = file_bytes(file_len);
+        let (mut exchange, sources) = setup(&file);
+        let mut transport = ScriptedTransport::new([WriteStep::Accept(HEAD.len() + 60), WriteStep::Accept(0)], []);
+        let mut scratch = Scratch::new(scratch_len);
+        for _ in 0..10 {
+            let result = pump_write(1, &mut exchange, &mut transport, &sources, &mut scratch, usize::MAX);
+            assert!(result.is_ok(), "{file_len}: {result:?}");
+        }
+        let mut read_buf = [0u8; 64];
+        pump_read(&mut exchange, &mut transport, &mut read_buf);
+        let mut transport = ScriptedTransport::new([], [ReadStep::Eof]);
+        pump_read(&mut exchange, &mut transport, &mut read_buf);
+        let outcome = exchange.poll_outcome().expect("an outcome");
+        assert!(
+            matches!(
+                outcome,
+                Err(ExchangeError::Io {
+                    kind: io::ErrorKind::WriteZero,
+                    ..
+                })
+            ),
+            "{file_len}: {outcome:?}"
+        );
+    }
+}

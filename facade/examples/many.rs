@@ -17,8 +17,10 @@ fn main() {
     let client = Client::new(ClientConfig {
         engine: EngineConfig {
             max_in_flight: 1000,
+            raise_fd_limit: true,
             ..EngineConfig::default()
         },
+        roots: uploadtask::Roots::new().allow_plain_paths(),
         ..ClientConfig::default()
     })
     .unwrap_or_else(|e| {

@@ -2,11 +2,21 @@
 //! abort it at once, listen to progress, remove listeners.
 //!
 //! Run: `cargo run -p uploadtask --example seed -- URL FILE`
-//! (with `uploadtask serve` as the receiver, say).
+//! (with `uploadtask serve` as the receiver, say). FILE may be a plain path
+//! or `internal://mass/…` with `mass` mapped to the current directory.
 
-use uploadtask::{UploadOptions, UploadTask};
+use uploadtask::{Client, ClientConfig, Roots, UploadOptions, UploadTask};
 
 fn main() {
+    let roots = Roots::new().root("mass", ".").allow_plain_paths();
+    let configured = Client::configure_global(ClientConfig {
+        roots,
+        ..ClientConfig::default()
+    });
+    assert!(
+        configured.is_ok(),
+        "the global client is configured before its first use"
+    );
     let mut args = std::env::args().skip(1);
     let url = args.next().unwrap_or_else(|| "http://127.0.0.1:8080/upload".into());
     let file = args

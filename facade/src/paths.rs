@@ -3,14 +3,26 @@
 //!
 //! Refused with code 202: a `..` segment (also percent-encoded), a
 //! backslash, NUL or another control character, an unknown or unconfigured
-//! root, an empty path, and a file that turns out (after opening, so
-//! symlinks are followed) to lie outside its root. Plain paths and
-//! `file://` URLs are taken too unless the resolver is in sandbox mode.
+//! root, an empty path, and a path whose symlinks lead outside its root.
+//! The kernel confines the open to the root (`openat2` with
+//! `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, Linux 5.6 and later: a
+//! symlink is followed only while it stays beneath the root; an absolute
+//! one is refused). Where `openat2` is missing the file is opened and its
+//! real path read from `/proc/self/fd`; where that cannot be read the open
+//! fails (closed, never unchecked).
+//!
+//! Roots are in sandbox mode by default: only `internal://` paths. Plain
+//! paths and `file://` URLs are an explicit choice
+//! ([`Roots::allow_plain_paths`]).
+//!
+//! Files open with `O_NONBLOCK` and anything but a regular file (a FIFO, a
+//! device) is refused with code 300 before a byte is read, so an open never
+//! blocks the loop.
 //!
 //! ```
 //! use uploadtask::paths::Roots;
 //!
-//! let roots = Roots::new().root("cache", "/data/app/cache").sandbox(true);
+//! let roots = Roots::new().root("cache", "/data/app/cache");
 //! assert_eq!(roots.resolve("internal://cache/img/a.png").unwrap().path, std::path::Path::new("/data/app/cache/img/a.png"));
 //! assert_eq!(roots.resolve("internal://cache/../etc/passwd").unwrap_err().code(), 202);
 //! assert_eq!(roots.resolve("/etc/passwd").unwrap_err().code(), 202);
@@ -21,6 +33,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use uploadtask_engine::source::open_nonblocking;
 use uploadtask_engine::{BodySource, ErrorKind, FileSource, UploadError};
 
 const EMFILE: i32 = 24;
@@ -30,10 +43,20 @@ const ENFILE: i32 = 23;
 pub const ROOT_NAMES: [&str; 4] = ["cache", "files", "mass", "tmp"];
 
 /// Where `internal://` roots live, and whether other paths are allowed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Roots {
     dirs: HashMap<String, PathBuf>,
     sandbox: bool,
+}
+
+/// No roots, sandboxed (only `internal://` paths).
+impl Default for Roots {
+    fn default() -> Self {
+        Roots {
+            dirs: HashMap::new(),
+            sandbox: true,
+        }
+    }
 }
 
 /// A resolved path: where to open, and under which root it must stay.
@@ -43,6 +66,8 @@ pub struct Resolved {
     pub path: PathBuf,
     /// The root directory it must lie under (for `internal://` paths).
     pub root: Option<PathBuf>,
+    /// The decoded path below the root (for `internal://` paths).
+    pub relative: Option<String>,
     /// The filename to send: the basename of the decoded path.
     pub filename: String,
 }
@@ -52,9 +77,14 @@ fn bad(message: String) -> UploadError {
 }
 
 impl Roots {
-    /// No roots, not sandboxed.
+    /// No roots, sandboxed: only `internal://` paths.
     pub fn new() -> Self {
         Roots::default()
+    }
+
+    /// Also takes plain paths and `file://` URLs (what the program does).
+    pub fn allow_plain_paths(self) -> Self {
+        self.sandbox(false)
     }
 
     /// Maps `internal://NAME/` to `dir`. Any name may be configured; SPEC §6
@@ -64,7 +94,7 @@ impl Roots {
         self
     }
 
-    /// In sandbox mode only `internal://` paths are taken.
+    /// In sandbox mode (the default) only `internal://` paths are taken.
     pub fn sandbox(mut self, on: bool) -> Self {
         self.sandbox = on;
         self
@@ -86,6 +116,7 @@ impl Roots {
             return Ok(Resolved {
                 path: root.join(&decoded),
                 root: Some(root.clone()),
+                relative: Some(decoded),
                 filename,
             });
         }
@@ -110,38 +141,68 @@ impl Roots {
         Ok(Resolved {
             path,
             root: None,
+            relative: None,
             filename,
         })
     }
 
-    /// Resolves and opens `file_path` for reading; checks, on the open file,
+    /// Resolves and opens `file_path` for reading, without blocking; checks
     /// that it is a regular file under its root. Errors use the documented
     /// codes: 202 for the path, 300 for the file.
     pub fn open(&self, file_path: &str) -> Result<Box<dyn BodySource>, UploadError> {
         let resolved = self.resolve(file_path)?;
-        let file = File::open(&resolved.path).map_err(|e| file_error(&e, file_path))?;
-        if let Some(root) = &resolved.root {
-            let real = real_path(&file, &resolved.path).map_err(|e| file_error(&e, file_path))?;
-            let root = std::fs::canonicalize(root).map_err(|e| file_error(&e, file_path))?;
-            if !real.starts_with(&root) {
-                return Err(bad(format!("path escapes its root: {file_path}")));
-            }
-        }
-        let source = FileSource::from_file(file).map_err(|e| file_error(&e, file_path))?;
+        let file = match (&resolved.root, &resolved.relative) {
+            (Some(root), Some(relative)) => open_beneath(root, relative, &resolved.path, file_path)?,
+            _ => open_nonblocking(&resolved.path).map_err(|e| file_error(e, file_path))?,
+        };
+        let source = FileSource::from_file(file).map_err(|e| file_error(e, file_path))?;
         Ok(Box::new(source))
     }
 }
 
-/// The path the open file really has (symlinks resolved).
-fn real_path(file: &File, path: &Path) -> io::Result<PathBuf> {
-    use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).or_else(|_| std::fs::canonicalize(path))
+/// Opens `relative` confined to `root` by the kernel, or, where `openat2`
+/// is missing, opens `path` and checks its real path (failing closed).
+fn open_beneath(root: &Path, relative: &str, path: &Path, file_path: &str) -> Result<File, UploadError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let escapes = || bad(format!("path escapes its root: {file_path}"));
+    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| file_error(e.into(), file_path))?;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(&dir, relative, flags, Mode::empty(), resolve) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(Errno::XDEV | Errno::LOOP) => Err(escapes()),
+        Err(Errno::NOSYS | Errno::PERM) => {
+            // No openat2 (old kernel, or a seccomp filter): open, then
+            // check where the open file really is.
+            let file = open_nonblocking(path).map_err(|e| file_error(e, file_path))?;
+            let real = real_path(&file).map_err(|e| {
+                UploadError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("cannot check where {file_path} leads: {e}"),
+                )
+            })?;
+            let root = std::fs::canonicalize(root).map_err(|e| file_error(e, file_path))?;
+            if !real.starts_with(&root) {
+                return Err(escapes());
+            }
+            Ok(file)
+        }
+        Err(e) => Err(file_error(e.into(), file_path)),
+    }
 }
 
-fn file_error(e: &io::Error, file_path: &str) -> UploadError {
+/// The path the open file really has (symlinks resolved), from `/proc`.
+fn real_path(file: &File) -> io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+fn file_error(e: io::Error, file_path: &str) -> UploadError {
     // Out of descriptors is not the file's fault: code 200.
     if matches!(e.raw_os_error(), Some(code) if code == EMFILE || code == ENFILE) {
-        return UploadError::new(ErrorKind::ResourceExhausted, format!("cannot open {file_path}: {e}"));
+        return UploadError::new(ErrorKind::ResourceExhausted, format!("cannot open {file_path}: {e}")).with_source(e);
     }
     let message = match e.kind() {
         io::ErrorKind::NotFound => format!("file not found: {file_path}"),
@@ -149,7 +210,7 @@ fn file_error(e: &io::Error, file_path: &str) -> UploadError {
         io::ErrorKind::InvalidInput => format!("not a regular file: {file_path}"),
         _ => format!("cannot open {file_path}: {e}"),
     };
-    UploadError::new(ErrorKind::File, message)
+    UploadError::new(ErrorKind::File, message).with_source(e)
 }
 
 /// Percent-decodes a relative path and refuses what could leave the root.
@@ -242,7 +303,12 @@ mod tests {
 
     #[test]
     fn plain_paths_and_file_urls_outside_the_sandbox() {
-        let roots = Roots::new();
+        assert_eq!(
+            Roots::new().resolve("/tmp/a").unwrap_err().code(),
+            202,
+            "sandboxed by default"
+        );
+        let roots = Roots::new().allow_plain_paths();
         assert_eq!(roots.resolve("/tmp/a b.txt").unwrap().path, Path::new("/tmp/a b.txt"));
         assert_eq!(
             roots.resolve("file:///tmp/a%20b.txt").unwrap().path,

@@ -5,6 +5,13 @@
 //! no progress after them; no lock held while user code runs, so a callback
 //! may call `abort()` or start another upload. `abort()` before the outcome
 //! is dispatched makes the outcome `fail("abort", 1000)`.
+//!
+//! App code cannot take the engine down: every callback runs under
+//! `catch_unwind`. A panicking progress listener is logged and the upload
+//! goes on; a panicking `success` or `fail` is logged and `complete` still
+//! runs; the task settles with its outcome either way. If the engine drops
+//! a task's sink without an outcome (its thread ended), the task fails
+//! with "engine stopped" (1000) instead of hanging.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,8 +43,15 @@ struct Listener {
 impl Listener {
     fn call(&self, update: &ProgressUpdate) {
         if self.active.load(Ordering::Acquire) {
-            (self.callback)(update);
+            guarded("onProgressUpdate listener", || (self.callback)(update));
         }
+    }
+}
+
+/// Runs app code; a panic in it is logged and swallowed.
+fn guarded(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        log::error!("uploadtask: the {what} panicked; the upload and the engine go on");
     }
 }
 
@@ -249,8 +263,19 @@ impl UploadTask {
     /// when this returns. With [`Dispatch::Queue`] the outcome is dispatched
     /// when the host drains the queue, so do not wait on the host thread
     /// itself (drain it, or wait from another thread).
+    ///
+    /// Called on the engine thread (inside a callback with engine-thread
+    /// dispatch), where it could never return, it fails at once with
+    /// [`ErrorKind::WouldDeadlock`] (code 200) unless the outcome is known.
     pub fn wait(&self) -> Outcome {
         let mut state = self.inner.lock();
+        let on_engine = self.inner.engine.as_ref().is_some_and(Engine::on_engine_thread);
+        if on_engine && state.result.is_none() {
+            return Err(UploadError::new(
+                ErrorKind::WouldDeadlock,
+                "wait() on the engine thread (inside a callback) would never return; use the callbacks",
+            ));
+        }
         loop {
             if let Some(result) = &state.result {
                 return result.clone();
@@ -265,6 +290,8 @@ impl UploadTask {
     }
 }
 
+/// Awaiting a task does not own the upload: dropping the future (or every
+/// handle) does not cancel it; call [`UploadTask::abort`] for that.
 impl Future for UploadTask {
     type Output = Outcome;
 
@@ -357,16 +384,38 @@ fn run_outcome_callbacks(callbacks: Callbacks, outcome: &Outcome) {
     match outcome {
         Ok(response) => {
             if let Some(success) = callbacks.success {
-                success(response);
+                guarded("success callback", || success(response));
             }
         }
         Err(error) => {
             if let Some(fail) = callbacks.fail {
-                fail(&error.message, error.code());
+                guarded("fail callback", || fail(&error.message, error.code()));
             }
         }
     }
     if let Some(complete) = callbacks.complete {
-        complete();
+        guarded("complete callback", complete);
+    }
+}
+
+/// A sink dropped without an outcome (the engine thread ended, or the
+/// engine dropped the upload) settles its task instead of leaving it
+/// pending forever.
+impl Drop for TaskSink {
+    fn drop(&mut self) {
+        if self.callbacks.is_none() {
+            return;
+        }
+        let error = UploadError::new(ErrorKind::Aborted, "engine stopped before the upload ended");
+        if std::thread::panicking() {
+            // Never run app code while unwinding: hand it to another thread.
+            let mut sink = TaskSink {
+                inner: Arc::clone(&self.inner),
+                callbacks: self.callbacks.take(),
+            };
+            let _ = std::thread::Builder::new().spawn(move || sink.event(Event::Done(Err(error))));
+        } else {
+            self.event(Event::Done(Err(error)));
+        }
     }
 }

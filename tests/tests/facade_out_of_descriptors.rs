@@ -1,16 +1,19 @@
 //! Code 200: out of file descriptors is reported as a clear failure of that
 //! upload, not a panic. Alone in its binary: it lowers this process's limit.
 
-use uploadtask::{Client, ClientConfig, ErrorKind, UploadOptions};
+use uploadtask::{Client, ClientConfig, ErrorKind, Roots, UploadOptions};
 use uploadtask_tests::*;
 
 #[test]
 fn out_of_descriptors_fails_with_200() {
     let dir = temp_dir("emfile");
     let (path, _) = make_file(&dir, "a.bin", 10, 1);
-    let client = Client::new(ClientConfig::default()).unwrap();
-    // The engine raised the soft limit at start; now squeeze it so the next
-    // open fails with EMFILE.
+    let client = Client::new(ClientConfig {
+        roots: Roots::new().allow_plain_paths(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    // Squeeze the soft limit so the next open fails with EMFILE.
     let limit = nofile_limit();
     set_nofile_limit(open_fds() as u64 + 8);
     // The limit bounds descriptor numbers: fill every free one below it.

@@ -70,16 +70,47 @@ fn head_split_at_every_byte() {
 }
 
 #[test]
-fn early_error_response_stops_sending_and_survives_reset() {
+fn early_error_response_stops_sending_and_survives_reset_when_whole() {
+    // A close-delimited body ends at the reset: the response stands.
     let mut ex = exchange(1 << 20);
     ex.handle_sent(100);
-    ex.handle_received(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 10\r\n\r\ntoo");
+    ex.handle_received(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\ntoo big");
     assert!(!ex.wants_write());
     assert_eq!(ex.poll_gather(1 << 20).1, 0);
     ex.handle_read_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
     let response = ex.poll_outcome().unwrap().unwrap();
-    assert_eq!((response.status, response.body.as_slice()), (413, &b"too"[..]));
+    assert_eq!((response.status, response.body.as_slice()), (413, &b"too big"[..]));
     assert!(!ex.reusable());
+    // A body with a length that arrived whole was delivered before the reset.
+    let mut ex = exchange(1 << 20);
+    ex.handle_sent(100);
+    ex.handle_received(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\ntoo");
+    assert_eq!(ex.poll_outcome().unwrap().unwrap().body, b"too");
+}
+
+#[test]
+fn early_error_response_cut_short_by_a_reset_fails() {
+    for wire in [
+        &b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 100\r\n\r\nhello"[..],
+        &b"HTTP/1.1 413 Payload Too Large\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"[..],
+    ] {
+        let mut ex = exchange(1 << 20);
+        ex.handle_sent(100);
+        ex.handle_received(wire);
+        ex.handle_read_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let error = ex.poll_outcome().unwrap().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ExchangeError::Io {
+                    kind: std::io::ErrorKind::ConnectionReset,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.source().is_some(), "the io::Error is kept");
+    }
 }
 
 #[test]

@@ -100,7 +100,10 @@ pub fn run(args: DemoArgs) -> i32 {
 }
 
 fn upload_and_check(receiver: &Receiver, files: &[(PathBuf, String)]) -> i32 {
-    let client = match Client::new(ClientConfig::default()) {
+    let client = match Client::new(ClientConfig {
+        roots: uploadtask::Roots::new().allow_plain_paths(),
+        ..ClientConfig::default()
+    }) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("uploadtask: cannot start the engine: {e}");

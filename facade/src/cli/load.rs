@@ -76,6 +76,7 @@ pub fn run(args: LoadArgs) -> i32 {
     });
     let engine = match Engine::new(EngineConfig {
         max_in_flight: args.concurrency,
+        raise_fd_limit: true,
         ..EngineConfig::default()
     }) {
         Ok(engine) => engine,

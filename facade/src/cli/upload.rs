@@ -89,6 +89,7 @@ fn split_pair(text: &str, separator: char, what: &str) -> Result<(String, String
 pub fn run(args: UploadArgs) -> i32 {
     let mut engine = EngineConfig {
         max_in_flight: args.files.len().max(1),
+        raise_fd_limit: true,
         ..EngineConfig::default()
     };
     if let Some(path) = &args.cacert {
@@ -99,7 +100,7 @@ pub fn run(args: UploadArgs) -> i32 {
             return usage(format!("--cacert {}: {e}", path.display()));
         }
     }
-    let mut roots = Roots::new();
+    let mut roots = Roots::new().allow_plain_paths();
     for root in &args.roots {
         match split_pair(root, '=', "--root") {
             Ok((name, dir)) => roots = roots.root(&name, dir),

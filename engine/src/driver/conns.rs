@@ -1,0 +1,221 @@
+//! Connections and the keep-alive pool: a slab of sockets (connecting or
+//! ready, plain or TLS), each registered with the poller under a token that
+//! carries its generation, and the idle connections per origin.
+//!
+//! A connection lives apart from the uploads so an idle one can outlive its
+//! upload and carry the next upload to the same origin. Before it does,
+//! [`Conns::take_idle`] checks it ([`Transport::is_reusable`]): one the
+//! server closed or wrote on is dropped, never reused.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+use uploadtask_http1::request::Scheme;
+
+use super::uploads::Key;
+use crate::transport::Transport;
+
+/// Where a connection goes: scheme, host, port.
+pub(crate) type Origin = (Scheme, String, u16);
+
+/// A connection's slab index and generation; its mio token holds both, so
+/// an event for a closed socket cannot reach a new one in the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ConnKey {
+    index: usize,
+    generation: u32,
+}
+
+impl ConnKey {
+    /// The poller token: generation in the high 32 bits, index below.
+    pub(crate) fn token(self) -> Token {
+        // On a 32-bit target the index alone (the generation is dropped).
+        let generation = (self.generation as usize).checked_shl(32).unwrap_or(0);
+        Token(generation | (self.index & 0xffff_ffff))
+    }
+
+    fn from_token(token: Token) -> ConnKey {
+        ConnKey {
+            index: token.0 & 0xffff_ffff,
+            generation: token.0.checked_shr(32).unwrap_or(0) as u32,
+        }
+    }
+}
+
+pub(crate) enum ConnIo {
+    Connecting(TcpStream),
+    Ready(Box<dyn Transport>),
+    /// Transitional, while the stream moves into its transport.
+    Empty,
+}
+
+pub(crate) struct ConnSlot {
+    generation: u32,
+    pub(crate) io: ConnIo,
+    pub(crate) origin: Origin,
+    /// The upload it carries; `None` while idle in the pool.
+    pub(crate) upload: Option<Key>,
+    pub(crate) idle_until: Option<Instant>,
+}
+
+/// The slab and the pool; see the module doc.
+pub(crate) struct Conns {
+    slab: Slab<ConnSlot>,
+    idle: HashMap<Origin, Vec<ConnKey>>,
+    idle_count: usize,
+    max_idle_per_origin: usize,
+    next_generation: u32,
+}
+
+impl Conns {
+    pub(crate) fn new(max_idle_per_origin: usize) -> Self {
+        Conns {
+            slab: Slab::new(),
+            idle: HashMap::new(),
+            idle_count: 0,
+            max_idle_per_origin,
+            next_generation: 0,
+        }
+    }
+
+    /// Starts a non-blocking connect to `addr` for `upload`, registered for
+    /// both directions.
+    pub(crate) fn connect(
+        &mut self,
+        registry: &Registry,
+        addr: SocketAddr,
+        origin: Origin,
+        upload: Key,
+    ) -> io::Result<ConnKey> {
+        let mut stream = TcpStream::connect(addr)?;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let entry = self.slab.vacant_entry();
+        let key = ConnKey {
+            index: entry.key(),
+            // Tokens have room for a generation on 64-bit targets only.
+            generation: if cfg!(target_pointer_width = "64") {
+                self.next_generation
+            } else {
+                0
+            },
+        };
+        registry.register(&mut stream, key.token(), Interest::READABLE | Interest::WRITABLE)?;
+        entry.insert(ConnSlot {
+            generation: key.generation,
+            io: ConnIo::Connecting(stream),
+            origin,
+            upload: Some(upload),
+            idle_until: None,
+        });
+        Ok(key)
+    }
+
+    pub(crate) fn get(&mut self, key: ConnKey) -> Option<&mut ConnSlot> {
+        self.slab
+            .get_mut(key.index)
+            .filter(|conn| conn.generation == key.generation)
+    }
+
+    /// The connection an event's token names, if it still exists.
+    pub(crate) fn by_token(&mut self, token: Token) -> Option<(ConnKey, &mut ConnSlot)> {
+        let key = ConnKey::from_token(token);
+        self.get(key).map(|conn| (key, conn))
+    }
+
+    /// An idle connection to `origin` that is still good, handed to
+    /// `upload`; bad ones met on the way are closed.
+    pub(crate) fn take_idle(&mut self, registry: &Registry, origin: &Origin, upload: Key) -> Option<ConnKey> {
+        loop {
+            let list = self.idle.get_mut(origin)?;
+            let key = list.pop();
+            if list.is_empty() {
+                self.idle.remove(origin);
+            }
+            let key = key?;
+            self.idle_count -= 1;
+            let conn = self.get(key)?;
+            conn.upload = Some(upload);
+            conn.idle_until = None;
+            let good = match &mut conn.io {
+                ConnIo::Ready(transport) => transport.is_reusable(),
+                _ => false,
+            };
+            if good {
+                return Some(key);
+            }
+            self.close(registry, key);
+        }
+    }
+
+    /// Puts a connection in the pool until `until`; `false` when the pool
+    /// for its origin is full (the connection was closed instead).
+    pub(crate) fn pool(&mut self, registry: &Registry, key: ConnKey, until: Instant) -> bool {
+        let max = self.max_idle_per_origin;
+        let Some(conn) = self.slab.get_mut(key.index).filter(|c| c.generation == key.generation) else {
+            return false;
+        };
+        let list = self.idle.entry(conn.origin.clone()).or_default();
+        if list.len() >= max {
+            self.close(registry, key);
+            return false;
+        }
+        list.push(key);
+        self.idle_count += 1;
+        conn.upload = None;
+        conn.idle_until = Some(until);
+        true
+    }
+
+    /// True while `key` is idle in the pool until `at` (its timer is current).
+    pub(crate) fn is_idle_until(&self, key: ConnKey, at: Instant) -> bool {
+        self.slab
+            .get(key.index)
+            .is_some_and(|c| c.generation == key.generation && c.upload.is_none() && c.idle_until == Some(at))
+    }
+
+    /// Deregisters and drops the connection (closing its socket).
+    pub(crate) fn close(&mut self, registry: &Registry, key: ConnKey) {
+        if self.get(key).is_none() {
+            return;
+        }
+        let mut conn = self.slab.remove(key.index);
+        if conn.upload.is_none() {
+            if let Some(list) = self.idle.get_mut(&conn.origin) {
+                let before = list.len();
+                list.retain(|&k| k != key);
+                self.idle_count -= before - list.len();
+                if list.is_empty() {
+                    self.idle.remove(&conn.origin);
+                }
+            }
+        }
+        let _ = match &mut conn.io {
+            ConnIo::Connecting(stream) => registry.deregister(stream),
+            ConnIo::Ready(transport) => transport.deregister(registry),
+            ConnIo::Empty => Ok(()),
+        };
+    }
+
+    pub(crate) fn keys(&self) -> Vec<ConnKey> {
+        self.slab
+            .iter()
+            .map(|(index, conn)| ConnKey {
+                index,
+                generation: conn.generation,
+            })
+            .collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub(crate) fn idle_len(&self) -> usize {
+        self.idle_count
+    }
+}

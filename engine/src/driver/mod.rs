@@ -1,0 +1,603 @@
+//! The event loop: readiness, timers, commands. It decides nothing about an
+//! upload itself: each slot's [`Upload`] says what to do next (resolve,
+//! connect to an address, start TLS, exchange, fail) and the loop does it,
+//! feeding back what happened; the [`Exchange`] says what to write and
+//! takes what was read, through [`crate::pump`].
+//!
+//! Each resource has its own file: [`uploads`] (the slab, admission and
+//! the queue), [`conns`] (sockets, tokens with generations, the keep-alive
+//! pool) and [`timers`]. [`Loop::finish`] is the one place that ends an
+//! upload and frees what it holds, on every path: its slot and place in
+//! flight, its files, its connection (pooled or closed); its timer entries
+//! go stale and are dropped lazily.
+//!
+//! App code (event sinks, jobs) runs under `catch_unwind` ([`deliver`]): a
+//! panic is logged with the upload's id and the loop goes on.
+
+mod conns;
+mod timers;
+mod uploads;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token};
+use uploadtask_http1::request::Scheme;
+
+use self::conns::{ConnIo, ConnKey, Conns, Origin};
+use self::timers::{TimerTarget, Timers};
+pub(crate) use self::uploads::Key;
+use self::uploads::Uploads;
+use crate::error::describe_tls;
+use crate::exchange::ExchangeError;
+use crate::prepare::{prepare, Entropy};
+use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
+use crate::transport::{TcpTransport, TlsTransport, Transport};
+use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
+use crate::{
+    Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Sendfile, Stats, UploadError, UploadId,
+    UploadRequest,
+};
+
+/// The waker's token; connection tokens never reach it.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+
+const READ_BUF: usize = 64 * 1024;
+const FILE_BUF: usize = 256 * 1024;
+
+/// Runs app code (an event sink) so that a panic in it cannot end the
+/// loop: the panic is logged with the upload's id and swallowed.
+pub(crate) fn deliver(sink: &mut dyn EventSink, id: UploadId, event: Event) {
+    if catch_unwind(AssertUnwindSafe(|| sink.event(event))).is_err() {
+        log::error!("uploadtask: an event handler of {id} panicked; the engine goes on");
+    }
+}
+
+pub(crate) struct Loop {
+    poll: Poll,
+    config: EngineConfig,
+    tls: Arc<rustls::ClientConfig>,
+    resolver: Arc<dyn Resolver>,
+    inbox: mpsc::Receiver<Command>,
+    mailbox: Mailbox,
+    entropy: Entropy,
+    uploads: Uploads,
+    conns: Conns,
+    timers: Timers,
+    ready: VecDeque<Key>,
+    read_buf: Box<[u8]>,
+    file_buf: Scratch,
+    shutting_down: bool,
+    now: Instant,
+}
+
+impl Loop {
+    pub(crate) fn new(
+        poll: Poll,
+        config: EngineConfig,
+        tls: Arc<rustls::ClientConfig>,
+        resolver: Arc<dyn Resolver>,
+        inbox: mpsc::Receiver<Command>,
+        mailbox: Mailbox,
+        held: Arc<AtomicUsize>,
+    ) -> Self {
+        Loop {
+            poll,
+            uploads: Uploads::new(config.max_in_flight, held),
+            conns: Conns::new(config.max_idle_per_origin),
+            config,
+            tls,
+            resolver,
+            inbox,
+            mailbox,
+            entropy: Entropy::default(),
+            timers: Timers::default(),
+            ready: VecDeque::new(),
+            read_buf: vec![0; READ_BUF].into_boxed_slice(),
+            file_buf: Scratch::new(FILE_BUF),
+            shutting_down: false,
+            now: Instant::now(),
+        }
+    }
+
+    /// Runs until shutdown; every upload still present then fails as
+    /// aborted. Should the loop itself panic (a bug), the uploads are still
+    /// ended, and every later submit fails as the engine is gone.
+    pub(crate) fn run(mut self) {
+        self.mailbox.set_loop_thread();
+        if catch_unwind(AssertUnwindSafe(|| self.turns())).is_err() {
+            log::error!("uploadtask: the engine loop panicked; its uploads fail");
+        }
+        if catch_unwind(AssertUnwindSafe(|| self.stop_all())).is_err() {
+            log::error!("uploadtask: the engine loop panicked while stopping");
+        }
+    }
+
+    fn turns(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        while !self.shutting_down {
+            let timeout = if self.ready.is_empty() && !self.mailbox.has_local() {
+                self.timers
+                    .next()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("uploadtask: poll failed: {e}");
+                    return;
+                }
+            }
+            self.now = Instant::now();
+            // Commands first: an abort or a job sent before this wake-up must
+            // not lose to a completion seen in the same poll.
+            self.drain_commands();
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    continue;
+                }
+                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+                self.on_conn_event(event.token(), readable, writable);
+            }
+            self.serve_ready();
+            self.fire_timers();
+            self.start_queued();
+        }
+    }
+
+    fn drain_commands(&mut self) {
+        self.mailbox.clear_wake();
+        while let Ok(command) = self.inbox.try_recv() {
+            match command {
+                Command::Submit { id, at, request, sink } => self.submit(id, at, request, sink),
+                Command::Abort(id) => {
+                    if let Some(key) = self.uploads.key_of(id) {
+                        self.finish(key, Err(UploadError::new(ErrorKind::Aborted, "abort")));
+                    }
+                }
+                Command::Reject { error, mut sink } => deliver(&mut *sink, UploadId(0), Event::Done(Err(error))),
+                Command::Run(job) => {
+                    if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                        log::error!("uploadtask: a job on the engine thread panicked; the engine goes on");
+                    }
+                }
+                Command::Stats(reply) => {
+                    let _ = reply.send(self.stats());
+                }
+                Command::Resolved { key, result } => self.on_resolved(key, result),
+                Command::Shutdown => self.shutting_down = true,
+            }
+        }
+    }
+
+    fn stats(&mut self) -> Stats {
+        let (uploads, conns) = (&self.uploads, &self.conns);
+        self.timers.compact(0, true, |at, target| match target {
+            TimerTarget::Upload(key) => uploads.timer_at(key) == Some(at),
+            TimerTarget::IdleConn(key) => conns.is_idle_until(key, at),
+        });
+        Stats {
+            uploads: self.uploads.len(),
+            in_flight: self.uploads.in_flight(),
+            queued: self.uploads.queued(),
+            connections: self.conns.len(),
+            idle_connections: self.conns.idle_len(),
+            timers: self.timers.len(),
+            buffered_response_bytes: self.uploads.buffered(),
+            admitted: self.uploads.held(),
+        }
+    }
+
+    fn submit(&mut self, id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink>) {
+        let deadline = request.timeout.and_then(|t| deadline_after(at, t));
+        let timing = Timing {
+            connect_timeout: self.config.connect_timeout,
+            idle_timeout: self.config.idle_timeout,
+            low_speed_limit: self.config.low_speed_limit,
+            low_speed_time: self.config.low_speed_time,
+        };
+        let life = Upload::with_timing(deadline, timing, self.now);
+        let key = self.uploads.insert(id, sink, life, request);
+        self.schedule(key);
+    }
+
+    fn start_queued(&mut self) {
+        while let Some(key) = self.uploads.admit_next() {
+            if let Err(error) = self.start(key) {
+                self.finish(key, Err(error));
+            }
+        }
+    }
+
+    /// Opens the files, frames the form, writes the head, then takes a pooled
+    /// connection or resolves the host.
+    fn start(&mut self, key: Key) -> Result<(), UploadError> {
+        let vanished = || UploadError::new(ErrorKind::Internal, "upload vanished");
+        let request = self
+            .uploads
+            .get(key)
+            .ok_or_else(vanished)?
+            .request
+            .take()
+            .ok_or_else(vanished)?;
+        let (target, exchange, sources) = prepare(*request, self.config.limits, &mut self.entropy)?;
+        let origin: Origin = (target.scheme, target.host.clone(), target.port);
+        let pooled = self.conns.take_idle(self.poll.registry(), &origin, key);
+        let now = self.now;
+        let slot = self.uploads.get(key).ok_or_else(vanished)?;
+        let action = slot
+            .life
+            .handle_start(&target.host, target.scheme == Scheme::Https, pooled.is_some(), now);
+        slot.exchange = Some(exchange);
+        slot.sources = sources;
+        slot.target = Some(target);
+        slot.conn = pooled;
+        self.act(key, action);
+        Ok(())
+    }
+
+    /// Performs what the upload's life asks for.
+    fn act(&mut self, key: Key, action: Action) {
+        match action {
+            Action::Resolve => self.resolve(key),
+            Action::Connect(addr) => self.connect(key, addr),
+            Action::StartTls => self.on_handshaking(key),
+            Action::Exchange => self.serve(key, false, true),
+            Action::Fail(error) => return self.finish(key, Err(error)),
+        }
+        self.schedule(key);
+    }
+
+    /// Closes the upload's connection, if it has one.
+    fn drop_conn(&mut self, key: Key) {
+        if let Some(conn) = self.uploads.get(key).and_then(|slot| slot.conn.take()) {
+            self.conns.close(self.poll.registry(), conn);
+        }
+    }
+
+    fn resolve(&mut self, key: Key) {
+        self.drop_conn(key);
+        let Some(target) = self.uploads.get(key).and_then(|slot| slot.target.as_ref()) else {
+            return;
+        };
+        let (host, port) = (target.host.clone(), target.port);
+        // An IP literal needs no lookup (and no resolver thread).
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return self.on_resolved(key, Ok(vec![SocketAddr::new(ip, port)]));
+        }
+        let mailbox = self.mailbox.clone();
+        self.resolver.resolve(
+            &host,
+            port,
+            Box::new(move |result| {
+                let _ = mailbox.send(Command::Resolved { key, result });
+            }),
+        );
+    }
+
+    fn on_resolved(&mut self, key: Key, result: io::Result<Vec<SocketAddr>>) {
+        let now = self.now;
+        let Some(slot) = self.uploads.get(key) else { return };
+        if slot.life.phase() != Phase::Resolving {
+            return;
+        }
+        let action = slot.life.handle_resolved(result, now);
+        self.act(key, action);
+    }
+
+    /// Closes the upload's connection, if any, and connects to `addr`.
+    fn connect(&mut self, key: Key, addr: SocketAddr) {
+        self.drop_conn(key);
+        let Some(origin) = self
+            .uploads
+            .get(key)
+            .and_then(|slot| slot.target.as_ref())
+            .map(|t| (t.scheme, t.host.clone(), t.port))
+        else {
+            return;
+        };
+        match self.conns.connect(self.poll.registry(), addr, origin, key) {
+            Ok(conn) => {
+                if let Some(slot) = self.uploads.get(key) {
+                    slot.conn = Some(conn);
+                }
+            }
+            Err(e) => {
+                let now = self.now;
+                if let Some(slot) = self.uploads.get(key) {
+                    let action = slot.life.handle_connect_failed(e, now);
+                    self.act(key, action);
+                }
+            }
+        }
+    }
+
+    fn on_conn_event(&mut self, token: Token, readable: bool, writable: bool) {
+        let Some((conn_key, conn)) = self.conns.by_token(token) else {
+            return; // a socket closed since the poll
+        };
+        let Some(key) = conn.upload else {
+            // An idle pooled connection that spoke, closed or failed cannot be
+            // reused. A writable edge alone (ACKs of the last bytes) is no news.
+            if readable {
+                self.conns.close(self.poll.registry(), conn_key);
+            }
+            return;
+        };
+        let Some(slot) = self.uploads.get(key) else { return };
+        match slot.life.phase() {
+            Phase::Connecting => self.on_connecting(key, conn_key),
+            Phase::Handshaking => self.on_handshaking(key),
+            Phase::Exchanging => self.serve(key, readable, writable),
+            Phase::Queued | Phase::Resolving => {}
+        }
+    }
+
+    fn on_connecting(&mut self, key: Key, conn_key: ConnKey) {
+        let now = self.now;
+        let Some(conn) = self.conns.get(conn_key) else { return };
+        let ConnIo::Connecting(stream) = &conn.io else { return };
+        let failed = match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = failed {
+            let Some(slot) = self.uploads.get(key) else { return };
+            let action = slot.life.handle_connect_failed(e, now);
+            return self.act(key, action);
+        }
+        let ConnIo::Connecting(stream) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let sendfile = match self.config.sendfile {
+            Sendfile::Always => true,
+            Sendfile::Never => false,
+            Sendfile::Auto => !stream.peer_addr().is_ok_and(|a| a.ip().is_loopback()),
+        };
+        let tcp = TcpTransport::new(stream, sendfile);
+        let Some(slot) = self.uploads.get(key) else { return };
+        let action = slot.life.handle_connected(now);
+        let transport: Box<dyn Transport> = match (&action, slot.target.as_ref()) {
+            (Action::StartTls, Some(target)) => match TlsTransport::new(tcp, Arc::clone(&self.tls), &target.host) {
+                Ok(tls) => Box::new(tls),
+                Err(e) => {
+                    let error = UploadError::new(ErrorKind::Tls, format!("TLS setup for {} failed: {e}", target.host));
+                    return self.finish(key, Err(error.with_source(e)));
+                }
+            },
+            _ => Box::new(tcp),
+        };
+        conn.io = ConnIo::Ready(transport);
+        self.act(key, action);
+    }
+
+    fn on_handshaking(&mut self, key: Key) {
+        let now = self.now;
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (Some(conn_key), Some(target)) = (slot.conn, slot.target.as_ref()) else {
+            return;
+        };
+        let Some(ConnIo::Ready(transport)) = self.conns.get(conn_key).map(|c| &mut c.io) else {
+            return;
+        };
+        match transport.handshake() {
+            Ok(_) => {
+                let action = slot.life.handle_handshake_done(now);
+                self.act(key, action);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.life.handle_activity(now, 0),
+            Err(e) => {
+                let error = tls_error(e, &target.host);
+                self.finish(key, Err(error));
+            }
+        }
+    }
+
+    /// Moves bytes both ways for an exchanging upload, reports progress and
+    /// the outcome.
+    fn serve(&mut self, key: Key, readable: bool, writable: bool) {
+        let budget = self.config.write_budget;
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (Some(conn_key), Some(exchange)) = (slot.conn, slot.exchange.as_mut()) else {
+            return;
+        };
+        let Some(ConnIo::Ready(transport)) = self.conns.get(conn_key).map(|c| &mut c.io) else {
+            return;
+        };
+        let mut moved = 0;
+        let mut flow = WriteFlow::Idle;
+        let mut file_error = None;
+        if writable {
+            match pump_write(
+                slot.id.0,
+                exchange,
+                transport.as_mut(),
+                &slot.sources,
+                &mut self.file_buf,
+                budget,
+            ) {
+                Ok((f, n)) => {
+                    flow = f;
+                    moved += n;
+                }
+                Err(e) => file_error = Some(e),
+            }
+        }
+        // Reads follow readable events; after a failed write, at once, for a
+        // response the peer may have sent before it closed.
+        if readable || exchange.write_failed() {
+            moved += pump_read(exchange, transport.as_mut(), &mut self.read_buf);
+        }
+        if moved > 0 {
+            slot.life.handle_activity(self.now, moved as u64);
+        }
+        if let Some(e) = file_error {
+            return self.finish(key, Err(UploadError::new(ErrorKind::File, e.0)));
+        }
+        while let Some(progress) = exchange.poll_progress(self.now) {
+            deliver(&mut *slot.sink, slot.id, Event::Progress(progress));
+        }
+        if let Some(status) = exchange.poll_response_head() {
+            deliver(&mut *slot.sink, slot.id, Event::ResponseHead(status));
+        }
+        let buffered = exchange.buffered_bytes();
+        if let Some(outcome) = exchange.poll_outcome() {
+            return self.on_outcome(key, outcome);
+        }
+        if self.uploads.set_buffered(key, buffered) > self.config.max_buffered_response_bytes {
+            let message = format!(
+                "responses held in memory would exceed the engine's budget of {} bytes",
+                self.config.max_buffered_response_bytes
+            );
+            return self.finish(key, Err(UploadError::new(ErrorKind::ResourceExhausted, message)));
+        }
+        if flow == WriteFlow::Yield {
+            self.ready.push_back(key);
+        }
+    }
+
+    fn serve_ready(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(key) = self.ready.pop_front() else {
+                return;
+            };
+            self.serve(key, false, true);
+        }
+    }
+
+    fn on_outcome(&mut self, key: Key, outcome: Result<crate::Response, ExchangeError>) {
+        let error = match outcome {
+            Ok(response) => return self.finish(key, Ok(response)),
+            Err(error) => error,
+        };
+        let now = self.now;
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (started, accepted) = slot
+            .exchange
+            .as_ref()
+            .map_or((false, false), |e| (e.response_started(), e.body_accepted()));
+        let action = slot.life.handle_exchange_failed(error, started, accepted, now);
+        if action == Action::Resolve {
+            // A stale pooled connection: the exchange starts over on a fresh one.
+            if let Some(exchange) = slot.exchange.as_mut() {
+                exchange.restart();
+            }
+        }
+        self.act(key, action);
+    }
+
+    /// Ends an upload: frees its slot, place in flight and files; pools or
+    /// closes its connection; then reports the outcome.
+    fn finish(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
+        let Some(mut slot) = self.uploads.remove(key) else {
+            return;
+        };
+        if let Some(conn) = slot.conn.take() {
+            let reusable = outcome.is_ok()
+                && self.config.keep_alive
+                && slot.exchange.as_ref().is_some_and(|e| e.reusable() && e.is_finished());
+            let pooled_until = reusable.then(|| deadline_after(self.now, self.config.idle_timeout));
+            match pooled_until {
+                Some(until) => {
+                    // An idle timeout too long for `Instant` keeps it until used or closed.
+                    let at = until.unwrap_or(self.now);
+                    if self.conns.pool(self.poll.registry(), conn, at) && until.is_some() {
+                        self.timers.push(at, TimerTarget::IdleConn(conn));
+                    }
+                }
+                None => self.conns.close(self.poll.registry(), conn),
+            }
+        }
+        drop(slot.sources);
+        self.compact();
+        deliver(&mut *slot.sink, slot.id, Event::Done(outcome));
+    }
+
+    /// Timer entries of ended uploads are skipped lazily; once they
+    /// outnumber the live ones, they are dropped.
+    fn compact(&mut self) {
+        let (uploads, conns) = (&self.uploads, &self.conns);
+        self.timers
+            .compact(uploads.len() + conns.len(), false, |at, target| match target {
+                TimerTarget::Upload(key) => uploads.timer_at(key) == Some(at),
+                TimerTarget::IdleConn(key) => conns.is_idle_until(key, at),
+            });
+    }
+
+    fn schedule(&mut self, key: Key) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        let Some(at) = slot.life.poll_timeout() else { return };
+        if slot.timer_at.is_some_and(|t| t <= at) {
+            return;
+        }
+        slot.timer_at = Some(at);
+        self.timers.push(at, TimerTarget::Upload(key));
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        self.now = now;
+        while let Some((at, target)) = self.timers.pop_due(now) {
+            match target {
+                TimerTarget::IdleConn(conn) => {
+                    if self.conns.is_idle_until(conn, at) {
+                        self.conns.close(self.poll.registry(), conn);
+                    }
+                }
+                TimerTarget::Upload(key) => {
+                    let Some(slot) = self.uploads.get(key).filter(|s| s.timer_at == Some(at)) else {
+                        continue; // superseded, or the upload is gone
+                    };
+                    slot.timer_at = None;
+                    match slot.life.handle_timeout(now) {
+                        Some(action) => self.act(key, action),
+                        None => self.schedule(key),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails every upload as aborted and closes every connection.
+    fn stop_all(&mut self) {
+        for key in self.uploads.keys() {
+            self.finish(key, Err(UploadError::new(ErrorKind::Aborted, "engine shut down")));
+        }
+        for conn in self.conns.keys() {
+            self.conns.close(self.poll.registry(), conn);
+        }
+        // Commands sent after the loop stopped listening.
+        while let Ok(command) = self.inbox.try_recv() {
+            let shut_down = || Event::Done(Err(UploadError::new(ErrorKind::Aborted, "engine shut down")));
+            match command {
+                Command::Submit { id, mut sink, .. } => {
+                    self.uploads.release_unheld();
+                    deliver(&mut *sink, id, shut_down());
+                }
+                Command::Reject { error, mut sink } => deliver(&mut *sink, UploadId(0), Event::Done(Err(error))),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A TLS failure in words, with the rustls error as its source.
+fn tls_error(e: io::Error, host: &str) -> UploadError {
+    let message = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(tls) => describe_tls(tls, host),
+        None => format!("TLS handshake with {host} failed: {e}"),
+    };
+    UploadError::new(ErrorKind::Tls, message).with_source(e)
+}

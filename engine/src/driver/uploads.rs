@@ -1,0 +1,205 @@
+//! Uploads and admission: the slab of upload slots, the FIFO of uploads
+//! waiting for a place in flight, and the count of places taken.
+//!
+//! A place in flight belongs to the slot that took it ([`UploadSlot`]'s
+//! `admitted`): removing the slot ([`Uploads::remove`], the only way out)
+//! gives it back, whatever phase the upload had reached. So does the
+//! submitters' count of uploads the engine holds.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use slab::Slab;
+use uploadtask_http1::request::Target;
+
+use super::conns::ConnKey;
+use crate::exchange::Exchange;
+use crate::source::BodySource;
+use crate::upload::Upload;
+use crate::{EventSink, UploadId, UploadRequest};
+
+/// A slab index with the generation of its occupant, so a stale key (a
+/// timer, a resolver answer) cannot reach a new upload in a reused slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Key {
+    index: usize,
+    generation: u32,
+}
+
+pub(crate) struct UploadSlot {
+    generation: u32,
+    pub(crate) id: UploadId,
+    pub(crate) sink: Box<dyn EventSink>,
+    /// Phase, addresses, deadlines, retry: the sans-I/O life of the upload.
+    pub(crate) life: Upload,
+    pub(crate) request: Option<Box<UploadRequest>>,
+    pub(crate) target: Option<Target>,
+    pub(crate) exchange: Option<Exchange>,
+    pub(crate) sources: Vec<Box<dyn BodySource>>,
+    pub(crate) conn: Option<ConnKey>,
+    pub(crate) timer_at: Option<Instant>,
+    /// Holds a place in flight.
+    admitted: bool,
+    /// Response bytes this upload holds, counted in the engine's budget.
+    buffered: usize,
+}
+
+/// The slab, the queue and the counts; see the module doc.
+pub(crate) struct Uploads {
+    slab: Slab<UploadSlot>,
+    ids: HashMap<UploadId, usize>,
+    queue: VecDeque<Key>,
+    in_flight: usize,
+    max_in_flight: usize,
+    buffered: usize,
+    next_generation: u32,
+    /// Uploads submitted and not ended, shared with the submitters.
+    held: Arc<AtomicUsize>,
+}
+
+impl Uploads {
+    pub(crate) fn new(max_in_flight: usize, held: Arc<AtomicUsize>) -> Self {
+        Uploads {
+            slab: Slab::new(),
+            ids: HashMap::new(),
+            queue: VecDeque::new(),
+            in_flight: 0,
+            max_in_flight: max_in_flight.max(1),
+            buffered: 0,
+            next_generation: 0,
+            held,
+        }
+    }
+
+    /// Adds a queued upload.
+    pub(crate) fn insert(
+        &mut self,
+        id: UploadId,
+        sink: Box<dyn EventSink>,
+        life: Upload,
+        request: Box<UploadRequest>,
+    ) -> Key {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let index = self.slab.insert(UploadSlot {
+            generation,
+            id,
+            sink,
+            life,
+            request: Some(request),
+            target: None,
+            exchange: None,
+            sources: Vec::new(),
+            conn: None,
+            timer_at: None,
+            admitted: false,
+            buffered: 0,
+        });
+        self.ids.insert(id, index);
+        let key = Key { index, generation };
+        self.queue.push_back(key);
+        key
+    }
+
+    pub(crate) fn get(&mut self, key: Key) -> Option<&mut UploadSlot> {
+        self.slab
+            .get_mut(key.index)
+            .filter(|slot| slot.generation == key.generation)
+    }
+
+    /// The instant of the upload's current timer entry.
+    pub(crate) fn timer_at(&self, key: Key) -> Option<Instant> {
+        self.slab
+            .get(key.index)
+            .filter(|s| s.generation == key.generation)
+            .and_then(|s| s.timer_at)
+    }
+
+    pub(crate) fn key_of(&self, id: UploadId) -> Option<Key> {
+        let index = *self.ids.get(&id)?;
+        Some(Key {
+            index,
+            generation: self.slab[index].generation,
+        })
+    }
+
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        self.slab
+            .iter()
+            .map(|(index, slot)| Key {
+                index,
+                generation: slot.generation,
+            })
+            .collect()
+    }
+
+    /// The next queued upload, given a place in flight, while places are free.
+    pub(crate) fn admit_next(&mut self) -> Option<Key> {
+        while self.in_flight < self.max_in_flight {
+            let key = self.queue.pop_front()?;
+            if let Some(slot) = self.get(key).filter(|slot| !slot.admitted) {
+                slot.admitted = true;
+                self.in_flight += 1;
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// Sets the response bytes `key` holds; returns the total of all uploads.
+    pub(crate) fn set_buffered(&mut self, key: Key, bytes: usize) -> usize {
+        if let Some(slot) = self.slab.get_mut(key.index).filter(|s| s.generation == key.generation) {
+            self.buffered = self.buffered - slot.buffered + bytes;
+            slot.buffered = bytes;
+        }
+        self.buffered
+    }
+
+    /// Takes the upload out: its place in flight, its buffered bytes and its
+    /// count among the engine's uploads are given back.
+    pub(crate) fn remove(&mut self, key: Key) -> Option<UploadSlot> {
+        if !self.slab.get(key.index).is_some_and(|s| s.generation == key.generation) {
+            return None;
+        }
+        let slot = self.slab.remove(key.index);
+        self.ids.remove(&slot.id);
+        if slot.admitted {
+            self.in_flight -= 1;
+        }
+        self.buffered -= slot.buffered;
+        self.held.fetch_sub(1, Ordering::AcqRel);
+        if self.queue.len() > 64 + 2 * self.slab.len() {
+            let slab = &self.slab;
+            self.queue
+                .retain(|key| slab.get(key.index).is_some_and(|s| s.generation == key.generation));
+        }
+        Some(slot)
+    }
+
+    /// Gives back the submitters' count for an upload that never got a slot.
+    pub(crate) fn release_unheld(&self) {
+        self.held.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.slab.len() - self.in_flight
+    }
+
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+}
