@@ -110,9 +110,9 @@ impl ExchangeError {
     /// The underlying error, for `UploadError::source`.
     pub fn source(&self) -> Option<crate::error::Source> {
         match self {
-            ExchangeError::Head(e) => Some(std::sync::Arc::new(e.clone())),
-            ExchangeError::Framing(e) => Some(std::sync::Arc::new(e.clone())),
-            ExchangeError::Body(e) => Some(std::sync::Arc::new(e.clone())),
+            ExchangeError::Head(e) => Some(std::sync::Arc::new(*e)),
+            ExchangeError::Framing(e) => Some(std::sync::Arc::new(*e)),
+            ExchangeError::Body(e) => Some(std::sync::Arc::new(*e)),
             ExchangeError::ClosedBeforeResponse { .. } => None,
             ExchangeError::Io { source, .. } => source.0.clone().map(|e| e as crate::error::Source),
         }

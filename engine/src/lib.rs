@@ -573,12 +573,12 @@ impl Engine {
     /// Submits an upload unless the engine already holds
     /// `max_in_flight + max_queued` of them; then hands it back untouched,
     /// so the caller can wait and try again (back-pressure).
-    pub fn try_submit<S: EventSink>(&self, request: UploadRequest, sink: S) -> Result<UploadId, Refused<S>> {
+    pub fn try_submit<S: EventSink>(&self, request: UploadRequest, sink: S) -> Result<UploadId, Box<Refused<S>>> {
         let admitted = &self.shared.admitted;
         let mut current = admitted.load(Ordering::Acquire);
         loop {
             if current >= self.shared.admit_limit {
-                return Err(Refused { request, sink });
+                return Err(Box::new(Refused { request, sink }));
             }
             match admitted.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => break,

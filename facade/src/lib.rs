@@ -35,8 +35,6 @@ mod client;
 pub mod options;
 pub mod paths;
 pub mod response;
-#[cfg(feature = "cli")]
-pub mod serve;
 mod task;
 
 pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue};

@@ -40,8 +40,39 @@ pub fn tls_material() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
     (Arc::new(config), ca_cert.pem().into_bytes())
 }
 
-/// A fresh directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Its path.
+    pub fn path(&self) -> PathBuf {
+        self.0.clone()
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh directory under the system temp dir; see [`TempDir`].
+pub fn temp_dir(tag: &str) -> TempDir {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "uploadtask-{tag}-{}-{}",
@@ -49,7 +80,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    TempDir(dir)
 }
 
 /// Writes `len` pseudo-random bytes to `dir/name`; returns the path and hex sha256.

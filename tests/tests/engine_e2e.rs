@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use uploadtask::serve::{Receiver, ReceiverConfig, UploadSummary};
+use uploadtask_cli::serve::{Receiver, ReceiverConfig, UploadSummary};
 use uploadtask_engine::{Engine, EngineConfig, ErrorKind, Event, FileInput, Sendfile, StaticResolver, UploadRequest};
 use uploadtask_tests::*;
 
@@ -291,6 +291,8 @@ fn keep_alive_reuses_connections_and_drops_one_the_server_closed() {
     // connection (see robustness.rs for the retry rule), the third reuses it.
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = Arc::clone(&accepted);
+    let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
+    let closed_tx = std::sync::Mutex::new(closed_tx);
     let server = RawServer::start(move |mut stream, _| {
         let connection = counter.fetch_add(1, Ordering::SeqCst);
         loop {
@@ -300,12 +302,17 @@ fn keep_alive_reuses_connections_and_drops_one_the_server_closed() {
             }
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
             if connection == 0 {
+                drop(stream); // on loopback the FIN is queued at the client before this returns
+                let _ = closed_tx.lock().unwrap().send(());
                 return;
             }
         }
     });
     let engine = Engine::new(EngineConfig::default()).unwrap();
-    for _ in 0..3 {
+    for upload in 0..3 {
+        if upload == 1 {
+            closed.recv_timeout(Duration::from_secs(30)).unwrap();
+        }
         let request = UploadRequest::new(server.url("/")).file(FileInput::memory("f", "a", vec![1u8; 1000]));
         let outcome = run_upload(&engine, request);
         assert_eq!(outcome.result.unwrap().body, b"ok");

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use uploadtask::serve::{Receiver, ReceiverConfig, UploadSummary};
 use uploadtask::{Client, ClientConfig, Dispatch, EventQueue, ProgressUpdate, Roots, UploadOptions};
+use uploadtask_cli::serve::{Receiver, ReceiverConfig, UploadSummary};
 use uploadtask_tests::*;
 
 /// What the callbacks of one task saw, in order.
@@ -36,24 +36,28 @@ fn logged(options: UploadOptions, log: &Arc<Log>) -> UploadOptions {
 struct Fixture {
     receiver: Receiver,
     client: Client,
-    root: std::path::PathBuf,
+    root: TempDir,
+    _cache: TempDir,
 }
 
 fn fixture(dispatch: Dispatch) -> Fixture {
     let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
     let root = temp_dir("facade-mass");
     std::fs::create_dir_all(root.join("download")).unwrap();
-    let roots = Roots::new()
-        .root("mass", &root)
-        .root("cache", temp_dir("facade-cache"))
-        .sandbox(true);
+    let cache = temp_dir("facade-cache");
+    let roots = Roots::new().root("mass", root.path()).root("cache", cache.path());
     let client = Client::new(ClientConfig {
         roots,
         dispatch,
         ..Default::default()
     })
     .unwrap();
-    Fixture { receiver, client, root }
+    Fixture {
+        receiver,
+        client,
+        root,
+        _cache: cache,
+    }
 }
 
 impl Fixture {

@@ -160,7 +160,7 @@ impl Uploads {
     /// Takes the upload out: its place in flight, its buffered bytes and its
     /// count among the engine's uploads are given back.
     pub(crate) fn remove(&mut self, key: Key) -> Option<UploadSlot> {
-        if !self.slab.get(key.index).is_some_and(|s| s.generation == key.generation) {
+        if self.slab.get(key.index).is_none_or(|s| s.generation != key.generation) {
             return None;
         }
         let slot = self.slab.remove(key.index);

@@ -51,6 +51,8 @@ pub enum ProgressMode {
     None,
 }
 
+/// Parses the command line and runs the subcommand; returns the exit
+/// status (0 all succeeded, 1 any failed, 2 usage error).
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -74,13 +76,13 @@ fn serve(args: ServeArgs) -> i32 {
             return USAGE;
         }
     }
-    let config = uploadtask::serve::ReceiverConfig {
+    let config = crate::serve::ReceiverConfig {
         addr: Some(args.addr),
         dir: args.dir,
         workers: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
         ..Default::default()
     };
-    match uploadtask::serve::Receiver::start(config) {
+    match crate::serve::Receiver::start(config) {
         Ok(receiver) => {
             eprintln!("uploadtask: receiving on http://{}/ (Ctrl-C stops)", receiver.addr());
             receiver.wait();

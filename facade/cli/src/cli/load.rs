@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::serve::{Receiver, ReceiverConfig};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use uploadtask::serve::{Receiver, ReceiverConfig};
 use uploadtask_engine::{Engine, EngineConfig, Event, FileInput, UploadRequest};
 
 use super::USAGE;

@@ -3,8 +3,6 @@
 //! Exit status: 0 when every upload ended in `success`, 1 when any ended in
 //! `fail`, 2 for a usage error.
 
-mod cli;
-
 fn main() {
-    std::process::exit(cli::run());
+    std::process::exit(uploadtask_cli::run());
 }

@@ -5,9 +5,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::serve::{Receiver, ReceiverConfig, UploadSummary};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
-use uploadtask::serve::{Receiver, ReceiverConfig, UploadSummary};
 use uploadtask::{Client, ClientConfig, UploadOptions};
 
 use super::bytes;

@@ -12,13 +12,31 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_uploadtask");
 
-fn temp_file(name: &str, len: usize) -> PathBuf {
+/// A file in a directory of its own, both removed when dropped.
+struct TempFile(PathBuf);
+
+impl std::ops::Deref for TempFile {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn temp_file(name: &str, len: usize) -> TempFile {
     let dir = std::env::temp_dir().join(format!("uploadtask-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(&path, bytes).unwrap();
-    path
+    TempFile(path)
 }
 
 fn sha256_hex(path: &PathBuf) -> String {
