@@ -14,6 +14,29 @@ use crate::task::{Callbacks, TaskSink, UploadTask};
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Where callbacks run.
+///
+/// A JS runtime takes them on its own thread with [`Dispatch::Queue`]:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use uploadtask::{Client, ClientConfig, Dispatch, EventQueue, Roots, UploadOptions};
+///
+/// let queue = EventQueue::new();
+/// let client = Client::new(ClientConfig {
+///     roots: Roots::new().root("mass", "/data/app/mass"),
+///     dispatch: Dispatch::Queue(queue.clone()),
+///     ..ClientConfig::default()
+/// })?;
+/// let task = client.upload_file(
+///     UploadOptions::new("http://127.0.0.1:8080/up", "internal://mass/a.png", "file")
+///         .complete(|| println!("runs on the host thread, inside run_timeout")),
+/// );
+/// // The host's event loop: run what is queued, here until the task ends.
+/// while task.try_result().is_none() {
+///     queue.run_timeout(Duration::from_millis(100));
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Default)]
 pub enum Dispatch {
     /// On the engine thread, as events happen (the default). Keep callbacks
@@ -48,7 +71,11 @@ impl std::fmt::Debug for Dispatch {
 }
 
 /// Callbacks waiting for the host thread. Clone it freely; every clone is
-/// the same queue.
+/// the same queue. See [`Dispatch::Queue`] for an example.
+///
+/// Its length is bounded by what the engine reports: per upload at most one
+/// progress event per percent or per 100 ms, one head, one outcome; a host
+/// that drains it less often than that holds those jobs in memory.
 #[derive(Clone)]
 pub struct EventQueue {
     tx: mpsc::Sender<Job>,
@@ -116,6 +143,29 @@ pub struct ClientConfig {
 
 /// An engine with its roots and dispatch. Cheap to clone. Several can run
 /// side by side (for example one per core).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use uploadtask::{Client, ClientConfig, EngineConfig, Roots, UploadOptions};
+///
+/// let client = Client::new(ClientConfig {
+///     engine: EngineConfig {
+///         max_in_flight: 64,
+///         connect_timeout: Duration::from_secs(10),
+///         ..EngineConfig::default()
+///     },
+///     roots: Roots::new().root("cache", "/data/app/cache"),
+///     ..ClientConfig::default()
+/// })?;
+/// let outcome = client
+///     .upload_file(UploadOptions::new("https://example.com/up", "internal://cache/log.txt", "log"))
+///     .wait();
+/// match outcome {
+///     Ok(response) => println!("{} {}", response.status_code, response.data),
+///     Err(error) => println!("fail {} {}", error.code(), error),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Client {
     engine: Engine,
@@ -216,6 +266,17 @@ impl Client {
 
 /// `uploadFile` on the global client. If the global engine cannot start
 /// (no thread, no poller), the task fails with code 200.
+///
+/// ```no_run
+/// use uploadtask::UploadOptions;
+///
+/// let task = uploadtask::upload_file(
+///     UploadOptions::new("http://127.0.0.1:8080/upload", "internal://mass/download/test.png", "testImg")
+///         .success(|res| println!("Upload success.resp = {}", res.data))
+///         .fail(|data, code| println!("handling fail, errMsg = {data}, errCode = {code}")),
+/// );
+/// task.abort(); // as the documented example does: fail("abort", 1000)
+/// ```
 pub fn upload_file(options: UploadOptions) -> UploadTask {
     match Client::global() {
         Ok(client) => client.upload_file(options),

@@ -8,14 +8,40 @@
 //! the default `cli` feature) the `uploadtask` program and its receiver.
 //!
 //! What it is not for: HTTP in general. It uploads one file per task as
-//! `multipart/form-data`, as the documented API does.
+//! `multipart/form-data`, as the documented API does. The `uploadtask`
+//! program lives in its own crate (`uploadtask-cli`), so this library has
+//! only the engine's dependencies:
+//!
+//! ```toml
+//! [dependencies]
+//! uploadtask = { path = "facade" }   # from this repository
+//! ```
+//!
+//! `internal://` paths need roots; plain paths are an explicit choice
+//! (sandbox mode is the default):
+//!
+//! ```no_run
+//! use uploadtask::{Client, ClientConfig, Roots, UploadOptions};
+//!
+//! uploadtask::Client::configure_global(ClientConfig {
+//!     roots: Roots::new().root("mass", "/data/app/mass"),
+//!     ..ClientConfig::default()
+//! })
+//! .expect("before the first upload");
+//! let task = uploadtask::upload_file(UploadOptions::new(
+//!     "http://127.0.0.1:8080/upload",
+//!     "internal://mass/download/test.png",
+//!     "testImg",
+//! ));
+//! # let _ = task;
+//! ```
 //!
 //! ```no_run
 //! use std::time::Duration;
 //! use uploadtask::UploadOptions;
 //!
 //! let task = uploadtask::upload_file(
-//!     UploadOptions::new("http://127.0.0.1:8080/upload", "/tmp/test.png", "testImg")
+//!     UploadOptions::new("http://127.0.0.1:8080/upload", "internal://mass/test.png", "testImg")
 //!         .header("X-Token", "t")
 //!         .form_data("user", "42")
 //!         .timeout(Duration::from_millis(5000))
@@ -42,4 +68,7 @@ pub use options::UploadOptions;
 pub use paths::Roots;
 pub use response::{ProgressUpdate, UploadResponse};
 pub use task::{ListenerId, UploadTask};
-pub use uploadtask_engine::{EngineConfig, ErrorKind, UploadError};
+pub use uploadtask_engine::{
+    Engine, EngineConfig, ErrorKind, Limits, Refused, Resolver, Sendfile, StaticResolver, Stats, ThreadPoolResolver,
+    TlsFailure, UploadError, UploadId,
+};

@@ -28,7 +28,7 @@ impl From<uploadtask_engine::Progress> for ProgressUpdate {
 
 /// The server's response (`success`'s argument). Every HTTP status is a
 /// success; `status_code` tells.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UploadResponse {
     /// `statusCode`.
     pub status_code: u16,
@@ -40,6 +40,20 @@ pub struct UploadResponse {
     /// Every header in order, duplicates kept (values decoded as UTF-8 with
     /// replacement).
     pub header_list: Vec<(String, String)>,
+}
+
+/// Shows the body as text (at most 256 characters), never the raw bytes.
+impl std::fmt::Debug for UploadResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: String = self.data.chars().take(256).collect();
+        let cut = if shown.len() < self.data.len() { "…" } else { "" };
+        f.debug_struct("UploadResponse")
+            .field("status_code", &self.status_code)
+            .field("data", &format_args!("{shown:?}{cut}"))
+            .field("raw", &format_args!("{} bytes", self.raw.len()))
+            .field("header_list", &self.header_list)
+            .finish()
+    }
 }
 
 impl UploadResponse {
@@ -135,6 +149,8 @@ mod tests {
             body: b"\xef\xbb\xbf\xef\xbb\xbfok\xff".to_vec(),
         });
         assert_eq!(response.data, "\u{feff}ok\u{fffd}");
+        let debug = format!("{response:?}");
+        assert!(debug.contains("raw: 9 bytes") && !debug.contains("239"), "{debug}");
         assert_eq!(response.header("SET-COOKIE").as_deref(), Some("a=1, b=2"));
         let json = serde_json::to_string(&response).unwrap();
         assert_eq!(

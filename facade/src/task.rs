@@ -124,6 +124,22 @@ impl TaskInner {
 
 /// The handle of one upload. Cheap to clone, `Send + Sync`; also a
 /// `Future` of the outcome that works on any executor.
+///
+/// ```no_run
+/// use uploadtask::UploadOptions;
+///
+/// let task = uploadtask::upload_file(UploadOptions::new(
+///     "http://127.0.0.1:8080/upload",
+///     "internal://mass/a.png",
+///     "file",
+/// ));
+/// let id = task.on_progress_update(|p| println!("{}% ({} bytes)", p.progress, p.total_bytes_sent));
+/// task.off_progress_update(Some(id)); // that listener; None removes all
+/// match task.wait() {
+///     Ok(response) => println!("status {}", response.status_code),
+///     Err(error) => println!("fail({:?}, {})", error.message, error.code()),
+/// }
+/// ```
 #[derive(Clone)]
 pub struct UploadTask {
     inner: Arc<TaskInner>,

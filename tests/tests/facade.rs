@@ -530,3 +530,108 @@ fn options_from_the_documented_object_shape() {
     assert_eq!(fields, ["n=1", "b=true", "s=x"]);
     assert_eq!(summary.files[0].content_type, "text/plain");
 }
+
+/// App code cannot take the engine down: a panicking progress listener,
+/// `success`, `fail` or `complete` is logged, `complete` still follows a
+/// panicking `success`/`fail`, the task settles, and later uploads work.
+#[test]
+fn panicking_callbacks_do_not_stop_the_engine() {
+    for dispatch in [Dispatch::EngineThread, Dispatch::Queue(EventQueue::new())] {
+        let fx = fixture(dispatch.clone());
+        make_file(&fx.root, "a.bin", 100_000, 3);
+        let drain = |task: &uploadtask::UploadTask| match &dispatch {
+            Dispatch::Queue(queue) => {
+                while task.try_result().is_none() {
+                    queue.run_timeout(Duration::from_millis(50));
+                }
+                task.try_result().unwrap()
+            }
+            Dispatch::EngineThread => task.wait(),
+        };
+        // success and a listener panic: complete still runs; the outcome stands.
+        let log = Arc::new(Log::default());
+        let done = Arc::clone(&log);
+        let task = fx.client.upload_file(
+            UploadOptions::new(fx.url(), "internal://mass/a.bin", "f")
+                .on_progress_update(|_| panic!("listener panics"))
+                .success(|_| panic!("success panics"))
+                .complete(move || done.push("complete".into())),
+        );
+        assert_eq!(drain(&task).unwrap().status_code, 200);
+        assert_eq!(log.entries(), ["complete"]);
+        // fail and complete panic (an unknown root: 202).
+        let task = fx.client.upload_file(
+            UploadOptions::new(fx.url(), "internal://nowhere/a.bin", "f")
+                .fail(|_, _| panic!("fail panics"))
+                .complete(|| panic!("complete panics")),
+        );
+        assert_eq!(drain(&task).unwrap_err().code(), 202);
+        // The engine goes on.
+        let log = Arc::new(Log::default());
+        let task = fx
+            .client
+            .upload_file(logged(UploadOptions::new(fx.url(), "internal://mass/a.bin", "f"), &log));
+        assert_eq!(drain(&task).unwrap().status_code, 200);
+        assert_eq!(log.entries(), ["success 200", "complete"]);
+    }
+}
+
+/// `wait()` inside a callback on the engine thread fails at once with
+/// code 200 instead of hanging the engine.
+#[test]
+fn wait_inside_an_engine_thread_callback_fails_at_once() {
+    let fx = fixture(Dispatch::EngineThread);
+    make_file(&fx.root, "a.bin", 10, 3);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let slot: Arc<Mutex<Option<uploadtask::UploadTask>>> = Arc::new(Mutex::new(None));
+    let seen = Arc::clone(&slot);
+    let (other_peer, _go) = gated_peer();
+    let other = fx
+        .client
+        .upload_file(UploadOptions::new(other_peer.url("/"), "internal://mass/a.bin", "f"));
+    *slot.lock().unwrap() = Some(other.clone());
+    let task = fx.client.upload_file(
+        UploadOptions::new(fx.url(), "internal://mass/a.bin", "f").complete(move || {
+            let other = seen.lock().unwrap().clone().unwrap();
+            let _ = tx.send(other.wait());
+        }),
+    );
+    assert_eq!(task.wait().unwrap().status_code, 200);
+    let error = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap_err();
+    assert_eq!(
+        (error.kind, error.code()),
+        (uploadtask::ErrorKind::WouldDeadlock, 200),
+        "{error}"
+    );
+    other.abort();
+    assert_eq!(other.wait().unwrap_err().code(), 1000);
+}
+
+/// An engine that stops with uploads pending settles every task: none
+/// hangs in `wait()`.
+#[test]
+fn tasks_settle_when_the_engine_stops() {
+    let fx = fixture(Dispatch::EngineThread);
+    make_file(&fx.root, "a.bin", 10, 3);
+    let (peer, _go) = gated_peer();
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            fx.client
+                .upload_file(UploadOptions::new(peer.url("/"), "internal://mass/a.bin", "f"))
+        })
+        .collect();
+    fx.client.engine().shutdown();
+    for task in tasks {
+        let error = task.wait().unwrap_err();
+        assert_eq!(
+            (error.kind, error.code()),
+            (uploadtask::ErrorKind::Aborted, 1000),
+            "{error}"
+        );
+    }
+    // A call after the stop settles too, never inside the call.
+    let task = fx
+        .client
+        .upload_file(UploadOptions::new(peer.url("/"), "internal://mass/a.bin", "f"));
+    assert_eq!(task.wait().unwrap_err().message, "engine shut down");
+}
