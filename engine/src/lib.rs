@@ -65,7 +65,7 @@ pub use exchange::Response;
 pub use progress::Progress;
 pub use resolver::{Resolver, StaticResolver, ThreadPoolResolver};
 pub use source::{BodySource, FileSource, MemorySource};
-pub use transport::Transport;
+pub use transport::{Connector, TcpConnector, Transport};
 pub use uploadtask_http1::{Header, Limits};
 
 /// Identifies one submitted upload. Never reused within an engine.
@@ -280,6 +280,9 @@ pub struct EngineConfig {
     /// also has `limits.max_body_bytes`); an upload whose response would go
     /// over it fails with code 200. Default 256 MiB.
     pub max_buffered_response_bytes: usize,
+    /// Opens connections; plain TCP ([`TcpConnector`] with `sendfile`
+    /// above) when `None`. TLS is layered on whatever it returns.
+    pub connector: Option<Arc<dyn Connector>>,
     /// Raise this process's soft `RLIMIT_NOFILE` to its hard limit at start
     /// (the program does; a library leaves the process alone). Default off.
     pub raise_fd_limit: bool,
@@ -323,6 +326,7 @@ impl Default for EngineConfig {
             low_speed_time: Duration::from_secs(30),
             max_buffered_response_bytes: 256 << 20,
             raise_fd_limit: false,
+            connector: None,
         }
     }
 }

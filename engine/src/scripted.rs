@@ -1,12 +1,23 @@
 //! An in-memory [`Transport`] that follows a script: short writes,
 //! `WouldBlock`, errors and EOF at chosen points. For tests.
+//!
+//! It runs under the pump alone, or through the real engine (timers, pool,
+//! retry) with a [`ScriptedConnector`]: registered with the loop, it gets
+//! readiness from a Unix socket pair on its token (a byte written to one
+//! end makes the registered end readable). It wakes the loop once when
+//! registered, again after each scripted `WouldBlock` (the peer is ready
+//! again at once) and after each accepted write while its read script has
+//! steps left (the peer has something to say); once its read script has run
+//! out it stays silent, like a peer that says nothing more.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use mio::{Interest, Registry, Token};
 
-use crate::transport::Transport;
+use crate::transport::{Connector, Transport};
 
 /// What the next write call does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +51,10 @@ pub struct ScriptedTransport {
     reads: VecDeque<ReadStep>,
     /// Every byte accepted, in order.
     pub written: Vec<u8>,
+    /// A copy of every byte accepted, for a test that gave the transport away.
+    tap: Option<Arc<Mutex<Vec<u8>>>>,
+    /// The registered end and the end written to wake the loop.
+    signal: Option<(mio::net::UnixStream, mio::net::UnixStream)>,
 }
 
 impl ScriptedTransport {
@@ -48,7 +63,23 @@ impl ScriptedTransport {
         ScriptedTransport {
             writes: writes.into_iter().collect(),
             reads: reads.into_iter().collect(),
-            written: Vec::new(),
+            ..ScriptedTransport::default()
+        }
+    }
+
+    /// Also copies every accepted byte to `tap`.
+    pub fn with_tap(mut self, tap: Arc<Mutex<Vec<u8>>>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// Empties the registered end, then writes one byte: a fresh edge.
+    fn wake(&mut self) {
+        use std::io::{Read, Write};
+        if let Some((registered, writer)) = &mut self.signal {
+            let mut sink = [0u8; 64];
+            while matches!(registered.read(&mut sink), Ok(n) if n > 0) {}
+            let _ = writer.write(&[1]);
         }
     }
 }
@@ -58,21 +89,37 @@ impl Transport for ScriptedTransport {
         let limit = match self.writes.pop_front() {
             None => usize::MAX,
             Some(WriteStep::Accept(n)) => n,
-            Some(WriteStep::WouldBlock) => return Err(io::ErrorKind::WouldBlock.into()),
+            Some(WriteStep::WouldBlock) => {
+                self.wake();
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             Some(WriteStep::Fail(kind)) => return Err(kind.into()),
         };
         let mut accepted = 0;
         for buf in bufs {
             let take = buf.len().min(limit - accepted);
             self.written.extend_from_slice(&buf[..take]);
+            if let Some(tap) = &self.tap {
+                tap.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&buf[..take]);
+            }
             accepted += take;
+        }
+        if !self.reads.is_empty() {
+            // The peer has something to say: it becomes readable.
+            self.wake();
         }
         Ok(accepted)
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.reads.pop_front() {
-            None | Some(ReadStep::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+            Some(ReadStep::WouldBlock) => {
+                self.wake();
+                Err(io::ErrorKind::WouldBlock.into())
+            }
             Some(ReadStep::Eof) => Ok(0),
             Some(ReadStep::Fail(kind)) => Err(kind.into()),
             Some(ReadStep::Data(mut data)) => {
@@ -86,11 +133,51 @@ impl Transport for ScriptedTransport {
         }
     }
 
-    fn register(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
+    fn register(&mut self, registry: &Registry, token: Token, _: Interest) -> io::Result<()> {
+        let (mut registered, writer) = mio::net::UnixStream::pair()?;
+        registry.register(&mut registered, token, Interest::READABLE)?;
+        self.signal = Some((registered, writer));
+        self.wake();
         Ok(())
     }
 
-    fn deregister(&mut self, _: &Registry) -> io::Result<()> {
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        if let Some((mut registered, _)) = self.signal.take() {
+            registry.deregister(&mut registered)?;
+        }
         Ok(())
+    }
+}
+
+/// Hands out scripted transports, one per connect, in order; refuses
+/// connects once they run out. Counts the connects.
+#[derive(Debug, Default)]
+pub struct ScriptedConnector {
+    transports: Mutex<VecDeque<ScriptedTransport>>,
+    connects: std::sync::atomic::AtomicUsize,
+}
+
+impl ScriptedConnector {
+    /// A connector that hands out `transports` in order.
+    pub fn new(transports: impl IntoIterator<Item = ScriptedTransport>) -> Self {
+        ScriptedConnector {
+            transports: Mutex::new(transports.into_iter().collect()),
+            connects: Default::default(),
+        }
+    }
+
+    /// Connects asked for so far.
+    pub fn connects(&self) -> usize {
+        self.connects.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Connector for ScriptedConnector {
+    fn connect(&self, _addr: SocketAddr, _host: &str) -> io::Result<Box<dyn Transport>> {
+        self.connects.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match self.transports.lock().unwrap_or_else(|p| p.into_inner()).pop_front() {
+            Some(transport) => Ok(Box::new(transport)),
+            None => Err(io::ErrorKind::ConnectionRefused.into()),
+        }
     }
 }

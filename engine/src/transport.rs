@@ -1,21 +1,66 @@
 //! Byte streams the engine writes requests to and reads responses from.
 //!
 //! [`Transport`] is the seam: [`TcpTransport`] (plain, with `sendfile(2)`),
-//! [`TlsTransport`] (rustls over TCP, with exact flush accounting), and
-//! [`ScriptedTransport`](crate::scripted::ScriptedTransport) for tests.
+//! [`TlsTransport`] (rustls over any transport, with exact flush
+//! accounting), and [`ScriptedTransport`](crate::scripted::ScriptedTransport)
+//! for tests. A [`Connector`] opens transports for the engine:
+//! [`TcpConnector`] by default; an embedder's own (a Unix domain socket, a
+//! device's network stack, a simulated network) through
+//! [`EngineConfig::connector`](crate::EngineConfig::connector). TLS is
+//! layered by the engine on whatever the connector returns.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+
+use crate::Sendfile;
+
+/// Opens byte streams for the engine, on the engine thread. Must not block:
+/// a connection still being set up reports so through
+/// [`Transport::connected`].
+pub trait Connector: Send + Sync {
+    /// Starts a connection to `addr`, one of the addresses the resolver gave
+    /// for `host`. The engine registers the transport with its poller and
+    /// layers TLS on it for `https`.
+    fn connect(&self, addr: SocketAddr, host: &str) -> io::Result<Box<dyn Transport>>;
+}
+
+/// Non-blocking TCP, with `TCP_NODELAY` and the engine's `sendfile` policy.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnector {
+    /// When file regions go out with `sendfile(2)`.
+    pub sendfile: Sendfile,
+}
+
+impl Connector for TcpConnector {
+    fn connect(&self, addr: SocketAddr, _host: &str) -> io::Result<Box<dyn Transport>> {
+        let stream = TcpStream::connect(addr)?;
+        let _ = stream.set_nodelay(true);
+        let sendfile = match self.sendfile {
+            Sendfile::Always => true,
+            Sendfile::Never => false,
+            Sendfile::Auto => !addr.ip().is_loopback(),
+        };
+        Ok(Box::new(TcpTransport::new(stream, sendfile)))
+    }
+}
 
 /// Largest plaintext piece fed to TLS at once: one record.
 pub const TLS_PIECE: usize = 16 * 1024;
 
 /// A non-blocking byte stream. Every method may return `WouldBlock`.
 pub trait Transport: Send {
+    /// Whether the connection is set up: `Ok(false)` while a non-blocking
+    /// connect is under way (the engine asks again on the next event), an
+    /// error when it failed.
+    fn connected(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+
     /// Writes from `bufs` in order; returns how many bytes were accepted.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 
@@ -86,6 +131,17 @@ impl TcpTransport {
 }
 
 impl Transport for TcpTransport {
+    fn connected(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.stream.write_vectored(bufs)
     }
@@ -121,14 +177,37 @@ impl Transport for TcpTransport {
     }
 }
 
-/// TLS over TCP with rustls.
+/// A transport seen as `io::Read + io::Write`, for rustls.
+struct Io<'a>(&'a mut dyn Transport);
+
+impl Read for Io<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Io<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// TLS with rustls over any transport (TCP by default).
 ///
 /// Exact progress: a plaintext piece (at most one record) is fed only when
 /// rustls has nothing left to send; once its records have been written to
 /// the socket whole, every byte fed so far is on the wire. Until then
 /// [`Transport::unflushed`] reports the piece.
 pub struct TlsTransport {
-    tcp: TcpTransport,
+    inner: Box<dyn Transport>,
     tls: rustls::ClientConnection,
     pending_plaintext: usize,
     eof: bool,
@@ -143,13 +222,13 @@ impl std::fmt::Debug for TlsTransport {
 }
 
 impl TlsTransport {
-    /// Starts a client handshake for `server_name` over `tcp`.
-    pub fn new(tcp: TcpTransport, config: Arc<rustls::ClientConfig>, server_name: &str) -> io::Result<Self> {
+    /// Starts a client handshake for `server_name` over `inner`.
+    pub fn new(inner: Box<dyn Transport>, config: Arc<rustls::ClientConfig>, server_name: &str) -> io::Result<Self> {
         let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
         Ok(TlsTransport {
-            tcp,
+            inner,
             tls,
             pending_plaintext: 0,
             eof: false,
@@ -159,7 +238,7 @@ impl TlsTransport {
     /// Writes TLS records until none are left or the socket is full.
     fn drain(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            self.tls.write_tls(&mut self.tcp.stream)?;
+            self.tls.write_tls(&mut Io(self.inner.as_mut()))?;
         }
         self.pending_plaintext = 0;
         Ok(())
@@ -170,7 +249,7 @@ impl TlsTransport {
         if self.eof {
             return Ok(false);
         }
-        let n = self.tls.read_tls(&mut self.tcp.stream)?;
+        let n = self.tls.read_tls(&mut Io(self.inner.as_mut()))?;
         if n == 0 {
             self.eof = true;
         }
@@ -246,7 +325,7 @@ impl Transport for TlsTransport {
                 Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
                 _ => return false,
             }
-            match self.tls.read_tls(&mut self.tcp.stream) {
+            match self.tls.read_tls(&mut Io(self.inner.as_mut())) {
                 Ok(0) => return false,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -280,10 +359,10 @@ impl Transport for TlsTransport {
     }
 
     fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
-        self.tcp.register(registry, token, interest)
+        self.inner.register(registry, token, interest)
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.tcp.deregister(registry)
+        self.inner.deregister(registry)
     }
 }

@@ -12,13 +12,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use uploadtask_http1::request::Scheme;
 
 use super::uploads::Key;
-use crate::transport::Transport;
+use crate::transport::{Connector, Transport};
 
 /// Where a connection goes: scheme, host, port.
 pub(crate) type Origin = (Scheme, String, u16);
@@ -48,7 +47,9 @@ impl ConnKey {
 }
 
 pub(crate) enum ConnIo {
-    Connecting(TcpStream),
+    /// Set up under way (`Transport::connected` not yet true).
+    Connecting(Box<dyn Transport>),
+    /// Connected (and, for https, wrapped in TLS).
     Ready(Box<dyn Transport>),
     /// Transitional, while the stream moves into its transport.
     Empty,
@@ -83,16 +84,17 @@ impl Conns {
         }
     }
 
-    /// Starts a non-blocking connect to `addr` for `upload`, registered for
-    /// both directions.
+    /// Starts a connection to `addr` for `upload` with `connector`,
+    /// registered for both directions.
     pub(crate) fn connect(
         &mut self,
         registry: &Registry,
+        connector: &dyn Connector,
         addr: SocketAddr,
         origin: Origin,
         upload: Key,
     ) -> io::Result<ConnKey> {
-        let mut stream = TcpStream::connect(addr)?;
+        let mut transport = connector.connect(addr, &origin.1)?;
         self.next_generation = self.next_generation.wrapping_add(1);
         let entry = self.slab.vacant_entry();
         let key = ConnKey {
@@ -104,10 +106,10 @@ impl Conns {
                 0
             },
         };
-        registry.register(&mut stream, key.token(), Interest::READABLE | Interest::WRITABLE)?;
+        transport.register(registry, key.token(), Interest::READABLE | Interest::WRITABLE)?;
         entry.insert(ConnSlot {
             generation: key.generation,
-            io: ConnIo::Connecting(stream),
+            io: ConnIo::Connecting(transport),
             origin,
             upload: Some(upload),
             idle_until: None,
@@ -195,8 +197,7 @@ impl Conns {
             }
         }
         let _ = match &mut conn.io {
-            ConnIo::Connecting(stream) => registry.deregister(stream),
-            ConnIo::Ready(transport) => transport.deregister(registry),
+            ConnIo::Connecting(transport) | ConnIo::Ready(transport) => transport.deregister(registry),
             ConnIo::Empty => Ok(()),
         };
     }

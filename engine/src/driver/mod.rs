@@ -37,11 +37,10 @@ use crate::error::describe_tls;
 use crate::exchange::ExchangeError;
 use crate::prepare::{prepare, Entropy};
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
-use crate::transport::{TcpTransport, TlsTransport, Transport};
+use crate::transport::{Connector, TcpConnector, TlsTransport, Transport};
 use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
 use crate::{
-    Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Sendfile, Stats, UploadError, UploadId,
-    UploadRequest,
+    Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Stats, UploadError, UploadId, UploadRequest,
 };
 
 /// The waker's token; connection tokens never reach it.
@@ -63,6 +62,7 @@ pub(crate) struct Loop {
     config: EngineConfig,
     tls: Arc<rustls::ClientConfig>,
     resolver: Arc<dyn Resolver>,
+    connector: Arc<dyn Connector>,
     inbox: mpsc::Receiver<Command>,
     mailbox: Mailbox,
     entropy: Entropy,
@@ -90,6 +90,11 @@ impl Loop {
             poll,
             uploads: Uploads::new(config.max_in_flight, held),
             conns: Conns::new(config.max_idle_per_origin),
+            connector: config.connector.clone().unwrap_or_else(|| {
+                Arc::new(TcpConnector {
+                    sendfile: config.sendfile,
+                })
+            }),
             config,
             tls,
             resolver,
@@ -303,7 +308,10 @@ impl Loop {
         else {
             return;
         };
-        match self.conns.connect(self.poll.registry(), addr, origin, key) {
+        match self
+            .conns
+            .connect(self.poll.registry(), self.connector.as_ref(), addr, origin, key)
+        {
             Ok(conn) => {
                 if let Some(slot) = self.uploads.get(key) {
                     slot.conn = Some(conn);
@@ -335,7 +343,10 @@ impl Loop {
         match slot.life.phase() {
             Phase::Connecting => self.on_connecting(key, conn_key),
             Phase::Handshaking => self.on_handshaking(key),
-            Phase::Exchanging => self.serve(key, readable, writable),
+            // A readable edge also tries a write: a transport without
+            // socket readiness (a scripted or simulated one) signals both
+            // with one wake-up; on a socket it costs at most one EAGAIN.
+            Phase::Exchanging => self.serve(key, readable, writable || readable),
             Phase::Queued | Phase::Resolving => {}
         }
     }
@@ -343,41 +354,33 @@ impl Loop {
     fn on_connecting(&mut self, key: Key, conn_key: ConnKey) {
         let now = self.now;
         let Some(conn) = self.conns.get(conn_key) else { return };
-        let ConnIo::Connecting(stream) = &conn.io else { return };
-        let failed = match stream.take_error() {
-            Ok(Some(e)) | Err(e) => Some(e),
-            Ok(None) => match stream.peer_addr() {
-                Ok(_) => None,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                Err(e) => Some(e),
-            },
-        };
-        if let Some(e) = failed {
-            let Some(slot) = self.uploads.get(key) else { return };
-            let action = slot.life.handle_connect_failed(e, now);
-            return self.act(key, action);
-        }
-        let ConnIo::Connecting(stream) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
+        let ConnIo::Connecting(transport) = &mut conn.io else {
             return;
         };
-        let _ = stream.set_nodelay(true);
-        let sendfile = match self.config.sendfile {
-            Sendfile::Always => true,
-            Sendfile::Never => false,
-            Sendfile::Auto => !stream.peer_addr().is_ok_and(|a| a.ip().is_loopback()),
+        match transport.connected() {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => {
+                let Some(slot) = self.uploads.get(key) else { return };
+                let action = slot.life.handle_connect_failed(e, now);
+                return self.act(key, action);
+            }
+        }
+        let ConnIo::Connecting(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
+            return;
         };
-        let tcp = TcpTransport::new(stream, sendfile);
         let Some(slot) = self.uploads.get(key) else { return };
         let action = slot.life.handle_connected(now);
         let transport: Box<dyn Transport> = match (&action, slot.target.as_ref()) {
-            (Action::StartTls, Some(target)) => match TlsTransport::new(tcp, Arc::clone(&self.tls), &target.host) {
+            (Action::StartTls, Some(target)) => match TlsTransport::new(transport, Arc::clone(&self.tls), &target.host)
+            {
                 Ok(tls) => Box::new(tls),
                 Err(e) => {
                     let error = UploadError::new(ErrorKind::Tls, format!("TLS setup for {} failed: {e}", target.host));
                     return self.finish(key, Err(error.with_source(e)));
                 }
             },
-            _ => Box::new(tcp),
+            _ => transport,
         };
         conn.io = ConnIo::Ready(transport);
         self.act(key, action);
