@@ -1,0 +1,344 @@
+//! A bounded chaos run: a loopback server that, per request (seeded),
+//! answers, answers chunked, closes, resets mid-body, takes the whole
+//! request and closes without a word, stalls, answers an early 413, or
+//! sends garbage; thousands of uploads of random sizes with
+//! random aborts and timeouts. Every upload ends exactly once with a
+//! documented outcome, no upload reaches the server whole twice (the retry
+//! rule), progress never decreases nor passes the body length, and the
+//! engine's counts and this process's descriptors return to where
+//! they started. Alone in its binary (it counts descriptors).
+//!
+//! The seed is printed; `CHAOS_SEED=N cargo test --test chaos` replays one.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use uploadtask_engine::{Engine, EngineConfig, ErrorKind, Event, FileInput, UploadRequest};
+use uploadtask_tests::{content_length, open_fds, read_head};
+
+const UPLOADS: u64 = 3000;
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// The misbehaving server: one thread per connection, stopped by `stop`.
+struct ChaosServer {
+    addr: std::net::SocketAddr,
+    /// How many times each upload (its `X-Upload` header) arrived whole.
+    whole: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ChaosServer {
+    fn start(seed: u64) -> ChaosServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicU64::new(0));
+        let whole = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let seen = Arc::clone(&whole);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut workers = Vec::new();
+            for stream in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (flag, requests, seen) = (Arc::clone(&flag), Arc::clone(&requests), Arc::clone(&seen));
+                workers.push(std::thread::spawn(move || serve(stream, seed, &requests, &seen, &flag)));
+                workers.retain(|w| !w.is_finished());
+            }
+            for worker in workers {
+                let _ = worker.join();
+            }
+        });
+        ChaosServer {
+            addr,
+            whole,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ChaosServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn read_exactly(stream: &mut TcpStream, mut len: usize) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    while len > 0 {
+        match stream.read(&mut buf[..len.min(16 * 1024)]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => len -= n,
+        }
+    }
+    true
+}
+
+fn reset(stream: TcpStream) {
+    let socket = socket2::Socket::from(stream);
+    let _ = socket.set_linger(Some(Duration::ZERO));
+}
+
+type Seen = Mutex<std::collections::HashMap<String, usize>>;
+
+/// Reads the body; counts the upload when it arrived whole.
+fn read_body(stream: &mut TcpStream, head: &[u8], seen: &Seen) -> bool {
+    let whole = read_exactly(stream, content_length(head));
+    if whole {
+        let id = String::from_utf8_lossy(head)
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Upload: ").map(str::to_string))
+            .unwrap_or_default();
+        *seen.lock().unwrap().entry(id).or_default() += 1;
+    }
+    whole
+}
+
+fn serve(mut stream: TcpStream, seed: u64, requests: &AtomicU64, seen: &Seen, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    loop {
+        let head = read_head(&mut stream);
+        if head.is_empty() || stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let length = content_length(&head);
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        let behaviour = mix(seed ^ n) % 11;
+        let sent = match behaviour {
+            0..=3 => {
+                read_body(&mut stream, &head, seen)
+                    && stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_ok()
+            }
+            4 => {
+                read_body(&mut stream, &head, seen)
+                    && stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+                        .is_ok()
+            }
+            5 => {
+                let _ = read_exactly(&mut stream, length / 2);
+                return reset(stream);
+            }
+            6 => {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big!",
+                );
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                let _ = read_body(&mut stream, &head, seen);
+                return;
+            }
+            7 => {
+                let _ = read_body(&mut stream, &head, seen);
+                std::thread::sleep(Duration::from_millis(mix(n) % 300));
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+                return;
+            }
+            8 => {
+                let _ = read_body(&mut stream, &head, seen);
+                let _ = stream.write_all(b"HTTP/1.1 2x0 OK\r\n\r\n");
+                return;
+            }
+            9 => {
+                // Takes the whole request, then closes without a word.
+                let _ = read_body(&mut stream, &head, seen);
+                return;
+            }
+            _ => {
+                // Stall: say nothing until the client gives up.
+                let _ = read_body(&mut stream, &head, seen);
+                let started = Instant::now();
+                let mut byte = [0u8; 1];
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+                while !stop.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(10) {
+                    if matches!(stream.read(&mut byte), Ok(0)) {
+                        return;
+                    }
+                }
+                return;
+            }
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    outcomes: Mutex<Vec<(u64, Result<u16, (ErrorKind, u32, String)>)>>,
+    violations: Mutex<Vec<String>>,
+    done: AtomicUsize,
+}
+
+#[test]
+fn chaos_every_upload_ends_once_and_everything_is_given_back() {
+    let seed = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| mix(std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64) % 1_000_000);
+    println!("chaos seed {seed} (CHAOS_SEED={seed} replays it)");
+    let fds_before = open_fds();
+    {
+        let server = ChaosServer::start(seed);
+        let engine = Engine::new(EngineConfig {
+            max_in_flight: 64,
+            idle_timeout: Duration::from_millis(400),
+            connect_timeout: Duration::from_secs(5),
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let tally = Arc::new(Tally::default());
+        let (abort_tx, abort_rx) = mpsc::channel::<(uploadtask_engine::UploadId, Duration)>();
+        let aborter_engine = engine.clone();
+        let aborter = std::thread::spawn(move || {
+            for (id, after) in abort_rx {
+                std::thread::sleep(after);
+                aborter_engine.abort(id);
+            }
+        });
+        let url = format!("http://{}/chaos", server.addr);
+        for n in 0..UPLOADS {
+            let r = mix(seed.wrapping_add(n).wrapping_mul(7919));
+            let size = (r % 200_000) as usize;
+            let mut request = UploadRequest::new(url.clone())
+                .header("X-Upload", n.to_string())
+                .file(FileInput::memory("f", "c.bin", vec![b'c'; size]));
+            if r % 17 == 0 {
+                request = request.timeout(Duration::from_millis(50 + (r >> 8) % 300));
+            }
+            let tally_here = Arc::clone(&tally);
+            let mut last = 0u64;
+            let mut ended = false;
+            let id = engine.submit(request, move |event: Event| {
+                let mut violation = |what: String| {
+                    tally_here
+                        .violations
+                        .lock()
+                        .unwrap()
+                        .push(format!("upload {n}: {what}"))
+                };
+                match event {
+                    Event::Progress(p) => {
+                        if ended {
+                            violation("progress after the outcome".into());
+                        }
+                        if p.total_bytes_sent <= last && last != 0
+                            || p.total_bytes_sent > p.total_bytes_expected_to_send
+                        {
+                            violation(format!(
+                                "progress {} after {last} of {}",
+                                p.total_bytes_sent, p.total_bytes_expected_to_send
+                            ));
+                        }
+                        last = p.total_bytes_sent;
+                    }
+                    Event::ResponseHead(_) => {}
+                    Event::Done(result) => {
+                        if ended {
+                            violation("a second outcome".into());
+                        }
+                        ended = true;
+                        let outcome = result
+                            .map(|r| r.status)
+                            .map_err(|e| (e.kind, e.code(), e.message.clone()));
+                        tally_here.outcomes.lock().unwrap().push((n, outcome));
+                        tally_here.done.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+            if r % 13 == 0 {
+                let _ = abort_tx.send((id, Duration::from_micros((r >> 16) % 3000)));
+            }
+        }
+        drop(abort_tx);
+        let started = Instant::now();
+        while tally.done.load(Ordering::SeqCst) < UPLOADS as usize {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "seed {seed}: {} of {UPLOADS} uploads ended",
+                tally.done.load(Ordering::SeqCst)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        aborter.join().unwrap();
+        let violations = tally.violations.lock().unwrap().clone();
+        assert!(violations.is_empty(), "seed {seed}: {violations:#?}");
+        let outcomes = tally.outcomes.lock().unwrap();
+        assert_eq!(outcomes.len(), UPLOADS as usize);
+        let mut by_code = std::collections::BTreeMap::<String, usize>::new();
+        for (n, outcome) in outcomes.iter() {
+            let label = match outcome {
+                Ok(status) => {
+                    assert!(matches!(status, 200 | 413), "seed {seed}: upload {n}: status {status}");
+                    format!("status {status}")
+                }
+                Err((kind, code, message)) => {
+                    let documented = matches!(
+                        (kind, code),
+                        (ErrorKind::Network | ErrorKind::Protocol | ErrorKind::Aborted, 1000)
+                            | (ErrorKind::Timeout, 204)
+                    );
+                    assert!(documented, "seed {seed}: upload {n}: {kind:?} {code} {message}");
+                    format!("{code} {kind:?}")
+                }
+            };
+            *by_code.entry(label).or_default() += 1;
+        }
+        println!("seed {seed}: {by_code:?}");
+        let twice: Vec<_> = server
+            .whole
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, n)| (id.clone(), *n))
+            .collect();
+        assert!(
+            twice.is_empty(),
+            "seed {seed}: uploads received whole more than once: {twice:?}"
+        );
+        assert!(
+            by_code.get("status 200").copied().unwrap_or(0) > UPLOADS as usize / 4,
+            "{by_code:?}"
+        );
+        // Counts return to zero; only idle pooled connections (and their
+        // timers) remain.
+        let stats = engine.stats().unwrap();
+        assert_eq!(
+            (
+                stats.uploads,
+                stats.in_flight,
+                stats.queued,
+                stats.buffered_response_bytes,
+                stats.admitted
+            ),
+            (0, 0, 0, 0, 0),
+            "{stats:?}"
+        );
+        assert_eq!(stats.connections, stats.idle_connections, "{stats:?}");
+        assert_eq!(stats.timers, stats.idle_connections, "{stats:?}");
+        engine.shutdown();
+        drop(server);
+    }
+    assert_eq!(open_fds(), fds_before, "seed {seed}: descriptors leaked");
+}
