@@ -183,9 +183,12 @@ fn serve(mut stream: TcpStream, seed: u64, requests: &AtomicU64, seen: &Seen, st
     }
 }
 
+/// An upload's number and its status, or its error's kind, code and message.
+type Ended = (u64, Result<u16, (ErrorKind, u32, String)>);
+
 #[derive(Default)]
 struct Tally {
-    outcomes: Mutex<Vec<(u64, Result<u16, (ErrorKind, u32, String)>)>>,
+    outcomes: Mutex<Vec<Ended>>,
     violations: Mutex<Vec<String>>,
     done: AtomicUsize,
 }
@@ -230,7 +233,7 @@ fn chaos_every_upload_ends_once_and_everything_is_given_back() {
             let mut last = 0u64;
             let mut ended = false;
             let id = engine.submit(request, move |event: Event| {
-                let mut violation = |what: String| {
+                let violation = |what: String| {
                     tally_here
                         .violations
                         .lock()
