@@ -80,6 +80,14 @@ pub enum ExchangeError {
         /// Body bytes sent before.
         body_bytes_sent: u64,
     },
+    /// The connection closed before the whole body was sent, after a
+    /// response that gave no reason to stop sending (below 400, keep-alive).
+    ClosedWhileSending {
+        /// Body bytes sent before.
+        body_bytes_sent: u64,
+        /// The body's length.
+        body_length: u64,
+    },
     /// A read or write failed before the exchange completed.
     Io {
         /// The error's kind.
@@ -113,7 +121,7 @@ impl ExchangeError {
             ExchangeError::Head(e) => Some(std::sync::Arc::new(*e)),
             ExchangeError::Framing(e) => Some(std::sync::Arc::new(*e)),
             ExchangeError::Body(e) => Some(std::sync::Arc::new(*e)),
-            ExchangeError::ClosedBeforeResponse { .. } => None,
+            ExchangeError::ClosedBeforeResponse { .. } | ExchangeError::ClosedWhileSending { .. } => None,
             ExchangeError::Io { source, .. } => source.0.clone().map(|e| e as crate::error::Source),
         }
     }
@@ -131,6 +139,13 @@ impl fmt::Display for ExchangeError {
                     "connection closed after {body_bytes_sent} body bytes, before a response"
                 )
             }
+            ExchangeError::ClosedWhileSending {
+                body_bytes_sent,
+                body_length,
+            } => write!(
+                f,
+                "connection closed after {body_bytes_sent} of {body_length} body bytes were sent"
+            ),
             ExchangeError::Io {
                 kind,
                 message,
@@ -311,13 +326,17 @@ impl Exchange {
         self.unflushed = unflushed as u64;
     }
 
-    /// A write failed. Any response already on its way is still read; if none
-    /// comes, this error is the outcome.
+    /// A write failed. Before a response head, any response already on its
+    /// way is still read (an early error response stands); if none comes,
+    /// this error is the outcome. After a head that did not stop sending, it
+    /// is the outcome at once.
     pub fn handle_write_error(&mut self, error: std::io::Error) {
         if self.head_in.is_some() {
-            // An early final response: sending stops, the response stands.
-            self.reusable = false;
-            self.stop_sending();
+            // A final head that gave no reason to stop sending (an error or
+            // closing one stops the writes when it arrives): the body did
+            // not get through, so the write error is the outcome.
+            let error = self.io_error(error);
+            let _ = self.fail(error);
         } else {
             self.write_error = Some(error);
         }
@@ -423,25 +442,34 @@ impl Exchange {
             return;
         }
         self.reusable = false;
-        match self.decoder.as_mut() {
-            Some(decoder) => match decoder.handle_eof() {
-                Ok(()) => {
-                    self.stop_sending();
-                    self.try_complete();
-                }
-                Err(e) => {
-                    let _ = self.fail(ExchangeError::Body(e));
-                }
-            },
-            None => {
+        let Some(decoder) = self.decoder.as_mut() else {
+            let error = match self.write_error.take() {
+                Some(e) => self.io_error(e),
+                None => ExchangeError::ClosedBeforeResponse {
+                    body_bytes_sent: self.body_bytes_sent(),
+                },
+            };
+            let _ = self.fail(error);
+            return;
+        };
+        match decoder.handle_eof() {
+            Err(e) => {
+                let _ = self.fail(ExchangeError::Body(e));
+            }
+            // A response that gave no reason to stop sending (SPEC §5) is
+            // only the outcome once the whole body went out: the server
+            // closing first means it never got the file.
+            Ok(()) if self.state == State::Sending => {
                 let error = match self.write_error.take() {
                     Some(e) => self.io_error(e),
-                    None => ExchangeError::ClosedBeforeResponse {
+                    None => ExchangeError::ClosedWhileSending {
                         body_bytes_sent: self.body_bytes_sent(),
+                        body_length: self.body.content_length(),
                     },
                 };
                 let _ = self.fail(error);
             }
+            Ok(()) => self.try_complete(),
         }
     }
 

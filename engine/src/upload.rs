@@ -300,7 +300,9 @@ impl Upload {
                 kind: io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof,
                 ..
             } if self.tls => ErrorKind::Tls,
-            ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. } => ErrorKind::Network,
+            ExchangeError::Io { .. }
+            | ExchangeError::ClosedBeforeResponse { .. }
+            | ExchangeError::ClosedWhileSending { .. } => ErrorKind::Network,
             _ => ErrorKind::Protocol,
         };
         let source = error.source();

@@ -34,3 +34,19 @@ fn chunked_corpus() {
 fn request_multipart_corpus() {
     replay("request_multipart", fuzz_logic::request_multipart);
 }
+
+#[test]
+fn exchange_corpus() {
+    replay("exchange", fuzz_logic::exchange);
+}
+
+#[test]
+fn multipart_roundtrip_corpus() {
+    replay("multipart_roundtrip", fuzz_logic::multipart_roundtrip);
+}
+
+#[test]
+fn internal_paths_corpus() {
+    replay("internal_paths", fuzz_logic::internal_paths);
+    fuzz_logic::remove_fixture();
+}

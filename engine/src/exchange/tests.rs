@@ -192,3 +192,59 @@ fn restart_keeps_progress_monotonic() {
     ex.handle_sent(500);
     assert!(ex.poll_progress(Instant::now()).unwrap().total_bytes_sent > first);
 }
+
+#[test]
+fn a_success_response_then_eof_before_the_body_went_out_fails() {
+    // Found by the `exchange` fuzz target: the request could not be written,
+    // a 200 (keep-alive framing, so no reason to stop sending) arrived whole,
+    // then EOF. The server never got the file: not a success.
+    let mut ex = exchange(1000);
+    ex.handle_write_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    ex.handle_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert_eq!(ex.poll_outcome(), None);
+    ex.handle_eof();
+    let error = ex.poll_outcome().unwrap().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ExchangeError::Io {
+                kind: std::io::ErrorKind::ConnectionReset,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // The same without a write error: closed while the body was going out.
+    let mut ex = exchange(1000);
+    ex.handle_sent(30);
+    ex.handle_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    ex.handle_eof();
+    let total = ex.body().content_length();
+    let error = ex.poll_outcome().unwrap().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("connection closed after 11 of {total} body bytes were sent")
+    );
+}
+
+#[test]
+fn a_write_error_after_a_success_head_fails() {
+    // Found by the `exchange` fuzz target: a 200 with keep-alive framing
+    // arrived while the body was going out, then a write failed. The 200
+    // gave no reason to stop sending; the server did not get the file.
+    let mut ex = exchange(1000);
+    ex.handle_sent(30);
+    ex.handle_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    ex.handle_write_error(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+    let error = ex.poll_outcome().unwrap().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ExchangeError::Io {
+                kind: std::io::ErrorKind::BrokenPipe,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
