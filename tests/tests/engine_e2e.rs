@@ -111,6 +111,30 @@ fn tls_uploads_arrive_byte_exact() {
         .file(FileInput::memory("file", "a.txt", b"x".to_vec()));
     let error = run_upload(&strict, request).result.unwrap_err();
     assert_eq!((error.kind, error.code()), (ErrorKind::Tls, 1000), "{error}");
+    // The cause has a kind a program can match, words instead of a Debug
+    // dump, and the rustls error as its source.
+    assert_eq!(error.tls_failure(), Some(uploadtask_engine::TlsFailure::UnknownIssuer));
+    assert_eq!(
+        error.message,
+        "TLS certificate problem: unable to get local issuer certificate for localhost (add its CA to the trusted roots)"
+    );
+    assert!(std::error::Error::source(&error).is_some());
+    // A name the certificate does not cover.
+    let mut config = EngineConfig::default();
+    config.add_root_pem(&ca_pem).unwrap();
+    config.resolver = Some(Arc::new(
+        StaticResolver::new().insert("other.test", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
+    ));
+    let other = Engine::new(config).unwrap();
+    let request = UploadRequest::new(format!("https://other.test:{}/u", receiver.addr().port()))
+        .file(FileInput::memory("file", "a.txt", b"x".to_vec()));
+    let error = run_upload(&other, request).result.unwrap_err();
+    assert_eq!(
+        error.tls_failure(),
+        Some(uploadtask_engine::TlsFailure::NameMismatch),
+        "{error}"
+    );
+    assert!(error.message.contains("not valid for other.test"), "{error}");
 }
 
 #[test]

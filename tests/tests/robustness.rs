@@ -290,6 +290,65 @@ fn a_stale_connection_is_retried_only_before_the_whole_body_went_out() {
 }
 
 #[test]
+fn the_response_budget_is_engine_wide() {
+    // Each response is within the per-upload limit, but together they
+    // would hold more than the engine's budget: one fails with 200.
+    let server = RawServer::start(|mut stream, stop| {
+        let _ = read_request(&mut stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+        let _ = stream.write_all(&[b'r'; 60_000]);
+        idle_until_stopped(stop, Duration::from_secs(30));
+    });
+    let engine = Engine::new(EngineConfig {
+        max_buffered_response_bytes: 100_000,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let (_, first) = submit_collect(&engine, UploadRequest::new(server.url("/")).file(memory(1)));
+    let (_, second) = submit_collect(&engine, UploadRequest::new(server.url("/")).file(memory(1)));
+    let either = |rx: &std::sync::mpsc::Receiver<Outcome>| rx.recv_timeout(Duration::from_millis(200)).ok();
+    let started = std::time::Instant::now();
+    let error = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no upload went over the budget"
+        );
+        if let Some(outcome) = either(&first).or_else(|| either(&second)) {
+            break outcome.result.unwrap_err();
+        }
+    };
+    assert_eq!(
+        (error.code(), error.kind),
+        (200, ErrorKind::ResourceExhausted),
+        "{error}"
+    );
+    assert!(error.message.contains("budget of 100000 bytes"), "{error}");
+    engine.shutdown();
+}
+
+#[test]
+fn the_open_files_limit_is_raised_only_when_asked() {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let (Some(soft), Some(hard)) = (limit.current, limit.maximum) else {
+        return; // unlimited: nothing to raise
+    };
+    if hard < 2 {
+        return;
+    }
+    set_nofile_limit(hard - 1);
+    Engine::new(EngineConfig::default()).unwrap().shutdown();
+    assert_eq!(nofile_limit(), hard - 1, "a library engine leaves the limit alone");
+    Engine::new(EngineConfig {
+        raise_fd_limit: true,
+        ..EngineConfig::default()
+    })
+    .unwrap()
+    .shutdown();
+    assert_eq!(nofile_limit(), hard, "raised when asked");
+    set_nofile_limit(soft.max(hard - 1));
+}
+
+#[test]
 fn config_is_validated_at_start() {
     for (config, word) in [
         (
