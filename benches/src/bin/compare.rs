@@ -3,7 +3,7 @@
 //! uploadtask, reqwest, and libcurl (the `curl` program: multi + mime).
 //!
 //! Build and run (release):
-//! `cargo build --release -p uploadtask -p uploadtask-benches && target/release/compare [RUNS]`
+//! `cargo build --release -p uploadtask-cli -p uploadtask-benches && target/release/compare [RUNS]`
 //!
 //! Scenarios (the project's targets): one 1 GiB upload; 20,000 uploads of
 //! 16 KiB with 1,000 in flight. Each is run RUNS times (default 3); the
@@ -81,7 +81,7 @@ fn main() {
     let uploadtask = dir.join("uploadtask");
     let reqwest = dir.join("reqwest_peer");
     let curl = PathBuf::from("/usr/bin/curl");
-    assert!(uploadtask.exists(), "build it: cargo build --release -p uploadtask");
+    assert!(uploadtask.exists(), "build it: cargo build --release -p uploadtask-cli");
     let sink = uploadtask_benches::Sink::start(0, 1).expect("sink");
     let url = format!("http://{}/compare", sink.addr());
     let work = std::env::temp_dir().join(format!("uploadtask-compare-{}", std::process::id()));
