@@ -630,8 +630,12 @@ fn tasks_settle_when_the_engine_stops() {
         );
     }
     // A call after the stop settles too, never inside the call.
-    let task = fx
-        .client
-        .upload_file(UploadOptions::new(peer.url("/"), "internal://mass/a.bin", "f"));
+    let caller = std::thread::current().id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let task = fx.client.upload_file(
+        UploadOptions::new(peer.url("/"), "internal://mass/a.bin", "f")
+            .fail(move |_, _| tx.send(std::thread::current().id()).unwrap()),
+    );
     assert_eq!(task.wait().unwrap_err().message, "engine shut down");
+    assert_ne!(rx.recv().unwrap(), caller, "not inside the caller's call");
 }

@@ -122,6 +122,55 @@ impl Resolver for SilentResolver {
     }
 }
 
+/// A resolver and a connector that panic (embedder code on the loop).
+struct PanickingResolver;
+
+impl Resolver for PanickingResolver {
+    fn resolve(&self, _host: &str, _port: u16, _done: ResolveDone) {
+        panic!("resolver bug");
+    }
+}
+
+struct PanickingConnector;
+
+impl uploadtask_engine::Connector for PanickingConnector {
+    fn connect(&self, _: std::net::SocketAddr, _: &str) -> std::io::Result<Box<dyn uploadtask_engine::Transport>> {
+        panic!("connector bug");
+    }
+}
+
+#[test]
+fn a_panicking_resolver_or_connector_fails_its_upload_only() {
+    let engine = Engine::new(EngineConfig {
+        resolver: Some(Arc::new(PanickingResolver)),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let error = run_upload(&engine, UploadRequest::new("http://name.test/").file(memory(1)))
+        .result
+        .unwrap_err();
+    assert_eq!(error.code(), 1000, "{error}");
+    assert!(error.message.contains("the resolver panicked"), "{error}");
+    let server = ok_server();
+    let literal = UploadRequest::new(server.url("/")).file(memory(1));
+    assert_eq!(
+        run_upload(&engine, literal).result.unwrap().status,
+        200,
+        "the engine goes on"
+    );
+    engine.shutdown(); // closes the pooled connection, so the server can stop
+    let engine = Engine::new(EngineConfig {
+        connector: Some(Arc::new(PanickingConnector)),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let error = run_upload(&engine, UploadRequest::new(server.url("/")).file(memory(1)))
+        .result
+        .unwrap_err();
+    assert!(error.message.contains("the connector panicked"), "{error}");
+    assert_eq!(engine.stats().unwrap().uploads, 0, "the engine still answers");
+}
+
 #[test]
 fn a_resolver_that_never_answers_times_out() {
     let server = ok_server();

@@ -94,7 +94,10 @@ impl Conns {
         origin: Origin,
         upload: Key,
     ) -> io::Result<ConnKey> {
-        let mut transport = connector.connect(addr, &origin.1)?;
+        // An embedder's connector is app code: a panic is this connect's error.
+        let connect = std::panic::AssertUnwindSafe(|| connector.connect(addr, &origin.1));
+        let mut transport =
+            std::panic::catch_unwind(connect).unwrap_or_else(|_| Err(io::Error::other("the connector panicked")))?;
         self.next_generation = self.next_generation.wrapping_add(1);
         let entry = self.slab.vacant_entry();
         let key = ConnKey {

@@ -278,13 +278,14 @@ impl Loop {
             return self.on_resolved(key, Ok(vec![SocketAddr::new(ip, port)]));
         }
         let mailbox = self.mailbox.clone();
-        self.resolver.resolve(
-            &host,
-            port,
-            Box::new(move |result| {
-                let _ = mailbox.send(Command::Resolved { key, result });
-            }),
-        );
+        let done: crate::resolver::ResolveDone = Box::new(move |result| {
+            let _ = mailbox.send(Command::Resolved { key, result });
+        });
+        // An embedder's resolver is app code too: a panic fails this upload.
+        if catch_unwind(AssertUnwindSafe(|| self.resolver.resolve(&host, port, done))).is_err() {
+            log::error!("uploadtask: the resolver panicked for {host}");
+            self.on_resolved(key, Err(io::Error::other("the resolver panicked")));
+        }
     }
 
     fn on_resolved(&mut self, key: Key, result: io::Result<Vec<SocketAddr>>) {
