@@ -101,6 +101,9 @@ pub(crate) fn tls_failure_of(error: &rustls::Error) -> TlsFailure {
     match error {
         E::InvalidCertificate(cert) => match cert {
             Cert::UnknownIssuer => TlsFailure::UnknownIssuer,
+            // A self-signed `CA:TRUE` certificate presented as the server's
+            // own: for the user, an untrusted self-signed certificate.
+            Cert::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => TlsFailure::UnknownIssuer,
             Cert::Expired | Cert::ExpiredContext { .. } | Cert::NotValidYet | Cert::NotValidYetContext { .. } => {
                 TlsFailure::Expired
             }
@@ -117,6 +120,11 @@ pub(crate) fn tls_failure_of(error: &rustls::Error) -> TlsFailure {
 pub(crate) fn describe_tls(error: &rustls::Error, host: &str) -> String {
     use rustls::Error as E;
     match (tls_failure_of(error), error) {
+        (TlsFailure::UnknownIssuer, E::InvalidCertificate(rustls::CertificateError::Other(_))) => {
+            format!(
+                "TLS certificate problem: self-signed certificate for {host} (add it to the trusted roots to trust it)"
+            )
+        }
         (TlsFailure::UnknownIssuer, _) => {
             format!("TLS certificate problem: unable to get local issuer certificate for {host} (add its CA to the trusted roots)")
         }
@@ -127,11 +135,6 @@ pub(crate) fn describe_tls(error: &rustls::Error, host: &str) -> String {
             format!("TLS certificate problem: the certificate is not valid for {host} (names are matched against subjectAltName only)")
         }
         (TlsFailure::ProtocolVersion, _) => format!("TLS handshake with {host} failed: no common protocol version"),
-        (TlsFailure::BadCertificate, E::InvalidCertificate(cert))
-            if format!("{cert:?}").contains("CaUsedAsEndEntity") =>
-        {
-            format!("TLS certificate problem with {host}: the server presented a CA certificate (CA:TRUE) as its own")
-        }
         (TlsFailure::BadCertificate, E::InvalidCertificate(cert)) => {
             format!("TLS certificate problem with {host}: {cert}")
         }

@@ -49,6 +49,7 @@ pub mod pump;
 pub mod resolver;
 pub mod scripted;
 pub mod source;
+pub mod tls;
 pub mod transport;
 pub mod upload;
 
@@ -256,8 +257,17 @@ pub struct EngineConfig {
     /// TLS client configuration; built from `webpki-roots` plus
     /// `extra_roots` when `None`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Extra trusted roots (DER), added to `webpki-roots`.
+    /// Extra trusted roots (DER), added to `webpki-roots`. A certificate
+    /// given here and presented by a server as its own end-entity
+    /// certificate is trusted too (a self-signed certificate), with its
+    /// validity and name checked; see [`tls`].
     pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// A client certificate for mutual TLS.
+    pub client_auth: Option<tls::ClientAuth>,
+    /// DANGEROUS: accept any server certificate (expired, self-signed,
+    /// another name). Only for tests against a throwaway server; the
+    /// program's `-k/--insecure` sets it and warns. Default off.
+    pub danger_accept_invalid_certs: bool,
     /// Name resolution; a pool of 2 threads when `None`.
     pub resolver: Option<Arc<dyn Resolver>>,
     /// Bytes one upload may write per loop turn before others get a turn.
@@ -303,6 +313,8 @@ impl fmt::Debug for EngineConfig {
             .field("max_buffered_response_bytes", &self.max_buffered_response_bytes)
             .field("raise_fd_limit", &self.raise_fd_limit)
             .field("extra_roots", &self.extra_roots.len())
+            .field("client_auth", &self.client_auth.is_some())
+            .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
             .finish_non_exhaustive()
     }
 }
@@ -318,6 +330,8 @@ impl Default for EngineConfig {
             max_idle_per_origin: 1024,
             tls: None,
             extra_roots: Vec::new(),
+            client_auth: None,
+            danger_accept_invalid_certs: false,
             resolver: None,
             write_budget: 4 << 20,
             sendfile: Sendfile::Auto,
@@ -369,27 +383,16 @@ impl EngineConfig {
         Ok(added)
     }
 
-    /// The TLS configuration the engine will use.
+    /// The TLS configuration the engine will use (see [`tls`]).
     pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, UploadError> {
-        if let Some(tls) = &self.tls {
-            return Ok(Arc::clone(tls));
-        }
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        for cert in &self.extra_roots {
-            roots
-                .add(cert.clone())
-                .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad root certificate: {e}")))?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| UploadError::new(ErrorKind::Internal, e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        tls::client_config(self)
+    }
+
+    /// Sets the client certificate (mutual TLS) from PEM: a chain, leaf
+    /// first, and its private key.
+    pub fn add_client_auth_pem(&mut self, certs_pem: &[u8], key_pem: &[u8]) -> Result<(), UploadError> {
+        self.client_auth = Some(tls::ClientAuth::from_pem(certs_pem, key_pem)?);
+        Ok(())
     }
 }
 

@@ -253,3 +253,78 @@ fn demo_proves_the_bytes_arrived() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&sha256_hex(&given)));
 }
+
+/// `--cacert` with a self-signed certificate (the `CA:TRUE` kind `openssl
+/// req -x509` makes), `-k` with its warning, and the plain refusal: exit 1
+/// with the cause in words.
+#[test]
+fn tls_trust_flags() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let receiver = uploadtask_cli::serve::Receiver::start(uploadtask_cli::serve::ReceiverConfig {
+        tls: Some(std::sync::Arc::new(config)),
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("https://127.0.0.1:{}/up", receiver.addr().port());
+    let file = temp_file("tls.txt", 100);
+    let pem = temp_file("self.pem", 0);
+    std::fs::write(&*pem, cert.pem()).unwrap();
+    let trusted = run(&[
+        "upload",
+        &url,
+        file.to_str().unwrap(),
+        "--cacert",
+        pem.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        trusted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let insecure = run(&["upload", &url, file.to_str().unwrap(), "-k", "--json"]);
+    assert_eq!(insecure.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&insecure.stderr).contains("NOT checked"));
+    let refused = run(&["upload", &url, file.to_str().unwrap(), "--json"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let line = &json_lines(&refused.stdout)[0];
+    assert_eq!(line["fail"]["code"], 1000);
+    assert!(
+        line["fail"]["data"]
+            .as_str()
+            .unwrap()
+            .contains("self-signed certificate"),
+        "{line}"
+    );
+    // load takes the same flags.
+    let load = run(&[
+        "load",
+        &url,
+        "-c",
+        "4",
+        "-n",
+        "20",
+        "--size",
+        "100",
+        "--cacert",
+        pem.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(load.status.code(), Some(0), "{}", String::from_utf8_lossy(&load.stderr));
+    let report = &json_lines(&load.stdout)[0];
+    assert_eq!(report["ok"], 20, "{report}");
+}

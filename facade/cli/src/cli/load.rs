@@ -30,6 +30,8 @@ pub struct LoadArgs {
     /// Print the report as one JSON line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: super::TlsArgs,
 }
 
 #[derive(Serialize)]
@@ -74,11 +76,16 @@ pub fn run(args: LoadArgs) -> i32 {
             receiver.as_ref().map_or_else(String::new, |r| r.addr().to_string())
         )
     });
-    let engine = match Engine::new(EngineConfig {
+    let mut config = EngineConfig {
         max_in_flight: args.concurrency,
         raise_fd_limit: true,
         ..EngineConfig::default()
-    }) {
+    };
+    if let Err(e) = args.tls.apply(&mut config) {
+        eprintln!("uploadtask: {e}");
+        return USAGE;
+    }
+    let engine = match Engine::new(config) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("uploadtask: cannot start the engine: {e}");

@@ -8,6 +8,49 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// TLS options shared by `upload` and `load`, as curl spells them.
+#[derive(clap::Args, Debug, Default)]
+pub struct TlsArgs {
+    /// Extra trusted root certificates (PEM). A self-signed certificate
+    /// given here is trusted when the server presents exactly it.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Accept any server certificate (DANGEROUS: for tests only).
+    #[arg(short = 'k', long)]
+    insecure: bool,
+}
+
+impl TlsArgs {
+    /// Applies the options to `engine`; a usage error names the flag.
+    pub fn apply(&self, engine: &mut uploadtask::EngineConfig) -> Result<(), String> {
+        let read =
+            |flag: &str, path: &PathBuf| std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()));
+        if let Some(path) = &self.cacert {
+            let pem = read("--cacert", path)?;
+            engine
+                .add_root_pem(&pem)
+                .map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            let (cert_pem, key_pem) = (read("--cert", cert)?, read("--key", key)?);
+            engine
+                .add_client_auth_pem(&cert_pem, &key_pem)
+                .map_err(|e| format!("--cert/--key: {e}"))?;
+        }
+        if self.insecure {
+            eprintln!("uploadtask: warning: -k/--insecure: server certificates are NOT checked");
+            engine.danger_accept_invalid_certs = true;
+        }
+        Ok(())
+    }
+}
+
 /// Exit status for a usage error (as clap uses too).
 pub const USAGE: i32 = 2;
 

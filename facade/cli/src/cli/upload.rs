@@ -1,7 +1,6 @@
 //! `uploadtask upload URL FILE...`
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,9 +35,8 @@ pub struct UploadArgs {
     /// Map internal://NAME/ to DIR (repeatable).
     #[arg(long = "root", value_name = "NAME=DIR")]
     roots: Vec<String>,
-    /// Extra trusted root certificates (PEM).
-    #[arg(long, value_name = "FILE")]
-    cacert: Option<PathBuf>,
+    #[command(flatten)]
+    tls: super::TlsArgs,
     /// Progress display; default: bar on a terminal, none otherwise.
     #[arg(long, value_enum)]
     progress: Option<ProgressMode>,
@@ -92,13 +90,8 @@ pub fn run(args: UploadArgs) -> i32 {
         raise_fd_limit: true,
         ..EngineConfig::default()
     };
-    if let Some(path) = &args.cacert {
-        let added = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|pem| engine.add_root_pem(&pem).map_err(|e| e.to_string()));
-        if let Err(e) = added {
-            return usage(format!("--cacert {}: {e}", path.display()));
-        }
+    if let Err(e) = args.tls.apply(&mut engine) {
+        return usage(e);
     }
     let mut roots = Roots::new().allow_plain_paths();
     for root in &args.roots {

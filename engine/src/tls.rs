@@ -1,0 +1,263 @@
+//! TLS trust: which server certificates the engine accepts, and the rustls
+//! client configuration built from [`EngineConfig`].
+//!
+//! - A chain to `webpki-roots` or to an extra root, checked by rustls'
+//!   webpki verifier (validity, name against subjectAltName, usage).
+//! - A certificate given as an extra root and presented exactly (byte for
+//!   byte) as the server's end-entity certificate is trusted for that
+//!   server, as OpenSSL and curl trust a self-signed certificate passed with
+//!   `--cacert`: this covers the usual `openssl req -x509` certificate, which
+//!   marks itself `CA:TRUE` and which webpki alone refuses as an end entity.
+//!   Its validity period and name are still checked; the name against
+//!   subjectAltName only (a certificate with only a CN is refused, as by
+//!   browsers and rustls).
+//! - [`EngineConfig::danger_accept_invalid_certs`] accepts any certificate
+//!   (the handshake signatures are still checked): for tests against a
+//!   throwaway server, never in production; the program's `-k` only.
+//! - A client certificate (mutual TLS) from PEM.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+
+use crate::{EngineConfig, ErrorKind, UploadError};
+
+/// A client certificate chain and its private key, for mutual TLS.
+#[derive(Debug)]
+pub struct ClientAuth {
+    /// The certificate chain, leaf first.
+    pub certs: Vec<CertificateDer<'static>>,
+    /// The leaf's private key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ClientAuth {
+    fn clone(&self) -> Self {
+        ClientAuth {
+            certs: self.certs.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl ClientAuth {
+    /// Reads a certificate chain and a private key (PKCS#8, PKCS#1 or SEC1)
+    /// from PEM.
+    pub fn from_pem(certs_pem: &[u8], key_pem: &[u8]) -> Result<ClientAuth, UploadError> {
+        use rustls::pki_types::pem::PemObject;
+        let bad = |what: String| UploadError::new(ErrorKind::InvalidArgument, what);
+        let certs = CertificateDer::pem_slice_iter(certs_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("bad client certificate PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad("no certificate in the client certificate PEM".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad(format!("bad client key PEM: {e}")))?;
+        Ok(ClientAuth { certs, key })
+    }
+}
+
+/// The rustls client configuration for `config` (see the module doc).
+pub(crate) fn client_config(config: &EngineConfig) -> Result<Arc<rustls::ClientConfig>, UploadError> {
+    if let Some(tls) = &config.tls {
+        return Ok(Arc::clone(tls));
+    }
+    let internal = |e: &dyn std::fmt::Display| UploadError::new(ErrorKind::Internal, e.to_string());
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in &config.extra_roots {
+        roots
+            .add(cert.clone())
+            .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad root certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+        .build()
+        .map_err(|e| internal(&e))?;
+    let verifier = Arc::new(Verifier {
+        webpki,
+        pinned: config.extra_roots.clone(),
+        insecure: config.danger_accept_invalid_certs,
+    });
+    if config.danger_accept_invalid_certs {
+        log::warn!("uploadtask: TLS certificate checks are OFF (danger_accept_invalid_certs)");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| internal(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut tls = match &config.client_auth {
+        Some(auth) => builder
+            .with_client_auth_cert(auth.certs.clone(), auth.key.clone_key())
+            .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad client certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
+#[derive(Debug)]
+struct Verifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    /// Extra roots: also trusted when presented as the end entity itself.
+    pinned: Vec<CertificateDer<'static>>,
+    insecure: bool,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.insecure {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match self
+            .webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Ok(verified) => Ok(verified),
+            Err(_) if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) => {
+                verify_pinned(end_entity, server_name, now)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// A pinned certificate: its identity is established by equality; its
+/// validity period and its name (subjectAltName) are still checked.
+fn verify_pinned(cert: &CertificateDer<'_>, name: &ServerName<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+    let (not_before, not_after) = validity(cert).ok_or(CertificateError::BadEncoding)?;
+    if now.as_secs() < not_before {
+        return Err(CertificateError::NotValidYet.into());
+    }
+    if now.as_secs() > not_after {
+        return Err(CertificateError::Expired.into());
+    }
+    let parsed = rustls::server::ParsedCertificate::try_from(cert)?;
+    rustls::client::verify_server_name(&parsed, name)
+}
+
+/// One DER element: tag, contents, and what follows it.
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let len = rest[..count].iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
+        (len, &rest[count..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// `notBefore` and `notAfter` of a certificate, in seconds since the epoch.
+fn validity(cert: &[u8]) -> Option<(u64, u64)> {
+    let (0x30, certificate, _) = der(cert)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = der(certificate)? else { return None };
+    let mut rest = tbs;
+    let (tag, _, after) = der(rest)?;
+    if tag == 0xa0 {
+        rest = after; // [0] version
+    }
+    for _ in 0..3 {
+        rest = der(rest)?.2; // serialNumber, signature, issuer
+    }
+    let (0x30, validity, _) = der(rest)? else { return None };
+    let (tag, not_before, rest) = der(validity)?;
+    let not_before = time(tag, not_before)?;
+    let (tag, not_after, _) = der(rest)?;
+    Some((not_before, time(tag, not_after)?))
+}
+
+/// An X.509 `UTCTime` (tag 0x17) or `GeneralizedTime` (0x18) in UTC.
+fn time(tag: u8, text: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match (tag, text.len()) {
+        (0x17, 12) => {
+            let yy: i64 = text[..2].parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
+        }
+        (0x18, 14) => (text[..4].parse().ok()?, &text[4..]),
+        _ => return None,
+    };
+    let field = |at: usize| rest.get(at..at + 2)?.parse::<i64>().ok();
+    let (month, day, hour, minute, second) = (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x509_times() {
+        assert_eq!(time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(time(0x17, b"491231235959Z"), Some(2_524_607_999));
+        assert_eq!(time(0x18, b"20260101000000Z"), Some(1_767_225_600));
+        assert_eq!(time(0x18, b"99991231235959Z"), Some(253_402_300_799));
+        for bad in [&b"700101000000"[..], b"7001010000Z", b"701301000000Z", b"7001010000xxZ"] {
+            assert_eq!(time(0x17, bad), None, "{bad:?}");
+        }
+        assert_eq!(time(0x18, b"700101000000Z"), None);
+    }
+
+    #[test]
+    fn der_lengths_are_bounded_by_the_input() {
+        assert_eq!(der(&[0x30, 0x02, 1, 2, 3]), Some((0x30, &[1u8, 2][..], &[3u8][..])));
+        assert_eq!(der(&[0x30, 0x82, 0x01, 0x00, 1]), None);
+        assert_eq!(der(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
+        assert_eq!(der(&[0x30]), None);
+        assert_eq!(validity(&[0x30, 0x00]), None);
+    }
+}
