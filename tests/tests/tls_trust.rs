@@ -77,7 +77,7 @@ fn a_self_signed_certificate_given_as_a_root_is_trusted() {
         rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained),
         rcgen::IsCa::NoCa,
     ] {
-        let (cert, key) = self_signed(|p| p.is_ca = is_ca.clone());
+        let (cert, key) = self_signed(|p| p.is_ca = is_ca);
         let receiver = server(&cert, &key, None);
         let trusting = engine(|c| {
             c.add_root_pem(cert.pem().as_bytes()).unwrap();
