@@ -199,6 +199,10 @@ pub struct Exchange {
     stopped_early: bool,
     /// Status of a final head not yet reported by `poll_response_head`.
     head_event: Option<u16>,
+    /// Copy the final head's headers for `poll_headers` (opt-in: a copy
+    /// costs allocations).
+    report_headers: bool,
+    headers_event: Option<(u16, Vec<Header>)>,
     outcome: Option<Result<Response, ExchangeError>>,
 }
 
@@ -226,6 +230,8 @@ impl Exchange {
             write_error: None,
             stopped_early: false,
             head_event: None,
+            report_headers: false,
+            headers_event: None,
             outcome: None,
         }
     }
@@ -235,7 +241,12 @@ impl Exchange {
     pub fn restart(&mut self) {
         let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), self.limits);
         let progress = self.progress.clone();
-        *self = Exchange { progress, ..fresh };
+        let report_headers = self.report_headers;
+        *self = Exchange {
+            progress,
+            report_headers,
+            ..fresh
+        };
     }
 
     /// The multipart body being sent.
@@ -412,6 +423,9 @@ impl Exchange {
         }
         self.decoder = Some(BodyDecoder::new(framing.kind, &self.limits));
         self.head_event = Some(head.status);
+        if self.report_headers {
+            self.headers_event = Some((head.status, head.headers.clone()));
+        }
         self.head_in = Some(head);
         self.try_complete();
         Some(())
@@ -522,6 +536,17 @@ impl Exchange {
     /// The status of the final response head, once, when it has arrived.
     pub fn poll_response_head(&mut self) -> Option<u16> {
         self.head_event.take()
+    }
+
+    /// Asks for the final head's headers through [`Exchange::poll_headers`].
+    pub fn set_report_headers(&mut self, on: bool) {
+        self.report_headers = on;
+    }
+
+    /// The status and headers of the final head, once, when it has arrived
+    /// (only after `set_report_headers(true)`).
+    pub fn poll_headers(&mut self) -> Option<(u16, Vec<Header>)> {
+        self.headers_event.take()
     }
 
     /// The outcome, once: a response or an error. Call after `poll_progress`

@@ -82,11 +82,16 @@ impl fmt::Display for UploadId {
 /// What an upload reports, in this order: progress events (never after
 /// `Done`), then exactly one `Done`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// Body bytes on the wire rose (SPEC §3 decides when).
     Progress(Progress),
     /// The final response head arrived (status code).
     ResponseHead(u16),
+    /// The final response head's status and headers, right after
+    /// `ResponseHead`, when the request asked for them
+    /// ([`UploadRequest::report_headers`]).
+    Headers(u16, Vec<Header>),
     /// The outcome: a response (any status) or an error.
     Done(Result<Response, UploadError>),
 }
@@ -183,6 +188,9 @@ pub struct UploadRequest {
     pub files: Vec<FileInput>,
     /// Overall deadline, from submission to the end of the response.
     pub timeout: Option<Duration>,
+    /// Report the final head's headers as [`Event::Headers`] when it
+    /// arrives, before the body (costs a copy of them). Default off.
+    pub report_headers: bool,
 }
 
 impl UploadRequest {
@@ -195,6 +203,7 @@ impl UploadRequest {
             fields: Vec::new(),
             files: Vec::new(),
             timeout: None,
+            report_headers: false,
         }
     }
 

@@ -50,7 +50,9 @@ pub(crate) fn prepare(
         .write(&mut head)
         .map_err(|e| invalid(&e))?;
     head.shrink_to_fit();
-    Ok((target, Exchange::new(head, body, limits), sources))
+    let mut exchange = Exchange::new(head, body, limits);
+    exchange.set_report_headers(request.report_headers);
+    Ok((target, exchange, sources))
 }
 
 /// Opens a file part's source on the loop, classifying errors as SPEC §3 says.

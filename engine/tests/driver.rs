@@ -32,10 +32,10 @@ fn run(engine: &Engine, request: UploadRequest) -> (Vec<Progress>, Result<Respon
     let mut progress = Vec::new();
     engine.submit(request, move |event: Event| match event {
         Event::Progress(p) => progress.push(p),
-        Event::ResponseHead(_) => {}
         Event::Done(result) => {
             let _ = tx.send((std::mem::take(&mut progress), result));
         }
+        _ => {}
     });
     rx.recv_timeout(Duration::from_secs(30))
         .expect("an outcome within 30 s")

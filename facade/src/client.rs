@@ -221,7 +221,13 @@ impl Client {
     /// callbacks (and `wait`/`.await`), never inside this call.
     pub fn upload_file(&self, mut options: UploadOptions) -> UploadTask {
         let listeners = std::mem::take(&mut options.listeners);
-        let (task, inner) = UploadTask::new(Some(self.engine.clone()), self.dispatch.clone(), listeners);
+        let head_listeners = std::mem::take(&mut options.head_listeners);
+        let (task, inner) = UploadTask::new(
+            Some(self.engine.clone()),
+            self.dispatch.clone(),
+            listeners,
+            head_listeners,
+        );
         let callbacks = Callbacks {
             success: options.success.take(),
             fail: options.fail.take(),
@@ -260,6 +266,8 @@ impl Client {
         request.headers = options.header;
         request.fields = options.form_data;
         request.timeout = options.timeout;
+        // Listeners may be added after the call: always ask for the head.
+        request.report_headers = true;
         Ok(request)
     }
 }
@@ -290,7 +298,7 @@ pub fn upload_file(options: UploadOptions) -> UploadTask {
 /// A task that fails without an engine: callbacks run on a short-lived thread.
 fn failed_task(mut options: UploadOptions, error: UploadError) -> UploadTask {
     use uploadtask_engine::EventSink;
-    let (task, inner) = UploadTask::new(None, Dispatch::EngineThread, Vec::new());
+    let (task, inner) = UploadTask::new(None, Dispatch::EngineThread, Vec::new(), Vec::new());
     let callbacks = Callbacks {
         success: options.success.take(),
         fail: options.fail.take(),

@@ -66,7 +66,7 @@ mod task;
 pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue};
 pub use options::UploadOptions;
 pub use paths::Roots;
-pub use response::{ProgressUpdate, UploadResponse};
+pub use response::{HeadersReceived, ProgressUpdate, UploadResponse};
 pub use task::{ListenerId, UploadTask};
 pub use uploadtask_engine::{
     Engine, EngineConfig, ErrorKind, Limits, Refused, Resolver, Sendfile, StaticResolver, Stats, ThreadPoolResolver,

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::response::{ProgressUpdate, UploadResponse};
+use crate::response::{HeadersReceived, ProgressUpdate, UploadResponse};
 
 /// `success(res)`.
 pub type SuccessCallback = Box<dyn FnOnce(&UploadResponse) + Send>;
@@ -31,6 +31,8 @@ pub type FailCallback = Box<dyn FnOnce(&str, u32) + Send>;
 pub type CompleteCallback = Box<dyn FnOnce() + Send>;
 /// An `onProgressUpdate` listener.
 pub type ProgressCallback = std::sync::Arc<dyn Fn(&ProgressUpdate) + Send + Sync>;
+/// An `onHeadersReceived` listener.
+pub type HeadersCallback = std::sync::Arc<dyn Fn(&HeadersReceived) + Send + Sync>;
 
 /// The argument of `uploadFile`.
 #[derive(Default, Deserialize)]
@@ -59,6 +61,8 @@ pub struct UploadOptions {
     pub(crate) complete: Option<CompleteCallback>,
     #[serde(skip)]
     pub(crate) listeners: Vec<ProgressCallback>,
+    #[serde(skip)]
+    pub(crate) head_listeners: Vec<HeadersCallback>,
 }
 
 impl fmt::Debug for UploadOptions {
@@ -118,6 +122,13 @@ impl UploadOptions {
     /// Sets `complete()`.
     pub fn complete(mut self, callback: impl FnOnce() + Send + 'static) -> Self {
         self.complete = Some(Box::new(callback));
+        self
+    }
+
+    /// Registers an `onHeadersReceived` listener before the upload starts
+    /// (removable later only with `off_headers_received(None)`).
+    pub fn on_headers_received(mut self, callback: impl Fn(&HeadersReceived) + Send + Sync + 'static) -> Self {
+        self.head_listeners.push(std::sync::Arc::new(callback));
         self
     }
 

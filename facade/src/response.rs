@@ -26,6 +26,63 @@ impl From<uploadtask_engine::Progress> for ProgressUpdate {
     }
 }
 
+/// The final response's head (`onHeadersReceived`'s argument): serialized
+/// as `{"statusCode": 200, "header": {…}}` (`header`, as hapjs and wx name
+/// it; duplicates joined with `, `).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadersReceived {
+    /// The status code.
+    pub status_code: u16,
+    /// Every header in order, duplicates kept.
+    pub header_list: Vec<(String, String)>,
+}
+
+impl HeadersReceived {
+    pub(crate) fn from_engine(status: u16, headers: Vec<uploadtask_engine::Header>) -> Self {
+        HeadersReceived {
+            status_code: status,
+            header_list: text_headers(headers),
+        }
+    }
+
+    /// The headers as an object: see [`UploadResponse::headers`].
+    pub fn headers(&self) -> Vec<(String, String)> {
+        join_headers(&self.header_list)
+    }
+}
+
+impl Serialize for HeadersReceived {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let headers = self.headers();
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("statusCode", &self.status_code)?;
+        map.serialize_entry("header", &HeaderObject(&headers))?;
+        map.end()
+    }
+}
+
+fn text_headers(headers: Vec<uploadtask_engine::Header>) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .map(|h| (h.name, String::from_utf8_lossy(&h.value).into_owned()))
+        .collect()
+}
+
+/// Names in order of first appearance, values of duplicates joined with `, `.
+fn join_headers(list: &[(String, String)]) -> Vec<(String, String)> {
+    let mut joined: Vec<(String, String)> = Vec::with_capacity(list.len());
+    for (name, value) in list {
+        match joined.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            Some((_, existing)) => {
+                existing.push_str(", ");
+                existing.push_str(value);
+            }
+            None => joined.push((name.clone(), value.clone())),
+        }
+    }
+    joined
+}
+
 /// The server's response (`success`'s argument). Every HTTP status is a
 /// success; `status_code` tells.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,11 +117,7 @@ impl UploadResponse {
     pub(crate) fn from_engine(response: uploadtask_engine::Response) -> Self {
         let text = String::from_utf8_lossy(&response.body);
         let data = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
-        let header_list = response
-            .headers
-            .into_iter()
-            .map(|h| (h.name, String::from_utf8_lossy(&h.value).into_owned()))
-            .collect();
+        let header_list = text_headers(response.headers);
         UploadResponse {
             status_code: response.status,
             data,
@@ -76,17 +129,7 @@ impl UploadResponse {
     /// `headers` as an object: names in order of first appearance, values
     /// of duplicates joined with `, `.
     pub fn headers(&self) -> Vec<(String, String)> {
-        let mut joined: Vec<(String, String)> = Vec::with_capacity(self.header_list.len());
-        for (name, value) in &self.header_list {
-            match joined.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                Some((_, existing)) => {
-                    existing.push_str(", ");
-                    existing.push_str(value);
-                }
-                None => joined.push((name.clone(), value.clone())),
-            }
-        }
-        joined
+        join_headers(&self.header_list)
     }
 
     /// The joined value of header `name` (case-insensitive).

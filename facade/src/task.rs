@@ -23,8 +23,8 @@ use std::thread::ThreadId;
 use uploadtask_engine::{Engine, ErrorKind, Event, EventSink, UploadError, UploadId};
 
 use crate::client::Dispatch;
-use crate::options::{CompleteCallback, FailCallback, ProgressCallback, SuccessCallback};
-use crate::response::{ProgressUpdate, UploadResponse};
+use crate::options::{CompleteCallback, FailCallback, HeadersCallback, ProgressCallback, SuccessCallback};
+use crate::response::{HeadersReceived, ProgressUpdate, UploadResponse};
 
 /// Identifies a progress listener of one task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,19 +34,42 @@ type Outcome = Result<UploadResponse, UploadError>;
 
 /// A registered listener; `active` turns false when it is removed, and is
 /// checked right before every call.
-struct Listener {
+struct Listener<C: ?Sized> {
     id: ListenerId,
     active: AtomicBool,
-    callback: ProgressCallback,
+    callback: Arc<C>,
 }
 
-impl Listener {
-    fn call(&self, update: &ProgressUpdate) {
+impl<C: ?Sized> Listener<C> {
+    fn new(id: ListenerId, callback: Arc<C>) -> Arc<Self> {
+        Arc::new(Listener {
+            id,
+            active: AtomicBool::new(true),
+            callback,
+        })
+    }
+
+    fn call(&self, what: &str, run: impl FnOnce(&C)) {
         if self.active.load(Ordering::Acquire) {
-            guarded("onProgressUpdate listener", || (self.callback)(update));
+            guarded(what, || run(&self.callback));
         }
     }
 }
+
+/// Removes the listener `id` (all with `None`) from `list`; a removed one
+/// is never called again.
+fn remove<C: ?Sized>(list: &mut Vec<Arc<Listener<C>>>, id: Option<ListenerId>) {
+    list.retain(|listener| {
+        let remove = id.is_none_or(|id| listener.id == id);
+        if remove {
+            listener.active.store(false, Ordering::Release);
+        }
+        !remove
+    });
+}
+
+type ProgressListener = Listener<dyn Fn(&ProgressUpdate) + Send + Sync>;
+type HeadersListener = Listener<dyn Fn(&HeadersReceived) + Send + Sync>;
 
 /// Runs app code; a panic in it is logged and swallowed.
 fn guarded(what: &str, f: impl FnOnce()) {
@@ -57,7 +80,8 @@ fn guarded(what: &str, f: impl FnOnce()) {
 
 #[derive(Default)]
 struct State {
-    listeners: Vec<Arc<Listener>>,
+    listeners: Vec<Arc<ProgressListener>>,
+    head_listeners: Vec<Arc<HeadersListener>>,
     next_listener: u64,
     aborted: bool,
     /// The outcome has been dispatched: no more progress.
@@ -67,6 +91,8 @@ struct State {
     /// The last event, when it was dispatched while no listener existed;
     /// each listener added later gets it replayed on the dispatch path.
     unseen: Option<ProgressUpdate>,
+    /// The head, when it was dispatched while no headers listener existed.
+    unseen_head: Option<HeadersReceived>,
     result: Option<Outcome>,
     wakers: Vec<Waker>,
 }
@@ -81,6 +107,13 @@ pub(crate) struct TaskInner {
     engine: Option<Engine>,
     dispatch: Dispatch,
     id: OnceLock<UploadId>,
+}
+
+impl State {
+    fn next_id(&mut self) -> ListenerId {
+        self.next_listener += 1;
+        ListenerId(self.next_listener - 1)
+    }
 }
 
 impl TaskInner {
@@ -109,6 +142,14 @@ impl TaskInner {
             return;
         }
         drop(self.dispatching.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Runs `job` where events of this task are dispatched, in order with them.
+    fn run_on_dispatch_path(&self, job: impl FnOnce() + Send + 'static) {
+        match (&self.dispatch, &self.engine) {
+            (Dispatch::EngineThread, Some(engine)) => engine.run_on_loop(job),
+            (dispatch, _) => dispatch.run(Box::new(job)),
+        }
     }
 
     fn settle(&self, outcome: Outcome) {
@@ -158,16 +199,16 @@ impl UploadTask {
         engine: Option<Engine>,
         dispatch: Dispatch,
         listeners: Vec<ProgressCallback>,
+        head_listeners: Vec<HeadersCallback>,
     ) -> (UploadTask, Arc<TaskInner>) {
         let mut state = State::default();
         for callback in listeners {
-            let id = ListenerId(state.next_listener);
-            state.next_listener += 1;
-            state.listeners.push(Arc::new(Listener {
-                id,
-                active: AtomicBool::new(true),
-                callback,
-            }));
+            let id = state.next_id();
+            state.listeners.push(Listener::new(id, callback));
+        }
+        for callback in head_listeners {
+            let id = state.next_id();
+            state.head_listeners.push(Listener::new(id, callback));
         }
         let inner = Arc::new(TaskInner {
             state: Mutex::new(state),
@@ -226,13 +267,8 @@ impl UploadTask {
     pub fn on_progress_update(&self, callback: impl Fn(&ProgressUpdate) + Send + Sync + 'static) -> ListenerId {
         let (listener, unseen) = {
             let mut state = self.inner.lock();
-            let id = ListenerId(state.next_listener);
-            state.next_listener += 1;
-            let listener = Arc::new(Listener {
-                id,
-                active: AtomicBool::new(true),
-                callback: Arc::new(callback),
-            });
+            let id = state.next_id();
+            let listener: Arc<ProgressListener> = Listener::new(id, Arc::new(callback));
             state.listeners.push(Arc::clone(&listener));
             (listener, state.unseen)
         };
@@ -246,32 +282,61 @@ impl UploadTask {
                     !state.finished && !state.aborted && state.last_sent == update.total_bytes_sent
                 };
                 if current {
-                    listener.call(&update);
+                    listener.call(PROGRESS, |cb| cb(&update));
                 }
                 inner.end_dispatch();
             };
-            match (&self.inner.dispatch, &self.inner.engine) {
-                (Dispatch::EngineThread, Some(engine)) => engine.run_on_loop(replay),
-                (dispatch, _) => dispatch.run(Box::new(replay)),
-            }
+            self.inner.run_on_dispatch_path(replay);
         }
         id
+    }
+
+    /// `onHeadersReceived(callback)` (hapjs, wx): called once with the
+    /// final response's status and headers when its head arrives, before
+    /// its body is read and before `success`. Returns the listener's id.
+    ///
+    /// Order: the head usually arrives after the last progress event (the
+    /// body went out first); an early response (say a 413 while the body is
+    /// still going out) comes before it. A listener added after the head was
+    /// dispatched to nobody gets it replayed, as progress listeners do.
+    pub fn on_headers_received(&self, callback: impl Fn(&HeadersReceived) + Send + Sync + 'static) -> ListenerId {
+        let (listener, unseen) = {
+            let mut state = self.inner.lock();
+            let id = state.next_id();
+            let listener: Arc<HeadersListener> = Listener::new(id, Arc::new(callback));
+            state.head_listeners.push(Arc::clone(&listener));
+            (listener, state.unseen_head.clone())
+        };
+        let id = listener.id;
+        if let Some(head) = unseen {
+            let inner = Arc::clone(&self.inner);
+            self.inner.run_on_dispatch_path(move || {
+                let _dispatching = inner.begin_dispatch();
+                let current = {
+                    let state = inner.lock();
+                    !state.finished && !state.aborted
+                };
+                if current {
+                    listener.call(HEADERS, |cb| cb(&head));
+                }
+                inner.end_dispatch();
+            });
+        }
+        id
+    }
+
+    /// `offHeadersReceived(callback)`: removes that listener, or all with
+    /// `None`, with the same guarantee as [`UploadTask::off_progress_update`].
+    pub fn off_headers_received(&self, id: Option<ListenerId>) {
+        remove(&mut self.inner.lock().head_listeners, id);
+        self.inner.wait_for_other_dispatch();
     }
 
     /// `offProgressUpdate(callback)`: removes that listener, or all with
     /// `None`. Once this returns, a removed listener is never called again
     /// (it waits for a dispatch in progress on another thread to end).
     pub fn off_progress_update(&self, id: Option<ListenerId>) {
-        {
-            let mut state = self.inner.lock();
-            state.listeners.retain(|listener| {
-                let remove = id.is_none_or(|id| listener.id == id);
-                if remove {
-                    listener.active.store(false, Ordering::Release);
-                }
-                !remove
-            });
-        }
+        remove(&mut self.inner.lock().listeners, id);
         self.inner.wait_for_other_dispatch();
     }
 
@@ -345,7 +410,13 @@ impl EventSink for TaskSink {
                     .dispatch
                     .run(Box::new(move || dispatch_progress(&inner, progress.into())));
             }
-            Event::ResponseHead(_) => {}
+            Event::Headers(status, headers) => {
+                let inner = Arc::clone(&self.inner);
+                let head = HeadersReceived::from_engine(status, headers);
+                self.inner
+                    .dispatch
+                    .run(Box::new(move || dispatch_headers(&inner, head)));
+            }
             Event::Done(result) => {
                 let inner = Arc::clone(&self.inner);
                 let callbacks = self.callbacks.take();
@@ -367,13 +438,14 @@ impl EventSink for TaskSink {
                     inner.settle(outcome);
                 }));
             }
+            _ => {}
         }
     }
 }
 
 fn dispatch_progress(inner: &TaskInner, update: ProgressUpdate) {
     let _dispatching = inner.begin_dispatch();
-    let listeners: Vec<Arc<Listener>> = {
+    let listeners: Vec<Arc<ProgressListener>> = {
         let mut state = inner.lock();
         if state.finished || state.aborted {
             inner.end_dispatch();
@@ -391,10 +463,34 @@ fn dispatch_progress(inner: &TaskInner, update: ProgressUpdate) {
     for listener in listeners {
         // Checks `active` right before the call: a listener removed by an
         // earlier one of this same event does not run.
-        listener.call(&update);
+        listener.call(PROGRESS, |cb| cb(&update));
     }
     inner.end_dispatch();
 }
+
+fn dispatch_headers(inner: &TaskInner, head: HeadersReceived) {
+    let _dispatching = inner.begin_dispatch();
+    let listeners: Vec<Arc<HeadersListener>> = {
+        let mut state = inner.lock();
+        if state.finished || state.aborted {
+            inner.end_dispatch();
+            return;
+        }
+        if state.head_listeners.is_empty() {
+            state.unseen_head = Some(head);
+            inner.end_dispatch();
+            return;
+        }
+        state.head_listeners.clone()
+    };
+    for listener in listeners {
+        listener.call(HEADERS, |cb| cb(&head));
+    }
+    inner.end_dispatch();
+}
+
+const PROGRESS: &str = "onProgressUpdate listener";
+const HEADERS: &str = "onHeadersReceived listener";
 
 fn run_outcome_callbacks(callbacks: Callbacks, outcome: &Outcome) {
     match outcome {

@@ -142,7 +142,6 @@ pub fn submit_collect(
             assert!(!done, "progress after done");
             progress.push(p);
         }
-        Event::ResponseHead(_) => assert!(!done, "event after done"),
         Event::Done(result) => {
             assert!(!done, "two outcomes");
             done = true;
@@ -154,6 +153,7 @@ pub fn submit_collect(
                 });
             }
         }
+        _ => assert!(!done, "event after done"),
     });
     (id, rx)
 }

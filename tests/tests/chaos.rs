@@ -255,7 +255,6 @@ fn chaos_every_upload_ends_once_and_everything_is_given_back() {
                         }
                         last = p.total_bytes_sent;
                     }
-                    Event::ResponseHead(_) => {}
                     Event::Done(result) => {
                         if ended {
                             violation("a second outcome".into());
@@ -267,6 +266,7 @@ fn chaos_every_upload_ends_once_and_everything_is_given_back() {
                         tally_here.outcomes.lock().unwrap().push((n, outcome));
                         tally_here.done.fetch_add(1, Ordering::SeqCst);
                     }
+                    _ => {}
                 }
             });
             if r % 13 == 0 {

@@ -639,3 +639,42 @@ fn tasks_settle_when_the_engine_stops() {
     assert_eq!(task.wait().unwrap_err().message, "engine shut down");
     assert_ne!(rx.recv().unwrap(), caller, "not inside the caller's call");
 }
+
+/// `onHeadersReceived`: once, with the final status and headers, before
+/// `success`; listeners added right after the call get it; a removed one
+/// never runs; the serialized shape is `{statusCode, header}`.
+#[test]
+fn headers_received_before_success() {
+    let queue = EventQueue::new();
+    let fx = fixture(Dispatch::Queue(queue.clone()));
+    make_file(&fx.root, "h.bin", 10_000, 5);
+    let log = Arc::new(Log::default());
+    let (early, late, removed) = (Arc::clone(&log), Arc::clone(&log), Arc::clone(&log));
+    let task = fx.client.upload_file(logged(
+        UploadOptions::new(fx.url(), "internal://mass/h.bin", "f").on_headers_received(move |head| {
+            early.push(format!(
+                "early {} {}",
+                head.status_code,
+                serde_json::to_string(head).unwrap()
+            ))
+        }),
+        &log,
+    ));
+    task.on_headers_received(move |head| late.push(format!("late {}", head.status_code)));
+    let gone = task.on_headers_received(move |_| removed.push("removed".into()));
+    task.off_headers_received(Some(gone));
+    while task.try_result().is_none() {
+        queue.run_timeout(Duration::from_millis(50));
+    }
+    let entries = log.entries();
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    assert!(
+        entries[0].starts_with(r#"early 200 {"statusCode":200,"header":{"#),
+        "{entries:?}"
+    );
+    assert!(
+        entries[0].contains(r#""content-type":"application/json""#),
+        "{entries:?}"
+    );
+    assert_eq!(entries[1..], ["late 200", "success 200", "complete"]);
+}

@@ -456,6 +456,9 @@ impl Loop {
         if let Some(status) = exchange.poll_response_head() {
             deliver(&mut *slot.sink, slot.id, Event::ResponseHead(status));
         }
+        if let Some((status, headers)) = exchange.poll_headers() {
+            deliver(&mut *slot.sink, slot.id, Event::Headers(status, headers));
+        }
         let buffered = exchange.buffered_bytes();
         if let Some(outcome) = exchange.poll_outcome() {
             return self.on_outcome(key, outcome);
