@@ -6,7 +6,7 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -51,7 +51,7 @@ fn small(c: &mut Criterion) {
     const COUNT: u64 = 2000;
     let sink = Sink::start(0, 1).unwrap();
     let url = format!("http://{}/small", sink.addr());
-    let payload: Arc<[u8]> = vec![0x33u8; 16 * 1024].into();
+    let payload: bytes::Bytes = vec![0x33u8; 16 * 1024].into();
     let engine = Engine::new(EngineConfig {
         max_in_flight: 200,
         ..EngineConfig::default()
@@ -67,7 +67,7 @@ fn small(c: &mut Criterion) {
             let (tx, rx) = mpsc::channel();
             for _ in 0..COUNT {
                 let tx = tx.clone();
-                let request = UploadRequest::new(&url).file(FileInput::memory("file", "s.bin", Arc::clone(&payload)));
+                let request = UploadRequest::new(&url).file(FileInput::memory("file", "s.bin", payload.clone()));
                 engine.submit(request, move |e: Event| {
                     if let Event::Done(r) = e {
                         let _ = tx.send(r.is_ok());

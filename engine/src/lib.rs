@@ -116,8 +116,8 @@ pub type Opener = Box<dyn FnOnce() -> Result<Box<dyn BodySource>, UploadError> +
 pub enum SourceSpec {
     /// A local path, opened when the upload starts.
     Path(PathBuf),
-    /// Bytes in memory.
-    Memory(Arc<[u8]>),
+    /// Bytes in memory, shared without copies.
+    Memory(bytes::Bytes),
     /// A custom opener (the facade uses it for `internal://` checks).
     Open(Opener),
 }
@@ -162,7 +162,7 @@ impl FileInput {
     }
 
     /// Bytes in memory sent as `filename`.
-    pub fn memory(name: impl Into<String>, filename: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
+    pub fn memory(name: impl Into<String>, filename: impl Into<String>, bytes: impl Into<bytes::Bytes>) -> Self {
         FileInput {
             name: name.into(),
             filename: filename.into(),
@@ -188,6 +188,11 @@ pub struct UploadRequest {
     pub files: Vec<FileInput>,
     /// Overall deadline, from submission to the end of the response.
     pub timeout: Option<Duration>,
+    /// A raw body instead of a form (a `PUT` of a file to a signed URL):
+    /// sent as is with its exact `Content-Length`; the user's `Content-Type`
+    /// header, if any, is sent as given. `fields` and `files` must then be
+    /// empty (else 202).
+    pub raw_body: Option<SourceSpec>,
     /// Report the final head's headers as [`Event::Headers`] when it
     /// arrives, before the body (costs a copy of them). Default off.
     pub report_headers: bool,
@@ -203,6 +208,7 @@ impl UploadRequest {
             fields: Vec::new(),
             files: Vec::new(),
             timeout: None,
+            raw_body: None,
             report_headers: false,
         }
     }
@@ -228,6 +234,18 @@ impl UploadRequest {
     /// Sets the overall timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Uses another method than `POST` (any token: `PUT`, `PATCH`, …).
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = method.into();
+        self
+    }
+
+    /// Sends `source` as the raw body instead of a form.
+    pub fn raw_body(mut self, source: SourceSpec) -> Self {
+        self.raw_body = Some(source);
         self
     }
 }

@@ -5,7 +5,7 @@
 use std::io;
 
 use uploadtask_http1::request::{RequestHead, Target};
-use uploadtask_multipart::{FilePart, Form};
+use uploadtask_multipart::{Body, FilePart, Form};
 
 use crate::exchange::Exchange;
 use crate::source::{BodySource, FileSource, MemorySource};
@@ -23,6 +23,22 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, UploadError> {
     let invalid = |e: &dyn std::fmt::Display| UploadError::new(ErrorKind::InvalidArgument, e.to_string());
     let target = Target::parse(&request.url).map_err(|e| invalid(&e))?;
+    if let Some(raw) = request.raw_body {
+        if !request.fields.is_empty() || !request.files.is_empty() {
+            return Err(invalid(&"a raw body cannot have form fields or files"));
+        }
+        let source = open_source(raw)?;
+        let body = Body::raw(source.len(), "");
+        let mut head = Vec::with_capacity(256);
+        RequestHead::raw(&target, body.content_length())
+            .method(&request.method)
+            .headers(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .write(&mut head)
+            .map_err(|e| invalid(&e))?;
+        let mut exchange = Exchange::new(head, body, limits);
+        exchange.set_report_headers(request.report_headers);
+        return Ok((target, exchange, vec![source]));
+    }
     let mut form = Form::new();
     for (name, value) in &request.fields {
         form = form.text(name.as_str(), value.as_str());

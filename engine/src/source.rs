@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
 
 /// The bytes of one file part. Reads are positional, so two uploads of the
 /// same file never share a position.
@@ -88,9 +87,9 @@ impl BodySource for FileSource {
     }
 }
 
-/// Bytes in memory, shared.
+/// Bytes in memory, shared without copies (`bytes::Bytes`).
 #[derive(Debug, Clone)]
-pub struct MemorySource(pub Arc<[u8]>);
+pub struct MemorySource(pub bytes::Bytes);
 
 impl BodySource for MemorySource {
     fn len(&self) -> u64 {

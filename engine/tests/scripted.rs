@@ -4,7 +4,6 @@
 //! bytes counted as sent equal the bytes the transport accepted.
 
 use std::io;
-use std::sync::Arc;
 use std::time::Instant;
 
 use proptest::prelude::*;
@@ -24,7 +23,7 @@ fn setup(file: &[u8]) -> (Exchange, Vec<Box<dyn BodySource>>) {
         .boundary("BB")
         .build()
         .unwrap();
-    let sources: Vec<Box<dyn BodySource>> = vec![Box::new(MemorySource(Arc::from(file)))];
+    let sources: Vec<Box<dyn BodySource>> = vec![Box::new(MemorySource(bytes::Bytes::copy_from_slice(file)))];
     (Exchange::new(HEAD.to_vec(), body, Limits::default()), sources)
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uploadtask_engine::{Engine, EngineConfig, ErrorKind, FileInput, SourceSpec, UploadError, UploadRequest};
 
-use crate::options::UploadOptions;
+use crate::options::{FileEntry, UploadOptions};
 use crate::paths::Roots;
 use crate::task::{Callbacks, TaskSink, UploadTask};
 
@@ -250,25 +250,59 @@ impl Client {
         if options.url.trim().is_empty() {
             return Err(missing("url"));
         }
-        if options.name.is_empty() {
-            return Err(missing("name"));
+        let mut request = UploadRequest::new(options.url);
+        if let Some(method) = options.method {
+            request.method = method;
         }
-        let resolved = self.roots.resolve(&options.file_path)?;
-        let roots = Arc::clone(&self.roots);
-        let file_path = options.file_path;
-        let file = FileInput {
-            name: options.name,
-            filename: resolved.filename,
-            content_type: None,
-            source: SourceSpec::Open(Box::new(move || roots.open(&file_path))),
-        };
-        let mut request = UploadRequest::new(options.url).file(file);
+        if options.raw {
+            if options.file_path.is_empty() {
+                return Err(missing("filePath"));
+            }
+            request.raw_body = Some(self.opener(options.file_path)?.1);
+        } else {
+            let has_main = !options.file_path.is_empty() || !options.name.is_empty();
+            if options.files.is_empty() || has_main {
+                if options.name.is_empty() {
+                    return Err(missing("name"));
+                }
+                if options.file_path.is_empty() {
+                    return Err(missing("filePath"));
+                }
+                request = request.file(self.file_input(FileEntry::new(options.name, options.file_path))?);
+            }
+            for entry in options.files {
+                if entry.name.is_empty() {
+                    return Err(missing("name of a files entry"));
+                }
+                request = request.file(self.file_input(entry)?);
+            }
+        }
         request.headers = options.header;
         request.fields = options.form_data;
         request.timeout = options.timeout;
         // Listeners may be added after the call: always ask for the head.
         request.report_headers = true;
         Ok(request)
+    }
+
+    /// Checks a path now (no I/O) and defers the open to the engine thread.
+    fn opener(&self, file_path: String) -> Result<(String, SourceSpec), UploadError> {
+        let resolved = self.roots.resolve(&file_path)?;
+        let roots = Arc::clone(&self.roots);
+        Ok((
+            resolved.filename,
+            SourceSpec::Open(Box::new(move || roots.open(&file_path))),
+        ))
+    }
+
+    fn file_input(&self, entry: FileEntry) -> Result<FileInput, UploadError> {
+        let (filename, source) = self.opener(entry.uri)?;
+        Ok(FileInput {
+            name: entry.name,
+            filename: entry.filename.unwrap_or(filename),
+            content_type: entry.content_type,
+            source,
+        })
     }
 }
 

@@ -41,8 +41,11 @@ pub struct UploadOptions {
     /// `url`: the server endpoint, `http` or `https`.
     pub url: String,
     /// `filePath`: `internal://…`, or (outside sandbox mode) a path or `file://` URL.
+    /// Missing or empty: a 202 through `fail`, unless `files` carries the parts.
+    #[serde(default)]
     pub file_path: String,
     /// `name`: the form field of the file.
+    #[serde(default)]
     pub name: String,
     /// `header`: request headers, in order.
     #[serde(default, deserialize_with = "ordered_text_pairs")]
@@ -53,6 +56,20 @@ pub struct UploadOptions {
     /// `timeout` (ms in the object form): overall deadline.
     #[serde(default, deserialize_with = "millis")]
     pub timeout: Option<Duration>,
+    /// `files`: more file parts in the same request, after `filePath`'s (as
+    /// hapjs' and uni-app's `files`). With `files`, `filePath` and `name`
+    /// may be left out.
+    #[serde(default)]
+    pub files: Vec<FileEntry>,
+    /// `method`: `POST` when not given; any token (`PUT`, `PATCH`, …).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `raw`: send `filePath`'s bytes as the whole body (no form), with its
+    /// exact `Content-Length` and the `Content-Type` header given in
+    /// `header`, if any (an S3/GCS signed `PUT`). No `formData` or `files`
+    /// then.
+    #[serde(default)]
+    pub raw: bool,
     #[serde(skip)]
     pub(crate) success: Option<SuccessCallback>,
     #[serde(skip)]
@@ -65,6 +82,40 @@ pub struct UploadOptions {
     pub(crate) head_listeners: Vec<HeadersCallback>,
 }
 
+/// One entry of `files`: `{"name": "…", "uri": "internal://…", "type": "…", "filename": "…"}`
+/// (`uri` also as `filePath`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct FileEntry {
+    /// The form field of the part.
+    pub name: String,
+    /// The file: `internal://…`, or a plain path where allowed.
+    #[serde(alias = "filePath")]
+    pub uri: String,
+    /// The part's Content-Type; guessed from the filename when not given.
+    #[serde(rename = "type", default)]
+    pub content_type: Option<String>,
+    /// The filename sent; the basename of `uri` when not given.
+    #[serde(default)]
+    pub filename: Option<String>,
+}
+
+impl FileEntry {
+    /// The file at `uri` as the part `name`.
+    pub fn new(name: impl Into<String>, uri: impl Into<String>) -> Self {
+        FileEntry {
+            name: name.into(),
+            uri: uri.into(),
+            ..FileEntry::default()
+        }
+    }
+
+    /// Sets the part's Content-Type.
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+}
+
 impl fmt::Debug for UploadOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UploadOptions")
@@ -74,6 +125,9 @@ impl fmt::Debug for UploadOptions {
             .field("header", &self.header)
             .field("form_data", &self.form_data)
             .field("timeout", &self.timeout)
+            .field("files", &self.files)
+            .field("method", &self.method)
+            .field("raw", &self.raw)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +158,24 @@ impl UploadOptions {
     /// Sets the overall timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a file part (`files`).
+    pub fn file(mut self, entry: FileEntry) -> Self {
+        self.files.push(entry);
+        self
+    }
+
+    /// Uses another method than `POST`.
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    /// Sends `filePath`'s bytes as the raw body (see [`UploadOptions::raw`]).
+    pub fn raw(mut self, raw: bool) -> Self {
+        self.raw = raw;
         self
     }
 

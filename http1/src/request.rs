@@ -211,6 +211,8 @@ pub struct RequestHead<'a> {
     content_type: &'a str,
     content_length: u64,
     headers: Vec<(&'a str, &'a str)>,
+    /// A raw body: the user's `Content-Type` is theirs to send.
+    raw: bool,
 }
 
 impl<'a> RequestHead<'a> {
@@ -223,7 +225,41 @@ impl<'a> RequestHead<'a> {
             content_type,
             content_length,
             headers: Vec::new(),
+            raw: false,
         }
+    }
+
+    /// A `POST` (or, with [`RequestHead::method`], `PUT`…) to `target` with a
+    /// raw body of `content_length` bytes: the engine writes no
+    /// `Content-Type`; a user `Content-Type` is sent as given (curl `-T`
+    /// sends none either; a signed URL's signature may cover it).
+    ///
+    /// ```
+    /// use uploadtask_http1::request::{RequestHead, Target};
+    ///
+    /// let target = Target::parse("https://bucket.example/key?X-Sig=abc").unwrap();
+    /// let mut out = Vec::new();
+    /// RequestHead::raw(&target, 5).method("PUT").header("Content-Type", "image/png").write(&mut out).unwrap();
+    /// assert_eq!(
+    ///     out,
+    ///     b"PUT /key?X-Sig=abc HTTP/1.1\r\nHost: bucket.example\r\nUser-Agent: uploadtask/0.1\r\n\
+    ///       Accept: */*\r\nContent-Length: 5\r\nContent-Type: image/png\r\n\r\n"
+    /// );
+    /// ```
+    pub fn raw(target: &'a Target, content_length: u64) -> Self {
+        RequestHead {
+            raw: true,
+            ..RequestHead::new(target, "", content_length)
+        }
+    }
+
+    /// What a user header does here: in a raw request `Content-Type` is
+    /// a plain header (its value still checked).
+    fn role(&self, name: &str, value: &str) -> Result<HeaderRole, HeadError> {
+        if self.raw && name.eq_ignore_ascii_case("content-type") {
+            return check_header("Content-Type-Value", value).map(|_| HeaderRole::Plain);
+        }
+        check_header(name, value)
     }
 
     /// Uses another method than `POST` (for example `PUT`).
@@ -257,7 +293,7 @@ impl<'a> RequestHead<'a> {
         let mut user_agent = None;
         let mut accept = None;
         for &(name, value) in &self.headers {
-            let slot = match check_header(name, value)? {
+            let slot = match self.role(name, value)? {
                 HeaderRole::Host => &mut host,
                 HeaderRole::UserAgent => &mut user_agent,
                 HeaderRole::Accept => &mut accept,
@@ -280,12 +316,14 @@ impl<'a> RequestHead<'a> {
         line("Host", host.unwrap_or(&self.target.authority));
         line("User-Agent", user_agent.unwrap_or(DEFAULT_USER_AGENT));
         line("Accept", accept.unwrap_or("*/*"));
-        line("Content-Type", self.content_type);
+        if !self.content_type.is_empty() {
+            line("Content-Type", self.content_type);
+        }
         let mut digits = [0u8; 20];
         line("Content-Length", format_u64(self.content_length, &mut digits));
         for &(name, value) in &self.headers {
             // Every header passed the check above; only plain ones are written here.
-            if check_header(name, value).ok() == Some(HeaderRole::Plain) {
+            if self.role(name, value).ok() == Some(HeaderRole::Plain) {
                 line(name, value.trim_matches([' ', '\t']));
             }
         }

@@ -307,6 +307,29 @@ impl Body {
         }
     }
 
+    /// A raw body: `len` bytes of file part 0, no framing (a `PUT` of a
+    /// file). Its content type is `content_type` (may be empty: none).
+    ///
+    /// ```
+    /// use uploadtask_multipart::{Body, Chunk};
+    ///
+    /// let body = Body::raw(3, "");
+    /// assert_eq!(body.content_length(), 3);
+    /// assert_eq!(body.chunk(&body.cursor()), Some(Chunk::File { part: 0, offset: 0, len: 3 }));
+    /// ```
+    pub fn raw(len: u64, content_type: impl Into<String>) -> Body {
+        Body {
+            framing: Vec::new(),
+            segments: if len > 0 {
+                vec![Segment::File { part: 0, len }]
+            } else {
+                Vec::new()
+            },
+            content_length: len,
+            content_type: content_type.into(),
+        }
+    }
+
     /// Exact body length in bytes: the request's Content-Length.
     pub fn content_length(&self) -> u64 {
         self.content_length

@@ -149,7 +149,7 @@ fn ten_thousand_uploads_with_a_thousand_in_flight() {
         ..EngineConfig::default()
     })
     .unwrap();
-    let payload: Arc<[u8]> = (0..16 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let payload: bytes::Bytes = (0..16 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
     let digest = sha256_hex(&payload);
     let (tx, rx) = std::sync::mpsc::channel();
     const TOTAL: usize = 10_000;
@@ -157,7 +157,7 @@ fn ten_thousand_uploads_with_a_thousand_in_flight() {
         let tx = tx.clone();
         let request = UploadRequest::new(format!("http://{}/bulk", receiver.addr()))
             .field("i", i.to_string())
-            .file(FileInput::memory("file", "blob.bin", Arc::clone(&payload)));
+            .file(FileInput::memory("file", "blob.bin", payload.clone()));
         engine.submit(request, move |event| {
             if let uploadtask_engine::Event::Done(result) = event {
                 let _ = tx.send(result);
@@ -189,7 +189,7 @@ fn early_413_with_close_is_the_result() {
         // Then drop: unread bytes make the kernel reset the connection.
     });
     let engine = Engine::new(EngineConfig::default()).unwrap();
-    let big: Arc<[u8]> = vec![7u8; 64 * 1024 * 1024].into();
+    let big: bytes::Bytes = vec![7u8; 64 * 1024 * 1024].into();
     let outcome = run_upload(
         &engine,
         UploadRequest::new(server.url("/")).file(FileInput::memory("f", "big.bin", big)),

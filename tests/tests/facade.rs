@@ -678,3 +678,89 @@ fn headers_received_before_success() {
     );
     assert_eq!(entries[1..], ["late 200", "success 200", "complete"]);
 }
+
+/// Several files in one request (`files`, as hapjs and uni-app name it),
+/// each with its type, parsed back by multer byte for byte; and a raw `PUT`
+/// of a file (`raw`), read back by hand: exactly the file, its length, the
+/// user's Content-Type, no form.
+#[test]
+fn several_files_in_one_request_and_a_raw_put() {
+    let fx = fixture(Dispatch::EngineThread);
+    let (_, a) = make_file(&fx.root, "a.png", 70_000, 1);
+    let (_, b) = make_file(&fx.root, "b.bin", 0, 2);
+    let (_, c) = make_file(&fx.root, "c.txt", 5, 3);
+    let options: UploadOptions = serde_json::from_value(serde_json::json!({
+        "url": fx.url(),
+        "formData": {"k": "v"},
+        "files": [
+            {"name": "one", "uri": "internal://mass/a.png"},
+            {"name": "two", "filePath": "internal://mass/b.bin", "type": "application/x-two"},
+            {"name": "three", "uri": "internal://mass/c.txt", "filename": "renamed.txt"}
+        ]
+    }))
+    .unwrap();
+    let response = fx.client.upload_file(options).wait().unwrap();
+    let summary: UploadSummary = serde_json::from_str(&response.data).unwrap();
+    let got: Vec<_> = summary
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.field.as_str(),
+                f.filename.as_str(),
+                f.content_type.as_str(),
+                f.sha256.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("one", "a.png", "image/png", a.as_str()),
+            ("two", "b.bin", "application/x-two", b.as_str()),
+            ("three", "renamed.txt", "text/plain", c.as_str()),
+        ]
+    );
+    assert_eq!(summary.fields.len(), 1);
+
+    // Raw PUT to a peer that reads the request by hand.
+    let (path, digest) = make_file(&fx.root, "raw.bin", 300_000, 4);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let peer = RawServer::start(move |mut stream, _| {
+        let (head, body) = read_request(&mut stream);
+        if head.is_empty() {
+            return;
+        }
+        let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let _ = tx
+            .lock()
+            .unwrap()
+            .send((String::from_utf8_lossy(&head).into_owned(), body));
+    });
+    let task = fx.client.upload_file(
+        UploadOptions::new(peer.url("/bucket/key?X-Sig=1"), "internal://mass/raw.bin", "")
+            .method("PUT")
+            .raw(true)
+            .header("Content-Type", "application/x-raw"),
+    );
+    assert_eq!(task.wait().unwrap().status_code, 200);
+    let (head, body) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(head.starts_with("PUT /bucket/key?X-Sig=1 HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nContent-Length: 300000\r\n"), "{head}");
+    assert!(head.contains("\r\nContent-Type: application/x-raw\r\n"), "{head}");
+    assert_eq!(head.matches("Content-Type").count(), 1, "{head}");
+    assert_eq!(sha256_hex(&body), digest);
+    drop(path);
+    // A raw body with form data is a 202.
+    let error = fx
+        .client
+        .upload_file(
+            UploadOptions::new(peer.url("/"), "internal://mass/raw.bin", "")
+                .raw(true)
+                .form_data("k", "v"),
+        )
+        .wait()
+        .unwrap_err();
+    assert_eq!(error.code(), 202, "{error}");
+}

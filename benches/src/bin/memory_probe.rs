@@ -99,10 +99,10 @@ fn main() {
         ..EngineConfig::default()
     })
     .expect("engine");
-    let payload: Arc<[u8]> = vec![0x42u8; 16 * 1024].into();
+    let payload: bytes::Bytes = vec![0x42u8; 16 * 1024].into();
     // Requests built before the baseline, so only in-flight state is counted.
     let requests: Vec<UploadRequest> = (0..count)
-        .map(|_| UploadRequest::new(&url).file(FileInput::memory("file", "m.bin", Arc::clone(&payload))))
+        .map(|_| UploadRequest::new(&url).file(FileInput::memory("file", "m.bin", payload.clone())))
         .collect();
     std::thread::sleep(Duration::from_millis(200));
     let base = rss_kib();

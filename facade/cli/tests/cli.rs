@@ -328,3 +328,115 @@ fn tls_trust_flags() {
     let report = &json_lines(&load.stdout)[0];
     assert_eq!(report["ok"], 20, "{report}");
 }
+
+/// curl's habits: `-F name=@path;type=T` file parts (several in one
+/// request), `-T FILE` (a raw PUT), `-X METHOD`, and the usage errors.
+#[test]
+fn form_file_parts_raw_put_and_method() {
+    let served = Served::start();
+    let url = format!("http://{}/up", served.addr);
+    let a = temp_file("fa.png", 1000);
+    let b = temp_file("fb.bin", 10);
+    let out = run(&[
+        "upload",
+        &url,
+        "-F",
+        &format!("one=@{};type=image/x-one", a.to_str().unwrap()),
+        "-F",
+        &format!("two=@{};filename=renamed.bin", b.to_str().unwrap()),
+        "-F",
+        "k=v",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = &json_lines(&out.stdout)[0];
+    let summary: Value = serde_json::from_str(line["success"]["data"].as_str().unwrap()).unwrap();
+    let files: Vec<_> = summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap(),
+                f["filename"].as_str().unwrap(),
+                f["contentType"].as_str().unwrap(),
+                f["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("one", "fa.png", "image/x-one", sha256_hex(&a)),
+            ("two", "renamed.bin", "application/octet-stream", sha256_hex(&b)),
+        ]
+    );
+    assert_eq!(summary["fields"][0]["value"], "v");
+
+    // -T: a raw PUT; -X overrides the method.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.strip_prefix("Content-Length: ") {
+                    length = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            reader
+                .into_inner()
+                .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            heads.push((head, body));
+        }
+        heads
+    });
+    let url = format!("http://{addr}/bucket/key");
+    let put = run(&[
+        "upload",
+        &url,
+        "-T",
+        a.to_str().unwrap(),
+        "-H",
+        "Content-Type: image/png",
+    ]);
+    assert_eq!(put.status.code(), Some(0), "{}", String::from_utf8_lossy(&put.stderr));
+    let patch = run(&["upload", &url, "-T", b.to_str().unwrap(), "-X", "PATCH"]);
+    assert_eq!(patch.status.code(), Some(0));
+    let heads = peer.join().unwrap();
+    assert!(heads[0].0.starts_with("PUT /bucket/key HTTP/1.1\r\n"), "{}", heads[0].0);
+    assert!(heads[0].0.contains("Content-Type: image/png\r\n") && !heads[0].0.contains("multipart"));
+    assert_eq!(heads[0].1, std::fs::read(&*a).unwrap());
+    assert!(
+        heads[1].0.starts_with("PATCH /bucket/key HTTP/1.1\r\n"),
+        "{}",
+        heads[1].0
+    );
+    assert!(
+        !heads[1].0.contains("Content-Type"),
+        "no Content-Type unless given: {}",
+        heads[1].0
+    );
+    // Usage errors: exit 2.
+    for args in [
+        vec!["upload", url.as_str()],
+        vec!["upload", url.as_str(), "-T", "x", "-F", "a=b"],
+        vec!["upload", url.as_str(), "-F", "a=@"],
+        vec!["upload", url.as_str(), "-F", "a=@x;size=3"],
+    ] {
+        assert_eq!(run(&args).status.code(), Some(2), "{args:?}");
+    }
+}

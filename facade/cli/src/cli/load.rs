@@ -203,7 +203,7 @@ pub fn run(args: LoadArgs) -> i32 {
 /// The state of one load run, shared by the completions.
 struct Run {
     url: String,
-    payload: Arc<[u8]>,
+    payload: bytes::Bytes,
     total: u64,
     submitted: AtomicU64,
     finished: AtomicU64,
@@ -228,8 +228,7 @@ fn submit_next(engine: &Engine, run: &Arc<Run>) {
         return;
     }
     let started = Instant::now();
-    let request =
-        UploadRequest::new(run.url.as_str()).file(FileInput::memory("file", "load.bin", Arc::clone(&run.payload)));
+    let request = UploadRequest::new(run.url.as_str()).file(FileInput::memory("file", "load.bin", run.payload.clone()));
     let (next_engine, next_run) = (engine.clone(), Arc::clone(run));
     engine.submit(request, move |event: Event| {
         let Event::Done(result) = event else { return };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
-use uploadtask::{Client, ClientConfig, EngineConfig, ProgressUpdate, Roots, UploadOptions, UploadResponse};
+use uploadtask::{Client, ClientConfig, EngineConfig, FileEntry, ProgressUpdate, Roots, UploadOptions, UploadResponse};
 
 use super::{ProgressMode, USAGE};
 
@@ -17,8 +17,8 @@ const BARS_MAX: usize = 8;
 pub struct UploadArgs {
     /// The server endpoint (http or https).
     url: String,
-    /// Files to upload: paths, file:// URLs, or internal://ROOT/... with --root.
-    #[arg(required = true)]
+    /// Files to upload, each as its own request: paths, file:// URLs, or
+    /// internal://ROOT/... with --root. Optional with -F name=@file or -T.
     files: Vec<String>,
     /// Form field of the file.
     #[arg(short = 'n', long, default_value = "file")]
@@ -26,9 +26,16 @@ pub struct UploadArgs {
     /// A request header, 'K: V' (repeatable).
     #[arg(short = 'H', long = "header", value_name = "K: V")]
     headers: Vec<String>,
-    /// A formData entry, K=V (repeatable).
+    /// A formData entry K=V, or a file part name=@path[;type=T][;filename=F]
+    /// as curl's -F (repeatable; file parts go into every request).
     #[arg(short = 'F', long = "form", value_name = "K=V")]
     form: Vec<String>,
+    /// Send FILE as the raw body (PUT unless -X), as curl's -T.
+    #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
+    upload_file: Option<String>,
+    /// The request method (default POST; PUT with -T).
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    method: Option<String>,
     /// Overall timeout in milliseconds.
     #[arg(short = 't', long, value_name = "MS")]
     timeout: Option<u64>,
@@ -84,9 +91,74 @@ fn split_pair(text: &str, separator: char, what: &str) -> Result<(String, String
     }
 }
 
+/// A file part from `-F name=@path[;type=T][;filename=F]`.
+fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
+    let mut pieces = spec.split(';');
+    let path = pieces.next().unwrap_or("");
+    if path.is_empty() {
+        return Err(format!("-F {name}=@ needs a file"));
+    }
+    let mut entry = FileEntry::new(name, path);
+    for piece in pieces {
+        match piece.split_once('=') {
+            Some(("type", t)) => entry.content_type = Some(t.to_string()),
+            Some(("filename", f)) => entry.filename = Some(f.trim_matches('"').to_string()),
+            _ => {
+                return Err(format!(
+                    "-F {name}=@{spec}: unknown ;{piece} (type= and filename= are known)"
+                ))
+            }
+        }
+    }
+    Ok(entry)
+}
+
 pub fn run(args: UploadArgs) -> i32 {
+    let mut form = Vec::new();
+    let mut parts = Vec::new();
+    for entry in &args.form {
+        match entry.split_once('=') {
+            Some((k, v)) if !k.is_empty() => match v.strip_prefix('@') {
+                Some(spec) => match file_part(k, spec) {
+                    Ok(part) => parts.push(part),
+                    Err(e) => return usage(e),
+                },
+                None => form.push((k.to_string(), v.to_string())),
+            },
+            _ => return usage(format!("-F must look like K=V or name=@file: {entry:?}")),
+        }
+    }
+    // What to send: (label, options) per request.
+    let requests: Vec<(String, UploadOptions)> = match &args.upload_file {
+        Some(_) if !args.files.is_empty() || !args.form.is_empty() => {
+            return usage("-T sends one file as the whole body: no FILE or -F with it".into())
+        }
+        Some(file) => vec![(
+            file.clone(),
+            UploadOptions::new(&args.url, file, "")
+                .raw(true)
+                .method(args.method.clone().unwrap_or_else(|| "PUT".into())),
+        )],
+        None if args.files.is_empty() && parts.is_empty() => {
+            return usage("nothing to upload: give FILE, -F name=@file or -T FILE".into())
+        }
+        None if args.files.is_empty() => {
+            let mut options = UploadOptions::new(&args.url, "", "");
+            options.files = parts.clone();
+            vec![("form".into(), options)]
+        }
+        None => args
+            .files
+            .iter()
+            .map(|file| {
+                let mut options = UploadOptions::new(&args.url, file, &args.name);
+                options.files = parts.clone();
+                (file.clone(), options)
+            })
+            .collect(),
+    };
     let mut engine = EngineConfig {
-        max_in_flight: args.files.len().max(1),
+        max_in_flight: requests.len(),
         raise_fd_limit: true,
         ..EngineConfig::default()
     };
@@ -107,13 +179,6 @@ pub fn run(args: UploadArgs) -> i32 {
             Err(e) => return usage(e),
         }
     }
-    let mut form = Vec::new();
-    for entry in &args.form {
-        match entry.split_once('=') {
-            Some((k, v)) if !k.is_empty() => form.push((k.to_string(), v.to_string())),
-            _ => return usage(format!("-F must look like K=V: {entry:?}")),
-        }
-    }
     let client = match Client::new(ClientConfig {
         engine,
         roots,
@@ -130,19 +195,21 @@ pub fn run(args: UploadArgs) -> i32 {
     } else {
         ProgressMode::None
     });
-    let several = args.files.len() > 1;
-    let bars = Bars::new(mode, &args.files);
+    let several = requests.len() > 1;
+    let labels: Vec<String> = requests.iter().map(|(label, _)| label.clone()).collect();
+    let bars = Bars::new(mode, &labels);
     let stderr_lock = Arc::new(Mutex::new(()));
 
-    let tasks: Vec<_> = args
-        .files
-        .iter()
+    let tasks: Vec<_> = requests
+        .into_iter()
         .enumerate()
-        .map(|(index, file)| {
-            let mut options = UploadOptions::new(&args.url, file, &args.name);
+        .map(|(index, (file, mut options))| {
             options.header = headers.clone();
             options.form_data = form.clone();
             options.timeout = args.timeout.map(Duration::from_millis);
+            if let Some(method) = &args.method {
+                options.method = Some(method.clone());
+            }
             let label = several.then(|| file.clone());
             let bars = bars.clone();
             let lock = Arc::clone(&stderr_lock);
@@ -163,7 +230,7 @@ pub fn run(args: UploadArgs) -> i32 {
         .collect();
 
     let mut status = 0;
-    for (index, (task, file)) in tasks.iter().zip(&args.files).enumerate() {
+    for (index, (task, file)) in tasks.iter().zip(&labels).enumerate() {
         let outcome = task.wait();
         bars.finish(index, outcome.is_ok());
         let label = several.then_some(file.as_str());
