@@ -249,6 +249,16 @@ impl Exchange {
         };
     }
 
+    /// The next exchange after a redirect: `head` then `body` (the same body
+    /// from byte 0, or none). Progress already reported stays: no event
+    /// repeats or goes back.
+    pub fn follow(&self, head: Vec<u8>, body: Body) -> Exchange {
+        let mut next = Exchange::new(head, body, self.limits);
+        next.progress = self.progress.clone();
+        next.report_headers = self.report_headers;
+        next
+    }
+
     /// The multipart body being sent.
     pub fn body(&self) -> &Body {
         &self.body

@@ -46,6 +46,7 @@ pub mod exchange;
 mod prepare;
 pub mod progress;
 pub mod pump;
+pub mod redirect;
 pub mod resolver;
 pub mod scripted;
 pub mod source;
@@ -193,6 +194,9 @@ pub struct UploadRequest {
     /// header, if any, is sent as given. `fields` and `files` must then be
     /// empty (else 202).
     pub raw_body: Option<SourceSpec>,
+    /// Most redirects followed for this upload; the engine's
+    /// [`EngineConfig::max_redirects`] when `None`; 0 follows none.
+    pub max_redirects: Option<u32>,
     /// Report the final head's headers as [`Event::Headers`] when it
     /// arrives, before the body (costs a copy of them). Default off.
     pub report_headers: bool,
@@ -209,6 +213,7 @@ impl UploadRequest {
             files: Vec::new(),
             timeout: None,
             raw_body: None,
+            max_redirects: None,
             report_headers: false,
         }
     }
@@ -317,6 +322,11 @@ pub struct EngineConfig {
     /// also has `limits.max_body_bytes`); an upload whose response would go
     /// over it fails with code 200. Default 256 MiB.
     pub max_buffered_response_bytes: usize,
+    /// Redirects followed (301/302/303 as browsers, 307/308 with the whole
+    /// body again; see [`redirect`]). Default 10; 0 follows none.
+    pub max_redirects: u32,
+    /// Follow a redirect from `https` to `http`. Default off.
+    pub allow_https_to_http: bool,
     /// Opens connections; plain TCP ([`TcpConnector`] with `sendfile`
     /// above) when `None`. TLS is layered on whatever it returns.
     pub connector: Option<Arc<dyn Connector>>,
@@ -368,6 +378,8 @@ impl Default for EngineConfig {
             max_buffered_response_bytes: 256 << 20,
             raise_fd_limit: false,
             connector: None,
+            max_redirects: 10,
+            allow_https_to_http: false,
         }
     }
 }

@@ -8,43 +8,89 @@ use uploadtask_http1::request::{RequestHead, Target};
 use uploadtask_multipart::{Body, FilePart, Form};
 
 use crate::exchange::Exchange;
+use crate::redirect::{self, Hop, Policy};
 use crate::source::{BodySource, FileSource, MemorySource};
 use crate::{ErrorKind, SourceSpec, UploadError, UploadRequest};
 
-/// The target, the framed exchange (head and multipart body), and the open
-/// sources of an upload.
-pub(crate) type Prepared = (Target, Exchange, Vec<Box<dyn BodySource>>);
+/// What an upload needs to connect, and to send again after a redirect.
+pub(crate) struct Prepared {
+    pub(crate) target: Target,
+    pub(crate) exchange: Exchange,
+    pub(crate) sources: Vec<Box<dyn BodySource>>,
+    pub(crate) plan: Plan,
+}
+
+/// The request as the user gave it, kept for redirect hops.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The current URL.
+    pub(crate) url: String,
+    pub(crate) method: String,
+    pub(crate) headers: Vec<(String, String)>,
+    /// A raw body (no form).
+    pub(crate) raw: bool,
+    pub(crate) policy: Policy,
+    /// Hops followed so far.
+    pub(crate) hops: u32,
+}
 
 /// Everything an upload needs before connecting.
 pub(crate) fn prepare(
     request: UploadRequest,
     limits: uploadtask_http1::Limits,
+    policy: Policy,
     entropy: &mut Entropy,
 ) -> Result<Prepared, UploadError> {
-    let invalid = |e: &dyn std::fmt::Display| UploadError::new(ErrorKind::InvalidArgument, e.to_string());
     let target = Target::parse(&request.url).map_err(|e| invalid(&e))?;
-    if let Some(raw) = request.raw_body {
-        if !request.fields.is_empty() || !request.files.is_empty() {
-            return Err(invalid(&"a raw body cannot have form fields or files"));
+    let policy = Policy {
+        max: request.max_redirects.unwrap_or(policy.max),
+        ..policy
+    };
+    let (body, sources) = match request.raw_body {
+        Some(raw) => {
+            if !request.fields.is_empty() || !request.files.is_empty() {
+                return Err(invalid(&"a raw body cannot have form fields or files"));
+            }
+            let source = open_source(raw)?;
+            (Body::raw(source.len(), ""), vec![source])
         }
-        let source = open_source(raw)?;
-        let body = Body::raw(source.len(), "");
-        let mut head = Vec::with_capacity(256);
-        RequestHead::raw(&target, body.content_length())
-            .method(&request.method)
-            .headers(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-            .write(&mut head)
-            .map_err(|e| invalid(&e))?;
-        let mut exchange = Exchange::new(head, body, limits);
-        exchange.set_report_headers(request.report_headers);
-        return Ok((target, exchange, vec![source]));
-    }
+        None => form_body(request.fields, request.files, entropy)?,
+    };
+    let plan = Plan {
+        url: request.url,
+        method: request.method,
+        headers: request.headers,
+        raw: body.content_type().is_empty(),
+        policy,
+        hops: 0,
+    };
+    let head = write_head(&target, &plan, &plan.headers, &body)?;
+    let mut exchange = Exchange::new(head, body, limits);
+    exchange.set_report_headers(request.report_headers);
+    Ok(Prepared {
+        target,
+        exchange,
+        sources,
+        plan,
+    })
+}
+
+fn invalid(e: &dyn std::fmt::Display) -> UploadError {
+    UploadError::new(ErrorKind::InvalidArgument, e.to_string())
+}
+
+/// Opens the files and frames the form.
+fn form_body(
+    fields: Vec<(String, String)>,
+    files: Vec<crate::FileInput>,
+    entropy: &mut Entropy,
+) -> Result<(Body, Vec<Box<dyn BodySource>>), UploadError> {
     let mut form = Form::new();
-    for (name, value) in &request.fields {
-        form = form.text(name.as_str(), value.as_str());
+    for (name, value) in fields {
+        form = form.text(name, value);
     }
-    let mut sources = Vec::with_capacity(request.files.len());
-    for file in request.files {
+    let mut sources = Vec::with_capacity(files.len());
+    for file in files {
         let source = open_source(file.source)?;
         let mut part = FilePart::new(file.name, &file.filename, source.len());
         if let Some(content_type) = file.content_type {
@@ -59,16 +105,46 @@ pub(crate) fn prepare(
             uploadtask_multipart::FormError::Random => UploadError::new(ErrorKind::Internal, e.to_string()),
             e => invalid(&e),
         })?;
-    let mut head = Vec::with_capacity(256);
-    RequestHead::new(&target, body.content_type(), body.content_length())
-        .method(&request.method)
-        .headers(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-        .write(&mut head)
+    Ok((body, sources))
+}
+
+/// The request head for `body` (a form, raw bytes, or none) with `headers`.
+fn write_head(target: &Target, plan: &Plan, headers: &[(String, String)], body: &Body) -> Result<Vec<u8>, UploadError> {
+    let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let head = if body.content_type().is_empty() {
+        RequestHead::raw(target, body.content_length())
+    } else {
+        RequestHead::new(target, body.content_type(), body.content_length())
+    };
+    let mut out = Vec::with_capacity(256);
+    head.method(&plan.method)
+        .headers(pairs)
+        .write(&mut out)
         .map_err(|e| invalid(&e))?;
-    head.shrink_to_fit();
-    let mut exchange = Exchange::new(head, body, limits);
-    exchange.set_report_headers(request.report_headers);
-    Ok((target, exchange, sources))
+    out.shrink_to_fit();
+    Ok(out)
+}
+
+/// The next request after a redirect: the same body (re-sent from byte 0)
+/// or none, to the hop's URL; credentials dropped on another origin. The
+/// plan follows the hop.
+pub(crate) fn follow(plan: &mut Plan, hop: Hop, previous: &Exchange) -> Result<(Target, Exchange), UploadError> {
+    let target = Target::parse(&hop.url).map_err(|e| invalid(&e))?;
+    if hop.cross_origin {
+        plan.headers.retain(|(name, _)| !redirect::is_credential(name));
+    }
+    let body = if hop.keep_body {
+        previous.body().clone()
+    } else {
+        plan.headers.retain(|(name, _)| !redirect::is_content_header(name));
+        plan.raw = true;
+        Body::raw(0, "")
+    };
+    plan.url = hop.url;
+    plan.method = hop.method;
+    plan.hops += 1;
+    let head = write_head(&target, plan, &plan.headers, &body)?;
+    Ok((target, previous.follow(head, body)))
 }
 
 /// Opens a file part's source on the loop, classifying errors as SPEC §3 says.

@@ -183,6 +183,11 @@ impl Upload {
     pub fn handle_start(&mut self, host: &str, tls: bool, pooled: bool, now: Instant) -> Action {
         self.host = host.to_string();
         self.tls = tls;
+        // Also the start of a redirect hop: nothing of the last one counts.
+        self.reused = false;
+        self.retried = false;
+        self.addrs.clear();
+        self.last_connect_error = None;
         if pooled {
             self.reused = true;
             self.enter_transfer(Phase::Exchanging, now);

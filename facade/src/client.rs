@@ -280,6 +280,7 @@ impl Client {
         request.headers = options.header;
         request.fields = options.form_data;
         request.timeout = options.timeout;
+        request.max_redirects = options.max_redirects;
         // Listeners may be added after the call: always ask for the head.
         request.report_headers = true;
         Ok(request)

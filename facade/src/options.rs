@@ -70,6 +70,10 @@ pub struct UploadOptions {
     /// then.
     #[serde(default)]
     pub raw: bool,
+    /// `maxRedirects`: redirects followed (default: the engine's, 10; 0
+    /// follows none and a 3xx is the response).
+    #[serde(default)]
+    pub max_redirects: Option<u32>,
     #[serde(skip)]
     pub(crate) success: Option<SuccessCallback>,
     #[serde(skip)]
@@ -128,6 +132,7 @@ impl fmt::Debug for UploadOptions {
             .field("files", &self.files)
             .field("method", &self.method)
             .field("raw", &self.raw)
+            .field("max_redirects", &self.max_redirects)
             .finish_non_exhaustive()
     }
 }

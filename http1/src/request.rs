@@ -319,8 +319,14 @@ impl<'a> RequestHead<'a> {
         if !self.content_type.is_empty() {
             line("Content-Type", self.content_type);
         }
+        // A bodiless GET or HEAD (after a redirect) says nothing of a body.
+        let bodiless = self.raw
+            && self.content_length == 0
+            && (self.method.eq_ignore_ascii_case("GET") || self.method.eq_ignore_ascii_case("HEAD"));
         let mut digits = [0u8; 20];
-        line("Content-Length", format_u64(self.content_length, &mut digits));
+        if !bodiless {
+            line("Content-Length", format_u64(self.content_length, &mut digits));
+        }
         for &(name, value) in &self.headers {
             // Every header passed the check above; only plain ones are written here.
             if self.role(name, value).ok() == Some(HeaderRole::Plain) {

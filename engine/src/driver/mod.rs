@@ -35,8 +35,9 @@ pub(crate) use self::uploads::Key;
 use self::uploads::Uploads;
 use crate::error::describe_tls;
 use crate::exchange::ExchangeError;
-use crate::prepare::{prepare, Entropy};
+use crate::prepare::{self, prepare, Entropy};
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
+use crate::redirect;
 use crate::transport::{Connector, TcpConnector, TlsTransport, Transport};
 use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
 use crate::{
@@ -221,8 +222,7 @@ impl Loop {
         }
     }
 
-    /// Opens the files, frames the form, writes the head, then takes a pooled
-    /// connection or resolves the host.
+    /// Opens the files, frames the form, writes the head, then connects.
     fn start(&mut self, key: Key) -> Result<(), UploadError> {
         let vanished = || UploadError::new(ErrorKind::Internal, "upload vanished");
         let request = self
@@ -232,20 +232,35 @@ impl Loop {
             .request
             .take()
             .ok_or_else(vanished)?;
-        let (target, exchange, sources) = prepare(*request, self.config.limits, &mut self.entropy)?;
+        let policy = redirect::Policy {
+            max: self.config.max_redirects,
+            allow_https_to_http: self.config.allow_https_to_http,
+        };
+        let prepared = prepare(*request, self.config.limits, policy, &mut self.entropy)?;
+        let slot = self.uploads.get(key).ok_or_else(vanished)?;
+        slot.exchange = Some(prepared.exchange);
+        slot.sources = prepared.sources;
+        slot.target = Some(prepared.target);
+        slot.plan = Some(prepared.plan);
+        self.begin_exchange(key);
+        Ok(())
+    }
+
+    /// Takes a pooled connection to the target's origin or resolves its host.
+    fn begin_exchange(&mut self, key: Key) {
+        let now = self.now;
+        let Some(target) = self.uploads.get(key).and_then(|slot| slot.target.as_ref()) else {
+            return;
+        };
         let origin: Origin = (target.scheme, target.host.clone(), target.port);
         let pooled = self.conns.take_idle(self.poll.registry(), &origin, key);
-        let now = self.now;
-        let slot = self.uploads.get(key).ok_or_else(vanished)?;
+        let Some(slot) = self.uploads.get(key) else { return };
+        let Some(target) = slot.target.as_ref() else { return };
         let action = slot
             .life
             .handle_start(&target.host, target.scheme == Scheme::Https, pooled.is_some(), now);
-        slot.exchange = Some(exchange);
-        slot.sources = sources;
-        slot.target = Some(target);
         slot.conn = pooled;
         self.act(key, action);
-        Ok(())
     }
 
     /// Performs what the upload's life asks for.
@@ -453,11 +468,22 @@ impl Loop {
         while let Some(progress) = exchange.poll_progress(self.now) {
             deliver(&mut *slot.sink, slot.id, Event::Progress(progress));
         }
+        // A redirect's head is held until the response shows whether it is
+        // followed (then no one hears of it) or is the outcome.
+        let followable = |status: u16| {
+            matches!(status, 301 | 302 | 303 | 307 | 308) && slot.plan.as_ref().is_some_and(|p| p.policy.max > 0)
+        };
         if let Some(status) = exchange.poll_response_head() {
-            deliver(&mut *slot.sink, slot.id, Event::ResponseHead(status));
+            match followable(status) {
+                true => slot.held_head.push(Event::ResponseHead(status)),
+                false => deliver(&mut *slot.sink, slot.id, Event::ResponseHead(status)),
+            }
         }
         if let Some((status, headers)) = exchange.poll_headers() {
-            deliver(&mut *slot.sink, slot.id, Event::Headers(status, headers));
+            match followable(status) {
+                true => slot.held_head.push(Event::Headers(status, headers)),
+                false => deliver(&mut *slot.sink, slot.id, Event::Headers(status, headers)),
+            }
         }
         let buffered = exchange.buffered_bytes();
         if let Some(outcome) = exchange.poll_outcome() {
@@ -486,7 +512,7 @@ impl Loop {
 
     fn on_outcome(&mut self, key: Key, outcome: Result<crate::Response, ExchangeError>) {
         let error = match outcome {
-            Ok(response) => return self.finish(key, Ok(response)),
+            Ok(response) => return self.on_response(key, response),
             Err(error) => error,
         };
         let now = self.now;
@@ -505,6 +531,66 @@ impl Loop {
         self.act(key, action);
     }
 
+    /// A complete response: the outcome, or a redirect to follow (the
+    /// decision is `redirect::decide`'s).
+    fn on_response(&mut self, key: Key, response: crate::Response) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        let Some(plan) = slot.plan.as_ref() else {
+            return self.finish(key, Ok(response));
+        };
+        let location = response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("location"))
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned());
+        let request = redirect::Request {
+            url: &plan.url,
+            method: &plan.method,
+            hops: plan.hops,
+        };
+        let hop = match redirect::decide(&plan.policy, &request, response.status, location.as_deref()) {
+            redirect::Next::Done => {
+                // A 3xx head held back while it might have been followed.
+                for event in slot.held_head.drain(..) {
+                    deliver(&mut *slot.sink, slot.id, event);
+                }
+                return self.finish(key, Ok(response));
+            }
+            redirect::Next::Fail(error) => return self.finish(key, Err(error)),
+            redirect::Next::Follow(hop) => hop,
+        };
+        slot.held_head.clear();
+        let next = match (slot.plan.as_mut(), slot.exchange.as_ref()) {
+            (Some(plan), Some(exchange)) => prepare::follow(plan, hop, exchange),
+            _ => return,
+        };
+        match next {
+            Ok((target, exchange)) => {
+                let reusable = exchange_reusable(slot.exchange.as_ref()) && self.config.keep_alive;
+                slot.exchange = Some(exchange);
+                slot.target = Some(target);
+                if let Some(conn) = slot.conn.take() {
+                    self.release_conn(conn, reusable);
+                }
+                self.begin_exchange(key);
+            }
+            Err(error) => self.finish(key, Err(error)),
+        }
+    }
+
+    /// Pools a connection that can carry another request, or closes it.
+    fn release_conn(&mut self, conn: ConnKey, reusable: bool) {
+        if !reusable {
+            return self.conns.close(self.poll.registry(), conn);
+        }
+        // An idle timeout too long for `Instant` keeps it until used or closed.
+        let until = deadline_after(self.now, self.config.idle_timeout);
+        let at = until.unwrap_or(self.now);
+        if self.conns.pool(self.poll.registry(), conn, at) && until.is_some() {
+            self.timers.push(at, TimerTarget::IdleConn(conn));
+        }
+    }
+
     /// Ends an upload: frees its slot, place in flight and files; pools or
     /// closes its connection; then reports the outcome.
     fn finish(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
@@ -512,20 +598,8 @@ impl Loop {
             return;
         };
         if let Some(conn) = slot.conn.take() {
-            let reusable = outcome.is_ok()
-                && self.config.keep_alive
-                && slot.exchange.as_ref().is_some_and(|e| e.reusable() && e.is_finished());
-            let pooled_until = reusable.then(|| deadline_after(self.now, self.config.idle_timeout));
-            match pooled_until {
-                Some(until) => {
-                    // An idle timeout too long for `Instant` keeps it until used or closed.
-                    let at = until.unwrap_or(self.now);
-                    if self.conns.pool(self.poll.registry(), conn, at) && until.is_some() {
-                        self.timers.push(at, TimerTarget::IdleConn(conn));
-                    }
-                }
-                None => self.conns.close(self.poll.registry(), conn),
-            }
+            let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
+            self.release_conn(conn, reusable);
         }
         drop(slot.sources);
         self.compact();
@@ -598,6 +672,11 @@ impl Loop {
             }
         }
     }
+}
+
+/// True when the exchange ended so that its connection can carry another.
+fn exchange_reusable(exchange: Option<&crate::exchange::Exchange>) -> bool {
+    exchange.is_some_and(|e| e.reusable() && e.is_finished())
 }
 
 /// A TLS failure in words, with the rustls error as its source.

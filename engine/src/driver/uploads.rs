@@ -16,6 +16,7 @@ use uploadtask_http1::request::Target;
 
 use super::conns::ConnKey;
 use crate::exchange::Exchange;
+use crate::prepare::Plan;
 use crate::source::BodySource;
 use crate::upload::Upload;
 use crate::{EventSink, UploadId, UploadRequest};
@@ -40,6 +41,10 @@ pub(crate) struct UploadSlot {
     pub(crate) sources: Vec<Box<dyn BodySource>>,
     pub(crate) conn: Option<ConnKey>,
     pub(crate) timer_at: Option<Instant>,
+    /// The request as given, for redirect hops.
+    pub(crate) plan: Option<Plan>,
+    /// Head events of a 3xx that may be followed, held until it is known.
+    pub(crate) held_head: Vec<crate::Event>,
     /// Holds a place in flight.
     admitted: bool,
     /// Response bytes this upload holds, counted in the engine's budget.
@@ -94,6 +99,8 @@ impl Uploads {
             sources: Vec::new(),
             conn: None,
             timer_at: None,
+            plan: None,
+            held_head: Vec::new(),
             admitted: false,
             buffered: 0,
         });

@@ -440,3 +440,45 @@ fn form_file_parts_raw_put_and_method() {
         assert_eq!(run(&args).status.code(), Some(2), "{args:?}");
     }
 }
+
+/// `-L` follows redirects as curl's does; without it the 3xx is the result.
+#[test]
+fn location_flag_follows_redirects() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let (mut path, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if path.is_empty() {
+                    path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                }
+                if let Some(v) = line.strip_prefix("Content-Length: ") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let reply: &[u8] = if path == "/old" {
+                b"HTTP/1.1 308 Permanent Redirect\r\nLocation: /new\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nnew"
+            };
+            reader.into_inner().write_all(reply).unwrap();
+        }
+    });
+    let file = temp_file("l.txt", 10);
+    let url = format!("http://{addr}/old");
+    let plain = run(&["upload", &url, file.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "308");
+    let followed = run(&["upload", &url, file.to_str().unwrap(), "-L"]);
+    assert_eq!(String::from_utf8_lossy(&followed.stdout).trim(), "200 new");
+    peer.join().unwrap();
+}

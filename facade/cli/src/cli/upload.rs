@@ -33,6 +33,9 @@ pub struct UploadArgs {
     /// Send FILE as the raw body (PUT unless -X), as curl's -T.
     #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
     upload_file: Option<String>,
+    /// Follow redirects (up to 10), as curl's -L; without it a 3xx is the result.
+    #[arg(short = 'L', long)]
+    location: bool,
     /// The request method (default POST; PUT with -T).
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     method: Option<String>,
@@ -159,6 +162,7 @@ pub fn run(args: UploadArgs) -> i32 {
     };
     let mut engine = EngineConfig {
         max_in_flight: requests.len(),
+        max_redirects: if args.location { 10 } else { 0 },
         raise_fd_limit: true,
         ..EngineConfig::default()
     };
