@@ -66,7 +66,7 @@ fn each_code_with_its_method_and_body_rule() {
         let seen = seen.lock().unwrap();
         let steps: Vec<_> = seen
             .iter()
-            .map(|(p, m, _, b)| (p.as_str(), m.as_str(), b.len() > 0))
+            .map(|(p, m, _, b)| (p.as_str(), m.as_str(), !b.is_empty()))
             .collect();
         assert_eq!(
             steps,
