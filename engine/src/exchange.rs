@@ -203,6 +203,8 @@ pub struct Exchange {
     /// costs allocations).
     report_headers: bool,
     headers_event: Option<(u16, Vec<Header>)>,
+    /// The request head, once written whole (with `report_headers`).
+    request_head_event: Option<Vec<u8>>,
     outcome: Option<Result<Response, ExchangeError>>,
 }
 
@@ -232,6 +234,7 @@ impl Exchange {
             head_event: None,
             report_headers: false,
             headers_event: None,
+            request_head_event: None,
             outcome: None,
         }
     }
@@ -335,6 +338,9 @@ impl Exchange {
         self.accepted += n as u64;
         let into_head = n.min(self.head.len() - self.head_sent);
         self.head_sent += into_head;
+        if into_head > 0 && self.head_sent == self.head.len() && self.report_headers {
+            self.request_head_event = Some(self.head.clone());
+        }
         self.cursor.advance(&self.body, (n - into_head) as u64);
         if self.state == State::Sending && self.cursor.is_done(&self.body) {
             self.state = State::Receiving;
@@ -551,6 +557,12 @@ impl Exchange {
     /// Asks for the final head's headers through [`Exchange::poll_headers`].
     pub fn set_report_headers(&mut self, on: bool) {
         self.report_headers = on;
+    }
+
+    /// The request head, once the transport accepted it whole (only after
+    /// `set_report_headers(true)`), for a `-v` trace.
+    pub fn poll_request_head(&mut self) -> Option<Vec<u8>> {
+        self.request_head_event.take()
     }
 
     /// The status and headers of the final head, once, when it has arrived

@@ -87,6 +87,9 @@ impl fmt::Display for UploadId {
 pub enum Event {
     /// Body bytes on the wire rose (SPEC §3 decides when).
     Progress(Progress),
+    /// The request head went out whole (its bytes), when the request asked
+    /// for heads ([`UploadRequest::report_headers`]); again after a redirect.
+    RequestHead(Vec<u8>),
     /// The final response head arrived (status code).
     ResponseHead(u16),
     /// The final response head's status and headers, right after
@@ -197,8 +200,9 @@ pub struct UploadRequest {
     /// Most redirects followed for this upload; the engine's
     /// [`EngineConfig::max_redirects`] when `None`; 0 follows none.
     pub max_redirects: Option<u32>,
-    /// Report the final head's headers as [`Event::Headers`] when it
-    /// arrives, before the body (costs a copy of them). Default off.
+    /// Report the request head ([`Event::RequestHead`]) when it went out and
+    /// the final head's headers ([`Event::Headers`]) when they arrive,
+    /// before the body (costs a copy of each). Default off.
     pub report_headers: bool,
 }
 

@@ -232,6 +232,7 @@ impl Client {
             success: options.success.take(),
             fail: options.fail.take(),
             complete: options.complete.take(),
+            request_head: options.request_head.take(),
         };
         let sink = TaskSink {
             inner,
@@ -255,10 +256,11 @@ impl Client {
             request.method = method;
         }
         if options.raw {
-            if options.file_path.is_empty() {
-                return Err(missing("filePath"));
-            }
-            request.raw_body = Some(self.opener(options.file_path)?.1);
+            request.raw_body = Some(match options.body_bytes {
+                Some(bytes) => SourceSpec::Memory(bytes),
+                None if options.file_path.is_empty() => return Err(missing("filePath")),
+                None => self.opener(options.file_path)?.1,
+            });
         } else {
             let has_main = !options.file_path.is_empty() || !options.name.is_empty();
             if options.files.is_empty() || has_main {
@@ -268,7 +270,9 @@ impl Client {
                 if options.file_path.is_empty() {
                     return Err(missing("filePath"));
                 }
-                request = request.file(self.file_input(FileEntry::new(options.name, options.file_path))?);
+                let mut main = FileEntry::new(options.name, options.file_path);
+                main.bytes = options.body_bytes;
+                request = request.file(self.file_input(main)?);
             }
             for entry in options.files {
                 if entry.name.is_empty() {
@@ -297,7 +301,13 @@ impl Client {
     }
 
     fn file_input(&self, entry: FileEntry) -> Result<FileInput, UploadError> {
-        let (filename, source) = self.opener(entry.uri)?;
+        let (filename, source) = match entry.bytes {
+            Some(bytes) => (
+                uploadtask_multipart::basename(&entry.uri).to_string(),
+                SourceSpec::Memory(bytes),
+            ),
+            None => self.opener(entry.uri)?,
+        };
         Ok(FileInput {
             name: entry.name,
             filename: entry.filename.unwrap_or(filename),
@@ -338,6 +348,7 @@ fn failed_task(mut options: UploadOptions, error: UploadError) -> UploadTask {
         success: options.success.take(),
         fail: options.fail.take(),
         complete: options.complete.take(),
+        request_head: None,
     };
     let mut sink = TaskSink {
         inner,

@@ -31,6 +31,8 @@ pub type FailCallback = Box<dyn FnOnce(&str, u32) + Send>;
 pub type CompleteCallback = Box<dyn FnOnce() + Send>;
 /// An `onProgressUpdate` listener.
 pub type ProgressCallback = std::sync::Arc<dyn Fn(&ProgressUpdate) + Send + Sync>;
+/// Called with each request head as it went out (a `-v` trace).
+pub type RequestHeadCallback = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
 /// An `onHeadersReceived` listener.
 pub type HeadersCallback = std::sync::Arc<dyn Fn(&HeadersReceived) + Send + Sync>;
 
@@ -84,9 +86,16 @@ pub struct UploadOptions {
     pub(crate) listeners: Vec<ProgressCallback>,
     #[serde(skip)]
     pub(crate) head_listeners: Vec<HeadersCallback>,
+    #[serde(skip)]
+    pub(crate) request_head: Option<RequestHeadCallback>,
+    /// With `raw`: these bytes are the body instead of `filePath`'s
+    /// (`filePath` then only names them). Shared without copies.
+    #[serde(skip)]
+    pub body_bytes: Option<bytes::Bytes>,
 }
 
-/// One entry of `files`: `{"name": "…", "uri": "internal://…", "type": "…", "filename": "…"}`
+/// One entry of `files` (`bytes`, in Rust only, sends bytes in memory under
+/// the name `uri`): `{"name": "…", "uri": "internal://…", "type": "…", "filename": "…"}`
 /// (`uri` also as `filePath`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct FileEntry {
@@ -101,6 +110,9 @@ pub struct FileEntry {
     /// The filename sent; the basename of `uri` when not given.
     #[serde(default)]
     pub filename: Option<String>,
+    /// Bytes in memory to send instead of the file at `uri` (shared, no copy).
+    #[serde(skip)]
+    pub bytes: Option<bytes::Bytes>,
 }
 
 impl FileEntry {
@@ -199,6 +211,14 @@ impl UploadOptions {
     /// Sets `complete()`.
     pub fn complete(mut self, callback: impl FnOnce() + Send + 'static) -> Self {
         self.complete = Some(Box::new(callback));
+        self
+    }
+
+    /// Calls `callback` with each request head as it went out (again after
+    /// a redirect), for tracing as curl's `-v` does. An extension, not in the
+    /// documented API.
+    pub fn on_request_head(mut self, callback: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
+        self.request_head = Some(std::sync::Arc::new(callback));
         self
     }
 

@@ -393,6 +393,7 @@ pub(crate) struct Callbacks {
     pub success: Option<SuccessCallback>,
     pub fail: Option<FailCallback>,
     pub complete: Option<CompleteCallback>,
+    pub request_head: Option<crate::options::RequestHeadCallback>,
 }
 
 /// The engine's sink for one task: events become dispatched jobs.
@@ -409,6 +410,13 @@ impl EventSink for TaskSink {
                 self.inner
                     .dispatch
                     .run(Box::new(move || dispatch_progress(&inner, progress.into())));
+            }
+            Event::RequestHead(head) => {
+                if let Some(trace) = self.callbacks.as_ref().and_then(|c| c.request_head.clone()) {
+                    self.inner
+                        .dispatch
+                        .run(Box::new(move || guarded("request head callback", || trace(&head))));
+                }
             }
             Event::Headers(status, headers) => {
                 let inner = Arc::clone(&self.inner);

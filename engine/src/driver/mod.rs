@@ -465,6 +465,9 @@ impl Loop {
         if let Some(e) = file_error {
             return self.finish(key, Err(UploadError::new(ErrorKind::File, e.0)));
         }
+        if let Some(head) = exchange.poll_request_head() {
+            deliver(&mut *slot.sink, slot.id, Event::RequestHead(head));
+        }
         while let Some(progress) = exchange.poll_progress(self.now) {
             deliver(&mut *slot.sink, slot.id, Event::Progress(progress));
         }

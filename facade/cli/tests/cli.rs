@@ -482,3 +482,99 @@ fn location_flag_follows_redirects() {
     assert_eq!(String::from_utf8_lossy(&followed.stdout).trim(), "200 new");
     peer.join().unwrap();
 }
+
+/// One peer connection: reads a request, answers `reply`, returns the head
+/// and body as text.
+fn answer_once(listener: &TcpListener, reply: &'static [u8]) -> String {
+    let (stream, _) = listener.accept().unwrap();
+    let mut reader = BufReader::new(stream);
+    let (mut head, mut length) = (String::new(), 0usize);
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            length = v.trim().parse().unwrap();
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    reader.into_inner().write_all(reply).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// curl's habits: --fail exits 22, -v shows both heads, -H 'K;' sends an
+/// empty value, a body with line breaks stays on one line, a failure goes
+/// to stderr, a bad URL is a usage error, `-` reads standard input.
+#[test]
+fn curl_habits() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}/x");
+    let peer = std::thread::spawn(move || {
+        let first = answer_once(
+            &listener,
+            b"HTTP/1.1 413 Too Large\r\nContent-Length: 11\r\nConnection: close\r\n\r\nline1\nline2",
+        );
+        let second = answer_once(
+            &listener,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        );
+        (first, second)
+    });
+    let file = temp_file("habits.txt", 10);
+    let out = run(&[
+        "upload",
+        &url,
+        file.to_str().unwrap(),
+        "--fail",
+        "-v",
+        "-H",
+        "X-Empty;",
+        "-H",
+        "X-Gone:",
+        "--connect-timeout",
+        "5000",
+    ]);
+    assert_eq!(out.status.code(), Some(22));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "413 line1\\nline2\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("> POST /x HTTP/1.1") && stderr.contains("< HTTP/1.1 413"),
+        "{stderr}"
+    );
+    // Standard input as the file.
+    let mut child = Command::new(BIN)
+        .args(["upload", &url, "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"from stdin").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (first, second) = peer.join().unwrap();
+    assert!(
+        first.contains("\r\nX-Empty: \r\n") && !first.contains("X-Gone"),
+        "{first}"
+    );
+    assert!(
+        second.contains("\r\n\r\nfrom stdin\r\n--"),
+        "the bytes of standard input: {second}"
+    );
+    // A failure line goes to stderr; a bad URL is a usage error.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = run(&["upload", &format!("http://{closed}/"), file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty() && String::from_utf8_lossy(&out.stderr).contains("fail 1000"));
+    for bad in ["not a url", "ftp://127.0.0.1/x"] {
+        assert_eq!(
+            run(&["upload", bad, file.to_str().unwrap()]).status.code(),
+            Some(2),
+            "{bad}"
+        );
+    }
+}

@@ -16,8 +16,8 @@ use super::bytes;
 pub struct DemoArgs {
     /// Files to upload; without any, a sample file is made (and removed after).
     files: Vec<PathBuf>,
-    /// Size of the sample file in bytes.
-    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    /// Size of the sample file: bytes, or with a suffix (64M, 1G).
+    #[arg(long, default_value = "256M", value_parser = super::parse_size)]
     size: u64,
 }
 

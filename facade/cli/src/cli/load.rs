@@ -25,8 +25,8 @@ pub struct LoadArgs {
     #[arg(short = 'n', long, default_value_t = 10_000)]
     total: u64,
     /// Bytes of the file part of each upload.
-    #[arg(long, default_value_t = 16 * 1024)]
-    size: usize,
+    #[arg(long, default_value = "16k", value_parser = super::parse_size)]
+    size: u64,
     /// Print the report as one JSON line.
     #[arg(long)]
     json: bool,

@@ -8,6 +8,46 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// A size with an optional binary suffix, as curl reads them: `512`, `1k`,
+/// `16M`, `1G` (also `KiB`, `MB`…; all powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let shift = match suffix.to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("unknown size suffix in {text:?} (k, M, G, T)")),
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size too large: {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_with_suffixes() {
+        for (text, size) in [
+            ("512", 512),
+            ("1k", 1024),
+            ("16M", 16 << 20),
+            ("1G", 1 << 30),
+            ("2KiB", 2048),
+            ("3mb", 3 << 20),
+        ] {
+            assert_eq!(super::parse_size(text), Ok(size), "{text}");
+        }
+        for bad in ["", "k", "1x", "-1", "99999999999999T"] {
+            assert!(super::parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}
+
 /// TLS options shared by `upload` and `load`, as curl spells them.
 #[derive(clap::Args, Debug, Default)]
 pub struct TlsArgs {

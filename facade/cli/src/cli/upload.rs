@@ -33,6 +33,15 @@ pub struct UploadArgs {
     /// Send FILE as the raw body (PUT unless -X), as curl's -T.
     #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
     upload_file: Option<String>,
+    /// Exit 22 (as curl's --fail) when a response has status 400 or more.
+    #[arg(long)]
+    fail: bool,
+    /// Show the request and response heads on stderr (> and < lines).
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Connect timeout in milliseconds, the name lookup included (default 30000).
+    #[arg(long, value_name = "MS")]
+    connect_timeout: Option<u64>,
     /// Follow redirects (up to 10), as curl's -L; without it a 3xx is the result.
     #[arg(short = 'L', long)]
     location: bool,
@@ -94,6 +103,50 @@ fn split_pair(text: &str, separator: char, what: &str) -> Result<(String, String
     }
 }
 
+/// Exit status with `--fail` when a response had status 400 or more (curl's 22).
+pub const HTTP_ERROR: i32 = 22;
+
+/// Standard input, read whole (for `-` as a file), once.
+fn stdin_bytes() -> Result<bytes::Bytes, String> {
+    use std::io::Read;
+    static STDIN: std::sync::OnceLock<Result<bytes::Bytes, String>> = std::sync::OnceLock::new();
+    STDIN
+        .get_or_init(|| {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map(|_| bytes::Bytes::from(buf))
+                .map_err(|e| format!("cannot read standard input: {e}"))
+        })
+        .clone()
+}
+
+/// A header from `-H`: `K: V`; `K;` sends K with an empty value (curl's
+/// syntax); `K:` with nothing after it is dropped (curl removes it).
+fn header_arg(text: &str) -> Result<Option<(String, String)>, String> {
+    if let Some(name) = text.strip_suffix(';').filter(|n| !n.contains(':')) {
+        return Ok(Some((name.trim().to_string(), String::new())));
+    }
+    let (name, value) = split_pair(text, ':', "-H")?;
+    Ok((!value.trim().is_empty()).then_some((name, value)))
+}
+
+/// A result on one line: line breaks, tabs and other controls in the body
+/// escaped (`\n`, `\r`, `\t`, `\u{1b}`); all other text as it is.
+fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.trim_end().chars() {
+        match c {
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push_str("\\t"),
+            c if c.is_control() => line.extend(c.escape_unicode()),
+            c => line.push(c),
+        }
+    }
+    line
+}
+
 /// A file part from `-F name=@path[;type=T][;filename=F]`.
 fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
     let mut pieces = spec.split(';');
@@ -102,6 +155,9 @@ fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
         return Err(format!("-F {name}=@ needs a file"));
     }
     let mut entry = FileEntry::new(name, path);
+    if path == "-" {
+        entry.bytes = Some(stdin_bytes()?);
+    }
     for piece in pieces {
         match piece.split_once('=') {
             Some(("type", t)) => entry.content_type = Some(t.to_string()),
@@ -117,6 +173,11 @@ fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
 }
 
 pub fn run(args: UploadArgs) -> i32 {
+    match url::Url::parse(&args.url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+        Ok(url) => return usage(format!("unsupported URL scheme {:?} in {}", url.scheme(), args.url)),
+        Err(e) => return usage(format!("bad URL {:?}: {e}", args.url)),
+    }
     let mut form = Vec::new();
     let mut parts = Vec::new();
     for entry in &args.form {
@@ -136,12 +197,18 @@ pub fn run(args: UploadArgs) -> i32 {
         Some(_) if !args.files.is_empty() || !args.form.is_empty() => {
             return usage("-T sends one file as the whole body: no FILE or -F with it".into())
         }
-        Some(file) => vec![(
-            file.clone(),
-            UploadOptions::new(&args.url, file, "")
+        Some(file) => {
+            let mut options = UploadOptions::new(&args.url, file, "")
                 .raw(true)
-                .method(args.method.clone().unwrap_or_else(|| "PUT".into())),
-        )],
+                .method(args.method.clone().unwrap_or_else(|| "PUT".into()));
+            if file == "-" {
+                match stdin_bytes() {
+                    Ok(bytes) => options.body_bytes = Some(bytes),
+                    Err(e) => return usage(e),
+                }
+            }
+            vec![(file.clone(), options)]
+        }
         None if args.files.is_empty() && parts.is_empty() => {
             return usage("nothing to upload: give FILE, -F name=@file or -T FILE".into())
         }
@@ -155,11 +222,19 @@ pub fn run(args: UploadArgs) -> i32 {
             .iter()
             .map(|file| {
                 let mut options = UploadOptions::new(&args.url, file, &args.name);
+                if file == "-" {
+                    options.body_bytes = stdin_bytes().ok();
+                }
                 options.files = parts.clone();
                 (file.clone(), options)
             })
             .collect(),
     };
+    if args.files.iter().any(|f| f == "-") {
+        if let Err(e) = stdin_bytes() {
+            return usage(e);
+        }
+    }
     let mut engine = EngineConfig {
         max_in_flight: requests.len(),
         max_redirects: if args.location { 10 } else { 0 },
@@ -176,10 +251,17 @@ pub fn run(args: UploadArgs) -> i32 {
             Err(e) => return usage(e),
         }
     }
+    if let Some(ms) = args.connect_timeout {
+        if ms == 0 {
+            return usage("--connect-timeout must be at least 1 ms".into());
+        }
+        engine.connect_timeout = Duration::from_millis(ms);
+    }
     let mut headers = Vec::new();
     for header in &args.headers {
-        match split_pair(header, ':', "-H") {
-            Ok(pair) => headers.push(pair),
+        match header_arg(header) {
+            Ok(Some(pair)) => headers.push(pair),
+            Ok(None) => {}
             Err(e) => return usage(e),
         }
     }
@@ -214,6 +296,25 @@ pub fn run(args: UploadArgs) -> i32 {
             if let Some(method) = &args.method {
                 options.method = Some(method.clone());
             }
+            if args.verbose {
+                let lock = Arc::clone(&stderr_lock);
+                options = options.on_request_head(move |head| {
+                    let _guard = lock.lock();
+                    for line in String::from_utf8_lossy(head).lines().filter(|l| !l.is_empty()) {
+                        eprintln!("> {line}");
+                    }
+                    eprintln!(">");
+                });
+                let lock = Arc::clone(&stderr_lock);
+                options = options.on_headers_received(move |head| {
+                    let _guard = lock.lock();
+                    eprintln!("< HTTP/1.1 {}", head.status_code);
+                    for (name, value) in &head.header_list {
+                        eprintln!("< {name}: {value}");
+                    }
+                    eprintln!("<");
+                });
+            }
             let label = several.then(|| file.clone());
             let bars = bars.clone();
             let lock = Arc::clone(&stderr_lock);
@@ -238,26 +339,32 @@ pub fn run(args: UploadArgs) -> i32 {
         let outcome = task.wait();
         bars.finish(index, outcome.is_ok());
         let label = several.then_some(file.as_str());
-        let line = match &outcome {
-            Ok(response) if args.json => json_line(&ResultLine {
+        match &outcome {
+            Ok(response) if args.json => bars.println(&json_line(&ResultLine {
                 success: Some(response),
                 fail: None,
                 file: label,
-            }),
-            Err(error) if args.json => json_line(&ResultLine {
+            })),
+            Err(error) if args.json => bars.println(&json_line(&ResultLine {
                 success: None,
                 fail: Some(FailJson {
                     data: &error.message,
                     code: error.code(),
                 }),
                 file: label,
-            }),
-            Ok(response) => format!("{}{} {}", prefix(label), response.status_code, response.data.trim_end()),
-            Err(error) => format!("{}fail {}: {}", prefix(label), error.code(), error.message),
-        };
-        bars.println(&line);
-        if outcome.is_err() {
-            status = 1;
+            })),
+            Ok(response) => bars.println(&format!(
+                "{}{} {}",
+                prefix(label),
+                response.status_code,
+                one_line(&response.data)
+            )),
+            Err(error) => bars.eprintln(&format!("{}fail {}: {}", prefix(label), error.code(), error.message)),
+        }
+        match &outcome {
+            Err(_) => status = 1,
+            Ok(response) if args.fail && response.status_code >= 400 && status == 0 => status = HTTP_ERROR,
+            Ok(_) => {}
         }
     }
     bars.clear();
@@ -290,9 +397,10 @@ impl Bars {
         if mode != ProgressMode::Bar {
             return Bars { inner: None };
         }
-        let style = ProgressStyle::with_template("{prefix:20!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix:20!} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         let multi = MultiProgress::new();
         let (bars, overall) = if files.len() <= BARS_MAX {
             let bars = files
@@ -333,16 +441,35 @@ impl Bars {
         }
     }
 
+    /// Ends a file's bar, leaving a line with its size, time and average rate.
     fn finish(&self, index: usize, ok: bool) {
         let Some(inner) = &self.inner else { return };
         if inner.overall.is_none() {
             if let Some(bar) = inner.bars.get(index) {
+                let (sent, elapsed) = (bar.position(), bar.elapsed().as_secs_f64());
+                let rate = if elapsed > 0.0 { sent as f64 / elapsed } else { 0.0 };
+                let summary = format!(
+                    "{} {} in {:.2} s ({}/s)",
+                    bar.prefix(),
+                    indicatif::HumanBytes(sent),
+                    elapsed,
+                    indicatif::HumanBytes(rate as u64)
+                );
                 if ok {
-                    bar.finish();
+                    bar.finish_with_message(String::new());
                 } else {
                     bar.abandon();
                 }
+                let _ = inner.multi.println(summary);
             }
+        }
+    }
+
+    /// Prints a failure line on stderr without tearing the bars.
+    fn eprintln(&self, line: &str) {
+        match &self.inner {
+            Some(inner) => inner.multi.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 
