@@ -165,6 +165,14 @@ impl fmt::Display for ExchangeError {
 
 impl std::error::Error for ExchangeError {}
 
+/// Waiting for `100 Continue`: for `wait` once the head is out, then the
+/// body goes anyway (servers that ignore `Expect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expect {
+    wait: std::time::Duration,
+    until: Option<Instant>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Sending,
@@ -199,6 +207,8 @@ pub struct Exchange {
     stopped_early: bool,
     /// Status of a final head not yet reported by `poll_response_head`.
     head_event: Option<u16>,
+    /// Waiting for `100 Continue` before the body (`Expect: 100-continue`).
+    expect: Option<Expect>,
     /// Copy the final head's headers for `poll_headers` (opt-in: a copy
     /// costs allocations).
     report_headers: bool,
@@ -232,6 +242,7 @@ impl Exchange {
             write_error: None,
             stopped_early: false,
             head_event: None,
+            expect: None,
             report_headers: false,
             headers_event: None,
             request_head_event: None,
@@ -311,6 +322,10 @@ impl Exchange {
             pieces[0] = Piece::Bytes(head);
             count = 1;
         }
+        if self.expect.is_some() {
+            // Only the head until `100 Continue` (or the wait) releases the body.
+            return (pieces, count);
+        }
         let mut cursor = self.cursor;
         let mut room = room;
         while count < MAX_PIECES {
@@ -331,6 +346,41 @@ impl Exchange {
             cursor.advance(&self.body, len);
         }
         (pieces, count)
+    }
+
+    /// Sends `Expect: 100-continue` semantics: after the head, the body
+    /// waits for `100 Continue`, or for `wait` (then goes anyway). A final
+    /// response instead is the result and no body is sent (a 401 or 413
+    /// costs no body). The head must carry the `Expect` header.
+    pub fn expect_continue(&mut self, wait: std::time::Duration) {
+        self.expect = Some(Expect { wait, until: None });
+    }
+
+    /// True while the body waits for `100 Continue`.
+    pub fn awaiting_continue(&self) -> bool {
+        self.expect.is_some()
+    }
+
+    /// Time passed: starts the `100 Continue` wait once the head is out, and
+    /// releases the body when it is over. Returns `true` when it released it.
+    pub fn handle_time(&mut self, now: Instant) -> bool {
+        let head_out = self.head_sent == self.head.len();
+        let Some(expect) = self.expect.as_mut().filter(|_| head_out) else {
+            return false;
+        };
+        let until = *expect
+            .until
+            .get_or_insert_with(|| now.checked_add(expect.wait).unwrap_or(now));
+        if now >= until {
+            self.expect = None;
+            return true;
+        }
+        false
+    }
+
+    /// When [`Exchange::handle_time`] must next be called, if at all.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.expect.and_then(|e| e.until)
     }
 
     /// The transport accepted `n` more bytes of what `poll_gather` gave.
@@ -405,7 +455,13 @@ impl Exchange {
                 }
                 return Some(bytes.len());
             }
-            ParseStatus::Interim { consumed } => (consumed, None),
+            ParseStatus::Interim { status, consumed } => {
+                if status == 100 {
+                    // 100 Continue: the body may go out now.
+                    self.expect = None;
+                }
+                (consumed, None)
+            }
             ParseStatus::Complete { head, consumed } => (consumed, Some(head)),
         };
         // Bytes of `bytes` used: all that the head took, minus what was kept before.
@@ -433,6 +489,12 @@ impl Exchange {
             }
         };
         self.reusable = framing.reusable;
+        if self.expect.take().is_some() && self.state == State::Sending {
+            // A final answer to `Expect: 100-continue`: the result, and the
+            // body promised by Content-Length never goes: not reusable.
+            self.reusable = false;
+            self.stop_sending();
+        }
         if self.state == State::Sending && (head.status >= 400 || !framing.reusable) {
             self.reusable = false;
             self.stop_sending();

@@ -326,6 +326,13 @@ pub struct EngineConfig {
     /// also has `limits.max_body_bytes`); an upload whose response would go
     /// over it fails with code 200. Default 256 MiB.
     pub max_buffered_response_bytes: usize,
+    /// Bodies of at least this many bytes are sent with `Expect:
+    /// 100-continue`: the body waits for `100 Continue`, or for a few round
+    /// trips (4 × the connect RTT, at least 100 ms, at most 1 s) and then
+    /// goes anyway; a final answer instead (401, 413…) is the result and no
+    /// body is sent; a 417 sends it again without `Expect`. Default 1 MiB (as
+    /// curl); `None` never.
+    pub expect_continue_threshold: Option<u64>,
     /// Redirects followed (301/302/303 as browsers, 307/308 with the whole
     /// body again; see [`redirect`]). Default 10; 0 follows none.
     pub max_redirects: u32,
@@ -383,6 +390,7 @@ impl Default for EngineConfig {
             raise_fd_limit: false,
             connector: None,
             max_redirects: 10,
+            expect_continue_threshold: Some(1 << 20),
             allow_https_to_http: false,
         }
     }

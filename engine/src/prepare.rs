@@ -32,6 +32,8 @@ pub(crate) struct Plan {
     pub(crate) policy: Policy,
     /// Hops followed so far.
     pub(crate) hops: u32,
+    /// Send `Expect: 100-continue` and wait before the body.
+    pub(crate) expect: bool,
 }
 
 /// Everything an upload needs before connecting.
@@ -39,6 +41,7 @@ pub(crate) fn prepare(
     request: UploadRequest,
     limits: uploadtask_http1::Limits,
     policy: Policy,
+    expect_threshold: Option<u64>,
     entropy: &mut Entropy,
 ) -> Result<Prepared, UploadError> {
     let target = Target::parse(&request.url).map_err(|e| invalid(&e))?;
@@ -63,6 +66,7 @@ pub(crate) fn prepare(
         raw: body.content_type().is_empty(),
         policy,
         hops: 0,
+        expect: expect_threshold.is_some_and(|at| body.content_length() >= at.max(1)),
     };
     let head = write_head(&target, &plan, &plan.headers, &body)?;
     let mut exchange = Exchange::new(head, body, limits);
@@ -117,12 +121,23 @@ fn write_head(target: &Target, plan: &Plan, headers: &[(String, String)], body: 
         RequestHead::new(target, body.content_type(), body.content_length())
     };
     let mut out = Vec::with_capacity(256);
+    let expect = plan.expect && body.content_length() > 0;
     head.method(&plan.method)
         .headers(pairs)
+        .expect_continue(expect)
         .write(&mut out)
         .map_err(|e| invalid(&e))?;
     out.shrink_to_fit();
     Ok(out)
+}
+
+/// The same request again without `Expect` (after a 417).
+pub(crate) fn without_expect(plan: &mut Plan, previous: &Exchange) -> Result<(Target, Exchange), UploadError> {
+    plan.expect = false;
+    let target = Target::parse(&plan.url).map_err(|e| invalid(&e))?;
+    let body = previous.body().clone();
+    let head = write_head(&target, plan, &plan.headers, &body)?;
+    Ok((target, previous.follow(head, body)))
 }
 
 /// The next request after a redirect: the same body (re-sent from byte 0)

@@ -45,7 +45,7 @@ fn read_response(wire: &[u8], step: usize) -> Option<Outcome> {
             match parser.parse(&buf) {
                 Err(e) => return Some(Err(e.to_string())),
                 Ok(ParseStatus::Partial) => break,
-                Ok(ParseStatus::Interim { consumed }) => {
+                Ok(ParseStatus::Interim { consumed, .. }) => {
                     assert!(consumed > 0 && consumed <= buf.len());
                     buf.drain(..consumed);
                 }

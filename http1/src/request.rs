@@ -213,6 +213,8 @@ pub struct RequestHead<'a> {
     headers: Vec<(&'a str, &'a str)>,
     /// A raw body: the user's `Content-Type` is theirs to send.
     raw: bool,
+    /// Ask for `100 Continue` before the body.
+    expect_continue: bool,
 }
 
 impl<'a> RequestHead<'a> {
@@ -226,6 +228,7 @@ impl<'a> RequestHead<'a> {
             content_length,
             headers: Vec::new(),
             raw: false,
+            expect_continue: false,
         }
     }
 
@@ -265,6 +268,12 @@ impl<'a> RequestHead<'a> {
     /// Uses another method than `POST` (for example `PUT`).
     pub fn method(mut self, method: &'a str) -> Self {
         self.method = method;
+        self
+    }
+
+    /// Adds `Expect: 100-continue` (the engine owns that header).
+    pub fn expect_continue(mut self, on: bool) -> Self {
+        self.expect_continue = on;
         self
     }
 
@@ -326,6 +335,9 @@ impl<'a> RequestHead<'a> {
         let mut digits = [0u8; 20];
         if !bodiless {
             line("Content-Length", format_u64(self.content_length, &mut digits));
+        }
+        if self.expect_continue {
+            line("Expect", "100-continue");
         }
         for &(name, value) in &self.headers {
             // Every header passed the check above; only plain ones are written here.

@@ -22,7 +22,7 @@
 //! use uploadtask_http1::{Limits, ParseStatus, ResponseHeadParser};
 //!
 //! let mut parser = ResponseHeadParser::new(Limits::default());
-//! assert!(matches!(parser.parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2"), Ok(ParseStatus::Interim { consumed: 25 })));
+//! assert!(matches!(parser.parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2"), Ok(ParseStatus::Interim { status: 100, consumed: 25 })));
 //! let buf = b"HTTP/1.1 201 Created\r\nA: 1\r\nA: 2\r\n\r\nbody";
 //! let ParseStatus::Complete { head, consumed } = parser.parse(buf).unwrap() else { panic!() };
 //! assert_eq!((head.status, head.reason.as_str(), consumed), (201, "Created", 36));
@@ -112,6 +112,8 @@ pub enum ParseStatus {
     Partial,
     /// A 1xx interim head of `consumed` bytes: drop them and call again.
     Interim {
+        /// Its status (100 Continue, 102, 103, 104…).
+        status: u16,
         /// Bytes of the interim head.
         consumed: usize,
     },
@@ -162,7 +164,7 @@ impl ResponseHeadParser {
             return Ok(ParseStatus::Partial);
         }
         let status = self.parse_with_httparse(buf)?;
-        if let ParseStatus::Complete { consumed, .. } | ParseStatus::Interim { consumed } = status {
+        if let ParseStatus::Complete { consumed, .. } | ParseStatus::Interim { consumed, .. } = status {
             if consumed > self.limits.max_head_bytes {
                 return Err(ResponseError::HeadTooLarge);
             }
@@ -213,7 +215,7 @@ impl ResponseHeadParser {
         let status = response.code.ok_or(ResponseError::Malformed)?;
         match status {
             101 => return Err(ResponseError::SwitchingProtocols),
-            100..=199 => return Ok(ParseStatus::Interim { consumed }),
+            100..=199 => return Ok(ParseStatus::Interim { status, consumed }),
             _ => {}
         }
         let head = ResponseHead {
@@ -314,8 +316,20 @@ mod tests {
             ..Limits::default()
         });
         let one = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
-        assert_eq!(parser.parse(one), Ok(ParseStatus::Interim { consumed: one.len() }));
-        assert_eq!(parser.parse(one), Ok(ParseStatus::Interim { consumed: one.len() }));
+        assert_eq!(
+            parser.parse(one),
+            Ok(ParseStatus::Interim {
+                status: 103,
+                consumed: one.len()
+            })
+        );
+        assert_eq!(
+            parser.parse(one),
+            Ok(ParseStatus::Interim {
+                status: 103,
+                consumed: one.len()
+            })
+        );
         assert_eq!(parser.parse(one), Err(ResponseError::TooManyInterim));
     }
 

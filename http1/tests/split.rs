@@ -24,7 +24,7 @@ fn parse_head_split(wire: &[u8], cuts: &[usize]) -> Result<Option<(ResponseHead,
         loop {
             match parser.parse(&buf)? {
                 ParseStatus::Partial => break,
-                ParseStatus::Interim { consumed } => {
+                ParseStatus::Interim { consumed, .. } => {
                     buf.drain(..consumed);
                     dropped += consumed;
                 }

@@ -62,6 +62,9 @@ pub(crate) struct ConnSlot {
     /// The upload it carries; `None` while idle in the pool.
     pub(crate) upload: Option<Key>,
     pub(crate) idle_until: Option<Instant>,
+    /// When the connect started, and the round trip it took (the handshake).
+    pub(crate) started: Instant,
+    pub(crate) rtt: Option<std::time::Duration>,
 }
 
 /// The slab and the pool; see the module doc.
@@ -93,6 +96,7 @@ impl Conns {
         addr: SocketAddr,
         origin: Origin,
         upload: Key,
+        now: Instant,
     ) -> io::Result<ConnKey> {
         // An embedder's connector is app code: a panic is this connect's error.
         let connect = std::panic::AssertUnwindSafe(|| connector.connect(addr, &origin.1));
@@ -116,6 +120,8 @@ impl Conns {
             origin,
             upload: Some(upload),
             idle_until: None,
+            started: now,
+            rtt: None,
         });
         Ok(key)
     }

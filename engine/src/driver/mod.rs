@@ -27,7 +27,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
-use uploadtask_http1::request::Scheme;
+use uploadtask_http1::request::{Scheme, Target};
 
 use self::conns::{ConnIo, ConnKey, Conns, Origin};
 use self::timers::{TimerTarget, Timers};
@@ -48,6 +48,9 @@ use crate::{
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
 const READ_BUF: usize = 64 * 1024;
+/// Bounds of the wait for `100 Continue` (4 × the connect RTT in between).
+const EXPECT_WAIT_MIN: Duration = Duration::from_millis(100);
+const EXPECT_WAIT_MAX: Duration = Duration::from_secs(1);
 const FILE_BUF: usize = 256 * 1024;
 
 /// Runs app code (an event sink) so that a panic in it cannot end the
@@ -236,7 +239,13 @@ impl Loop {
             max: self.config.max_redirects,
             allow_https_to_http: self.config.allow_https_to_http,
         };
-        let prepared = prepare(*request, self.config.limits, policy, &mut self.entropy)?;
+        let prepared = prepare(
+            *request,
+            self.config.limits,
+            policy,
+            self.config.expect_continue_threshold,
+            &mut self.entropy,
+        )?;
         let slot = self.uploads.get(key).ok_or_else(vanished)?;
         slot.exchange = Some(prepared.exchange);
         slot.sources = prepared.sources;
@@ -269,10 +278,30 @@ impl Loop {
             Action::Resolve => self.resolve(key),
             Action::Connect(addr) => self.connect(key, addr),
             Action::StartTls => self.on_handshaking(key),
-            Action::Exchange => self.serve(key, false, true),
+            Action::Exchange => {
+                self.arm_expect(key);
+                self.serve(key, false, true)
+            }
             Action::Fail(error) => return self.finish(key, Err(error)),
         }
         self.schedule(key);
+    }
+
+    /// An exchange starting on a connection: with `Expect: 100-continue`, its
+    /// body waits a few of this connection's round trips at most.
+    fn arm_expect(&mut self, key: Key) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        if !slot.plan.as_ref().is_some_and(|p| p.expect) {
+            return;
+        }
+        let conn = slot.conn;
+        let rtt = conn.and_then(|c| self.conns.get(c)).and_then(|c| c.rtt);
+        let wait = rtt.map_or(EXPECT_WAIT_MAX, |rtt| (rtt * 4).clamp(EXPECT_WAIT_MIN, EXPECT_WAIT_MAX));
+        if let Some(exchange) = self.uploads.get(key).and_then(|s| s.exchange.as_mut()) {
+            if exchange.body().content_length() > 0 {
+                exchange.expect_continue(wait);
+            }
+        }
     }
 
     /// Closes the upload's connection, if it has one.
@@ -324,9 +353,10 @@ impl Loop {
         else {
             return;
         };
+        let now = self.now;
         match self
             .conns
-            .connect(self.poll.registry(), self.connector.as_ref(), addr, origin, key)
+            .connect(self.poll.registry(), self.connector.as_ref(), addr, origin, key, now)
         {
             Ok(conn) => {
                 if let Some(slot) = self.uploads.get(key) {
@@ -385,6 +415,7 @@ impl Loop {
         let ConnIo::Connecting(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
             return;
         };
+        conn.rtt = Some(now.saturating_duration_since(conn.started));
         let Some(slot) = self.uploads.get(key) else { return };
         let action = slot.life.handle_connected(now);
         let transport: Box<dyn Transport> = match (&action, slot.target.as_ref()) {
@@ -438,6 +469,7 @@ impl Loop {
         let mut moved = 0;
         let mut flow = WriteFlow::Idle;
         let mut file_error = None;
+        let waited_for_continue = exchange.awaiting_continue();
         if writable {
             match pump_write(
                 slot.id.0,
@@ -461,6 +493,12 @@ impl Loop {
         }
         if moved > 0 {
             slot.life.handle_activity(self.now, moved as u64);
+        }
+        exchange.handle_time(self.now);
+        if waited_for_continue && !exchange.awaiting_continue() && exchange.wants_write() {
+            // `100 Continue` (read just now) or the end of the wait released
+            // the body: write it on the next turn (no writable edge will come).
+            flow = WriteFlow::Yield;
         }
         if let Some(e) = file_error {
             return self.finish(key, Err(UploadError::new(ErrorKind::File, e.0)));
@@ -538,9 +576,18 @@ impl Loop {
     /// decision is `redirect::decide`'s).
     fn on_response(&mut self, key: Key, response: crate::Response) {
         let Some(slot) = self.uploads.get(key) else { return };
-        let Some(plan) = slot.plan.as_ref() else {
+        let Some(plan) = slot.plan.as_mut() else {
             return self.finish(key, Ok(response));
         };
+        if response.status == 417 && plan.expect {
+            // The server refuses `Expect`: the same request again without it.
+            slot.held_head.clear();
+            let again = match slot.exchange.as_ref() {
+                Some(exchange) => prepare::without_expect(plan, exchange),
+                None => return,
+            };
+            return self.next_exchange(key, again);
+        }
         let location = response
             .headers
             .iter()
@@ -567,6 +614,13 @@ impl Loop {
             (Some(plan), Some(exchange)) => prepare::follow(plan, hop, exchange),
             _ => return,
         };
+        self.next_exchange(key, next);
+    }
+
+    /// Starts the upload's next exchange (a redirect hop, a resend), after
+    /// pooling or closing the connection of the last one.
+    fn next_exchange(&mut self, key: Key, next: Result<(Target, crate::exchange::Exchange), UploadError>) {
+        let Some(slot) = self.uploads.get(key) else { return };
         match next {
             Ok((target, exchange)) => {
                 let reusable = exchange_reusable(slot.exchange.as_ref()) && self.config.keep_alive;
@@ -622,7 +676,10 @@ impl Loop {
 
     fn schedule(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key) else { return };
-        let Some(at) = slot.life.poll_timeout() else { return };
+        let exchange_at = slot.exchange.as_ref().and_then(|e| e.poll_timeout());
+        let Some(at) = [slot.life.poll_timeout(), exchange_at].into_iter().flatten().min() else {
+            return;
+        };
         if slot.timer_at.is_some_and(|t| t <= at) {
             return;
         }
@@ -647,7 +704,13 @@ impl Loop {
                     slot.timer_at = None;
                     match slot.life.handle_timeout(now) {
                         Some(action) => self.act(key, action),
-                        None => self.schedule(key),
+                        None => {
+                            let released = slot.exchange.as_mut().is_some_and(|e| e.handle_time(now));
+                            if released {
+                                self.serve(key, false, true);
+                            }
+                            self.schedule(key);
+                        }
                     }
                 }
             }

@@ -248,3 +248,39 @@ fn a_write_error_after_a_success_head_fails() {
         "{error:?}"
     );
 }
+
+#[test]
+fn expect_continue_waits_for_100_or_the_wait_and_a_final_answer_costs_no_body() {
+    let t = Instant::now();
+    let wait = std::time::Duration::from_millis(300);
+    // 100 Continue releases the body.
+    let mut ex = exchange(5000);
+    ex.expect_continue(wait);
+    let (pieces, count) = ex.poll_gather(1 << 20);
+    assert_eq!(
+        (count, pieces[0]),
+        (1, Piece::Bytes(b"POST / HTTP/1.1\r\n\r\n")),
+        "only the head"
+    );
+    ex.handle_sent(19);
+    assert_eq!(ex.poll_gather(1 << 20).1, 0, "the body waits");
+    assert!(!ex.handle_time(t));
+    assert_eq!(ex.poll_timeout(), Some(t + wait));
+    ex.handle_received(b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(!ex.awaiting_continue());
+    assert!(ex.poll_gather(1 << 20).1 > 0, "the body goes");
+    // No answer: the body goes when the wait is over.
+    let mut ex = exchange(5000);
+    ex.expect_continue(wait);
+    ex.handle_sent(19);
+    assert!(!ex.handle_time(t));
+    assert!(ex.handle_time(t + wait));
+    assert!(ex.poll_gather(1 << 20).1 > 0);
+    // A final answer instead: the result, no body byte, not reusable.
+    let mut ex = exchange(5000);
+    ex.expect_continue(wait);
+    ex.handle_sent(19);
+    ex.handle_received(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(ex.poll_outcome().unwrap().unwrap().status, 413);
+    assert_eq!((ex.body_bytes_sent(), ex.reusable()), (0, false));
+}
