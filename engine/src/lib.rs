@@ -45,6 +45,7 @@ pub mod error;
 pub mod exchange;
 mod prepare;
 pub mod progress;
+pub mod proxy;
 pub mod pump;
 pub mod redirect;
 pub mod resolver;
@@ -326,6 +327,11 @@ pub struct EngineConfig {
     /// also has `limits.max_body_bytes`); an upload whose response would go
     /// over it fails with code 200. Default 256 MiB.
     pub max_buffered_response_bytes: usize,
+    /// The HTTP proxies to use; see [`proxy`]. Default: the environment's
+    /// (`http_proxy`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl reads
+    /// them), read once when the engine starts; `Some(Proxies::default())`
+    /// for none.
+    pub proxies: Option<proxy::Proxies>,
     /// Bodies of at least this many bytes are sent with `Expect:
     /// 100-continue`: the body waits for `100 Continue`, or for a few round
     /// trips (4 × the connect RTT, at least 100 ms, at most 1 s) and then
@@ -390,6 +396,7 @@ impl Default for EngineConfig {
             raise_fd_limit: false,
             connector: None,
             max_redirects: 10,
+            proxies: None,
             expect_continue_threshold: Some(1 << 20),
             allow_https_to_http: false,
         }
@@ -585,14 +592,18 @@ impl Engine {
         let mailbox = Mailbox::new(commands, waker);
         let admitted = Arc::new(AtomicUsize::new(0));
         let admit_limit = config.max_in_flight.saturating_add(config.max_queued);
+        let proxies = match &config.proxies {
+            Some(proxies) => proxies.clone(),
+            None => proxy::Proxies::from_env().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        };
         let looper = driver::Loop::new(
             poll,
             config,
             tls,
             resolver,
-            inbox,
-            mailbox.clone(),
+            (inbox, mailbox.clone()),
             Arc::clone(&admitted),
+            Arc::new(proxies),
         );
         let thread = std::thread::Builder::new()
             .name("uploadtask-engine".into())

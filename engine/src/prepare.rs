@@ -8,9 +8,12 @@ use uploadtask_http1::request::{RequestHead, Target};
 use uploadtask_multipart::{Body, FilePart, Form};
 
 use crate::exchange::Exchange;
+use crate::proxy::{self, Proxies, ProxyUrl};
 use crate::redirect::{self, Hop, Policy};
 use crate::source::{BodySource, FileSource, MemorySource};
 use crate::{ErrorKind, SourceSpec, UploadError, UploadRequest};
+use std::sync::Arc;
+use uploadtask_http1::request::Scheme;
 
 /// What an upload needs to connect, and to send again after a redirect.
 pub(crate) struct Prepared {
@@ -34,6 +37,19 @@ pub(crate) struct Plan {
     pub(crate) hops: u32,
     /// Send `Expect: 100-continue` and wait before the body.
     pub(crate) expect: bool,
+    /// The engine's proxies, and the one the current URL goes through.
+    pub(crate) proxies: Arc<Proxies>,
+    pub(crate) proxy: Option<ProxyUrl>,
+}
+
+impl Plan {
+    /// Picks the proxy for `target` (after a redirect, again).
+    fn route(&mut self, target: &Target) {
+        self.proxy = self
+            .proxies
+            .for_target(target.scheme == Scheme::Https, &target.host)
+            .cloned();
+    }
 }
 
 /// Everything an upload needs before connecting.
@@ -42,6 +58,7 @@ pub(crate) fn prepare(
     limits: uploadtask_http1::Limits,
     policy: Policy,
     expect_threshold: Option<u64>,
+    proxies: &Arc<Proxies>,
     entropy: &mut Entropy,
 ) -> Result<Prepared, UploadError> {
     let target = Target::parse(&request.url).map_err(|e| invalid(&e))?;
@@ -59,7 +76,7 @@ pub(crate) fn prepare(
         }
         None => form_body(request.fields, request.files, entropy)?,
     };
-    let plan = Plan {
+    let mut plan = Plan {
         url: request.url,
         method: request.method,
         headers: request.headers,
@@ -67,7 +84,10 @@ pub(crate) fn prepare(
         policy,
         hops: 0,
         expect: expect_threshold.is_some_and(|at| body.content_length() >= at.max(1)),
+        proxies: Arc::clone(proxies),
+        proxy: None,
     };
+    plan.route(&target);
     let head = write_head(&target, &plan, &plan.headers, &body)?;
     let mut exchange = Exchange::new(head, body, limits);
     exchange.set_report_headers(request.report_headers);
@@ -114,7 +134,20 @@ fn form_body(
 
 /// The request head for `body` (a form, raw bytes, or none) with `headers`.
 fn write_head(target: &Target, plan: &Plan, headers: &[(String, String)], body: &Body) -> Result<Vec<u8>, UploadError> {
-    let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let mut pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    // Plain http through a proxy: the absolute-form target and the proxy's
+    // credentials (https goes through a tunnel: the origin sees neither).
+    let absolute;
+    let target = match &plan.proxy {
+        Some(proxy) if target.scheme == Scheme::Http => {
+            if let Some(authorization) = &proxy.authorization {
+                pairs.push(("Proxy-Authorization", authorization));
+            }
+            absolute = proxy::absolute_form(target);
+            &absolute
+        }
+        _ => target,
+    };
     let head = if body.content_type().is_empty() {
         RequestHead::raw(target, body.content_length())
     } else {
@@ -158,6 +191,7 @@ pub(crate) fn follow(plan: &mut Plan, hop: Hop, previous: &Exchange) -> Result<(
     plan.url = hop.url;
     plan.method = hop.method;
     plan.hops += 1;
+    plan.route(&target);
     let head = write_head(&target, plan, &plan.headers, &body)?;
     Ok((target, previous.follow(head, body)))
 }

@@ -57,6 +57,8 @@ pub enum Phase {
     Resolving,
     /// A TCP connect is under way.
     Connecting,
+    /// A `CONNECT` tunnel through a proxy is being opened.
+    Tunneling,
     /// The TLS handshake is under way.
     Handshaking,
     /// Sending the request and reading the response.
@@ -69,6 +71,7 @@ impl fmt::Display for Phase {
             Phase::Queued => "queued",
             Phase::Resolving => "resolving",
             Phase::Connecting => "connecting",
+            Phase::Tunneling => "tunneling",
             Phase::Handshaking => "handshaking",
             Phase::Exchanging => "exchanging",
         })
@@ -83,6 +86,8 @@ pub enum Action {
     Resolve,
     /// Close any connection of this upload and connect to this address.
     Connect(SocketAddr),
+    /// Open a `CONNECT` tunnel through the proxy on the connection.
+    Tunnel,
     /// Start the TLS handshake on the connection.
     StartTls,
     /// Run the exchange on the connection.
@@ -140,6 +145,8 @@ pub struct Upload {
     window_bytes: u64,
     reused: bool,
     retried: bool,
+    /// A `CONNECT` tunnel comes before TLS (https through a proxy).
+    tunnel: bool,
 }
 
 impl Upload {
@@ -165,6 +172,7 @@ impl Upload {
             window_bytes: 0,
             reused: false,
             retried: false,
+            tunnel: false,
         }
     }
 
@@ -176,6 +184,11 @@ impl Upload {
     /// True when the exchange runs on a connection another upload used before.
     pub fn is_reused(&self) -> bool {
         self.reused
+    }
+
+    /// Whether a `CONNECT` tunnel comes before TLS on new connections.
+    pub fn set_tunnel(&mut self, tunnel: bool) {
+        self.tunnel = tunnel;
     }
 
     /// The upload leaves the queue for `host`; `pooled` says whether an idle
@@ -257,6 +270,19 @@ impl Upload {
 
     /// The TCP connection is up.
     pub fn handle_connected(&mut self, now: Instant) -> Action {
+        if self.tunnel {
+            self.enter_transfer(Phase::Tunneling, now);
+            return Action::Tunnel;
+        }
+        self.after_tunnel(now)
+    }
+
+    /// The proxy opened the tunnel: TLS to the origin next (or the exchange).
+    pub fn handle_tunnel_open(&mut self, now: Instant) -> Action {
+        self.after_tunnel(now)
+    }
+
+    fn after_tunnel(&mut self, now: Instant) -> Action {
         if self.tls {
             self.enter_transfer(Phase::Handshaking, now);
             Action::StartTls
@@ -316,7 +342,7 @@ impl Upload {
 
     /// The earliest moment [`Upload::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let transfer = matches!(self.phase, Phase::Handshaking | Phase::Exchanging);
+        let transfer = matches!(self.phase, Phase::Tunneling | Phase::Handshaking | Phase::Exchanging);
         let idle = transfer
             .then(|| deadline_after(self.last_activity, self.timing.idle_timeout))
             .flatten();
@@ -350,7 +376,7 @@ impl Upload {
                 self.last_connect_error = Some(UploadError::new(ErrorKind::Timeout, message));
                 Some(self.connect_next(now))
             }
-            Phase::Handshaking | Phase::Exchanging => {
+            Phase::Tunneling | Phase::Handshaking | Phase::Exchanging => {
                 if due(deadline_after(self.last_activity, self.timing.idle_timeout)) {
                     let message = format!(
                         "idle timeout: no byte moved for {} ms",

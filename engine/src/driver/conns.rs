@@ -19,8 +19,9 @@ use uploadtask_http1::request::Scheme;
 use super::uploads::Key;
 use crate::transport::{Connector, Transport};
 
-/// Where a connection goes: scheme, host, port.
-pub(crate) type Origin = (Scheme, String, u16);
+/// Where a connection goes: scheme, host, port, and the proxy it goes
+/// through (host, port), if any: connections pool by (proxy, origin).
+pub(crate) type Origin = (Scheme, String, u16, Option<(String, u16)>);
 
 /// A connection's slab index and generation; its mio token holds both, so
 /// an event for a closed socket cannot reach a new one in the same slot.

@@ -36,9 +36,10 @@ use self::uploads::Uploads;
 use crate::error::describe_tls;
 use crate::exchange::ExchangeError;
 use crate::prepare::{self, prepare, Entropy};
+use crate::proxy::{Proxies, Tunnel, TunnelStatus};
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
 use crate::redirect;
-use crate::transport::{Connector, TcpConnector, TlsTransport, Transport};
+use crate::transport::{Connector, TcpConnector, TlsTransport};
 use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
 use crate::{
     Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Stats, UploadError, UploadId, UploadRequest,
@@ -67,6 +68,7 @@ pub(crate) struct Loop {
     tls: Arc<rustls::ClientConfig>,
     resolver: Arc<dyn Resolver>,
     connector: Arc<dyn Connector>,
+    proxies: Arc<Proxies>,
     inbox: mpsc::Receiver<Command>,
     mailbox: Mailbox,
     entropy: Entropy,
@@ -86,9 +88,9 @@ impl Loop {
         config: EngineConfig,
         tls: Arc<rustls::ClientConfig>,
         resolver: Arc<dyn Resolver>,
-        inbox: mpsc::Receiver<Command>,
-        mailbox: Mailbox,
+        (inbox, mailbox): (mpsc::Receiver<Command>, Mailbox),
         held: Arc<AtomicUsize>,
+        proxies: Arc<Proxies>,
     ) -> Self {
         Loop {
             poll,
@@ -105,6 +107,7 @@ impl Loop {
             inbox,
             mailbox,
             entropy: Entropy::default(),
+            proxies,
             timers: Timers::default(),
             ready: VecDeque::new(),
             read_buf: vec![0; READ_BUF].into_boxed_slice(),
@@ -244,6 +247,7 @@ impl Loop {
             self.config.limits,
             policy,
             self.config.expect_continue_threshold,
+            &self.proxies,
             &mut self.entropy,
         )?;
         let slot = self.uploads.get(key).ok_or_else(vanished)?;
@@ -258,16 +262,15 @@ impl Loop {
     /// Takes a pooled connection to the target's origin or resolves its host.
     fn begin_exchange(&mut self, key: Key) {
         let now = self.now;
-        let Some(target) = self.uploads.get(key).and_then(|slot| slot.target.as_ref()) else {
-            return;
-        };
-        let origin: Origin = (target.scheme, target.host.clone(), target.port);
+        let Some(slot) = self.uploads.get(key) else { return };
+        let origin = origin_of(slot);
         let pooled = self.conns.take_idle(self.poll.registry(), &origin, key);
         let Some(slot) = self.uploads.get(key) else { return };
         let Some(target) = slot.target.as_ref() else { return };
-        let action = slot
-            .life
-            .handle_start(&target.host, target.scheme == Scheme::Https, pooled.is_some(), now);
+        let https = target.scheme == Scheme::Https;
+        let (host, _) = connect_point(slot);
+        slot.life.set_tunnel(https && origin.3.is_some());
+        let action = slot.life.handle_start(&host, https, pooled.is_some(), now);
         slot.conn = pooled;
         self.act(key, action);
     }
@@ -277,7 +280,11 @@ impl Loop {
         match action {
             Action::Resolve => self.resolve(key),
             Action::Connect(addr) => self.connect(key, addr),
-            Action::StartTls => self.on_handshaking(key),
+            Action::Tunnel => self.tunnel(key),
+            Action::StartTls => match self.start_tls(key) {
+                Ok(()) => self.on_handshaking(key),
+                Err(error) => return self.finish(key, Err(error)),
+            },
             Action::Exchange => {
                 self.arm_expect(key);
                 self.serve(key, false, true)
@@ -313,10 +320,8 @@ impl Loop {
 
     fn resolve(&mut self, key: Key) {
         self.drop_conn(key);
-        let Some(target) = self.uploads.get(key).and_then(|slot| slot.target.as_ref()) else {
-            return;
-        };
-        let (host, port) = (target.host.clone(), target.port);
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (host, port) = connect_point(slot);
         // An IP literal needs no lookup (and no resolver thread).
         if let Ok(ip) = host.parse::<std::net::IpAddr>() {
             return self.on_resolved(key, Ok(vec![SocketAddr::new(ip, port)]));
@@ -345,12 +350,7 @@ impl Loop {
     /// Closes the upload's connection, if any, and connects to `addr`.
     fn connect(&mut self, key: Key, addr: SocketAddr) {
         self.drop_conn(key);
-        let Some(origin) = self
-            .uploads
-            .get(key)
-            .and_then(|slot| slot.target.as_ref())
-            .map(|t| (t.scheme, t.host.clone(), t.port))
-        else {
+        let Some(origin) = self.uploads.get(key).map(|slot| origin_of(slot)) else {
             return;
         };
         let now = self.now;
@@ -388,6 +388,7 @@ impl Loop {
         let Some(slot) = self.uploads.get(key) else { return };
         match slot.life.phase() {
             Phase::Connecting => self.on_connecting(key, conn_key),
+            Phase::Tunneling => self.tunnel(key),
             Phase::Handshaking => self.on_handshaking(key),
             // A readable edge also tries a write: a transport without
             // socket readiness (a scripted or simulated one) signals both
@@ -416,21 +417,102 @@ impl Loop {
             return;
         };
         conn.rtt = Some(now.saturating_duration_since(conn.started));
+        conn.io = ConnIo::Ready(transport);
         let Some(slot) = self.uploads.get(key) else { return };
         let action = slot.life.handle_connected(now);
-        let transport: Box<dyn Transport> = match (&action, slot.target.as_ref()) {
-            (Action::StartTls, Some(target)) => match TlsTransport::new(transport, Arc::clone(&self.tls), &target.host)
-            {
-                Ok(tls) => Box::new(tls),
-                Err(e) => {
-                    let error = UploadError::new(ErrorKind::Tls, format!("TLS setup for {} failed: {e}", target.host));
-                    return self.finish(key, Err(error.with_source(e)));
-                }
-            },
-            _ => transport,
-        };
-        conn.io = ConnIo::Ready(transport);
         self.act(key, action);
+    }
+
+    /// Layers TLS to the origin over the upload's connection (after a
+    /// tunnel, when there is one).
+    fn start_tls(&mut self, key: Key) -> Result<(), UploadError> {
+        let Some(slot) = self.uploads.get(key) else {
+            return Ok(());
+        };
+        let (Some(conn_key), Some(target)) = (slot.conn, slot.target.as_ref()) else {
+            return Ok(());
+        };
+        let host = target.host.clone();
+        let Some(conn) = self.conns.get(conn_key) else {
+            return Ok(());
+        };
+        let ConnIo::Ready(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
+            return Ok(());
+        };
+        match TlsTransport::new(transport, Arc::clone(&self.tls), &host) {
+            Ok(tls) => {
+                conn.io = ConnIo::Ready(Box::new(tls));
+                Ok(())
+            }
+            Err(e) => Err(UploadError::new(ErrorKind::Tls, format!("TLS setup for {host} failed: {e}")).with_source(e)),
+        }
+    }
+
+    /// Opens a `CONNECT` tunnel through the proxy: writes the request,
+    /// reads the answer, until the proxy decides.
+    fn tunnel(&mut self, key: Key) {
+        let now = self.now;
+        let Some(slot) = self.uploads.get(key) else { return };
+        if slot.tunnel.is_none() {
+            let (Some(target), Some(proxy)) = (slot.target.as_ref(), slot.plan.as_ref().and_then(|p| p.proxy.as_ref()))
+            else {
+                return;
+            };
+            slot.tunnel = Some(Tunnel::new(target, proxy));
+        }
+        let (Some(conn_key), Some(tunnel)) = (slot.conn, slot.tunnel.as_mut()) else {
+            return;
+        };
+        let Some(ConnIo::Ready(transport)) = self.conns.get(conn_key).map(|c| &mut c.io) else {
+            return;
+        };
+        let mut status = Ok(TunnelStatus::Pending);
+        while !tunnel.request().is_empty() {
+            match transport.write_vectored(&[std::io::IoSlice::new(tunnel.request())]) {
+                Ok(0) => status = Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => tunnel.handle_sent(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => status = Err(e),
+            }
+            if status.is_err() {
+                break;
+            }
+        }
+        let mut decided = Ok(TunnelStatus::Pending);
+        while let (Ok(TunnelStatus::Pending), Ok(_)) = (&decided, &status) {
+            // One byte at a time is not needed: the proxy says nothing more
+            // until TLS starts, so whatever is read belongs to its answer.
+            match transport.read(&mut self.read_buf) {
+                Ok(0) => {
+                    status = Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the proxy closed the connection",
+                    ))
+                }
+                Ok(n) => {
+                    slot.life.handle_activity(now, n as u64);
+                    decided = tunnel.handle_received(&self.read_buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => status = Err(e),
+            }
+        }
+        let proxy = tunnel_proxy_name(slot);
+        match (status, decided) {
+            (Err(e), _) => {
+                let error = UploadError::new(ErrorKind::Network, format!("CONNECT through proxy {proxy} failed: {e}"));
+                self.finish(key, Err(error.with_source(e)));
+            }
+            (_, Err(error)) => self.finish(key, Err(error)),
+            (_, Ok(TunnelStatus::Open)) => {
+                slot.tunnel = None;
+                let action = slot.life.handle_tunnel_open(now);
+                self.act(key, action);
+            }
+            (_, Ok(TunnelStatus::Pending)) => {}
+        }
     }
 
     fn on_handshaking(&mut self, key: Key) {
@@ -738,6 +820,34 @@ impl Loop {
             }
         }
     }
+}
+
+/// The pool key of an upload's connections: its origin and its proxy.
+fn origin_of(slot: &uploads::UploadSlot) -> Origin {
+    let proxy = slot.plan.as_ref().and_then(|p| p.proxy.as_ref());
+    match slot.target.as_ref() {
+        Some(t) => (
+            t.scheme,
+            t.host.clone(),
+            t.port,
+            proxy.map(|p| (p.host.clone(), p.port)),
+        ),
+        None => (Scheme::Http, String::new(), 0, None),
+    }
+}
+
+/// Where an upload connects: its proxy, or its origin.
+fn connect_point(slot: &uploads::UploadSlot) -> (String, u16) {
+    match (slot.plan.as_ref().and_then(|p| p.proxy.as_ref()), slot.target.as_ref()) {
+        (Some(proxy), _) => (proxy.host.clone(), proxy.port),
+        (None, Some(target)) => (target.host.clone(), target.port),
+        (None, None) => (String::new(), 0),
+    }
+}
+
+fn tunnel_proxy_name(slot: &uploads::UploadSlot) -> String {
+    let (host, port) = connect_point(slot);
+    format!("{host}:{port}")
 }
 
 /// True when the exchange ended so that its connection can carry another.

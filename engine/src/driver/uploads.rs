@@ -45,6 +45,8 @@ pub(crate) struct UploadSlot {
     pub(crate) plan: Option<Plan>,
     /// Head events of a 3xx that may be followed, held until it is known.
     pub(crate) held_head: Vec<crate::Event>,
+    /// A `CONNECT` exchange under way.
+    pub(crate) tunnel: Option<crate::proxy::Tunnel>,
     /// Holds a place in flight.
     admitted: bool,
     /// Response bytes this upload holds, counted in the engine's budget.
@@ -101,6 +103,7 @@ impl Uploads {
             timer_at: None,
             plan: None,
             held_head: Vec::new(),
+            tunnel: None,
             admitted: false,
             buffered: 0,
         });

@@ -578,3 +578,72 @@ fn curl_habits() {
         );
     }
 }
+
+/// `-x` sends through a proxy (absolute-form for http); `--noproxy` lists
+/// hosts that go direct.
+#[test]
+fn proxy_flags() {
+    let served = Served::start();
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let forwarder = std::thread::spawn(move || {
+        let (client, _) = proxy.accept().unwrap();
+        let mut reader = BufReader::new(client);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let authority = head
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let mut origin = TcpStream::connect(authority).unwrap();
+        origin.write_all(head.as_bytes()).unwrap();
+        let buffered = reader.buffer().to_vec();
+        origin.write_all(&buffered).unwrap();
+        let mut client = reader.into_inner();
+        let (mut c2, mut o2) = (client.try_clone().unwrap(), origin.try_clone().unwrap());
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut o2);
+            // The client is gone: end the other direction too (the origin keeps alive).
+            let _ = o2.shutdown(std::net::Shutdown::Both);
+        });
+        let _ = std::io::copy(&mut origin, &mut client);
+        drop(client);
+        let _ = up.join();
+        head
+    });
+    let file = temp_file("px.txt", 1000);
+    let url = format!("http://{}/up", served.addr);
+    let out = run(&[
+        "upload",
+        &url,
+        file.to_str().unwrap(),
+        "-x",
+        &format!("http://{proxy_addr}"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let head = forwarder.join().unwrap();
+    assert!(head.starts_with(&format!("POST {url} HTTP/1.1\r\n")), "{head}");
+    // --noproxy: direct (the proxy no longer listens: going through it would fail).
+    let out = run(&[
+        "upload",
+        &url,
+        file.to_str().unwrap(),
+        "-x",
+        &format!("http://{proxy_addr}"),
+        "--noproxy",
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -32,6 +32,8 @@ pub struct LoadArgs {
     json: bool,
     #[command(flatten)]
     tls: super::TlsArgs,
+    #[command(flatten)]
+    proxy: super::ProxyArgs,
 }
 
 #[derive(Serialize)]
@@ -81,7 +83,7 @@ pub fn run(args: LoadArgs) -> i32 {
         raise_fd_limit: true,
         ..EngineConfig::default()
     };
-    if let Err(e) = args.tls.apply(&mut config) {
+    if let Err(e) = args.tls.apply(&mut config).and_then(|()| args.proxy.apply(&mut config)) {
         eprintln!("uploadtask: {e}");
         return USAGE;
     }

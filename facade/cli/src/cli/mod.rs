@@ -48,6 +48,39 @@ mod tests {
     }
 }
 
+/// Proxy options shared by `upload` and `load`, as curl spells them.
+#[derive(clap::Args, Debug, Default)]
+pub struct ProxyArgs {
+    /// Use this HTTP proxy for http and https (CONNECT), e.g.
+    /// http://user:pass@proxy:3128; default: the *_proxy variables.
+    #[arg(short = 'x', long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Hosts that go direct, as NO_PROXY (comma list; '*' for all).
+    #[arg(long, value_name = "LIST")]
+    noproxy: Option<String>,
+}
+
+impl ProxyArgs {
+    /// Applies the options to `engine`; a usage error names the flag.
+    pub fn apply(&self, engine: &mut uploadtask::EngineConfig) -> Result<(), String> {
+        use uploadtask_engine::proxy::{NoProxy, Proxies, ProxyUrl};
+        if self.proxy.is_none() && self.noproxy.is_none() {
+            return Ok(()); // the environment's, read by the engine
+        }
+        let mut proxies = Proxies::from_env().map_err(|e| e.to_string())?;
+        if let Some(url) = &self.proxy {
+            let proxy = ProxyUrl::parse(url).map_err(|e| format!("-x: {e}"))?;
+            proxies.http = Some(proxy.clone());
+            proxies.https = Some(proxy);
+        }
+        if let Some(list) = &self.noproxy {
+            proxies.no_proxy = NoProxy::parse(list);
+        }
+        engine.proxies = Some(proxies);
+        Ok(())
+    }
+}
+
 /// TLS options shared by `upload` and `load`, as curl spells them.
 #[derive(clap::Args, Debug, Default)]
 pub struct TlsArgs {

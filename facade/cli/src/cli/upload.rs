@@ -56,6 +56,8 @@ pub struct UploadArgs {
     roots: Vec<String>,
     #[command(flatten)]
     tls: super::TlsArgs,
+    #[command(flatten)]
+    proxy: super::ProxyArgs,
     /// Progress display; default: bar on a terminal, none otherwise.
     #[arg(long, value_enum)]
     progress: Option<ProgressMode>,
@@ -241,7 +243,7 @@ pub fn run(args: UploadArgs) -> i32 {
         raise_fd_limit: true,
         ..EngineConfig::default()
     };
-    if let Err(e) = args.tls.apply(&mut engine) {
+    if let Err(e) = args.tls.apply(&mut engine).and_then(|()| args.proxy.apply(&mut engine)) {
         return usage(e);
     }
     let mut roots = Roots::new().allow_plain_paths();
