@@ -7,8 +7,9 @@
 //! callbacks on the engine thread or on the host's ([`Dispatch`]), and (with
 //! the default `cli` feature) the `uploadtask` program and its receiver.
 //!
-//! What it is not for: HTTP in general. It uploads one file per task as
-//! `multipart/form-data`, as the documented API does. The `uploadtask`
+//! What it is not for: HTTP in general. A task uploads a file (or several,
+//! with `files`) as `multipart/form-data`, as the documented API does, or
+//! one raw body (`raw`, a signed `PUT`). The `uploadtask`
 //! program lives in its own crate (`uploadtask-cli`), so this library has
 //! only the engine's dependencies:
 //!
