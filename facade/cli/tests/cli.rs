@@ -60,6 +60,29 @@ fn json_lines(bytes: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// One peer connection: reads a request, answers `reply`, returns the
+/// head and the body.
+fn answer_once(listener: &TcpListener, reply: &'static [u8]) -> (String, Vec<u8>) {
+    let (stream, _) = listener.accept().unwrap();
+    let mut reader = BufReader::new(stream);
+    let (mut head, mut length) = (String::new(), 0usize);
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            length = v.trim().parse().unwrap();
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    reader.into_inner().write_all(reply).unwrap();
+    (head, body)
+}
+
 /// `uploadtask serve` as a child process; killed when dropped.
 struct Served {
     child: Child,
@@ -377,32 +400,8 @@ fn form_file_parts_raw_put_and_method() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let peer = std::thread::spawn(move || {
-        let mut heads = Vec::new();
-        for _ in 0..2 {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = BufReader::new(stream);
-            let mut head = String::new();
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.strip_prefix("Content-Length: ") {
-                    length = v.trim().parse().unwrap();
-                }
-                head.push_str(&line);
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0u8; length];
-            reader.read_exact(&mut body).unwrap();
-            reader
-                .into_inner()
-                .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            heads.push((head, body));
-        }
-        heads
+        let created = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        [answer_once(&listener, created), answer_once(&listener, created)]
     });
     let url = format!("http://{addr}/bucket/key");
     let put = run(&[
@@ -447,32 +446,16 @@ fn location_flag_follows_redirects() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let peer = std::thread::spawn(move || {
-        for _ in 0..3 {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = BufReader::new(stream);
-            let (mut path, mut length) = (String::new(), 0usize);
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if path.is_empty() {
-                    path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                }
-                if let Some(v) = line.strip_prefix("Content-Length: ") {
-                    length = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0u8; length];
-            reader.read_exact(&mut body).unwrap();
-            let reply: &[u8] = if path == "/old" {
-                b"HTTP/1.1 308 Permanent Redirect\r\nLocation: /new\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            } else {
-                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nnew"
-            };
-            reader.into_inner().write_all(reply).unwrap();
-        }
+        let moved =
+            b"HTTP/1.1 308 Permanent Redirect\r\nLocation: /new\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let new = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nnew";
+        // Without -L: /old only; with -L: /old, then /new.
+        let heads = [
+            answer_once(&listener, moved),
+            answer_once(&listener, moved),
+            answer_once(&listener, new),
+        ];
+        heads.map(|(head, _)| head.split_whitespace().nth(1).unwrap_or("").to_string())
     });
     let file = temp_file("l.txt", 10);
     let url = format!("http://{addr}/old");
@@ -480,30 +463,7 @@ fn location_flag_follows_redirects() {
     assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "308");
     let followed = run(&["upload", &url, file.to_str().unwrap(), "-L"]);
     assert_eq!(String::from_utf8_lossy(&followed.stdout).trim(), "200 new");
-    peer.join().unwrap();
-}
-
-/// One peer connection: reads a request, answers `reply`, returns the head
-/// and body as text.
-fn answer_once(listener: &TcpListener, reply: &'static [u8]) -> String {
-    let (stream, _) = listener.accept().unwrap();
-    let mut reader = BufReader::new(stream);
-    let (mut head, mut length) = (String::new(), 0usize);
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if let Some(v) = line.strip_prefix("Content-Length: ") {
-            length = v.trim().parse().unwrap();
-        }
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).unwrap();
-    reader.into_inner().write_all(reply).unwrap();
-    head + &String::from_utf8_lossy(&body)
+    assert_eq!(peer.join().unwrap(), ["/old", "/old", "/new"]);
 }
 
 /// curl's habits: --fail exits 22, -v shows both heads, -H 'K;' sends an
@@ -523,7 +483,7 @@ fn curl_habits() {
             &listener,
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
         );
-        (first, second)
+        (first.0, String::from_utf8_lossy(&second.1).into_owned())
     });
     let file = temp_file("habits.txt", 10);
     let out = run(&[
