@@ -165,11 +165,18 @@ impl fmt::Display for ExchangeError {
 
 impl std::error::Error for ExchangeError {}
 
+/// Heads to report, when asked.
+#[derive(Debug, Default)]
+struct Reports {
+    headers: Option<(u16, Vec<Header>)>,
+    request_head: Option<Vec<u8>>,
+}
+
 /// Waiting for `100 Continue`: for `wait` once the head is out, then the
 /// body goes anyway (servers that ignore `Expect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Expect {
-    wait: std::time::Duration,
+    wait_ms: u32,
     until: Option<Instant>,
 }
 
@@ -209,12 +216,9 @@ pub struct Exchange {
     head_event: Option<u16>,
     /// Waiting for `100 Continue` before the body (`Expect: 100-continue`).
     expect: Option<Expect>,
-    /// Copy the final head's headers for `poll_headers` (opt-in: a copy
-    /// costs allocations).
-    report_headers: bool,
-    headers_event: Option<(u16, Vec<Header>)>,
-    /// The request head, once written whole (with `report_headers`).
-    request_head_event: Option<Vec<u8>>,
+    /// Copy the heads for `poll_headers` and `poll_request_head` (opt-in:
+    /// a copy costs allocations; boxed, as most exchanges never report).
+    reports: Option<Box<Reports>>,
     outcome: Option<Result<Response, ExchangeError>>,
 }
 
@@ -243,9 +247,7 @@ impl Exchange {
             stopped_early: false,
             head_event: None,
             expect: None,
-            report_headers: false,
-            headers_event: None,
-            request_head_event: None,
+            reports: None,
             outcome: None,
         }
     }
@@ -255,10 +257,10 @@ impl Exchange {
     pub fn restart(&mut self) {
         let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), self.limits);
         let progress = self.progress.clone();
-        let report_headers = self.report_headers;
+        let reports = self.reports.as_ref().map(|_| Box::default());
         *self = Exchange {
             progress,
-            report_headers,
+            reports,
             ..fresh
         };
     }
@@ -269,7 +271,7 @@ impl Exchange {
     pub fn follow(&self, head: Vec<u8>, body: Body) -> Exchange {
         let mut next = Exchange::new(head, body, self.limits);
         next.progress = self.progress.clone();
-        next.report_headers = self.report_headers;
+        next.reports = self.reports.as_ref().map(|_| Box::default());
         next
     }
 
@@ -353,7 +355,8 @@ impl Exchange {
     /// response instead is the result and no body is sent (a 401 or 413
     /// costs no body). The head must carry the `Expect` header.
     pub fn expect_continue(&mut self, wait: std::time::Duration) {
-        self.expect = Some(Expect { wait, until: None });
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        self.expect = Some(Expect { wait_ms, until: None });
     }
 
     /// True while the body waits for `100 Continue`.
@@ -368,9 +371,10 @@ impl Exchange {
         let Some(expect) = self.expect.as_mut().filter(|_| head_out) else {
             return false;
         };
-        let until = *expect
-            .until
-            .get_or_insert_with(|| now.checked_add(expect.wait).unwrap_or(now));
+        let until = *expect.until.get_or_insert_with(|| {
+            now.checked_add(std::time::Duration::from_millis(u64::from(expect.wait_ms)))
+                .unwrap_or(now)
+        });
         if now >= until {
             self.expect = None;
             return true;
@@ -388,8 +392,10 @@ impl Exchange {
         self.accepted += n as u64;
         let into_head = n.min(self.head.len() - self.head_sent);
         self.head_sent += into_head;
-        if into_head > 0 && self.head_sent == self.head.len() && self.report_headers {
-            self.request_head_event = Some(self.head.clone());
+        if into_head > 0 && self.head_sent == self.head.len() {
+            if let Some(reports) = self.reports.as_mut() {
+                reports.request_head = Some(self.head.clone());
+            }
         }
         self.cursor.advance(&self.body, (n - into_head) as u64);
         if self.state == State::Sending && self.cursor.is_done(&self.body) {
@@ -501,8 +507,8 @@ impl Exchange {
         }
         self.decoder = Some(BodyDecoder::new(framing.kind, &self.limits));
         self.head_event = Some(head.status);
-        if self.report_headers {
-            self.headers_event = Some((head.status, head.headers.clone()));
+        if let Some(reports) = self.reports.as_mut() {
+            reports.headers = Some((head.status, head.headers.clone()));
         }
         self.head_in = Some(head);
         self.try_complete();
@@ -618,19 +624,19 @@ impl Exchange {
 
     /// Asks for the final head's headers through [`Exchange::poll_headers`].
     pub fn set_report_headers(&mut self, on: bool) {
-        self.report_headers = on;
+        self.reports = on.then(Box::default);
     }
 
     /// The request head, once the transport accepted it whole (only after
     /// `set_report_headers(true)`), for a `-v` trace.
     pub fn poll_request_head(&mut self) -> Option<Vec<u8>> {
-        self.request_head_event.take()
+        self.reports.as_mut()?.request_head.take()
     }
 
     /// The status and headers of the final head, once, when it has arrived
     /// (only after `set_report_headers(true)`).
     pub fn poll_headers(&mut self) -> Option<(u16, Vec<Header>)> {
-        self.headers_event.take()
+        self.reports.as_mut()?.headers.take()
     }
 
     /// The outcome, once: a response or an error. Call after `poll_progress`

@@ -12,7 +12,6 @@ use crate::proxy::{self, Proxies, ProxyUrl};
 use crate::redirect::{self, Hop, Policy};
 use crate::source::{BodySource, FileSource, MemorySource};
 use crate::{ErrorKind, SourceSpec, UploadError, UploadRequest};
-use std::sync::Arc;
 use uploadtask_http1::request::Scheme;
 
 /// What an upload needs to connect, and to send again after a redirect.
@@ -23,12 +22,12 @@ pub(crate) struct Prepared {
     pub(crate) plan: Plan,
 }
 
-/// The request as the user gave it, kept for redirect hops.
+/// The request as the user gave it, kept for redirect hops (the current
+/// URL is the slot's `Target`).
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// The current URL.
-    pub(crate) url: String,
-    pub(crate) method: String,
+    /// `POST` (the default) without a string of its own.
+    pub(crate) method: std::borrow::Cow<'static, str>,
     pub(crate) headers: Vec<(String, String)>,
     /// A raw body (no form).
     pub(crate) raw: bool,
@@ -37,19 +36,26 @@ pub(crate) struct Plan {
     pub(crate) hops: u32,
     /// Send `Expect: 100-continue` and wait before the body.
     pub(crate) expect: bool,
-    /// The engine's proxies, and the one the current URL goes through.
-    pub(crate) proxies: Arc<Proxies>,
-    pub(crate) proxy: Option<ProxyUrl>,
+    /// The proxy the current URL goes through.
+    pub(crate) proxy: Option<Box<ProxyUrl>>,
 }
 
 impl Plan {
     /// Picks the proxy for `target` (after a redirect, again).
-    fn route(&mut self, target: &Target) {
-        self.proxy = self
-            .proxies
+    fn route(&mut self, target: &Target, proxies: &Proxies) {
+        self.proxy = proxies
             .for_target(target.scheme == Scheme::Https, &target.host)
-            .cloned();
+            .map(|p| Box::new(p.clone()));
     }
+}
+
+/// The absolute URL of a target (for resolving a relative `Location`).
+pub(crate) fn url_of(target: &Target) -> String {
+    let scheme = match target.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    format!("{scheme}://{}{}", target.authority, target.path_and_query)
 }
 
 /// Everything an upload needs before connecting.
@@ -58,7 +64,7 @@ pub(crate) fn prepare(
     limits: uploadtask_http1::Limits,
     policy: Policy,
     expect_threshold: Option<u64>,
-    proxies: &Arc<Proxies>,
+    proxies: &Proxies,
     entropy: &mut Entropy,
 ) -> Result<Prepared, UploadError> {
     let target = Target::parse(&request.url).map_err(|e| invalid(&e))?;
@@ -77,17 +83,18 @@ pub(crate) fn prepare(
         None => form_body(request.fields, request.files, entropy)?,
     };
     let mut plan = Plan {
-        url: request.url,
-        method: request.method,
+        method: match request.method.as_str() {
+            "POST" => "POST".into(),
+            _ => request.method.into(),
+        },
         headers: request.headers,
         raw: body.content_type().is_empty(),
         policy,
         hops: 0,
         expect: expect_threshold.is_some_and(|at| body.content_length() >= at.max(1)),
-        proxies: Arc::clone(proxies),
         proxy: None,
     };
-    plan.route(&target);
+    plan.route(&target, proxies);
     let head = write_head(&target, &plan, &plan.headers, &body)?;
     let mut exchange = Exchange::new(head, body, limits);
     exchange.set_report_headers(request.report_headers);
@@ -165,9 +172,12 @@ fn write_head(target: &Target, plan: &Plan, headers: &[(String, String)], body: 
 }
 
 /// The same request again without `Expect` (after a 417).
-pub(crate) fn without_expect(plan: &mut Plan, previous: &Exchange) -> Result<(Target, Exchange), UploadError> {
+pub(crate) fn without_expect(
+    plan: &mut Plan,
+    target: Target,
+    previous: &Exchange,
+) -> Result<(Target, Exchange), UploadError> {
     plan.expect = false;
-    let target = Target::parse(&plan.url).map_err(|e| invalid(&e))?;
     let body = previous.body().clone();
     let head = write_head(&target, plan, &plan.headers, &body)?;
     Ok((target, previous.follow(head, body)))
@@ -176,7 +186,12 @@ pub(crate) fn without_expect(plan: &mut Plan, previous: &Exchange) -> Result<(Ta
 /// The next request after a redirect: the same body (re-sent from byte 0)
 /// or none, to the hop's URL; credentials dropped on another origin. The
 /// plan follows the hop.
-pub(crate) fn follow(plan: &mut Plan, hop: Hop, previous: &Exchange) -> Result<(Target, Exchange), UploadError> {
+pub(crate) fn follow(
+    plan: &mut Plan,
+    hop: Hop,
+    previous: &Exchange,
+    proxies: &Proxies,
+) -> Result<(Target, Exchange), UploadError> {
     let target = Target::parse(&hop.url).map_err(|e| invalid(&e))?;
     if hop.cross_origin {
         plan.headers.retain(|(name, _)| !redirect::is_credential(name));
@@ -188,10 +203,9 @@ pub(crate) fn follow(plan: &mut Plan, hop: Hop, previous: &Exchange) -> Result<(
         plan.raw = true;
         Body::raw(0, "")
     };
-    plan.url = hop.url;
-    plan.method = hop.method;
+    plan.method = hop.method.into();
     plan.hops += 1;
-    plan.route(&target);
+    plan.route(&target, proxies);
     let head = write_head(&target, plan, &plan.headers, &body)?;
     Ok((target, previous.follow(head, body)))
 }

@@ -138,7 +138,8 @@ pub struct Upload {
     last_connect_error: Option<UploadError>,
     deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
-    timing: Timing,
+    /// Shared by an engine's uploads.
+    timing: std::sync::Arc<Timing>,
     last_activity: Instant,
     /// Start of the current low-speed window and the bytes moved in it.
     window_start: Instant,
@@ -157,6 +158,12 @@ impl Upload {
 
     /// A queued upload with these timing settings.
     pub fn with_timing(deadline: Option<Instant>, timing: Timing, now: Instant) -> Self {
+        Upload::with_shared_timing(deadline, std::sync::Arc::new(timing), now)
+    }
+
+    /// A queued upload with timing settings shared with other uploads (an
+    /// engine's: no copy per upload).
+    pub fn with_shared_timing(deadline: Option<Instant>, timing: std::sync::Arc<Timing>, now: Instant) -> Self {
         Upload {
             phase: Phase::Queued,
             host: String::new(),

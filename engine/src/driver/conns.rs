@@ -3,9 +3,15 @@
 //! carries its generation, and the idle connections per origin.
 //!
 //! A connection lives apart from the uploads so an idle one can outlive its
-//! upload and carry the next upload to the same origin. Before it does,
-//! [`Conns::take_idle`] checks it ([`Transport::is_reusable`]): one the
-//! server closed or wrote on is dropped, never reused.
+//! upload and carry the next upload to the same origin. It is never reused
+//! after the server closed or wrote on it: every idle connection stays
+//! registered for reading, so a poll reports a FIN, a reset or stray bytes
+//! and the loop closes it before it starts queued uploads. Only a
+//! connection pooled during the current loop turn (after its poll) has not
+//! been vetted that way: [`Conns::take_idle`] checks it directly
+//! ([`Transport::is_reusable`], a one-byte `MSG_PEEK`). One system call per
+//! reuse is saved on the common path, where the next upload starts a turn
+//! later.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,7 +27,7 @@ use crate::transport::{Connector, Transport};
 
 /// Where a connection goes: scheme, host, port, and the proxy it goes
 /// through (host, port), if any: connections pool by (proxy, origin).
-pub(crate) type Origin = (Scheme, String, u16, Option<(String, u16)>);
+pub(crate) type Origin = (Scheme, String, u16, Option<Box<(String, u16)>>);
 
 /// A connection's slab index and generation; its mio token holds both, so
 /// an event for a closed socket cannot reach a new one in the same slot.
@@ -63,9 +69,15 @@ pub(crate) struct ConnSlot {
     /// The upload it carries; `None` while idle in the pool.
     pub(crate) upload: Option<Key>,
     pub(crate) idle_until: Option<Instant>,
+    /// The loop turn it was last pooled in.
+    pooled_turn: u64,
+    /// An event said the peer closed its side or the socket failed (that
+    /// edge is not reported again): never pooled.
+    pub(crate) peer_closed: bool,
     /// When the connect started, and the round trip it took (the handshake).
     pub(crate) started: Instant,
-    pub(crate) rtt: Option<std::time::Duration>,
+    /// Microseconds; 0 until connected.
+    pub(crate) rtt_us: u32,
 }
 
 /// The slab and the pool; see the module doc.
@@ -122,7 +134,9 @@ impl Conns {
             upload: Some(upload),
             idle_until: None,
             started: now,
-            rtt: None,
+            rtt_us: 0,
+            pooled_turn: 0,
+            peer_closed: false,
         });
         Ok(key)
     }
@@ -140,11 +154,27 @@ impl Conns {
     }
 
     /// An idle connection to `origin` that is still good, handed to
-    /// `upload`; bad ones met on the way are closed.
-    pub(crate) fn take_idle(&mut self, registry: &Registry, origin: &Origin, upload: Key) -> Option<ConnKey> {
+    /// `upload`; bad ones met on the way are closed. `turn` is the current
+    /// loop turn (see the module doc).
+    pub(crate) fn take_idle(
+        &mut self,
+        registry: &Registry,
+        origin: &Origin,
+        upload: Key,
+        turn: u64,
+    ) -> Option<ConnKey> {
         loop {
             let list = self.idle.get_mut(origin)?;
-            let key = list.pop();
+            // The most recently pooled one a poll has vetted (connections
+            // pooled this turn sit at the end of the list); else a fresh one.
+            let slab = &self.slab;
+            let vetted = list
+                .iter()
+                .rposition(|k| slab.get(k.index).is_some_and(|c| c.pooled_turn < turn));
+            let key = match vetted {
+                Some(at) => Some(list.remove(at)),
+                None => list.pop(),
+            };
             if list.is_empty() {
                 self.idle.remove(origin);
             }
@@ -153,8 +183,9 @@ impl Conns {
             let conn = self.get(key)?;
             conn.upload = Some(upload);
             conn.idle_until = None;
+            let vetted_by_poll = conn.pooled_turn < turn;
             let good = match &mut conn.io {
-                ConnIo::Ready(transport) => transport.is_reusable(),
+                ConnIo::Ready(transport) => vetted_by_poll || transport.is_reusable(),
                 _ => false,
             };
             if good {
@@ -166,11 +197,15 @@ impl Conns {
 
     /// Puts a connection in the pool until `until`; `false` when the pool
     /// for its origin is full (the connection was closed instead).
-    pub(crate) fn pool(&mut self, registry: &Registry, key: ConnKey, until: Instant) -> bool {
+    pub(crate) fn pool(&mut self, registry: &Registry, key: ConnKey, until: Instant, turn: u64) -> bool {
         let max = self.max_idle_per_origin;
         let Some(conn) = self.slab.get_mut(key.index).filter(|c| c.generation == key.generation) else {
             return false;
         };
+        if conn.peer_closed {
+            self.close(registry, key);
+            return false;
+        }
         let list = self.idle.entry(conn.origin.clone()).or_default();
         if list.len() >= max {
             self.close(registry, key);
@@ -180,6 +215,7 @@ impl Conns {
         self.idle_count += 1;
         conn.upload = None;
         conn.idle_until = Some(until);
+        conn.pooled_turn = turn;
         true
     }
 

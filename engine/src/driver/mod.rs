@@ -69,6 +69,8 @@ pub(crate) struct Loop {
     resolver: Arc<dyn Resolver>,
     connector: Arc<dyn Connector>,
     proxies: Arc<Proxies>,
+    /// Timeouts and the low-speed limit, shared by every upload.
+    timing: Arc<Timing>,
     inbox: mpsc::Receiver<Command>,
     mailbox: Mailbox,
     entropy: Entropy,
@@ -80,6 +82,8 @@ pub(crate) struct Loop {
     file_buf: Scratch,
     shutting_down: bool,
     now: Instant,
+    /// Loop turns so far (one poll each).
+    turn: u64,
 }
 
 impl Loop {
@@ -92,6 +96,12 @@ impl Loop {
         held: Arc<AtomicUsize>,
         proxies: Arc<Proxies>,
     ) -> Self {
+        let timing = Arc::new(Timing {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.idle_timeout,
+            low_speed_limit: config.low_speed_limit,
+            low_speed_time: config.low_speed_time,
+        });
         Loop {
             poll,
             uploads: Uploads::new(config.max_in_flight, held),
@@ -108,12 +118,14 @@ impl Loop {
             mailbox,
             entropy: Entropy::default(),
             proxies,
+            timing,
             timers: Timers::default(),
             ready: VecDeque::new(),
             read_buf: vec![0; READ_BUF].into_boxed_slice(),
             file_buf: Scratch::new(FILE_BUF),
             shutting_down: false,
             now: Instant::now(),
+            turn: 0,
         }
     }
 
@@ -147,6 +159,7 @@ impl Loop {
                 }
             }
             self.now = Instant::now();
+            self.turn += 1;
             // Commands first: an abort or a job sent before this wake-up must
             // not lose to a completion seen in the same poll.
             self.drain_commands();
@@ -154,9 +167,10 @@ impl Loop {
                 if event.token() == WAKER {
                     continue;
                 }
-                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                let closed = event.is_read_closed() || event.is_error();
+                let readable = event.is_readable() || closed;
                 let writable = event.is_writable() || event.is_write_closed() || event.is_error();
-                self.on_conn_event(event.token(), readable, writable);
+                self.on_conn_event(event.token(), readable, writable, closed);
             }
             self.serve_ready();
             self.fire_timers();
@@ -209,13 +223,7 @@ impl Loop {
 
     fn submit(&mut self, id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink>) {
         let deadline = request.timeout.and_then(|t| deadline_after(at, t));
-        let timing = Timing {
-            connect_timeout: self.config.connect_timeout,
-            idle_timeout: self.config.idle_timeout,
-            low_speed_limit: self.config.low_speed_limit,
-            low_speed_time: self.config.low_speed_time,
-        };
-        let life = Upload::with_timing(deadline, timing, self.now);
+        let life = Upload::with_shared_timing(deadline, Arc::clone(&self.timing), self.now);
         let key = self.uploads.insert(id, sink, life, request);
         self.schedule(key);
     }
@@ -264,7 +272,7 @@ impl Loop {
         let now = self.now;
         let Some(slot) = self.uploads.get(key) else { return };
         let origin = origin_of(slot);
-        let pooled = self.conns.take_idle(self.poll.registry(), &origin, key);
+        let pooled = self.conns.take_idle(self.poll.registry(), &origin, key, self.turn);
         let Some(slot) = self.uploads.get(key) else { return };
         let Some(target) = slot.target.as_ref() else { return };
         let https = target.scheme == Scheme::Https;
@@ -302,7 +310,10 @@ impl Loop {
             return;
         }
         let conn = slot.conn;
-        let rtt = conn.and_then(|c| self.conns.get(c)).and_then(|c| c.rtt);
+        let rtt = conn
+            .and_then(|c| self.conns.get(c))
+            .filter(|c| c.rtt_us > 0)
+            .map(|c| Duration::from_micros(u64::from(c.rtt_us)));
         let wait = rtt.map_or(EXPECT_WAIT_MAX, |rtt| (rtt * 4).clamp(EXPECT_WAIT_MIN, EXPECT_WAIT_MAX));
         if let Some(exchange) = self.uploads.get(key).and_then(|s| s.exchange.as_mut()) {
             if exchange.body().content_length() > 0 {
@@ -373,10 +384,11 @@ impl Loop {
         }
     }
 
-    fn on_conn_event(&mut self, token: Token, readable: bool, writable: bool) {
+    fn on_conn_event(&mut self, token: Token, readable: bool, writable: bool, closed: bool) {
         let Some((conn_key, conn)) = self.conns.by_token(token) else {
             return; // a socket closed since the poll
         };
+        conn.peer_closed |= closed;
         let Some(key) = conn.upload else {
             // An idle pooled connection that spoke, closed or failed cannot be
             // reused. A writable edge alone (ACKs of the last bytes) is no news.
@@ -416,7 +428,8 @@ impl Loop {
         let ConnIo::Connecting(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
             return;
         };
-        conn.rtt = Some(now.saturating_duration_since(conn.started));
+        let rtt = now.saturating_duration_since(conn.started).as_micros();
+        conn.rtt_us = u32::try_from(rtt).unwrap_or(u32::MAX).max(1);
         conn.io = ConnIo::Ready(transport);
         let Some(slot) = self.uploads.get(key) else { return };
         let action = slot.life.handle_connected(now);
@@ -458,7 +471,7 @@ impl Loop {
             else {
                 return;
             };
-            slot.tunnel = Some(Tunnel::new(target, proxy));
+            slot.tunnel = Some(Box::new(Tunnel::new(target, proxy)));
         }
         let (Some(conn_key), Some(tunnel)) = (slot.conn, slot.tunnel.as_mut()) else {
             return;
@@ -661,12 +674,13 @@ impl Loop {
         let Some(plan) = slot.plan.as_mut() else {
             return self.finish(key, Ok(response));
         };
+        let plan: &mut prepare::Plan = plan;
         if response.status == 417 && plan.expect {
             // The server refuses `Expect`: the same request again without it.
             slot.held_head.clear();
-            let again = match slot.exchange.as_ref() {
-                Some(exchange) => prepare::without_expect(plan, exchange),
-                None => return,
+            let again = match (slot.exchange.as_ref(), slot.target.clone()) {
+                (Some(exchange), Some(target)) => prepare::without_expect(plan, target, exchange),
+                _ => return,
             };
             return self.next_exchange(key, again);
         }
@@ -675,8 +689,9 @@ impl Loop {
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case("location"))
             .map(|h| String::from_utf8_lossy(&h.value).into_owned());
+        let url = slot.target.as_ref().map(prepare::url_of).unwrap_or_default();
         let request = redirect::Request {
-            url: &plan.url,
+            url: &url,
             method: &plan.method,
             hops: plan.hops,
         };
@@ -693,7 +708,7 @@ impl Loop {
         };
         slot.held_head.clear();
         let next = match (slot.plan.as_mut(), slot.exchange.as_ref()) {
-            (Some(plan), Some(exchange)) => prepare::follow(plan, hop, exchange),
+            (Some(plan), Some(exchange)) => prepare::follow(plan, hop, exchange, &self.proxies),
             _ => return,
         };
         self.next_exchange(key, next);
@@ -725,7 +740,7 @@ impl Loop {
         // An idle timeout too long for `Instant` keeps it until used or closed.
         let until = deadline_after(self.now, self.config.idle_timeout);
         let at = until.unwrap_or(self.now);
-        if self.conns.pool(self.poll.registry(), conn, at) && until.is_some() {
+        if self.conns.pool(self.poll.registry(), conn, at, self.turn) && until.is_some() {
             self.timers.push(at, TimerTarget::IdleConn(conn));
         }
     }
@@ -830,7 +845,7 @@ fn origin_of(slot: &uploads::UploadSlot) -> Origin {
             t.scheme,
             t.host.clone(),
             t.port,
-            proxy.map(|p| (p.host.clone(), p.port)),
+            proxy.map(|p| Box::new((p.host.clone(), p.port))),
         ),
         None => (Scheme::Http, String::new(), 0, None),
     }

@@ -46,7 +46,7 @@ pub(crate) struct UploadSlot {
     /// Head events of a 3xx that may be followed, held until it is known.
     pub(crate) held_head: Vec<crate::Event>,
     /// A `CONNECT` exchange under way.
-    pub(crate) tunnel: Option<crate::proxy::Tunnel>,
+    pub(crate) tunnel: Option<Box<crate::proxy::Tunnel>>,
     /// Holds a place in flight.
     admitted: bool,
     /// Response bytes this upload holds, counted in the engine's budget.
