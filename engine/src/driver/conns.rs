@@ -69,8 +69,6 @@ pub(crate) struct ConnSlot {
     /// The upload it carries; `None` while idle in the pool.
     pub(crate) upload: Option<Key>,
     pub(crate) idle_until: Option<Instant>,
-    /// The loop turn it was last pooled in.
-    pooled_turn: u64,
     /// An event said the peer closed its side or the socket failed (that
     /// edge is not reported again): never pooled.
     pub(crate) peer_closed: bool,
@@ -80,10 +78,55 @@ pub(crate) struct ConnSlot {
     pub(crate) rtt_us: u32,
 }
 
+/// The idle connections to one origin: those a poll has vetted, and those
+/// pooled during `fresh_turn` (not vetted yet). Both are stacks: the most
+/// recently used connection is taken first.
+#[derive(Default)]
+struct IdleList {
+    vetted: Vec<ConnKey>,
+    fresh: Vec<ConnKey>,
+    fresh_turn: u64,
+}
+
+impl IdleList {
+    /// Moves last turns' fresh connections to the vetted ones.
+    fn age(&mut self, turn: u64) {
+        if self.fresh_turn != turn {
+            self.vetted.append(&mut self.fresh);
+            self.fresh_turn = turn;
+        }
+    }
+
+    /// The next connection to try, and whether a poll has vetted it.
+    fn pop(&mut self, turn: u64) -> Option<(ConnKey, bool)> {
+        self.age(turn);
+        match self.vetted.pop() {
+            Some(key) => Some((key, true)),
+            None => self.fresh.pop().map(|key| (key, false)),
+        }
+    }
+
+    fn push(&mut self, key: ConnKey, turn: u64) {
+        self.age(turn);
+        self.fresh.push(key);
+    }
+
+    fn len(&self) -> usize {
+        self.vetted.len() + self.fresh.len()
+    }
+
+    fn remove(&mut self, key: ConnKey) -> usize {
+        let before = self.len();
+        self.vetted.retain(|&k| k != key);
+        self.fresh.retain(|&k| k != key);
+        before - self.len()
+    }
+}
+
 /// The slab and the pool; see the module doc.
 pub(crate) struct Conns {
     slab: Slab<ConnSlot>,
-    idle: HashMap<Origin, Vec<ConnKey>>,
+    idle: HashMap<Origin, IdleList>,
     idle_count: usize,
     max_idle_per_origin: usize,
     next_generation: u32,
@@ -135,7 +178,6 @@ impl Conns {
             idle_until: None,
             started: now,
             rtt_us: 0,
-            pooled_turn: 0,
             peer_closed: false,
         });
         Ok(key)
@@ -165,25 +207,15 @@ impl Conns {
     ) -> Option<ConnKey> {
         loop {
             let list = self.idle.get_mut(origin)?;
-            // The most recently pooled one a poll has vetted (connections
-            // pooled this turn sit at the end of the list); else a fresh one.
-            let slab = &self.slab;
-            let vetted = list
-                .iter()
-                .rposition(|k| slab.get(k.index).is_some_and(|c| c.pooled_turn < turn));
-            let key = match vetted {
-                Some(at) => Some(list.remove(at)),
-                None => list.pop(),
-            };
-            if list.is_empty() {
+            let next = list.pop(turn);
+            if list.len() == 0 {
                 self.idle.remove(origin);
             }
-            let key = key?;
+            let (key, vetted_by_poll) = next?;
             self.idle_count -= 1;
             let conn = self.get(key)?;
             conn.upload = Some(upload);
             conn.idle_until = None;
-            let vetted_by_poll = conn.pooled_turn < turn;
             let good = match &mut conn.io {
                 ConnIo::Ready(transport) => vetted_by_poll || transport.is_reusable(),
                 _ => false,
@@ -211,11 +243,10 @@ impl Conns {
             self.close(registry, key);
             return false;
         }
-        list.push(key);
+        list.push(key, turn);
         self.idle_count += 1;
         conn.upload = None;
         conn.idle_until = Some(until);
-        conn.pooled_turn = turn;
         true
     }
 
@@ -234,10 +265,8 @@ impl Conns {
         let mut conn = self.slab.remove(key.index);
         if conn.upload.is_none() {
             if let Some(list) = self.idle.get_mut(&conn.origin) {
-                let before = list.len();
-                list.retain(|&k| k != key);
-                self.idle_count -= before - list.len();
-                if list.is_empty() {
+                self.idle_count -= list.remove(key);
+                if list.len() == 0 {
                     self.idle.remove(&conn.origin);
                 }
             }
