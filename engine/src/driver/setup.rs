@@ -1,0 +1,260 @@
+//! Connection setup for an upload: the name lookup, the connect to each
+//! address, a `CONNECT` tunnel through a proxy, the TLS handshake, and the
+//! `Expect: 100-continue` wait that depends on the connection's round trip.
+//! The upload's life ([`crate::upload::Upload`]) decides each step; these
+//! methods perform them.
+
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conns::{ConnIo, ConnKey};
+use super::uploads::{Key, UploadSlot};
+use super::{origin_of, Loop, EXPECT_WAIT_MAX, EXPECT_WAIT_MIN};
+use crate::error::describe_tls;
+use crate::proxy::{Tunnel, TunnelStatus};
+use crate::transport::TlsTransport;
+use crate::upload::Phase;
+use crate::{Command, ErrorKind, UploadError};
+
+impl Loop {
+    /// An exchange starting on a connection: with `Expect: 100-continue`, its
+    /// body waits a few of this connection's round trips at most.
+    pub(super) fn arm_expect(&mut self, key: Key) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        if !slot.plan.as_ref().is_some_and(|p| p.expect) {
+            return;
+        }
+        let conn = slot.conn;
+        let rtt = conn
+            .and_then(|c| self.conns.get(c))
+            .filter(|c| c.rtt_us > 0)
+            .map(|c| Duration::from_micros(u64::from(c.rtt_us)));
+        let wait = rtt.map_or(EXPECT_WAIT_MAX, |rtt| (rtt * 4).clamp(EXPECT_WAIT_MIN, EXPECT_WAIT_MAX));
+        if let Some(exchange) = self.uploads.get(key).and_then(|s| s.exchange.as_mut()) {
+            if exchange.body().content_length() > 0 {
+                exchange.expect_continue(wait);
+            }
+        }
+    }
+
+    pub(super) fn resolve(&mut self, key: Key) {
+        self.drop_conn(key);
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (host, port) = connect_point(slot);
+        // An IP literal needs no lookup (and no resolver thread).
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return self.on_resolved(key, Ok(vec![SocketAddr::new(ip, port)]));
+        }
+        let mailbox = self.mailbox.clone();
+        let done: crate::resolver::ResolveDone = Box::new(move |result| {
+            let _ = mailbox.send(Command::Resolved { key, result });
+        });
+        // An embedder's resolver is app code too: a panic fails this upload.
+        if catch_unwind(AssertUnwindSafe(|| self.resolver.resolve(&host, port, done))).is_err() {
+            log::error!("uploadtask: the resolver panicked for {host}");
+            self.on_resolved(key, Err(io::Error::other("the resolver panicked")));
+        }
+    }
+
+    pub(super) fn on_resolved(&mut self, key: Key, result: io::Result<Vec<SocketAddr>>) {
+        let now = self.now;
+        let Some(slot) = self.uploads.get(key) else { return };
+        if slot.life.phase() != Phase::Resolving {
+            return;
+        }
+        let action = slot.life.handle_resolved(result, now);
+        self.act(key, action);
+    }
+
+    /// Closes the upload's connection, if any, and connects to `addr`.
+    pub(super) fn connect(&mut self, key: Key, addr: SocketAddr) {
+        self.drop_conn(key);
+        let Some(origin) = self.uploads.get(key).map(|slot| origin_of(slot)) else {
+            return;
+        };
+        let now = self.now;
+        match self
+            .conns
+            .connect(self.poll.registry(), self.connector.as_ref(), addr, origin, key, now)
+        {
+            Ok(conn) => {
+                if let Some(slot) = self.uploads.get(key) {
+                    slot.conn = Some(conn);
+                }
+            }
+            Err(e) => {
+                let now = self.now;
+                if let Some(slot) = self.uploads.get(key) {
+                    let action = slot.life.handle_connect_failed(e, now);
+                    self.act(key, action);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_connecting(&mut self, key: Key, conn_key: ConnKey) {
+        let now = self.now;
+        let Some(conn) = self.conns.get(conn_key) else { return };
+        let ConnIo::Connecting(transport) = &mut conn.io else {
+            return;
+        };
+        match transport.connected() {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(e) => {
+                let Some(slot) = self.uploads.get(key) else { return };
+                let action = slot.life.handle_connect_failed(e, now);
+                return self.act(key, action);
+            }
+        }
+        let ConnIo::Connecting(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
+            return;
+        };
+        let rtt = now.saturating_duration_since(conn.started).as_micros();
+        conn.rtt_us = u32::try_from(rtt).unwrap_or(u32::MAX).max(1);
+        conn.io = ConnIo::Ready(transport);
+        let Some(slot) = self.uploads.get(key) else { return };
+        let action = slot.life.handle_connected(now);
+        self.act(key, action);
+    }
+
+    /// Layers TLS to the origin over the upload's connection (after a
+    /// tunnel, when there is one).
+    pub(super) fn start_tls(&mut self, key: Key) -> Result<(), UploadError> {
+        let Some(slot) = self.uploads.get(key) else {
+            return Ok(());
+        };
+        let (Some(conn_key), Some(target)) = (slot.conn, slot.target.as_ref()) else {
+            return Ok(());
+        };
+        let host = target.host.clone();
+        let Some(conn) = self.conns.get(conn_key) else {
+            return Ok(());
+        };
+        let ConnIo::Ready(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
+            return Ok(());
+        };
+        match TlsTransport::new(transport, Arc::clone(&self.tls), &host) {
+            Ok(tls) => {
+                conn.io = ConnIo::Ready(Box::new(tls));
+                Ok(())
+            }
+            Err(e) => Err(UploadError::new(ErrorKind::Tls, format!("TLS setup for {host} failed: {e}")).with_source(e)),
+        }
+    }
+
+    /// Opens a `CONNECT` tunnel through the proxy: writes the request,
+    /// reads the answer, until the proxy decides.
+    pub(super) fn tunnel(&mut self, key: Key) {
+        let now = self.now;
+        let Some(slot) = self.uploads.get(key) else { return };
+        if slot.tunnel.is_none() {
+            let (Some(target), Some(proxy)) = (slot.target.as_ref(), slot.plan.as_ref().and_then(|p| p.proxy.as_ref()))
+            else {
+                return;
+            };
+            slot.tunnel = Some(Box::new(Tunnel::new(target, proxy)));
+        }
+        let (Some(conn_key), Some(tunnel)) = (slot.conn, slot.tunnel.as_mut()) else {
+            return;
+        };
+        let Some(ConnIo::Ready(transport)) = self.conns.get(conn_key).map(|c| &mut c.io) else {
+            return;
+        };
+        let mut status = Ok(TunnelStatus::Pending);
+        while !tunnel.request().is_empty() {
+            match transport.write_vectored(&[std::io::IoSlice::new(tunnel.request())]) {
+                Ok(0) => status = Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => tunnel.handle_sent(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => status = Err(e),
+            }
+            if status.is_err() {
+                break;
+            }
+        }
+        let mut decided = Ok(TunnelStatus::Pending);
+        while let (Ok(TunnelStatus::Pending), Ok(_)) = (&decided, &status) {
+            // One byte at a time is not needed: the proxy says nothing more
+            // until TLS starts, so whatever is read belongs to its answer.
+            match transport.read(&mut self.read_buf) {
+                Ok(0) => {
+                    status = Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the proxy closed the connection",
+                    ))
+                }
+                Ok(n) => {
+                    slot.life.handle_activity(now, n as u64);
+                    decided = tunnel.handle_received(&self.read_buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => status = Err(e),
+            }
+        }
+        let proxy = tunnel_proxy_name(slot);
+        match (status, decided) {
+            (Err(e), _) => {
+                let error = UploadError::new(ErrorKind::Network, format!("CONNECT through proxy {proxy} failed: {e}"));
+                self.finish(key, Err(error.with_source(e)));
+            }
+            (_, Err(error)) => self.finish(key, Err(error)),
+            (_, Ok(TunnelStatus::Open)) => {
+                slot.tunnel = None;
+                let action = slot.life.handle_tunnel_open(now);
+                self.act(key, action);
+            }
+            (_, Ok(TunnelStatus::Pending)) => {}
+        }
+    }
+
+    pub(super) fn on_handshaking(&mut self, key: Key) {
+        let now = self.now;
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (Some(conn_key), Some(target)) = (slot.conn, slot.target.as_ref()) else {
+            return;
+        };
+        let Some(ConnIo::Ready(transport)) = self.conns.get(conn_key).map(|c| &mut c.io) else {
+            return;
+        };
+        match transport.handshake() {
+            Ok(_) => {
+                let action = slot.life.handle_handshake_done(now);
+                self.act(key, action);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.life.handle_activity(now, 0),
+            Err(e) => {
+                let error = tls_error(e, &target.host);
+                self.finish(key, Err(error));
+            }
+        }
+    }
+}
+
+/// Where an upload connects: its proxy, or its origin.
+pub(super) fn connect_point(slot: &UploadSlot) -> (String, u16) {
+    match (slot.plan.as_ref().and_then(|p| p.proxy.as_ref()), slot.target.as_ref()) {
+        (Some(proxy), _) => (proxy.host.clone(), proxy.port),
+        (None, Some(target)) => (target.host.clone(), target.port),
+        (None, None) => (String::new(), 0),
+    }
+}
+
+fn tunnel_proxy_name(slot: &UploadSlot) -> String {
+    let (host, port) = connect_point(slot);
+    format!("{host}:{port}")
+}
+
+/// A TLS failure in words, with the rustls error as its source.
+fn tls_error(e: io::Error, host: &str) -> UploadError {
+    let message = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(tls) => describe_tls(tls, host),
+        None => format!("TLS handshake with {host} failed: {e}"),
+    };
+    UploadError::new(ErrorKind::Tls, message).with_source(e)
+}
