@@ -49,9 +49,9 @@ impl<C: ?Sized> Listener<C> {
         })
     }
 
-    fn call(&self, what: &str, run: impl FnOnce(&C)) {
+    fn call(&self, what: &str, id: Option<&UploadId>, run: impl FnOnce(&C)) {
         if self.active.load(Ordering::Acquire) {
-            guarded(what, || run(&self.callback));
+            guarded(what, id, || run(&self.callback));
         }
     }
 }
@@ -71,10 +71,14 @@ fn remove<C: ?Sized>(list: &mut Vec<Arc<Listener<C>>>, id: Option<ListenerId>) {
 type ProgressListener = Listener<dyn Fn(&ProgressUpdate) + Send + Sync>;
 type HeadersListener = Listener<dyn Fn(&HeadersReceived) + Send + Sync>;
 
-/// Runs app code; a panic in it is logged and swallowed.
-fn guarded(what: &str, f: impl FnOnce()) {
+/// Runs app code; a panic in it is logged with the upload's id and
+/// swallowed.
+fn guarded(what: &str, id: Option<&UploadId>, f: impl FnOnce()) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-        log::error!("uploadtask: the {what} panicked; the upload and the engine go on");
+        match id {
+            Some(id) => log::error!("uploadtask: the {what} of {id} panicked; the upload and the engine go on"),
+            None => log::error!("uploadtask: the {what} panicked; the upload and the engine go on"),
+        }
     }
 }
 
@@ -282,7 +286,7 @@ impl UploadTask {
                     !state.finished && !state.aborted && state.last_sent == update.total_bytes_sent
                 };
                 if current {
-                    listener.call(PROGRESS, |cb| cb(&update));
+                    listener.call(PROGRESS, inner.id.get(), |cb| cb(&update));
                 }
                 inner.end_dispatch();
             };
@@ -317,7 +321,7 @@ impl UploadTask {
                     !state.finished && !state.aborted
                 };
                 if current {
-                    listener.call(HEADERS, |cb| cb(&head));
+                    listener.call(HEADERS, inner.id.get(), |cb| cb(&head));
                 }
                 inner.end_dispatch();
             });
@@ -413,9 +417,9 @@ impl EventSink for TaskSink {
             }
             Event::RequestHead(head) => {
                 if let Some(trace) = self.callbacks.as_ref().and_then(|c| c.request_head.clone()) {
-                    self.inner
-                        .dispatch
-                        .run(Box::new(move || guarded("request head callback", || trace(&head))));
+                    self.inner.dispatch.run(Box::new(move || {
+                        guarded("request head callback", None, || trace(&head))
+                    }));
                 }
             }
             Event::Headers(status, headers) => {
@@ -441,7 +445,7 @@ impl EventSink for TaskSink {
                         }
                     };
                     if let Some(callbacks) = callbacks {
-                        run_outcome_callbacks(callbacks, &outcome);
+                        run_outcome_callbacks(callbacks, &outcome, inner.id.get());
                     }
                     inner.settle(outcome);
                 }));
@@ -471,7 +475,7 @@ fn dispatch_progress(inner: &TaskInner, update: ProgressUpdate) {
     for listener in listeners {
         // Checks `active` right before the call: a listener removed by an
         // earlier one of this same event does not run.
-        listener.call(PROGRESS, |cb| cb(&update));
+        listener.call(PROGRESS, inner.id.get(), |cb| cb(&update));
     }
     inner.end_dispatch();
 }
@@ -492,7 +496,7 @@ fn dispatch_headers(inner: &TaskInner, head: HeadersReceived) {
         state.head_listeners.clone()
     };
     for listener in listeners {
-        listener.call(HEADERS, |cb| cb(&head));
+        listener.call(HEADERS, inner.id.get(), |cb| cb(&head));
     }
     inner.end_dispatch();
 }
@@ -500,21 +504,21 @@ fn dispatch_headers(inner: &TaskInner, head: HeadersReceived) {
 const PROGRESS: &str = "onProgressUpdate listener";
 const HEADERS: &str = "onHeadersReceived listener";
 
-fn run_outcome_callbacks(callbacks: Callbacks, outcome: &Outcome) {
+fn run_outcome_callbacks(callbacks: Callbacks, outcome: &Outcome, id: Option<&UploadId>) {
     match outcome {
         Ok(response) => {
             if let Some(success) = callbacks.success {
-                guarded("success callback", || success(response));
+                guarded("success callback", id, || success(response));
             }
         }
         Err(error) => {
             if let Some(fail) = callbacks.fail {
-                guarded("fail callback", || fail(&error.message, error.code()));
+                guarded("fail callback", id, || fail(&error.message, error.code()));
             }
         }
     }
     if let Some(complete) = callbacks.complete {
-        guarded("complete callback", complete);
+        guarded("complete callback", id, complete);
     }
 }
 

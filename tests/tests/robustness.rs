@@ -469,3 +469,54 @@ fn a_full_queue_refuses_with_200() {
     assert_eq!(engine.stats().unwrap().uploads, 0);
     engine.shutdown();
 }
+
+#[test]
+fn a_pooled_connection_the_server_wrote_on_is_not_reused() {
+    // The first connection answers, then sends bytes nobody asked for while
+    // idle: the next upload must go over a fresh connection.
+    let counts = Arc::new(Counts::default());
+    let seen = Arc::clone(&counts);
+    let (junk_tx, junk) = std::sync::mpsc::channel::<()>();
+    let junk_tx = Mutex::new(junk_tx);
+    let server = RawServer::start(move |mut stream, stop| {
+        let connection = seen.connections.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let (head, _) = read_request(&mut stream);
+            if head.is_empty() {
+                return;
+            }
+            seen.whole_requests.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            if connection == 0 {
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\nstray");
+                let _ = junk_tx.lock().unwrap().send(());
+                idle_until_stopped(stop, Duration::from_secs(30));
+                return;
+            }
+        }
+    });
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    assert_eq!(
+        run_upload(&engine, UploadRequest::new(server.url("/")).file(memory(10)))
+            .result
+            .unwrap()
+            .status,
+        200
+    );
+    junk.recv_timeout(Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // the bytes reach the client
+    assert_eq!(
+        run_upload(&engine, UploadRequest::new(server.url("/")).file(memory(10)))
+            .result
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        counts.connections.load(Ordering::SeqCst),
+        2,
+        "a fresh connection for the second upload"
+    );
+    engine.shutdown();
+}
