@@ -199,7 +199,6 @@ pub struct Exchange {
     accepted: u64,
     unflushed: u64,
     progress: ProgressGate,
-    limits: Limits,
     parser: ResponseHeadParser,
     /// Bytes of a response head that did not arrive in one read; bounded by
     /// `limits.max_head_bytes` (the parser refuses more).
@@ -236,7 +235,6 @@ impl Exchange {
             unflushed: 0,
             progress: ProgressGate::new(total),
             parser: ResponseHeadParser::new(limits),
-            limits,
             partial_head: Vec::new(),
             head_in: None,
             decoder: None,
@@ -255,7 +253,7 @@ impl Exchange {
     /// Starts over on a fresh connection (the retry of a reused one). Progress
     /// already reported stays: no event repeats or goes back.
     pub fn restart(&mut self) {
-        let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), self.limits);
+        let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), *self.parser.limits());
         let progress = self.progress.clone();
         let reports = self.reports.as_ref().map(|_| Box::default());
         *self = Exchange {
@@ -269,7 +267,7 @@ impl Exchange {
     /// from byte 0, or none). Progress already reported stays: no event
     /// repeats or goes back.
     pub fn follow(&self, head: Vec<u8>, body: Body) -> Exchange {
-        let mut next = Exchange::new(head, body, self.limits);
+        let mut next = Exchange::new(head, body, *self.parser.limits());
         next.progress = self.progress.clone();
         next.reports = self.reports.as_ref().map(|_| Box::default());
         next
@@ -505,7 +503,7 @@ impl Exchange {
             self.reusable = false;
             self.stop_sending();
         }
-        self.decoder = Some(BodyDecoder::new(framing.kind, &self.limits));
+        self.decoder = Some(BodyDecoder::new(framing.kind, self.parser.limits()));
         self.head_event = Some(head.status);
         if let Some(reports) = self.reports.as_mut() {
             reports.headers = Some((head.status, head.headers.clone()));

@@ -29,8 +29,6 @@ pub(crate) struct Plan {
     /// `POST` (the default) without a string of its own.
     pub(crate) method: std::borrow::Cow<'static, str>,
     pub(crate) headers: Vec<(String, String)>,
-    /// A raw body (no form).
-    pub(crate) raw: bool,
     pub(crate) policy: Policy,
     /// Hops followed so far.
     pub(crate) hops: u32,
@@ -88,7 +86,6 @@ pub(crate) fn prepare(
             _ => request.method.into(),
         },
         headers: request.headers,
-        raw: body.content_type().is_empty(),
         policy,
         hops: 0,
         expect: expect_threshold.is_some_and(|at| body.content_length() >= at.max(1)),
@@ -200,7 +197,6 @@ pub(crate) fn follow(
         previous.body().clone()
     } else {
         plan.headers.retain(|(name, _)| !redirect::is_content_header(name));
-        plan.raw = true;
         Body::raw(0, "")
     };
     plan.method = hop.method.into();

@@ -138,6 +138,11 @@ pub struct ResponseHeadParser {
 }
 
 impl ResponseHeadParser {
+    /// The limits it enforces (an exchange keeps no second copy).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// A parser for one exchange.
     pub fn new(limits: Limits) -> Self {
         ResponseHeadParser {

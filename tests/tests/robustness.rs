@@ -249,11 +249,16 @@ struct Counts {
 
 #[test]
 fn a_pooled_connection_the_server_closed_is_not_reused() {
-    // Every connection answers one request and closes at once. The next
-    // upload is submitted from the completion callback, on the loop, before
-    // the loop could see the FIN: the pool must check the connection.
+    // Every connection answers one request and closes. The next upload is
+    // submitted from the completion callback, on the loop, once the server
+    // has closed (the callback waits for it): the pooled connection must be
+    // found closed (by the next poll, or by the peek for one pooled this
+    // turn) and a fresh one used. A close that has not reached the client
+    // yet cannot be seen by anyone; that race ends per the retry rule.
     let counts = Arc::new(Counts::default());
     let seen = Arc::clone(&counts);
+    let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
+    let closed_tx = Mutex::new(closed_tx);
     let server = RawServer::start(move |mut stream, _| {
         seen.connections.fetch_add(1, Ordering::SeqCst);
         let (head, body) = read_request(&mut stream);
@@ -262,15 +267,19 @@ fn a_pooled_connection_the_server_closed_is_not_reused() {
         }
         seen.whole_requests.fetch_add(1, Ordering::SeqCst);
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        drop(stream); // on loopback the FIN is queued at the client before this returns
+        let _ = closed_tx.lock().unwrap().send(());
     });
     let engine = Engine::new(EngineConfig::default()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let second_engine = engine.clone();
     let url = server.url("/");
+    let closed = Mutex::new(closed);
     engine.submit(
         UploadRequest::new(url.clone()).file(memory(100)),
         move |event: Event| {
             if let Event::Done(first) = event {
+                let _ = closed.lock().unwrap().recv_timeout(Duration::from_secs(30));
                 let tx = tx.clone();
                 let first = first.map(|r| r.status);
                 second_engine.submit(
