@@ -396,7 +396,7 @@ impl Loop {
         };
         if let Some(status) = exchange.poll_response_head() {
             match followable(status) {
-                true => slot.held_head.get_or_insert_default().push(Event::ResponseHead(status)),
+                true => slot.held_head.push(Event::ResponseHead(status)),
                 false => deliver(&mut *slot.sink, slot.id, Event::ResponseHead(status)),
             }
         }
@@ -465,7 +465,7 @@ impl Loop {
         let plan: &mut prepare::Plan = plan;
         if response.status == 417 && plan.expect {
             // The server refuses `Expect`: the same request again without it.
-            slot.held_head = None;
+            slot.held_head.clear();
             let again = match (slot.exchange.as_ref(), slot.target.clone()) {
                 (Some(exchange), Some(target)) => prepare::without_expect(plan, target, exchange),
                 _ => return,
@@ -486,7 +486,7 @@ impl Loop {
         let hop = match redirect::decide(&plan.policy, &request, response.status, location.as_deref()) {
             redirect::Next::Done => {
                 // A 3xx head held back while it might have been followed.
-                for event in slot.held_head.take().into_iter().flat_map(|held| *held) {
+                for event in std::mem::take(&mut slot.held_head) {
                     deliver(&mut *slot.sink, slot.id, event);
                 }
                 return self.finish(key, Ok(response));
@@ -494,7 +494,7 @@ impl Loop {
             redirect::Next::Fail(error) => return self.finish(key, Err(error)),
             redirect::Next::Follow(hop) => hop,
         };
-        slot.held_head = None;
+        slot.held_head.clear();
         let next = match (slot.plan.as_mut(), slot.exchange.as_ref()) {
             (Some(plan), Some(exchange)) => prepare::follow(plan, hop, exchange, &self.proxies),
             _ => return,

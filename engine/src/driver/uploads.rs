@@ -44,7 +44,7 @@ pub(crate) struct UploadSlot {
     /// The request as given, for redirect hops.
     pub(crate) plan: Option<Plan>,
     /// Head events of a 3xx that may be followed, held until it is known.
-    pub(crate) held_head: Option<Box<Vec<crate::Event>>>,
+    pub(crate) held_head: Vec<crate::Event>,
     /// A `CONNECT` exchange under way.
     pub(crate) tunnel: Option<Box<crate::proxy::Tunnel>>,
     /// Holds a place in flight.
@@ -102,7 +102,7 @@ impl Uploads {
             conn: None,
             timer_at: None,
             plan: None,
-            held_head: None,
+            held_head: Vec::new(),
             tunnel: None,
             admitted: false,
             buffered: 0,
