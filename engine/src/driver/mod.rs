@@ -402,10 +402,7 @@ impl Loop {
         }
         if let Some((status, headers)) = exchange.poll_headers() {
             match followable(status) {
-                true => slot
-                    .held_head
-                    .get_or_insert_default()
-                    .push(Event::Headers(status, headers)),
+                true => slot.held_head.push(Event::Headers(status, headers)),
                 false => deliver(&mut *slot.sink, slot.id, Event::Headers(status, headers)),
             }
         }
