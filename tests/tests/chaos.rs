@@ -11,13 +11,13 @@
 //! The seed is printed; `CHAOS_SEED=N cargo test --test chaos` replays one.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uploadtask_engine::{Engine, EngineConfig, ErrorKind, Event, FileInput, UploadRequest};
-use uploadtask_tests::{content_length, open_fds, read_head};
+use uploadtask_tests::{content_length, open_fds, read_head, RawServer};
 
 const UPLOADS: u64 = 3000;
 
@@ -29,55 +29,20 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-/// The misbehaving server: one thread per connection, stopped by `stop`.
+/// The misbehaving server (a [`RawServer`] running `serve`), and how many
+/// times each upload arrived whole.
 struct ChaosServer {
-    addr: std::net::SocketAddr,
-    /// How many times each upload (its `X-Upload` header) arrived whole.
-    whole: Arc<Mutex<std::collections::HashMap<String, usize>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: RawServer,
+    whole: Arc<Seen>,
 }
 
 impl ChaosServer {
     fn start(seed: u64) -> ChaosServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU64::new(0));
         let whole = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let seen = Arc::clone(&whole);
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut workers = Vec::new();
-            for stream in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (flag, requests, seen) = (Arc::clone(&flag), Arc::clone(&requests), Arc::clone(&seen));
-                workers.push(std::thread::spawn(move || serve(stream, seed, &requests, &seen, &flag)));
-                workers.retain(|w| !w.is_finished());
-            }
-            for worker in workers {
-                let _ = worker.join();
-            }
-        });
-        ChaosServer {
-            addr,
-            whole,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for ChaosServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let server = RawServer::start(move |stream, stop| serve(stream, seed, &requests, &seen, stop));
+        ChaosServer { server, whole }
     }
 }
 
@@ -219,7 +184,7 @@ fn chaos_every_upload_ends_once_and_everything_is_given_back() {
                 aborter_engine.abort(id);
             }
         });
-        let url = format!("http://{}/chaos", server.addr);
+        let url = server.server.url("/chaos");
         for n in 0..UPLOADS {
             let r = mix(seed.wrapping_add(n).wrapping_mul(7919));
             let size = (r % 200_000) as usize;
