@@ -188,6 +188,11 @@ impl UploadError {
         self
     }
 
+    /// The source, shared (to carry it into a reworded error).
+    pub fn shared_source(&self) -> Option<Source> {
+        self.source.clone()
+    }
+
     /// The documented fail code of this error.
     pub fn code(&self) -> u32 {
         self.kind.code()

@@ -49,6 +49,7 @@ pub mod proxy;
 pub mod pump;
 pub mod redirect;
 pub mod resolver;
+pub mod retry;
 pub mod scripted;
 pub mod source;
 pub mod tls;
@@ -198,6 +199,9 @@ pub struct UploadRequest {
     /// header, if any, is sent as given. `fields` and `files` must then be
     /// empty (else 202).
     pub raw_body: Option<SourceSpec>,
+    /// Retries for this upload; the engine's [`EngineConfig::retry`] when
+    /// `None`.
+    pub retry: Option<retry::RetryPolicy>,
     /// Most redirects followed for this upload; the engine's
     /// [`EngineConfig::max_redirects`] when `None`; 0 follows none.
     pub max_redirects: Option<u32>,
@@ -218,6 +222,7 @@ impl UploadRequest {
             files: Vec::new(),
             timeout: None,
             raw_body: None,
+            retry: None,
             max_redirects: None,
             report_headers: false,
         }
@@ -327,6 +332,8 @@ pub struct EngineConfig {
     /// also has `limits.max_body_bytes`); an upload whose response would go
     /// over it fails with code 200. Default 256 MiB.
     pub max_buffered_response_bytes: usize,
+    /// Retries with backoff (see [`retry`]); none by default.
+    pub retry: retry::RetryPolicy,
     /// The HTTP proxies to use; see [`proxy`]. Default: the environment's
     /// (`http_proxy`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl reads
     /// them), read once when the engine starts; `Some(Proxies::default())`
@@ -396,6 +403,7 @@ impl Default for EngineConfig {
             raise_fd_limit: false,
             connector: None,
             max_redirects: 10,
+            retry: retry::RetryPolicy::default(),
             proxies: None,
             expect_continue_threshold: Some(1 << 20),
             allow_https_to_http: false,

@@ -36,6 +36,12 @@ pub(crate) struct Plan {
     pub(crate) expect: bool,
     /// The proxy the current URL goes through.
     pub(crate) proxy: Option<Box<ProxyUrl>>,
+    /// This upload's retry policy when it has its own (else the engine's).
+    pub(crate) retry: Option<Box<crate::retry::RetryPolicy>>,
+    /// Attempts made (1 during the first).
+    pub(crate) attempts: u32,
+    /// When the next attempt begins, while waiting for it.
+    pub(crate) retry_at: Option<std::time::Instant>,
 }
 
 impl Plan {
@@ -90,6 +96,9 @@ pub(crate) fn prepare(
         hops: 0,
         expect: expect_threshold.is_some_and(|at| body.content_length() >= at.max(1)),
         proxy: None,
+        retry: request.retry.map(Box::new),
+        attempts: 1,
+        retry_at: None,
     };
     plan.route(&target, proxies);
     let head = write_head(&target, &plan, &plan.headers, &body)?;
@@ -249,6 +258,17 @@ impl Default for Entropy {
 }
 
 impl Entropy {
+    /// A random number (for retry jitter).
+    pub(crate) fn u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 16];
+        if !self.fill(&mut bytes) {
+            return 0;
+        }
+        u64::from_le_bytes([
+            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+        ])
+    }
+
     fn fill(&mut self, out: &mut [u8; 16]) -> bool {
         if self.used + out.len() > self.pool.len() {
             if getrandom::fill(&mut self.pool[..]).is_err() {

@@ -193,6 +193,18 @@ impl Upload {
         self.reused
     }
 
+    /// The overall deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Waiting before another attempt: no connect, idle or low-speed clock
+    /// runs (only the overall deadline); `handle_start` begins the attempt.
+    pub fn handle_wait(&mut self) {
+        self.phase = Phase::Queued;
+        self.connect_deadline = None;
+    }
+
     /// Whether a `CONNECT` tunnel comes before TLS on new connections.
     pub fn set_tunnel(&mut self, tunnel: bool) {
         self.tunnel = tunnel;

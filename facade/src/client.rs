@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uploadtask_engine::{Engine, EngineConfig, ErrorKind, FileInput, SourceSpec, UploadError, UploadRequest};
 
-use crate::options::{FileEntry, UploadOptions};
+use crate::options::{FileEntry, RetryOptions, UploadOptions};
 use crate::paths::Roots;
 use crate::task::{Callbacks, TaskSink, UploadTask};
 
@@ -285,6 +285,7 @@ impl Client {
         request.fields = options.form_data;
         request.timeout = options.timeout;
         request.max_redirects = options.max_redirects;
+        request.retry = options.retry.as_ref().map(RetryOptions::policy);
         // Listeners may be added after the call: always ask for the head.
         request.report_headers = true;
         Ok(request)

@@ -65,7 +65,7 @@ pub mod response;
 mod task;
 
 pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue};
-pub use options::{FileEntry, UploadOptions};
+pub use options::{FileEntry, RetryOptions, UploadOptions};
 pub use paths::Roots;
 pub use response::{HeadersReceived, ProgressUpdate, UploadResponse};
 pub use task::{ListenerId, UploadTask};

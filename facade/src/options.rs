@@ -72,6 +72,13 @@ pub struct UploadOptions {
     /// then.
     #[serde(default)]
     pub raw: bool,
+    /// `retry`: send again after a failure worth it (connect failures,
+    /// resets, an attempt's timeouts, 408/429/502/503/504), with backoff:
+    /// `{"attempts": 3, "baseDelay": 250, "maxDelay": 30000, "maxTime": 60000,
+    /// "statuses": [503]}` (ms; all but `attempts` optional). The overall
+    /// `timeout` bounds all attempts together.
+    #[serde(default)]
+    pub retry: Option<RetryOptions>,
     /// `maxRedirects`: redirects followed (default: the engine's, 10; 0
     /// follows none and a 3xx is the response).
     #[serde(default)]
@@ -92,6 +99,40 @@ pub struct UploadOptions {
     /// (`filePath` then only names them). Shared without copies.
     #[serde(skip)]
     pub body_bytes: Option<bytes::Bytes>,
+}
+
+/// The `retry` object; see [`UploadOptions::retry`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryOptions {
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// The first retry's delay bound (doubles each time); 250 ms if not given.
+    #[serde(default, deserialize_with = "millis")]
+    pub base_delay: Option<Duration>,
+    /// The largest delay, also the bound on `Retry-After`; 30 s if not given.
+    #[serde(default, deserialize_with = "millis")]
+    pub max_delay: Option<Duration>,
+    /// No retry starts later than this after the call.
+    #[serde(default, deserialize_with = "millis")]
+    pub max_time: Option<Duration>,
+    /// Statuses retried; 408, 429, 502, 503, 504 if not given.
+    #[serde(default)]
+    pub statuses: Option<Vec<u16>>,
+}
+
+impl RetryOptions {
+    /// The engine's policy for these options.
+    pub fn policy(&self) -> uploadtask_engine::retry::RetryPolicy {
+        let default = uploadtask_engine::retry::RetryPolicy::default();
+        uploadtask_engine::retry::RetryPolicy {
+            attempts: self.attempts,
+            base_delay: self.base_delay.unwrap_or(default.base_delay),
+            max_delay: self.max_delay.unwrap_or(default.max_delay),
+            statuses: self.statuses.clone().unwrap_or(default.statuses),
+            max_time: self.max_time,
+        }
+    }
 }
 
 /// One entry of `files` (`bytes`, in Rust only, sends bytes in memory under
@@ -145,6 +186,7 @@ impl fmt::Debug for UploadOptions {
             .field("method", &self.method)
             .field("raw", &self.raw)
             .field("max_redirects", &self.max_redirects)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }

@@ -38,9 +38,9 @@ use crate::exchange::ExchangeError;
 use crate::prepare::{self, prepare, Entropy};
 use crate::proxy::Proxies;
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
-use crate::redirect;
 use crate::transport::{Connector, TcpConnector};
 use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
+use crate::{redirect, retry};
 use crate::{
     Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Stats, UploadError, UploadId, UploadRequest,
 };
@@ -297,7 +297,7 @@ impl Loop {
                 self.arm_expect(key);
                 self.serve(key, false, true)
             }
-            Action::Fail(error) => return self.finish(key, Err(error)),
+            Action::Fail(error) => return self.end_attempt(key, Err(error)),
         }
         self.schedule(key);
     }
@@ -486,7 +486,7 @@ impl Loop {
                 for event in std::mem::take(&mut slot.held_head) {
                     deliver(&mut *slot.sink, slot.id, event);
                 }
-                return self.finish(key, Ok(response));
+                return self.end_attempt(key, Ok(response));
             }
             redirect::Next::Fail(error) => return self.finish(key, Err(error)),
             redirect::Next::Follow(hop) => hop,
@@ -515,6 +515,69 @@ impl Loop {
             }
             Err(error) => self.finish(key, Err(error)),
         }
+    }
+
+    /// An attempt ended: the outcome, or (per the retry policy) another
+    /// attempt after a wait. The body is sent again from byte 0; progress
+    /// stays where it was (it never goes back).
+    fn end_attempt(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
+        let now = self.now;
+        let random = self.entropy.u64();
+        let wall_clock_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let Some(slot) = self.uploads.get(key) else { return };
+        let Some(plan) = slot.plan.as_mut() else {
+            return self.finish(key, outcome);
+        };
+        let policy = plan.retry.as_deref().unwrap_or(&self.config.retry);
+        if policy.attempts == 0 {
+            return self.finish(key, outcome);
+        }
+        let retry_after = outcome.as_ref().ok().and_then(|r| {
+            r.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
+                .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        });
+        let cause = match &outcome {
+            Ok(response) => retry::Cause::Status {
+                status: response.status,
+                retry_after: retry_after.as_deref(),
+            },
+            Err(error) => retry::Cause::Error(error),
+        };
+        let attempt = retry::Attempt {
+            made: plan.attempts,
+            deadline: slot.life.deadline(),
+            started: slot.submitted,
+            now,
+            wall_clock_secs,
+            random,
+        };
+        let delay = match retry::decide(policy, &attempt, cause) {
+            retry::Next::Done => {
+                let made = plan.attempts;
+                let outcome = outcome.map_err(|e| match made {
+                    1 => e,
+                    made => UploadError::new(e.kind, format!("{} (after {made} attempts)", e.message))
+                        .with_shared_source(e.shared_source()),
+                });
+                return self.finish(key, outcome);
+            }
+            retry::Next::RetryAfter(delay) => delay,
+        };
+        plan.attempts += 1;
+        plan.retry_at = Some(now.checked_add(delay).unwrap_or(now));
+        let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
+        if let Some(exchange) = slot.exchange.as_mut() {
+            exchange.restart();
+        }
+        slot.life.handle_wait();
+        if let Some(conn) = slot.conn.take() {
+            self.release_conn(conn, reusable);
+        }
+        self.schedule(key);
     }
 
     /// Pools a connection that can carry another request, or closes it.
@@ -559,7 +622,12 @@ impl Loop {
     fn schedule(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key) else { return };
         let exchange_at = slot.exchange.as_ref().and_then(|e| e.poll_timeout());
-        let Some(at) = [slot.life.poll_timeout(), exchange_at].into_iter().flatten().min() else {
+        let retry_at = slot.plan.as_ref().and_then(|p| p.retry_at);
+        let Some(at) = [slot.life.poll_timeout(), exchange_at, retry_at]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             return;
         };
         if slot.timer_at.is_some_and(|t| t <= at) {
@@ -584,7 +652,15 @@ impl Loop {
                         continue; // superseded, or the upload is gone
                     };
                     slot.timer_at = None;
+                    let retry_due = slot.plan.as_ref().and_then(|p| p.retry_at).is_some_and(|at| at <= now);
                     match slot.life.handle_timeout(now) {
+                        // The overall deadline wins over a retry that is due.
+                        None if retry_due => {
+                            if let Some(plan) = slot.plan.as_mut() {
+                                plan.retry_at = None;
+                            }
+                            self.begin_exchange(key);
+                        }
                         Some(action) => self.act(key, action),
                         None => {
                             let released = slot.exchange.as_mut().is_some_and(|e| e.handle_time(now));

@@ -41,6 +41,8 @@ pub(crate) struct UploadSlot {
     pub(crate) sources: Vec<Box<dyn BodySource>>,
     pub(crate) conn: Option<ConnKey>,
     pub(crate) timer_at: Option<Instant>,
+    /// When it was submitted (retries' `max_time` counts from here).
+    pub(crate) submitted: Instant,
     /// The request as given, for redirect hops.
     pub(crate) plan: Option<Plan>,
     /// Head events of a 3xx that may be followed, held until it is known.
@@ -101,6 +103,7 @@ impl Uploads {
             sources: Vec::new(),
             conn: None,
             timer_at: None,
+            submitted: Instant::now(),
             plan: None,
             held_head: Vec::new(),
             tunnel: None,

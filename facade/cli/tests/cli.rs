@@ -607,3 +607,21 @@ fn proxy_flags() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `--retry N` sends again after a failure worth it; the failure line says
+/// how many attempts were made.
+#[test]
+fn retry_flag() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let file = temp_file("retry.txt", 10);
+    let out = run(&[
+        "upload",
+        &format!("http://{closed}/"),
+        file.to_str().unwrap(),
+        "--retry",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(after 3 attempts)"), "{stderr}");
+}

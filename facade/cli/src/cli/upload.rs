@@ -33,6 +33,13 @@ pub struct UploadArgs {
     /// Send FILE as the raw body (PUT unless -X), as curl's -T.
     #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
     upload_file: Option<String>,
+    /// Retry up to N times after a failure worth it (as curl's --retry):
+    /// connect failures, resets, timeouts of an attempt, 408/429/502/503/504.
+    #[arg(long, value_name = "N")]
+    retry: Option<u32>,
+    /// No retry starts later than MS after the start (as curl's --retry-max-time).
+    #[arg(long, value_name = "MS")]
+    retry_max_time: Option<u64>,
     /// Exit 22 (as curl's --fail) when a response has status 400 or more.
     #[arg(long)]
     fail: bool,
@@ -252,6 +259,10 @@ pub fn run(args: UploadArgs) -> i32 {
             Ok((name, dir)) => roots = roots.root(&name, dir),
             Err(e) => return usage(e),
         }
+    }
+    if let Some(attempts) = args.retry {
+        engine.retry.attempts = attempts;
+        engine.retry.max_time = args.retry_max_time.map(Duration::from_millis);
     }
     if let Some(ms) = args.connect_timeout {
         if ms == 0 {
