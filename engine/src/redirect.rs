@@ -85,6 +85,11 @@ pub enum Next {
     Fail(UploadError),
 }
 
+/// True for the statuses this module may follow (301, 302, 303, 307, 308).
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
 /// Decides what follows a response of `status` with `location`.
 pub fn decide(policy: &Policy, request: &Request<'_>, status: u16, location: Option<&str>) -> Next {
     let (method, keep_body) = match (status, request.method) {

@@ -224,7 +224,7 @@ impl Loop {
     fn submit(&mut self, id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink>) {
         let deadline = request.timeout.and_then(|t| deadline_after(at, t));
         let life = Upload::with_shared_timing(deadline, Arc::clone(&self.timing), self.now);
-        let key = self.uploads.insert(id, sink, life, request);
+        let key = self.uploads.insert(id, sink, life, request, at);
         self.schedule(key);
     }
 
@@ -391,9 +391,8 @@ impl Loop {
         }
         // A redirect's head is held until the response shows whether it is
         // followed (then no one hears of it) or is the outcome.
-        let followable = |status: u16| {
-            matches!(status, 301 | 302 | 303 | 307 | 308) && slot.plan.as_ref().is_some_and(|p| p.policy.max > 0)
-        };
+        let followable =
+            |status: u16| redirect::is_redirect(status) && slot.plan.as_ref().is_some_and(|p| p.policy.max > 0);
         if let Some(status) = exchange.poll_response_head() {
             match followable(status) {
                 true => slot.held_head.push(Event::ResponseHead(status)),
@@ -469,18 +468,24 @@ impl Loop {
             };
             return self.next_exchange(key, again);
         }
-        let location = response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("location"))
-            .map(|h| String::from_utf8_lossy(&h.value).into_owned());
-        let url = slot.target.as_ref().map(prepare::url_of).unwrap_or_default();
-        let request = redirect::Request {
-            url: &url,
-            method: &plan.method,
-            hops: plan.hops,
+        // Only a redirect status needs its Location and the current URL.
+        let decision = if redirect::is_redirect(response.status) {
+            let location = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("location"))
+                .map(|h| String::from_utf8_lossy(&h.value).into_owned());
+            let url = slot.target.as_ref().map(prepare::url_of).unwrap_or_default();
+            let request = redirect::Request {
+                url: &url,
+                method: &plan.method,
+                hops: plan.hops,
+            };
+            redirect::decide(&plan.policy, &request, response.status, location.as_deref())
+        } else {
+            redirect::Next::Done
         };
-        let hop = match redirect::decide(&plan.policy, &request, response.status, location.as_deref()) {
+        let hop = match decision {
             redirect::Next::Done => {
                 // A 3xx head held back while it might have been followed.
                 for event in std::mem::take(&mut slot.held_head) {
@@ -522,10 +527,6 @@ impl Loop {
     /// stays where it was (it never goes back).
     fn end_attempt(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
         let now = self.now;
-        let random = self.entropy.u64();
-        let wall_clock_secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let Some(slot) = self.uploads.get(key) else { return };
         let Some(plan) = slot.plan.as_mut() else {
             return self.finish(key, outcome);
@@ -534,6 +535,11 @@ impl Loop {
         if policy.attempts == 0 {
             return self.finish(key, outcome);
         }
+        // Only with retries on: a random draw and the wall clock.
+        let random = self.entropy.u64();
+        let wall_clock_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let retry_after = outcome.as_ref().ok().and_then(|r| {
             r.headers
                 .iter()

@@ -89,6 +89,7 @@ impl Uploads {
         sink: Box<dyn EventSink>,
         life: Upload,
         request: Box<UploadRequest>,
+        submitted: Instant,
     ) -> Key {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
@@ -103,7 +104,7 @@ impl Uploads {
             sources: Vec::new(),
             conn: None,
             timer_at: None,
-            submitted: Instant::now(),
+            submitted,
             plan: None,
             held_head: Vec::new(),
             tunnel: None,
