@@ -116,7 +116,7 @@ impl Eq for IoSource {}
 
 impl ExchangeError {
     /// The underlying error, for `UploadError::source`.
-    pub fn source(&self) -> Option<crate::error::Source> {
+    pub fn shared_source(&self) -> Option<crate::error::Source> {
         match self {
             ExchangeError::Head(e) => Some(std::sync::Arc::new(*e)),
             ExchangeError::Framing(e) => Some(std::sync::Arc::new(*e)),

@@ -355,7 +355,7 @@ impl Upload {
             | ExchangeError::ClosedWhileSending { .. } => ErrorKind::Network,
             _ => ErrorKind::Protocol,
         };
-        let source = error.source();
+        let source = error.shared_source();
         Action::Fail(UploadError::new(kind, error.to_string()).with_shared_source(source))
     }
 

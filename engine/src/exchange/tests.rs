@@ -109,7 +109,7 @@ fn early_error_response_cut_short_by_a_reset_fails() {
             ),
             "{error:?}"
         );
-        assert!(error.source().is_some(), "the io::Error is kept");
+        assert!(error.shared_source().is_some(), "the io::Error is kept");
     }
 }
 
