@@ -170,6 +170,19 @@ impl std::error::Error for ExchangeError {}
 struct Reports {
     headers: Option<(u16, Vec<Header>)>,
     request_head: Option<Vec<u8>>,
+    interim: Option<(u16, Vec<Header>)>,
+}
+
+/// A body that is one piece of a longer one (a resumable upload's append):
+/// file offsets start at `start` in the source, and progress counts from
+/// `start` (plus the body bytes on the wire).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Window {
+    start: u64,
+    /// A `HEAD` request: the response never has a body.
+    head_request: bool,
+    /// Keep `104` interim heads for `poll_interim`.
+    interim: bool,
 }
 
 /// Waiting for `100 Continue`: for `wait` once the head is out, then the
@@ -218,6 +231,8 @@ pub struct Exchange {
     /// Copy the heads for `poll_headers` and `poll_request_head` (opt-in:
     /// a copy costs allocations; boxed, as most exchanges never report).
     reports: Option<Box<Reports>>,
+    /// Where the body sits in its source and in the whole upload.
+    window: Window,
     outcome: Option<Result<Response, ExchangeError>>,
 }
 
@@ -246,8 +261,23 @@ impl Exchange {
             head_event: None,
             expect: None,
             reports: None,
+            window: Window::default(),
             outcome: None,
         }
+    }
+
+    /// Makes the body the piece of a longer upload that starts at `start` in
+    /// its source: file reads start there, and progress counts from there
+    /// toward `total` (the whole upload). `head_request` says a `HEAD` goes
+    /// out (its response has no body); `interim` keeps `104` heads for
+    /// [`Exchange::poll_interim`].
+    pub fn set_window(&mut self, start: u64, total: u64, head_request: bool, interim: bool) {
+        self.window = Window {
+            start,
+            head_request,
+            interim,
+        };
+        self.progress.set_total(total);
     }
 
     /// Starts over on a fresh connection (the retry of a reused one). Progress
@@ -256,9 +286,11 @@ impl Exchange {
         let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), *self.parser.limits());
         let progress = self.progress.clone();
         let reports = self.reports.as_ref().map(|_| Box::default());
+        let window = self.window;
         *self = Exchange {
             progress,
             reports,
+            window,
             ..fresh
         };
     }
@@ -333,10 +365,12 @@ impl Exchange {
             let (piece, len) = match chunk {
                 Chunk::Bytes(bytes) => (Piece::Bytes(bytes), bytes.len() as u64),
                 Chunk::File { part, offset, len } if len <= room => {
+                    let offset = offset + self.window.start;
                     room -= len;
                     (Piece::File { part, offset, len }, len)
                 }
                 Chunk::File { part, offset, len } if count == 0 => {
+                    let offset = offset + self.window.start;
                     return ([Piece::File { part, offset, len }, pieces[1], pieces[2], pieces[3]], 1);
                 }
                 Chunk::File { .. } => break,
@@ -464,6 +498,10 @@ impl Exchange {
                     // 100 Continue: the body may go out now.
                     self.expect = None;
                 }
+                if status == 104 && self.window.interim {
+                    let headers = uploadtask_http1::response::interim_headers(&buf[..consumed], self.parser.limits());
+                    self.reports.get_or_insert_with(Box::default).interim = Some((status, headers));
+                }
                 (consumed, None)
             }
             ParseStatus::Complete { head, consumed } => (consumed, Some(head)),
@@ -486,6 +524,11 @@ impl Exchange {
 
     fn accept_head(&mut self, head: ResponseHead) -> Option<()> {
         let framing = match body_framing(&head) {
+            // A response to `HEAD` has no body, whatever its head says.
+            Ok(framing) if self.window.head_request => uploadtask_http1::Framing {
+                kind: uploadtask_http1::BodyKind::None,
+                ..framing
+            },
             Ok(framing) => framing,
             Err(e) => {
                 self.fail(ExchangeError::Framing(e));
@@ -612,7 +655,7 @@ impl Exchange {
         if self.outcome.as_ref().is_some_and(|o| o.is_err()) {
             return None;
         }
-        self.progress.poll(self.body_bytes_sent(), now)
+        self.progress.poll(self.window.start + self.body_bytes_sent(), now)
     }
 
     /// The status of the final response head, once, when it has arrived.
@@ -629,6 +672,12 @@ impl Exchange {
     /// `set_report_headers(true)`), for a `-v` trace.
     pub fn poll_request_head(&mut self) -> Option<Vec<u8>> {
         self.reports.as_mut()?.request_head.take()
+    }
+
+    /// The last `104` interim head's status and headers, once (only after
+    /// `set_window(.., interim: true)`).
+    pub fn poll_interim(&mut self) -> Option<(u16, Vec<Header>)> {
+        self.reports.as_mut()?.interim.take()
     }
 
     /// The status and headers of the final head, once, when it has arrived

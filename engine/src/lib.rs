@@ -49,6 +49,7 @@ pub mod proxy;
 pub mod pump;
 pub mod redirect;
 pub mod resolver;
+pub mod resumable;
 pub mod retry;
 pub mod scripted;
 pub mod source;
@@ -98,6 +99,9 @@ pub enum Event {
     /// `ResponseHead`, when the request asked for them
     /// ([`UploadRequest::report_headers`]).
     Headers(u16, Vec<Header>),
+    /// A resumable upload's resource was learned or lost (for a store that
+    /// resumes the upload after a restart).
+    Resumable(resumable::UrlChange),
     /// The outcome: a response (any status) or an error.
     Done(Result<Response, UploadError>),
 }
@@ -209,6 +213,13 @@ pub struct UploadRequest {
     /// the final head's headers ([`Event::Headers`]) when they arrive,
     /// before the body (costs a copy of each). Default off.
     pub report_headers: bool,
+    /// Send the raw body as a resumable upload ([`resumable`]): `url` is the
+    /// endpoint that creates upload resources, `raw_body` the data, sent in
+    /// pieces from the server's offset after any failure. Retries follow
+    /// `retry` (or the engine's); with neither, 5 attempts without progress.
+    /// Redirects are not followed. [`Event::Resumable`] reports the upload
+    /// resource, for a store.
+    pub resumable: Option<resumable::Resumable>,
 }
 
 impl UploadRequest {
@@ -225,6 +236,7 @@ impl UploadRequest {
             retry: None,
             max_redirects: None,
             report_headers: false,
+            resumable: None,
         }
     }
 
@@ -480,6 +492,12 @@ pub(crate) enum Command {
     Resolved {
         key: driver::Key,
         result: io::Result<Vec<std::net::SocketAddr>>,
+    },
+    /// A resumable piece's checksum, computed off the loop.
+    Checksum {
+        id: UploadId,
+        piece: (u64, u64),
+        result: Result<String, String>,
     },
     Shutdown,
 }

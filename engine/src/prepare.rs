@@ -10,6 +10,7 @@ use uploadtask_multipart::{Body, FilePart, Form};
 use crate::exchange::Exchange;
 use crate::proxy::{self, Proxies, ProxyUrl};
 use crate::redirect::{self, Hop, Policy};
+use crate::resumable::Session;
 use crate::source::{BodySource, FileSource, MemorySource};
 use crate::{ErrorKind, SourceSpec, UploadError, UploadRequest};
 use uploadtask_http1::request::Scheme;
@@ -42,6 +43,63 @@ pub(crate) struct Plan {
     pub(crate) attempts: u32,
     /// When the next attempt begins, while waiting for it.
     pub(crate) retry_at: Option<std::time::Instant>,
+    /// A resumable upload's protocol state.
+    pub(crate) resumable: Option<Box<Resume>>,
+}
+
+/// A resumable upload's protocol state, and the checksum of the piece it
+/// sends when the protocol asks for one.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    pub(crate) session: Session,
+    /// The whole body's length.
+    pub(crate) total: u64,
+    /// `Upload-Checksum` of the piece `(start, len)`, once computed.
+    pub(crate) checksum: Option<((u64, u64), String)>,
+    /// When the request waiting for its checksum may go.
+    pub(crate) resume_at: Option<std::time::Instant>,
+}
+
+/// The next request of a resumable upload, or the checksum it waits for.
+pub(crate) enum ResumeStep {
+    Ready(Target, Box<Exchange>),
+    NeedsChecksum(u64, u64),
+}
+
+/// Builds the resumable session's next request (after `previous`, whose
+/// progress carries over). Redirects are not followed within it.
+pub(crate) fn resume_step(
+    plan: &mut Plan,
+    previous: Option<&Exchange>,
+    limits: uploadtask_http1::Limits,
+    proxies: &Proxies,
+) -> Result<ResumeStep, UploadError> {
+    let internal = || UploadError::new(ErrorKind::Internal, "not a resumable upload");
+    let resume = plan.resumable.as_mut().ok_or_else(internal)?;
+    let step = resume.session.poll_step();
+    let piece = (step.start, step.len);
+    let checksum = match &resume.checksum {
+        _ if !step.checksum => None,
+        Some((at, value)) if *at == piece => Some(value.clone()),
+        _ => return Ok(ResumeStep::NeedsChecksum(step.start, step.len)),
+    };
+    resume.session.handle_sent(&step);
+    let total = resume.total;
+    let target = Target::parse(&step.url).map_err(|e| invalid(&e))?;
+    plan.method = step.method.into();
+    plan.headers = step.headers;
+    if let Some(value) = checksum {
+        plan.headers.push(("Upload-Checksum".into(), value));
+    }
+    plan.route(&target, proxies);
+    let body = Body::raw(step.len, "");
+    let head = write_head(&target, plan, &plan.headers, &body)?;
+    let mut exchange = match previous {
+        Some(previous) => previous.follow(head, body),
+        None => Exchange::new(head, body, limits),
+    };
+    exchange.set_window(step.start, total, step.method == "HEAD", step.interim);
+    Ok(ResumeStep::Ready(target, Box::new(exchange)))
 }
 
 impl Plan {
@@ -71,6 +129,9 @@ pub(crate) fn prepare(
     proxies: &Proxies,
     entropy: &mut Entropy,
 ) -> Result<Prepared, UploadError> {
+    if request.resumable.is_some() {
+        return prepare_resumable(request, limits, proxies);
+    }
     let target = Target::parse(&request.url).map_err(|e| invalid(&e))?;
     let policy = Policy {
         max: request.max_redirects.unwrap_or(policy.max),
@@ -99,6 +160,7 @@ pub(crate) fn prepare(
         retry: request.retry.map(Box::new),
         attempts: 1,
         retry_at: None,
+        resumable: None,
     };
     plan.route(&target, proxies);
     let head = write_head(&target, &plan, &plan.headers, &body)?;
@@ -110,6 +172,62 @@ pub(crate) fn prepare(
         sources,
         plan,
     })
+}
+
+/// A resumable upload: its one raw source, and its first request.
+fn prepare_resumable(
+    request: UploadRequest,
+    limits: uploadtask_http1::Limits,
+    proxies: &Proxies,
+) -> Result<Prepared, UploadError> {
+    let (Some(config), Some(raw)) = (request.resumable, request.raw_body) else {
+        return Err(invalid(&"a resumable upload sends one file as a raw body"));
+    };
+    if !request.fields.is_empty() || !request.files.is_empty() {
+        return Err(invalid(&"a resumable upload cannot have form fields or files"));
+    }
+    Target::parse(&request.url).map_err(|e| invalid(&e))?;
+    let source = open_source(raw)?;
+    let total = source.len();
+    let mut session = Session::new(config, &request.url, total, &request.headers);
+    session.set_method(match request.method.as_str() {
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        _ => "POST",
+    });
+    let mut plan = Plan {
+        method: "POST".into(),
+        headers: Vec::new(),
+        policy: Policy {
+            max: 0,
+            allow_https_to_http: false,
+        },
+        hops: 0,
+        expect: false,
+        proxy: None,
+        retry: request.retry.map(Box::new),
+        attempts: 1,
+        retry_at: None,
+        resumable: Some(Box::new(Resume {
+            session,
+            total,
+            checksum: None,
+            resume_at: None,
+        })),
+    };
+    match resume_step(&mut plan, None, limits, proxies)? {
+        ResumeStep::Ready(target, mut exchange) => {
+            exchange.set_report_headers(request.report_headers);
+            Ok(Prepared {
+                target,
+                exchange: *exchange,
+                sources: vec![source],
+                plan,
+            })
+        }
+        // Creation and offset requests carry no checksum.
+        ResumeStep::NeedsChecksum(..) => Err(UploadError::new(ErrorKind::Internal, "a checksum before creation")),
+    }
 }
 
 fn invalid(e: &dyn std::fmt::Display) -> UploadError {

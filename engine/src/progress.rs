@@ -46,6 +46,12 @@ impl ProgressGate {
         }
     }
 
+    /// Counts toward `total` from now on (a resumable upload's pieces all
+    /// count toward the whole).
+    pub fn set_total(&mut self, total: u64) {
+        self.total = total;
+    }
+
     /// The event to emit now that `sent` bytes are on the wire, if any.
     pub fn poll(&mut self, sent: u64, now: Instant) -> Option<Progress> {
         if sent <= self.last_sent || sent > self.total {

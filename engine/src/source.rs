@@ -29,6 +29,12 @@ pub trait BodySource: Send {
     fn current_len(&self) -> io::Result<u64> {
         Ok(self.len())
     }
+
+    /// A second handle on the same bytes, for work off the loop (a
+    /// resumable piece's checksum); `None` when it cannot be shared.
+    fn try_clone(&self) -> Option<Box<dyn BodySource>> {
+        None
+    }
 }
 
 /// A regular file, opened once.
@@ -85,6 +91,11 @@ impl BodySource for FileSource {
     fn current_len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
+
+    fn try_clone(&self) -> Option<Box<dyn BodySource>> {
+        let file = self.file.try_clone().ok()?;
+        Some(Box::new(FileSource { file, len: self.len }))
+    }
 }
 
 /// Bytes in memory, shared without copies (`bytes::Bytes`).
@@ -102,4 +113,30 @@ impl BodySource for MemorySource {
         buf[..n].copy_from_slice(&self.0[start..start + n]);
         Ok(n)
     }
+
+    fn try_clone(&self) -> Option<Box<dyn BodySource>> {
+        Some(Box::new(self.clone()))
+    }
+}
+
+/// The `sha1` of `len` bytes of `source` from `start`, in 64 KiB reads.
+pub fn sha1_of(source: &dyn BodySource, start: u64, len: u64) -> io::Result<[u8; 20]> {
+    use sha1::Digest as _;
+    let mut hasher = sha1::Sha1::new();
+    let mut buf = vec![0; 64 * 1024];
+    let mut at = start;
+    let end = start.saturating_add(len);
+    while at < end {
+        let want = usize::try_from(end - at).unwrap_or(usize::MAX).min(buf.len());
+        match source.read_at(at, &mut buf[..want]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank")),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                at += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hasher.finalize().into())
 }

@@ -246,6 +246,33 @@ fn has_empty_line(buf: &[u8], from: usize) -> bool {
     tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
 }
 
+/// The header fields of a whole interim head (a `1xx` that
+/// [`ResponseHeadParser::parse`] reported as `Interim`, `bytes` exactly its
+/// `consumed` bytes); empty when they do not parse within `limits`.
+///
+/// ```
+/// use uploadtask_http1::{response::interim_headers, Limits};
+///
+/// let head = b"HTTP/1.1 104 Upload Resumption Supported\r\nLocation: /u/1\r\n\r\n";
+/// let headers = interim_headers(head, &Limits::default());
+/// assert_eq!((headers[0].name.as_str(), &headers[0].value[..]), ("Location", &b"/u/1"[..]));
+/// ```
+pub fn interim_headers(bytes: &[u8], limits: &Limits) -> Vec<Header> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers.min(256)];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => response
+            .headers
+            .iter()
+            .map(|h| Header {
+                name: h.name.to_string(),
+                value: h.value.to_vec(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn map_error(e: httparse::Error) -> ResponseError {
     match e {
         httparse::Error::TooManyHeaders => ResponseError::TooManyHeaders,

@@ -12,6 +12,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+pub mod resumable_server;
 use uploadtask_engine::{Engine, Event, Progress, Response, UploadError, UploadRequest};
 
 /// A CA and a `localhost` leaf it signed: the server's config and the CA's PEM.

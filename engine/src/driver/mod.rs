@@ -15,6 +15,7 @@
 //! panic is logged with the upload's id and the loop goes on.
 
 mod conns;
+mod resume;
 mod setup;
 mod timers;
 mod uploads;
@@ -198,6 +199,7 @@ impl Loop {
                     let _ = reply.send(self.stats());
                 }
                 Command::Resolved { key, result } => self.on_resolved(key, result),
+                Command::Checksum { id, piece, result } => self.on_checksum(id, piece, result),
                 Command::Shutdown => self.shutting_down = true,
             }
         }
@@ -391,8 +393,20 @@ impl Loop {
         }
         // A redirect's head is held until the response shows whether it is
         // followed (then no one hears of it) or is the outcome.
-        let followable =
-            |status: u16| redirect::is_redirect(status) && slot.plan.as_ref().is_some_and(|p| p.policy.max > 0);
+        if let Some((status, headers)) = exchange.poll_interim() {
+            if let Some(resume) = slot.plan.as_mut().and_then(|p| p.resumable.as_mut()) {
+                resume.session.handle_interim(status, &headers);
+                if let Some(change) = resume.session.poll_url_change() {
+                    deliver(&mut *slot.sink, slot.id, Event::Resumable(change));
+                }
+            }
+        }
+        // A resumable upload's heads wait too: only the outcome's are heard of.
+        let followable = |status: u16| {
+            slot.plan
+                .as_ref()
+                .is_some_and(|p| (redirect::is_redirect(status) && p.policy.max > 0) || p.resumable.is_some())
+        };
         if let Some(status) = exchange.poll_response_head() {
             match followable(status) {
                 true => slot.held_head.push(Event::ResponseHead(status)),
@@ -458,6 +472,9 @@ impl Loop {
         let Some(plan) = slot.plan.as_mut() else {
             return self.finish(key, Ok(response));
         };
+        if plan.resumable.is_some() {
+            return self.end_attempt(key, Ok(response));
+        }
         let plan: &mut prepare::Plan = plan;
         if response.status == 417 && plan.expect {
             // The server refuses `Expect`: the same request again without it.
@@ -528,12 +545,48 @@ impl Loop {
     fn end_attempt(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
         let now = self.now;
         let Some(slot) = self.uploads.get(key) else { return };
-        let Some(plan) = slot.plan.as_mut() else {
+        let Some(plan) = slot.plan.as_ref() else {
             return self.finish(key, outcome);
         };
-        let policy = plan.retry.as_deref().unwrap_or(&self.config.retry);
+        if plan.resumable.is_some() {
+            return self.resume_end(key, outcome);
+        }
+        let status = outcome.as_ref().ok().map(|r| r.status);
+        let Some(delay) = self.retry_delay(key, &outcome, status, None) else {
+            return self.finish_after_attempts(key, outcome);
+        };
+        let Some(slot) = self.uploads.get(key) else { return };
+        let Some(plan) = slot.plan.as_mut() else { return };
+        plan.attempts += 1;
+        plan.retry_at = Some(now.checked_add(delay).unwrap_or(now));
+        let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
+        if let Some(exchange) = slot.exchange.as_mut() {
+            exchange.restart();
+        }
+        slot.life.handle_wait();
+        if let Some(conn) = slot.conn.take() {
+            self.release_conn(conn, reusable);
+        }
+        self.schedule(key);
+    }
+
+    /// Asks the retry policy (the upload's, else the engine's, else
+    /// `fallback`) whether the upload goes again after `outcome`, and after
+    /// what wait. `status` is the response's status to judge, `None` judges
+    /// the error (a response judged as an error is a network failure).
+    fn retry_delay(
+        &mut self,
+        key: Key,
+        outcome: &Result<crate::Response, UploadError>,
+        status: Option<u16>,
+        fallback: Option<&retry::RetryPolicy>,
+    ) -> Option<Duration> {
+        let now = self.now;
+        let slot = self.uploads.get(key)?;
+        let plan = slot.plan.as_ref()?;
+        let mut policy = plan.retry.as_deref().unwrap_or(&self.config.retry);
         if policy.attempts == 0 {
-            return self.finish(key, outcome);
+            policy = fallback?;
         }
         // Only with retries on: a random draw and the wall clock.
         let random = self.entropy.u64();
@@ -546,12 +599,18 @@ impl Loop {
                 .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
                 .map(|h| String::from_utf8_lossy(&h.value).into_owned())
         });
-        let cause = match &outcome {
-            Ok(response) => retry::Cause::Status {
-                status: response.status,
+        let refused;
+        let cause = match (outcome, status) {
+            (Ok(_), Some(status)) => retry::Cause::Status {
+                status,
                 retry_after: retry_after.as_deref(),
             },
-            Err(error) => retry::Cause::Error(error),
+            (Ok(response), None) => {
+                let message = format!("the server answered {} (upload resource busy)", response.status);
+                refused = UploadError::new(ErrorKind::Network, message);
+                retry::Cause::Error(&refused)
+            }
+            (Err(error), _) => retry::Cause::Error(error),
         };
         let attempt = retry::Attempt {
             made: plan.attempts,
@@ -561,29 +620,25 @@ impl Loop {
             wall_clock_secs,
             random,
         };
-        let delay = match retry::decide(policy, &attempt, cause) {
-            retry::Next::Done => {
-                let made = plan.attempts;
-                let outcome = outcome.map_err(|e| match made {
-                    1 => e,
-                    made => UploadError::new(e.kind, format!("{} (after {made} attempts)", e.message))
-                        .with_shared_source(e.shared_source()),
-                });
-                return self.finish(key, outcome);
-            }
-            retry::Next::RetryAfter(delay) => delay,
-        };
-        plan.attempts += 1;
-        plan.retry_at = Some(now.checked_add(delay).unwrap_or(now));
-        let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
-        if let Some(exchange) = slot.exchange.as_mut() {
-            exchange.restart();
+        match retry::decide(policy, &attempt, cause) {
+            retry::Next::Done => None,
+            retry::Next::RetryAfter(delay) => Some(delay),
         }
-        slot.life.handle_wait();
-        if let Some(conn) = slot.conn.take() {
-            self.release_conn(conn, reusable);
-        }
-        self.schedule(key);
+    }
+
+    /// Ends the upload with `outcome`; an error says how many attempts it took.
+    fn finish_after_attempts(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
+        let made = self
+            .uploads
+            .get(key)
+            .and_then(|slot| slot.plan.as_ref())
+            .map_or(1, |plan| plan.attempts);
+        let outcome = outcome.map_err(|e| match made {
+            1 => e,
+            made => UploadError::new(e.kind, format!("{} (after {made} attempts)", e.message))
+                .with_shared_source(e.shared_source()),
+        });
+        self.finish(key, outcome)
     }
 
     /// Pools a connection that can carry another request, or closes it.

@@ -1,0 +1,623 @@
+//! Resumable uploads, decided without I/O: which request goes next (create
+//! the upload resource, learn its offset, append a piece) and what a
+//! response or a failure means. The driver sends [`Session::poll_step`]'s
+//! request, reports back with `handle_*`, and performs the [`Next`] it gets.
+//!
+//! Two protocols:
+//! - **tus 1.0.0** (tus.io): core, creation, creation-with-upload, checksum
+//!   (`sha1`), expiration (read), termination (the facade sends `DELETE`).
+//! - **Resumable Uploads for HTTP**, draft-ietf-httpbis-resumable-upload-12,
+//!   interop version 8 ([`IETF_INTEROP_VERSION`]).
+//!
+//! ```text
+//!  Create ──2xx + Location──────────────► Append(offset)   (ietf: 2xx + Upload-Complete: ?1 ──► Done)
+//!  Probe (HEAD) ──2xx + Upload-Offset───► Append(offset) | Done (all there / Upload-Complete: ?1)
+//!  Append ──2xx, more to send──────────► Append(next piece)
+//!         ──2xx, tus offset = length / ietf Upload-Complete: ?1──► Done
+//!         ──409──► Probe (ietf: the 409's Upload-Offset ──► Append)
+//!         ──460 (tus checksum mismatch)──► Append (the same piece again)
+//!  Probe, Append ──404, 410 (the resource is gone)──► Create from byte 0 (once)
+//!  any ──failure, 5xx, 408, 423, 429──► Recover: after the retry policy's wait,
+//!        Probe when the resource is known (ietf: a 104 names it early), else Create
+//!  any ──other status──► Done (that response is the outcome)
+//! ```
+//!
+//! An advancing offset is progress: the driver resets its attempt count.
+//! Answers that never advance (409, 460) are bounded by [`MAX_STALLS`].
+//!
+//! ```
+//! use uploadtask_engine::resumable::{Next, Protocol, Resumable, Session};
+//! use uploadtask_http1::response::Header;
+//!
+//! let config = Resumable { chunk_size: Some(4), ..Resumable::new(Protocol::Tus) };
+//! let mut session = Session::new(config, "http://127.0.0.1:1080/files/", 6, &[]);
+//! assert_eq!(session.poll_step().method, "POST");
+//! let created = [Header { name: "Location".into(), value: b"/files/abc".to_vec() }];
+//! assert_eq!(session.handle_response(201, &created), Next::Send);
+//! let step = session.poll_step();
+//! assert_eq!((step.method, step.url.as_str(), step.start, step.len), ("PATCH", "http://127.0.0.1:1080/files/abc", 0, 4));
+//! let moved = [Header { name: "Upload-Offset".into(), value: b"4".to_vec() }];
+//! assert_eq!(session.handle_response(204, &moved), Next::Send);
+//! assert_eq!((session.poll_step().start, session.poll_step().len), (4, 2));
+//! let done = [Header { name: "Upload-Offset".into(), value: b"6".to_vec() }];
+//! assert_eq!(session.handle_response(204, &done), Next::Done);
+//! ```
+
+use uploadtask_http1::response::Header;
+
+use crate::{ErrorKind, UploadError};
+
+/// The tus protocol version sent in `Tus-Resumable`.
+pub const TUS_VERSION: &str = "1.0.0";
+/// The interop version of draft-ietf-httpbis-resumable-upload-12 (sent in
+/// `Upload-Draft-Interop-Version`; a `104` with another is ignored).
+pub const IETF_INTEROP_VERSION: &str = "8";
+/// Answers in a row that move nothing (409, 460) before the upload fails.
+pub const MAX_STALLS: u32 = 5;
+
+/// The resumable protocol an upload speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// tus 1.0.0.
+    Tus,
+    /// draft-ietf-httpbis-resumable-upload-12 (interop version 8).
+    Ietf,
+}
+
+/// How an upload is made resumable ([`crate::UploadRequest::resumable`]).
+/// The request's URL is the endpoint that creates upload resources; its
+/// body is its one raw source, sent in pieces from any offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumable {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The upload resource of an earlier run, to continue (from a store).
+    pub upload_url: Option<String>,
+    /// Most body bytes per request; `None` sends the rest in one request.
+    pub chunk_size: Option<u64>,
+    /// tus checksum extension: each append carries `Upload-Checksum: sha1 …`.
+    pub checksum: bool,
+    /// tus creation-with-upload: the first piece rides on the creation `POST`.
+    pub creation_with_upload: bool,
+    /// `filename`, `filetype` and other pairs: tus `Upload-Metadata`; for
+    /// ietf, `filename` becomes `Content-Disposition` and `filetype`
+    /// `Content-Type` of the creation request.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Resumable {
+    /// Whole-body requests, no checksum, no metadata.
+    pub fn new(protocol: Protocol) -> Self {
+        Resumable {
+            protocol,
+            upload_url: None,
+            chunk_size: None,
+            checksum: false,
+            creation_with_upload: false,
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// One request to send: `len` body bytes of the source from `start`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// `POST` (or the upload's method) to create, `HEAD`, `PATCH`.
+    pub method: &'static str,
+    /// The endpoint or the upload resource.
+    pub url: String,
+    /// Protocol headers, then the user's (content headers only on creation).
+    pub headers: Vec<(String, String)>,
+    /// First body byte, as an offset in the source.
+    pub start: u64,
+    /// Body bytes.
+    pub len: u64,
+    /// Add `Upload-Checksum: sha1 <base64>` of the piece.
+    pub checksum: bool,
+    /// Report `104` interim heads to [`Session::handle_interim`].
+    pub interim: bool,
+}
+
+/// What the driver does after a response or a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Send [`Session::poll_step`] now.
+    Send,
+    /// A failure worth another try: ask the retry policy (with this status,
+    /// or as a network failure when `None`), wait, then send
+    /// [`Session::poll_step`].
+    Recover(Option<u16>),
+    /// The last response is the outcome.
+    Done,
+    /// The upload fails.
+    Fail(UploadError),
+}
+
+/// A change of the known upload resource, for the embedder's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlChange {
+    /// The server created (or named) the upload resource.
+    Learned(String),
+    /// The server no longer has it (404, 410).
+    Forgotten,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Create,
+    Probe,
+    Append,
+}
+
+/// One resumable upload's protocol state; see the module doc.
+#[derive(Debug)]
+pub struct Session {
+    config: Resumable,
+    endpoint: String,
+    method: &'static str,
+    user_headers: Vec<(String, String)>,
+    url: Option<String>,
+    length: u64,
+    offset: u64,
+    chunk: u64,
+    state: State,
+    /// Body bytes of the request in flight.
+    sent_len: u64,
+    stalls: u32,
+    recreated: bool,
+    advanced: bool,
+    url_change: Option<UrlChange>,
+    /// `Upload-Expires` (tus) or `max-age` (ietf) as last seen, verbatim.
+    expires: Option<String>,
+}
+
+impl Session {
+    /// A session for `length` body bytes to `endpoint`, with the user's
+    /// headers (sent on every request but content headers, which only the
+    /// creation request carries).
+    pub fn new(config: Resumable, endpoint: &str, length: u64, user_headers: &[(String, String)]) -> Self {
+        let state = if config.upload_url.is_some() {
+            State::Probe
+        } else {
+            State::Create
+        };
+        Session {
+            chunk: config.chunk_size.filter(|&c| c > 0).unwrap_or(u64::MAX),
+            url: config.upload_url.clone(),
+            config,
+            endpoint: endpoint.to_string(),
+            method: "POST",
+            user_headers: user_headers.to_vec(),
+            length,
+            offset: 0,
+            state,
+            sent_len: 0,
+            stalls: 0,
+            recreated: false,
+            advanced: false,
+            url_change: None,
+            expires: None,
+        }
+    }
+
+    /// Creates with `method` (`POST` by default; ietf allows `PUT`).
+    pub fn set_method(&mut self, method: &'static str) {
+        self.method = method;
+    }
+
+    /// The offset the server has (as last learned).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The upload resource, once known.
+    pub fn upload_url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// When the server drops the upload resource, as it said (`Upload-Expires`
+    /// or `Upload-Limit: max-age`), verbatim.
+    pub fn expires(&self) -> Option<&str> {
+        self.expires.as_deref()
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.config.protocol
+    }
+
+    /// True once after the server's offset moved forward (progress: the
+    /// driver starts counting attempts afresh).
+    pub fn take_advanced(&mut self) -> bool {
+        std::mem::take(&mut self.advanced)
+    }
+
+    /// A change of the upload resource to report, once.
+    pub fn poll_url_change(&mut self) -> Option<UrlChange> {
+        self.url_change.take()
+    }
+
+    /// The request to send now.
+    pub fn poll_step(&self) -> Step {
+        let tus = self.config.protocol == Protocol::Tus;
+        let mut headers = Vec::with_capacity(6 + self.user_headers.len());
+        match self.config.protocol {
+            Protocol::Tus => headers.push(("Tus-Resumable".to_string(), TUS_VERSION.to_string())),
+            Protocol::Ietf => headers.push((
+                "Upload-Draft-Interop-Version".to_string(),
+                IETF_INTEROP_VERSION.to_string(),
+            )),
+        }
+        let url = self.url.clone().unwrap_or_else(|| self.endpoint.clone());
+        let piece = |from: u64| self.chunk.min(self.length - from.min(self.length));
+        let (method, start, len, creation) = match self.state {
+            State::Create => {
+                let len = if tus && !self.config.creation_with_upload {
+                    0
+                } else {
+                    piece(0)
+                };
+                (self.method, 0, len, true)
+            }
+            State::Probe => ("HEAD", self.offset, 0, false),
+            State::Append => ("PATCH", self.offset, piece(self.offset), false),
+        };
+        let complete = start + len == self.length;
+        match (self.config.protocol, self.state) {
+            (Protocol::Tus, State::Create) => {
+                headers.push(("Upload-Length".into(), self.length.to_string()));
+                let metadata = tus_metadata(&self.config.metadata);
+                if !metadata.is_empty() {
+                    headers.push(("Upload-Metadata".into(), metadata));
+                }
+                if len > 0 {
+                    headers.push(("Content-Type".into(), "application/offset+octet-stream".into()));
+                }
+            }
+            (Protocol::Tus, State::Append) => {
+                headers.push(("Upload-Offset".into(), start.to_string()));
+                headers.push(("Content-Type".into(), "application/offset+octet-stream".into()));
+            }
+            (Protocol::Ietf, State::Create) => {
+                headers.push(("Upload-Complete".into(), sf_bool(complete).into()));
+                headers.push(("Upload-Length".into(), self.length.to_string()));
+                for (name, value) in &self.config.metadata {
+                    match name.as_str() {
+                        "filetype" if !has_header(&self.user_headers, "content-type") => {
+                            headers.push(("Content-Type".into(), value.clone()))
+                        }
+                        "filename" => headers.push(("Content-Disposition".into(), inline_disposition(value))),
+                        _ => {}
+                    }
+                }
+            }
+            (Protocol::Ietf, State::Append) => {
+                headers.push(("Upload-Offset".into(), start.to_string()));
+                headers.push(("Upload-Complete".into(), sf_bool(complete).into()));
+                headers.push(("Content-Type".into(), "application/partial-upload".into()));
+            }
+            (_, State::Probe) => {}
+        }
+        for (name, value) in &self.user_headers {
+            if creation || !is_content_header(name) {
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        Step {
+            method,
+            url,
+            headers,
+            start,
+            len,
+            // The checksum extension covers appends (`PATCH`).
+            checksum: tus && self.config.checksum && len > 0 && self.state == State::Append,
+            interim: !tus && self.state == State::Create,
+        }
+    }
+
+    /// The request now sent carries `len` body bytes (`poll_step`'s).
+    pub fn handle_sent(&mut self, step: &Step) {
+        self.sent_len = step.len;
+    }
+
+    /// A `1xx` head of the request in flight: an ietf `104` with this draft's
+    /// interop version names the upload resource (and may limit it).
+    pub fn handle_interim(&mut self, status: u16, headers: &[Header]) {
+        if status != 104 || self.config.protocol != Protocol::Ietf || self.state != State::Create {
+            return;
+        }
+        if header(headers, "upload-draft-interop-version").map(str::trim) != Some(IETF_INTEROP_VERSION) {
+            return; // another draft's server: ignored, as the draft says
+        }
+        if let Some(location) = header(headers, "location") {
+            self.learn_url(location);
+        }
+        self.apply_limits(headers);
+    }
+
+    /// The final response to the request in flight.
+    pub fn handle_response(&mut self, status: u16, headers: &[Header]) -> Next {
+        if let Some(expires) = header(headers, "upload-expires") {
+            self.expires = Some(expires.to_string());
+        }
+        if let Some(next) = self.apply_limits(headers) {
+            return next;
+        }
+        let ietf = self.config.protocol == Protocol::Ietf;
+        let complete_said = header(headers, "upload-complete").map(str::trim) == Some("?1");
+        match (status, self.state) {
+            (200..=299, State::Create) => {
+                if ietf && self.sent_len == self.length {
+                    // The whole body went in the creation request: the
+                    // response is the resource's own answer.
+                    return Next::Done;
+                }
+                match header(headers, "location") {
+                    Some(location) => self.learn_url(location),
+                    None if self.url.is_none() => return fail("the server created no upload resource (no Location)"),
+                    None => {}
+                }
+                let offset = match header(headers, "upload-offset") {
+                    Some(value) => match parse_offset(value) {
+                        Some(offset) => offset,
+                        None => return fail("Upload-Offset is not a number"),
+                    },
+                    None if ietf => self.sent_len,
+                    None => 0,
+                };
+                self.move_to(offset, State::Append)
+            }
+            (200..=299, State::Probe) => {
+                let Some(offset) = header(headers, "upload-offset").and_then(parse_offset) else {
+                    return fail("the server's offset answer has no valid Upload-Offset");
+                };
+                if ietf && complete_said {
+                    return Next::Done;
+                }
+                self.move_to(offset, State::Append)
+            }
+            (200..=299, State::Append) => {
+                let sent_to = self.offset + self.sent_len;
+                if ietf && (complete_said || sent_to == self.length) {
+                    return Next::Done;
+                }
+                let offset = match header(headers, "upload-offset").map(parse_offset) {
+                    Some(Some(offset)) => offset,
+                    Some(None) => return fail("Upload-Offset is not a number"),
+                    None if ietf => sent_to,
+                    None => return fail("the server's PATCH answer has no Upload-Offset"),
+                };
+                self.move_to(offset, State::Append)
+            }
+            (409, State::Append) => {
+                let offset = header(headers, "upload-offset").and_then(parse_offset);
+                match offset {
+                    Some(offset) if ietf => self.stall(offset, State::Append),
+                    _ => self.stall(self.offset, State::Probe),
+                }
+            }
+            (460, State::Append) if !ietf => self.stall(self.offset, State::Append),
+            (404 | 410, State::Probe | State::Append) => {
+                // The server no longer has the resource: start over, once.
+                if self.recreated {
+                    return Next::Done;
+                }
+                self.recreated = true;
+                self.url = None;
+                self.url_change = Some(UrlChange::Forgotten);
+                self.offset = 0;
+                self.state = State::Create;
+                Next::Send
+            }
+            (423, _) => {
+                // tus: the resource is locked by a request the server still
+                // sees (the one that just broke): retry after a wait.
+                self.recover();
+                Next::Recover(None)
+            }
+            (408 | 429 | 500..=599, _) => {
+                self.recover();
+                Next::Recover(Some(status))
+            }
+            _ => Next::Done,
+        }
+    }
+
+    /// The request in flight failed without a response (reset, timeout…).
+    pub fn handle_failure(&mut self) -> Next {
+        self.recover();
+        Next::Recover(None)
+    }
+
+    /// After a failure: learn the offset if the resource is known, else create.
+    fn recover(&mut self) {
+        self.state = if self.url.is_some() {
+            State::Probe
+        } else {
+            State::Create
+        };
+    }
+
+    fn learn_url(&mut self, location: &str) {
+        let base = self.url.as_deref().unwrap_or(&self.endpoint);
+        let Ok(url) = url::Url::parse(base).and_then(|base| base.join(location.trim())) else {
+            return;
+        };
+        if self.url.as_deref() != Some(url.as_str()) {
+            self.url = Some(url.to_string());
+            self.url_change = Some(UrlChange::Learned(url.to_string()));
+        }
+    }
+
+    /// Goes on from the server's `offset`.
+    fn move_to(&mut self, offset: u64, state: State) -> Next {
+        if offset > self.length {
+            return fail(&format!(
+                "the server has {offset} bytes of a {}-byte upload",
+                self.length
+            ));
+        }
+        if offset > self.offset {
+            self.advanced = true;
+            self.stalls = 0;
+        }
+        self.offset = offset;
+        self.state = state;
+        if offset == self.length && self.config.protocol == Protocol::Tus {
+            return Next::Done;
+        }
+        Next::Send
+    }
+
+    /// An answer that moved nothing (409, 460), bounded.
+    fn stall(&mut self, offset: u64, state: State) -> Next {
+        self.stalls += 1;
+        if self.stalls > MAX_STALLS {
+            return fail(&format!("the server refused {MAX_STALLS} pieces in a row"));
+        }
+        if offset > self.length {
+            return fail(&format!(
+                "the server has {offset} bytes of a {}-byte upload",
+                self.length
+            ));
+        }
+        self.offset = offset;
+        self.state = state;
+        Next::Send
+    }
+
+    /// `Upload-Limit` (ietf): pieces no larger than `max-append-size`, no
+    /// smaller than `min-append-size`; a `max-size` below the length fails.
+    fn apply_limits(&mut self, headers: &[Header]) -> Option<Next> {
+        if self.config.protocol != Protocol::Ietf {
+            return None;
+        }
+        let limits = header(headers, "upload-limit")?;
+        let mut min_append = None;
+        for member in limits.split(',') {
+            let Some((key, value)) = member.split_once('=') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<u64>() else {
+                continue;
+            };
+            match key.trim() {
+                "max-size" if value < self.length => {
+                    return Some(fail(&format!(
+                        "the server takes at most {value} bytes; the upload has {}",
+                        self.length
+                    )));
+                }
+                "max-append-size" if value > 0 => self.chunk = self.chunk.min(value),
+                "min-append-size" => min_append = Some(value),
+                "max-age" => self.expires = Some(format!("max-age={value}")),
+                _ => {}
+            }
+        }
+        if let Some(min) = min_append {
+            self.chunk = self.chunk.max(min);
+        }
+        None
+    }
+}
+
+fn fail(message: &str) -> Next {
+    Next::Fail(UploadError::new(
+        ErrorKind::Protocol,
+        format!("resumable upload: {message}"),
+    ))
+}
+
+fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .and_then(|h| std::str::from_utf8(&h.value).ok())
+}
+
+fn has_header(headers: &[(String, String)], name: &str) -> bool {
+    headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+}
+
+fn is_content_header(name: &str) -> bool {
+    [
+        "content-type",
+        "content-length",
+        "content-disposition",
+        "content-encoding",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// A non-negative integer (tus: digits; ietf: a structured-field Integer).
+fn parse_offset(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+fn sf_bool(value: bool) -> &'static str {
+    if value {
+        "?1"
+    } else {
+        "?0"
+    }
+}
+
+/// `Upload-Metadata`: `key base64(value)` pairs; keys with spaces or commas
+/// (which the format cannot carry) are left out.
+pub fn tus_metadata(pairs: &[(String, String)]) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    for (key, value) in pairs {
+        if key.is_empty() || key.bytes().any(|b| b == b' ' || b == b',' || !b.is_ascii_graphic()) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(key);
+        if !value.is_empty() {
+            out.push(' ');
+            out.push_str(&base64::engine::general_purpose::STANDARD.encode(value));
+        }
+    }
+    out
+}
+
+/// `inline; filename="…"` (RFC 6266), with `filename*` for names that are
+/// not plain ASCII.
+fn inline_disposition(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => '_',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '_',
+        })
+        .collect();
+    if plain == name {
+        return format!("inline; filename=\"{plain}\"");
+    }
+    let mut encoded = String::new();
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("inline; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
+}
+
+/// `sha1 <base64>` for the tus checksum extension.
+pub fn tus_checksum(digest: &[u8; 20]) -> String {
+    use base64::Engine as _;
+    format!("sha1 {}", base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+//! Resumable uploads end to end (issue 10, item 2): a tus 1.0.0 server and
+//! an IETF-draft server (tests/src/resumable_server.rs) killed and started
+//! again mid-upload; the upload goes on from the server's offset, sends no
+//! byte twice beyond what the protocol makes it, and the stored file is
+//! byte-exact. 409, 460 and lost resources are recovered from.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use uploadtask_engine::resumable::{Protocol, Resumable, UrlChange};
+use uploadtask_engine::retry::RetryPolicy;
+use uploadtask_engine::{Engine, EngineConfig, Event, SourceSpec, UploadRequest};
+use uploadtask_tests::resumable_server::{wait_killed, Flavor, ResumableServer, ServerState};
+use uploadtask_tests::*;
+
+const LEN: usize = 2 * 1024 * 1024 + 12_345;
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig::default()).expect("engine")
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 20,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(100),
+        ..RetryPolicy::default()
+    }
+}
+
+fn request(url: String, path: &std::path::Path, resumable: Resumable) -> UploadRequest {
+    UploadRequest {
+        raw_body: Some(SourceSpec::Path(path.to_path_buf())),
+        retry: Some(retry()),
+        timeout: Some(Duration::from_secs(60)),
+        resumable: Some(resumable),
+        ..UploadRequest::new(url)
+    }
+}
+
+/// Submits and collects the outcome, the progress and the resource changes.
+fn run(engine: &Engine, request: UploadRequest) -> (Outcome, Vec<UrlChange>) {
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&changes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut progress = Vec::new();
+    engine.submit(request, move |event: Event| match event {
+        Event::Progress(p) => progress.push(p),
+        Event::Resumable(change) => seen.lock().unwrap().push(change),
+        Event::Done(result) => {
+            let _ = tx.send(Outcome {
+                progress: std::mem::take(&mut progress),
+                result,
+                late_events: 0,
+            });
+        }
+        _ => {}
+    });
+    let outcome = rx.recv_timeout(Duration::from_secs(120)).expect("done within 120 s");
+    let changes = changes.lock().unwrap().clone();
+    (outcome, changes)
+}
+
+/// Kills the server once `state` fired its `kill_at`, then starts it again
+/// on the same port.
+fn restart_when_killed(
+    flavor: Flavor,
+    state: Arc<ServerState>,
+    server: ResumableServer,
+) -> std::thread::JoinHandle<ResumableServer> {
+    std::thread::spawn(move || {
+        wait_killed(&state);
+        let port = server.port();
+        drop(server);
+        ResumableServer::start(flavor, state, port)
+    })
+}
+
+fn assert_monotone(progress: &[uploadtask_engine::Progress], total: u64) {
+    assert!(
+        progress
+            .windows(2)
+            .all(|w| w[0].total_bytes_sent < w[1].total_bytes_sent),
+        "never back"
+    );
+    assert!(progress.iter().all(|p| p.total_bytes_expected_to_send == total));
+    assert_eq!(progress.last().map(|p| p.total_bytes_sent), Some(total));
+}
+
+#[test]
+fn tus_survives_a_server_restart_mid_upload() {
+    let dir = temp_dir("tus-restart");
+    let (path, digest) = make_file(&dir, "big.bin", LEN, 7);
+    let state = Arc::new(ServerState::default());
+    state.faults.lock().unwrap().kill_at = Some(700 * 1024);
+    let server = ResumableServer::start(Flavor::Tus, Arc::clone(&state), 0);
+    let url = format!("{}/files/", server.origin());
+    let restarted = restart_when_killed(Flavor::Tus, Arc::clone(&state), server);
+    let config = Resumable {
+        chunk_size: Some(512 * 1024),
+        metadata: vec![
+            ("filename".into(), "big.bin".into()),
+            ("filetype".into(), "application/octet-stream".into()),
+        ],
+        ..Resumable::new(Protocol::Tus)
+    };
+    let engine = engine();
+    let (outcome, changes) = run(&engine, request(url, &path, config));
+    let _server = restarted.join().unwrap();
+    let response = outcome.result.expect("uploaded");
+    assert_eq!(response.status, 204);
+    let stored = state.only_upload();
+    assert_eq!(sha256_hex(&stored.data), digest, "byte-exact");
+    assert_eq!(stored.metadata.get("filename").map(String::as_str), Some("big.bin"));
+    assert_eq!(state.count("POST"), 1, "created once");
+    assert!(state.count("HEAD") >= 1, "the offset was asked for after the restart");
+    assert_eq!(
+        *state.received.lock().unwrap(),
+        LEN as u64,
+        "no byte the server kept was sent again"
+    );
+    assert!(matches!(&changes[..], [UrlChange::Learned(u)] if u.contains("/files/u1")));
+    assert_monotone(&outcome.progress, LEN as u64);
+    assert!(state.killed.load(Ordering::SeqCst));
+}
+
+#[test]
+fn tus_recovers_from_409_and_460_with_checksums() {
+    let dir = temp_dir("tus-faults");
+    let (path, digest) = make_file(&dir, "f.bin", 300_000, 3);
+    let state = Arc::new(ServerState::default());
+    {
+        let mut faults = state.faults.lock().unwrap();
+        faults.conflict_once = true;
+        faults.checksum_mismatch_once = true;
+    }
+    let server = ResumableServer::start(Flavor::Tus, Arc::clone(&state), 0);
+    let config = Resumable {
+        chunk_size: Some(100_000),
+        checksum: true,
+        creation_with_upload: true,
+        ..Resumable::new(Protocol::Tus)
+    };
+    let engine = engine();
+    let (outcome, _) = run(&engine, request(format!("{}/files/", server.origin()), &path, config));
+    assert_eq!(outcome.result.expect("uploaded").status, 204);
+    assert_eq!(sha256_hex(&state.only_upload().data), digest);
+    // The creation carried piece 1; the 409 and the 460 each cost one piece.
+    assert_eq!(*state.received.lock().unwrap(), 300_000 + 2 * 100_000);
+    let log = state.log.lock().unwrap().clone();
+    assert_eq!(log[0], "POST /files/ 0 100000");
+    assert!(
+        log.iter().any(|l| l.starts_with("HEAD")),
+        "a 409 asks for the offset: {log:?}"
+    );
+    assert_monotone(&outcome.progress, 300_000);
+}
+
+#[test]
+fn tus_stored_resource_resumes_and_a_lost_one_starts_over() {
+    let dir = temp_dir("tus-stored");
+    let (path, digest) = make_file(&dir, "f.bin", 200_000, 5);
+    let bytes = std::fs::read(&path).unwrap();
+    let state = Arc::new(ServerState::default());
+    state.uploads.lock().unwrap().insert(
+        "u1".into(),
+        uploadtask_tests::resumable_server::Stored {
+            data: bytes[..150_000].to_vec(),
+            length: Some(200_000),
+            ..Default::default()
+        },
+    );
+    let server = ResumableServer::start(Flavor::Tus, Arc::clone(&state), 0);
+    let engine = engine();
+    let config = Resumable {
+        upload_url: Some(format!("{}/files/u1", server.origin())),
+        ..Resumable::new(Protocol::Tus)
+    };
+    let (outcome, _) = run(&engine, request(format!("{}/files/", server.origin()), &path, config));
+    assert_eq!(outcome.result.expect("uploaded").status, 204);
+    assert_eq!(sha256_hex(&state.only_upload().data), digest);
+    assert_eq!((state.count("POST"), state.count("HEAD")), (0, 1));
+    assert_eq!(*state.received.lock().unwrap(), 50_000, "only the rest went");
+    // Progress after a resume starts at the server's offset.
+    assert_eq!(outcome.progress.first().map(|p| p.total_bytes_sent), Some(150_000));
+
+    // A resource the server no longer has: created again, from byte 0.
+    let config = Resumable {
+        upload_url: Some(format!("{}/files/gone", server.origin())),
+        ..Resumable::new(Protocol::Tus)
+    };
+    let (outcome, changes) = run(&engine, request(format!("{}/files/", server.origin()), &path, config));
+    assert_eq!(outcome.result.expect("uploaded").status, 204);
+    assert_eq!(changes.first(), Some(&UrlChange::Forgotten));
+    assert!(matches!(changes.get(1), Some(UrlChange::Learned(_))));
+    assert_eq!(sha256_hex(&state.uploads.lock().unwrap()["u2"].data), digest);
+}
+
+#[test]
+fn ietf_resumes_from_the_104_location_after_a_restart() {
+    let dir = temp_dir("ietf-restart");
+    let (path, digest) = make_file(&dir, "doc.pdf", LEN, 11);
+    let state = Arc::new(ServerState::default());
+    state.faults.lock().unwrap().kill_at = Some(900 * 1024);
+    let server = ResumableServer::start(Flavor::Ietf, Arc::clone(&state), 0);
+    let url = format!("{}/upload", server.origin());
+    let restarted = restart_when_killed(Flavor::Ietf, Arc::clone(&state), server);
+    let config = Resumable {
+        metadata: vec![
+            ("filename".into(), "doc.pdf".into()),
+            ("filetype".into(), "application/pdf".into()),
+        ],
+        ..Resumable::new(Protocol::Ietf)
+    };
+    let engine = engine();
+    let (outcome, changes) = run(&engine, request(url, &path, config));
+    let _server = restarted.join().unwrap();
+    let response = outcome.result.expect("uploaded");
+    assert_eq!(response.status, 200);
+    let body = String::from_utf8(response.body).unwrap();
+    assert!(body.contains(&digest), "the resource's own answer: {body}");
+    let stored = state.only_upload();
+    assert!(stored.complete);
+    assert_eq!(sha256_hex(&stored.data), digest);
+    assert_eq!(stored.content_type.as_deref(), Some("application/pdf"));
+    assert_eq!(stored.disposition.as_deref(), Some("inline; filename=\"doc.pdf\""));
+    assert_eq!(state.count("POST"), 1);
+    assert_eq!(*state.received.lock().unwrap(), LEN as u64);
+    assert!(matches!(&changes[..], [UrlChange::Learned(u)] if u.ends_with("/upload/u1")));
+    assert_monotone(&outcome.progress, LEN as u64);
+}
+
+#[test]
+fn ietf_pieces_recover_from_409() {
+    let dir = temp_dir("ietf-409");
+    let (path, digest) = make_file(&dir, "f.bin", 250_000, 13);
+    let state = Arc::new(ServerState::default());
+    state.faults.lock().unwrap().conflict_once = true;
+    let server = ResumableServer::start(Flavor::Ietf, Arc::clone(&state), 0);
+    let config = Resumable {
+        chunk_size: Some(100_000),
+        ..Resumable::new(Protocol::Ietf)
+    };
+    let engine = engine();
+    let (outcome, _) = run(&engine, request(format!("{}/upload", server.origin()), &path, config));
+    assert_eq!(outcome.result.expect("uploaded").status, 200);
+    assert_eq!(sha256_hex(&state.only_upload().data), digest);
+    assert_eq!(
+        *state.received.lock().unwrap(),
+        250_000 + 100_000,
+        "the 409 cost one piece"
+    );
+    assert_eq!(state.count("HEAD"), 0, "the 409 said the offset");
+}
+
+#[test]
+fn a_server_that_stays_down_fails_with_the_attempts_made() {
+    let dir = temp_dir("tus-down");
+    let (path, _) = make_file(&dir, "f.bin", 100_000, 1);
+    let state = Arc::new(ServerState::default());
+    state.faults.lock().unwrap().kill_at = Some(10_000);
+    let server = ResumableServer::start(Flavor::Tus, Arc::clone(&state), 0);
+    let url = format!("{}/files/", server.origin());
+    let killer = std::thread::spawn(move || {
+        wait_killed(&state);
+        drop(server);
+    });
+    let config = Resumable {
+        creation_with_upload: true,
+        ..Resumable::new(Protocol::Tus)
+    };
+    let mut request = request(url, &path, config);
+    request.retry = Some(RetryPolicy {
+        attempts: 2,
+        base_delay: Duration::from_millis(10),
+        ..RetryPolicy::default()
+    });
+    let engine = engine();
+    let (outcome, changes) = run(&engine, request);
+    killer.join().unwrap();
+    let error = outcome.result.expect_err("the server is gone");
+    assert_eq!(error.kind.code(), 1000);
+    assert!(error.message.contains("after 3 attempts"), "{}", error.message);
+    assert!(changes.is_empty(), "no resource was ever created: {changes:?}");
+    assert_eq!(engine.stats().map(|s| s.uploads), Some(0));
+}
