@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use uploadtask_engine::{Engine, EngineConfig, ErrorKind, FileInput, SourceSpec, UploadError, UploadRequest};
 
-use crate::options::{FileEntry, RetryOptions, UploadOptions};
+use uploadtask_engine::resumable::{Protocol, Resumable};
+
+use crate::options::{FileEntry, ResumableProtocol, RetryOptions, UploadOptions};
 use crate::paths::Roots;
-use crate::task::{Callbacks, TaskSink, UploadTask};
+use crate::resume::ResumeStore;
+use crate::task::{Callbacks, ResumeHook, TaskSink, UploadTask};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -139,6 +142,10 @@ pub struct ClientConfig {
     pub roots: Roots,
     /// Where callbacks run.
     pub dispatch: Dispatch,
+    /// Where resumable uploads keep their upload resources between runs
+    /// (default: [`crate::resume::default_store`], a directory under the
+    /// user's config directory).
+    pub resume_store: Option<Arc<dyn ResumeStore>>,
 }
 
 /// An engine with its roots and dispatch. Cheap to clone. Several can run
@@ -171,6 +178,7 @@ pub struct Client {
     engine: Engine,
     roots: Arc<Roots>,
     dispatch: Dispatch,
+    store: Arc<dyn ResumeStore>,
 }
 
 static GLOBAL_CONFIG: Mutex<Option<ClientConfig>> = Mutex::new(None);
@@ -183,6 +191,7 @@ impl Client {
             engine: Engine::new(config.engine)?,
             roots: Arc::new(config.roots),
             dispatch: config.dispatch,
+            store: config.resume_store.unwrap_or_else(crate::resume::default_store),
         })
     }
 
@@ -234,22 +243,29 @@ impl Client {
             complete: options.complete.take(),
             request_head: options.request_head.take(),
         };
-        let sink = TaskSink {
+        let mut sink = TaskSink {
             inner,
             callbacks: Some(callbacks),
+            resume: None,
         };
         let id = match self.request(options) {
-            Ok(request) => self.engine.submit(request, sink),
+            Ok((request, resume)) => {
+                sink.resume = resume;
+                self.engine.submit(request, sink)
+            }
             Err(error) => self.engine.reject(error, sink),
         };
         task.set_id(id);
         task
     }
 
-    fn request(&self, options: UploadOptions) -> Result<UploadRequest, UploadError> {
+    fn request(&self, options: UploadOptions) -> Result<(UploadRequest, Option<ResumeHook>), UploadError> {
         let missing = |what: &str| UploadError::new(ErrorKind::InvalidArgument, format!("missing {what}"));
         if options.url.trim().is_empty() {
             return Err(missing("url"));
+        }
+        if let Some(protocol) = options.resumable {
+            return self.resumable_request(options, protocol);
         }
         let mut request = UploadRequest::new(options.url);
         if let Some(method) = options.method {
@@ -288,7 +304,78 @@ impl Client {
         request.retry = options.retry.as_ref().map(RetryOptions::policy);
         // Listeners may be added after the call: always ask for the head.
         request.report_headers = true;
-        Ok(request)
+        Ok((request, None))
+    }
+
+    /// A resumable upload of `filePath` to the endpoint `url`, continuing
+    /// the stored upload resource of the same file if there is one.
+    fn resumable_request(
+        &self,
+        options: UploadOptions,
+        protocol: ResumableProtocol,
+    ) -> Result<(UploadRequest, Option<ResumeHook>), UploadError> {
+        let invalid = |message: &str| UploadError::new(ErrorKind::InvalidArgument, message.to_string());
+        if options.file_path.is_empty() {
+            return Err(invalid("missing filePath"));
+        }
+        if !options.files.is_empty() {
+            return Err(invalid("a resumable upload sends one file: use filePath, not files"));
+        }
+        if protocol == ResumableProtocol::Ietf && !options.form_data.is_empty() {
+            return Err(invalid("an ietf resumable upload carries no formData"));
+        }
+        let (name, engine_protocol) = match protocol {
+            ResumableProtocol::Tus => ("tus", Protocol::Tus),
+            ResumableProtocol::Ietf => ("ietf", Protocol::Ietf),
+        };
+        let (filename, source, fingerprint) = match options.body_bytes {
+            Some(bytes) => {
+                let memory = uploadtask_engine::source::MemorySource(bytes.clone());
+                let fingerprint = crate::resume::fingerprint(name, &options.url, &options.file_path, &memory).ok();
+                let filename = uploadtask_multipart::basename(&options.file_path).to_string();
+                (filename, SourceSpec::Memory(bytes), fingerprint)
+            }
+            None => {
+                let (filename, opener) = self.opener(options.file_path.clone())?;
+                // Read here, on the caller's thread: 2 MiB at most. A file
+                // that cannot be opened fails on the engine thread as usual.
+                let fingerprint = self.roots.open(&options.file_path).ok().and_then(|source| {
+                    crate::resume::fingerprint(name, &options.url, &options.file_path, &*source).ok()
+                });
+                (filename, opener, fingerprint)
+            }
+        };
+        let stored = fingerprint.as_deref().and_then(|fp| self.store.get(fp));
+        let filetype = uploadtask_multipart::FilePart::new("", &filename, 0).content_type;
+        let mut metadata = vec![("filename".to_string(), filename), ("filetype".to_string(), filetype)];
+        metadata.extend(options.form_data);
+        let mut request = UploadRequest::new(options.url.clone());
+        if let Some(method) = options.method {
+            request.method = method;
+        }
+        request.raw_body = Some(source);
+        request.headers = options.header.clone();
+        request.timeout = options.timeout;
+        request.retry = options.retry.as_ref().map(RetryOptions::policy);
+        request.report_headers = true;
+        request.resumable = Some(Resumable {
+            protocol: engine_protocol,
+            upload_url: stored.map(|s| s.url),
+            chunk_size: options.chunk_size,
+            checksum: options.checksum,
+            creation_with_upload: options.creation_with_upload,
+            metadata,
+        });
+        let hook = ResumeHook {
+            store: Arc::clone(&self.store),
+            fingerprint,
+            protocol: engine_protocol,
+            url: request.resumable.as_ref().and_then(|r| r.upload_url.clone()),
+            terminate: options
+                .terminate_on_abort
+                .then(|| (self.engine.clone(), options.header)),
+        };
+        Ok((request, Some(hook)))
     }
 
     /// Checks a path now (no I/O) and defers the open to the engine thread.
@@ -354,6 +441,7 @@ fn failed_task(mut options: UploadOptions, error: UploadError) -> UploadTask {
     let mut sink = TaskSink {
         inner,
         callbacks: Some(callbacks),
+        resume: None,
     };
     let spawned = std::thread::Builder::new().spawn(move || sink.event(uploadtask_engine::Event::Done(Err(error))));
     if spawned.is_err() {

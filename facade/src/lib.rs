@@ -62,10 +62,11 @@ mod client;
 pub mod options;
 pub mod paths;
 pub mod response;
+pub mod resume;
 mod task;
 
 pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue};
-pub use options::{FileEntry, RetryOptions, UploadOptions};
+pub use options::{FileEntry, ResumableProtocol, RetryOptions, UploadOptions};
 pub use paths::Roots;
 pub use response::{HeadersReceived, ProgressUpdate, UploadResponse};
 pub use task::{ListenerId, UploadTask};

@@ -83,6 +83,31 @@ pub struct UploadOptions {
     /// follows none and a 3xx is the response).
     #[serde(default)]
     pub max_redirects: Option<u32>,
+    /// `resumable`: `"tus"` (tus 1.0.0) or `"ietf"` (draft-ietf-httpbis-
+    /// resumable-upload-12, interop version 8) sends `filePath` as a
+    /// resumable upload; `url` is then the endpoint that creates upload
+    /// resources. After a failure it goes on from the server's offset (with
+    /// `retry`, or 5 attempts without progress); after a restart, from the
+    /// client's [`crate::resume::ResumeStore`]. `formData` becomes tus
+    /// `Upload-Metadata` (with `filename` and `filetype`); ietf takes none.
+    #[serde(default)]
+    pub resumable: Option<ResumableProtocol>,
+    /// `chunkSize`: most bytes per request of a resumable upload (default:
+    /// all that remain in one request).
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
+    /// `checksum`: tus checksum extension, `Upload-Checksum: sha1 …` on each
+    /// append (a 460 sends the piece again).
+    #[serde(default)]
+    pub checksum: bool,
+    /// `creationWithUpload`: tus creation-with-upload, the first piece on
+    /// the creating `POST`.
+    #[serde(default)]
+    pub creation_with_upload: bool,
+    /// `terminateOnAbort`: `abort()` also deletes the upload resource
+    /// (tus termination, ietf cancellation); by default it stays, to resume.
+    #[serde(default)]
+    pub terminate_on_abort: bool,
     #[serde(skip)]
     pub(crate) success: Option<SuccessCallback>,
     #[serde(skip)]
@@ -99,6 +124,16 @@ pub struct UploadOptions {
     /// (`filePath` then only names them). Shared without copies.
     #[serde(skip)]
     pub body_bytes: Option<bytes::Bytes>,
+}
+
+/// The protocol of a resumable upload (`"tus"` or `"ietf"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResumableProtocol {
+    /// tus 1.0.0 (tus.io).
+    Tus,
+    /// draft-ietf-httpbis-resumable-upload-12, interop version 8.
+    Ietf,
 }
 
 /// The `retry` object; see [`UploadOptions::retry`].
@@ -187,6 +222,8 @@ impl fmt::Debug for UploadOptions {
             .field("raw", &self.raw)
             .field("max_redirects", &self.max_redirects)
             .field("retry", &self.retry)
+            .field("resumable", &self.resumable)
+            .field("chunk_size", &self.chunk_size)
             .finish_non_exhaustive()
     }
 }
@@ -229,6 +266,19 @@ impl UploadOptions {
     /// Uses another method than `POST`.
     pub fn method(mut self, method: impl Into<String>) -> Self {
         self.method = Some(method.into());
+        self
+    }
+
+    /// Makes it a resumable upload (see [`UploadOptions::resumable`]) to the
+    /// endpoint `url`.
+    pub fn resumable(mut self, protocol: ResumableProtocol) -> Self {
+        self.resumable = Some(protocol);
+        self
+    }
+
+    /// Most bytes per request of a resumable upload.
+    pub fn chunk_size(mut self, bytes: u64) -> Self {
+        self.chunk_size = Some(bytes);
         self
     }
 

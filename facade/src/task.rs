@@ -404,6 +404,71 @@ pub(crate) struct Callbacks {
 pub(crate) struct TaskSink {
     pub inner: Arc<TaskInner>,
     pub callbacks: Option<Callbacks>,
+    /// A resumable upload's link to the store.
+    pub resume: Option<ResumeHook>,
+}
+
+/// Keeps a resumable upload's resource in the store: stored when the
+/// server names it, forgotten when it is gone or the upload ended with a
+/// response; kept after a failure, to resume on the next run. With
+/// `terminate`, an abort also deletes the resource on the server.
+pub(crate) struct ResumeHook {
+    pub store: Arc<dyn crate::resume::ResumeStore>,
+    /// `None` when the file could not be read to fingerprint it.
+    pub fingerprint: Option<String>,
+    pub protocol: uploadtask_engine::resumable::Protocol,
+    /// The resource as last known.
+    pub url: Option<String>,
+    /// The engine and the user's headers, for the `DELETE` on abort.
+    pub terminate: Option<(uploadtask_engine::Engine, Vec<(String, String)>)>,
+}
+
+impl ResumeHook {
+    fn changed(&mut self, change: uploadtask_engine::resumable::UrlChange) {
+        use uploadtask_engine::resumable::UrlChange;
+        match change {
+            UrlChange::Learned(url) => {
+                if let Some(fingerprint) = &self.fingerprint {
+                    self.store
+                        .put(fingerprint, &crate::resume::StoredUpload { url: url.clone() });
+                }
+                self.url = Some(url);
+            }
+            UrlChange::Forgotten => {
+                if let Some(fingerprint) = &self.fingerprint {
+                    self.store.remove(fingerprint);
+                }
+                self.url = None;
+            }
+        }
+    }
+
+    fn ended(&mut self, result: &Result<uploadtask_engine::Response, UploadError>) {
+        let aborted = matches!(result, Err(e) if e.kind == ErrorKind::Aborted);
+        let terminate = aborted && self.terminate.is_some();
+        if result.is_ok() || terminate {
+            if let Some(fingerprint) = &self.fingerprint {
+                self.store.remove(fingerprint);
+            }
+        }
+        let (Some((engine, headers)), Some(url), true) = (self.terminate.take(), self.url.take(), terminate) else {
+            return;
+        };
+        use uploadtask_engine::resumable::{Protocol, IETF_INTEROP_VERSION, TUS_VERSION};
+        let mut request = uploadtask_engine::UploadRequest::new(url);
+        request.method = "DELETE".into();
+        request.raw_body = Some(uploadtask_engine::SourceSpec::Memory(bytes::Bytes::new()));
+        request.headers = match self.protocol {
+            Protocol::Tus => vec![("Tus-Resumable".into(), TUS_VERSION.into())],
+            Protocol::Ietf => vec![("Upload-Draft-Interop-Version".into(), IETF_INTEROP_VERSION.into())],
+        };
+        let content = |name: &str| name.to_ascii_lowercase().starts_with("content-");
+        request
+            .headers
+            .extend(headers.into_iter().filter(|(name, _)| !content(name)));
+        request.timeout = Some(std::time::Duration::from_secs(30));
+        engine.submit(request, |_event: Event| {});
+    }
 }
 
 impl EventSink for TaskSink {
@@ -429,7 +494,15 @@ impl EventSink for TaskSink {
                     .dispatch
                     .run(Box::new(move || dispatch_headers(&inner, head)));
             }
+            Event::Resumable(change) => {
+                if let Some(resume) = self.resume.as_mut() {
+                    resume.changed(change);
+                }
+            }
             Event::Done(result) => {
+                if let Some(resume) = self.resume.as_mut() {
+                    resume.ended(&result);
+                }
                 let inner = Arc::clone(&self.inner);
                 let callbacks = self.callbacks.take();
                 // The outcome is decided when this job runs: an abort() that
@@ -536,6 +609,7 @@ impl Drop for TaskSink {
             let mut sink = TaskSink {
                 inner: Arc::clone(&self.inner),
                 callbacks: self.callbacks.take(),
+                resume: None,
             };
             let _ = std::thread::Builder::new().spawn(move || sink.event(Event::Done(Err(error))));
         } else {

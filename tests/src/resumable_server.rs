@@ -52,6 +52,9 @@ pub struct Faults {
     pub conflict_once: bool,
     /// Treat the next checksum as wrong: 460 (tus).
     pub checksum_mismatch_once: bool,
+    /// Stop reading once any upload holds this many bytes, until
+    /// [`ServerState::release`] is set (`paused` says it happened).
+    pub pause_at: Option<u64>,
 }
 
 /// The server's state, shared by its runs.
@@ -67,6 +70,10 @@ pub struct ServerState {
     pub received: Mutex<u64>,
     /// Set when `kill_at` fired.
     pub killed: AtomicBool,
+    /// Set when `pause_at` fired.
+    pub paused: AtomicBool,
+    /// Ends a pause.
+    pub release: AtomicBool,
 }
 
 impl ServerState {
@@ -258,14 +265,26 @@ fn read_body(stream: &mut TcpStream, state: &ServerState, len: u64, mut sink: im
             state.killed.store(true, Ordering::SeqCst);
             return None;
         }
+        if faults.pause_at.is_some_and(|at| stored >= at) {
+            faults.pause_at = None;
+            drop(faults);
+            state.paused.store(true, Ordering::SeqCst);
+            for _ in 0..2000 {
+                if state.release.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
     Some(())
 }
 
 fn append(stream: &mut TcpStream, state: &ServerState, id: &str, len: u64) -> Option<()> {
     read_body(stream, state, len, |bytes| {
+        // A resource deleted meanwhile takes nothing more.
         let mut uploads = state.uploads.lock().unwrap();
-        let upload = uploads.entry(id.to_string()).or_default();
+        let Some(upload) = uploads.get_mut(id) else { return 0 };
         upload.data.extend_from_slice(bytes);
         upload.data.len() as u64
     })

@@ -285,3 +285,76 @@ fn a_server_that_stays_down_fails_with_the_attempts_made() {
     assert!(changes.is_empty(), "no resource was ever created: {changes:?}");
     assert_eq!(engine.stats().map(|s| s.uploads), Some(0));
 }
+
+/// The facade: options from the documented JSON shape (camelCase), the
+/// store written while the upload runs and emptied when it ends, and
+/// `terminateOnAbort` deleting the resource on the server.
+#[test]
+fn facade_options_store_and_termination() {
+    use uploadtask::resume::{MemoryStore, ResumeStore};
+    use uploadtask::{Client, ClientConfig, Roots, UploadOptions};
+    let dir = temp_dir("facade-resumable");
+    let (_, digest) = make_file(&dir, "photo.png", 400_000, 17);
+    let state = Arc::new(ServerState::default());
+    let server = ResumableServer::start(Flavor::Tus, Arc::clone(&state), 0);
+    let store = Arc::new(MemoryStore::default());
+    let client = Client::new(ClientConfig {
+        roots: Roots::new().root("mass", &*dir),
+        resume_store: Some(store.clone()),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let json = format!(
+        r#"{{"url": "{}/files/", "filePath": "internal://mass/photo.png", "resumable": "tus",
+            "chunkSize": 100000, "checksum": true, "formData": {{"album": "summer"}}}}"#,
+        server.origin()
+    );
+    let options: UploadOptions = serde_json::from_str(&json).unwrap();
+    let response = client.upload_file(options).wait().expect("uploaded");
+    assert_eq!(response.status_code, 204);
+    let stored = state.only_upload();
+    assert_eq!(sha256_hex(&stored.data), digest);
+    assert_eq!(stored.metadata.get("filename").map(String::as_str), Some("photo.png"));
+    assert_eq!(stored.metadata.get("filetype").map(String::as_str), Some("image/png"));
+    assert_eq!(stored.metadata.get("album").map(String::as_str), Some("summer"));
+    assert!(
+        format!("{store:?}").contains("{}"),
+        "finished: nothing stored: {store:?}"
+    );
+
+    // Aborted with terminateOnAbort: the resource is deleted, nothing stored.
+    state.uploads.lock().unwrap().clear();
+    state.faults.lock().unwrap().pause_at = Some(200_000);
+    make_file(&dir, "slow.bin", 1024 * 1024, 19);
+    let json = format!(
+        r#"{{"url": "{}/files/", "filePath": "internal://mass/slow.bin", "resumable": "tus",
+            "chunkSize": 65536, "terminateOnAbort": true}}"#,
+        server.origin()
+    );
+    let options: UploadOptions = serde_json::from_str(&json).unwrap();
+    let task = client.upload_file(options);
+    // Abort while the server holds a piece (the resource exists by then).
+    for _ in 0..2000 {
+        if state.paused.load(Ordering::SeqCst) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    task.abort();
+    let error = task.wait().expect_err("aborted");
+    state.release.store(true, Ordering::SeqCst);
+    assert_eq!(error.code(), 1000);
+    for _ in 0..1000 {
+        if state.count("DELETE") == 1 && state.uploads.lock().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(state.count("DELETE"), 1, "terminated: {:?}", state.log.lock().unwrap());
+    assert!(state.uploads.lock().unwrap().is_empty());
+    assert!(store.get("anything").is_none());
+    assert!(
+        format!("{store:?}").contains("{}"),
+        "aborted with termination: nothing stored"
+    );
+}

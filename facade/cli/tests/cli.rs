@@ -625,3 +625,82 @@ fn retry_flag() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("(after 3 attempts)"), "{stderr}");
 }
+
+/// `--tus`: a run cut off by a server that dies leaves the upload resource
+/// in the store; a second run (a new process) resumes it from the server's
+/// offset, and the stored file is byte-exact. The same for `--resumable`.
+#[test]
+fn resumable_upload_resumes_when_run_again() {
+    use std::sync::Arc;
+    use uploadtask_tests::resumable_server::{wait_killed, Flavor, ResumableServer, ServerState};
+    for (flavor, flag, path) in [
+        (Flavor::Tus, "--tus", "/files/"),
+        (Flavor::Ietf, "--resumable", "/upload"),
+    ] {
+        let file = temp_file("resume.bin", 3 * 1024 * 1024 + 7);
+        let config = uploadtask_tests::temp_dir("cli-resume-store");
+        let state = Arc::new(ServerState::default());
+        state.faults.lock().unwrap().kill_at = Some(1024 * 1024);
+        let server = ResumableServer::start(flavor, Arc::clone(&state), 0);
+        let endpoint = format!("{}{path}", server.origin());
+        let port = server.port();
+        let watcher = {
+            let state = Arc::clone(&state);
+            std::thread::spawn(move || {
+                wait_killed(&state);
+                drop(server); // and it stays down for this run
+            })
+        };
+        let file_arg = file.0.to_string_lossy().into_owned();
+        let args = [
+            "upload",
+            flag,
+            &endpoint,
+            &file_arg,
+            "--chunk-size",
+            "512K",
+            "--retry",
+            "1",
+            "--json",
+        ];
+        let first = Command::new(BIN)
+            .args(args)
+            .env("XDG_CONFIG_HOME", &*config)
+            .output()
+            .expect("run");
+        watcher.join().unwrap();
+        assert_ne!(first.status.code(), Some(0), "the first run cannot finish");
+        let stored: Vec<_> = std::fs::read_dir(config.join("uploadtask/resumable"))
+            .unwrap()
+            .collect();
+        assert_eq!(stored.len(), 1, "the resource is stored for the next run");
+        let kept = state.only_upload().data.len();
+        assert!(kept >= 1024 * 1024, "the server kept {kept} bytes");
+
+        let _server = ResumableServer::start(flavor, Arc::clone(&state), port);
+        let second = Command::new(BIN)
+            .args(args)
+            .env("XDG_CONFIG_HOME", &*config)
+            .output()
+            .expect("run");
+        assert_eq!(
+            second.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&second.stderr)
+        );
+        assert_eq!(state.count("POST"), 1, "{flag}: created once, resumed after");
+        let data = state.only_upload().data;
+        assert_eq!(uploadtask_tests::sha256_hex(&data), sha256_hex(&file.0));
+        assert_eq!(
+            *state.received.lock().unwrap(),
+            data.len() as u64,
+            "{flag}: the second run sent only what the server lacked"
+        );
+        assert_eq!(
+            std::fs::read_dir(config.join("uploadtask/resumable")).unwrap().count(),
+            0,
+            "finished uploads leave the store"
+        );
+    }
+}

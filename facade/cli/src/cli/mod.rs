@@ -137,7 +137,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Upload each FILE as its own request, all at once.
-    Upload(upload::UploadArgs),
+    Upload(Box<upload::UploadArgs>),
     /// Start a receiver on loopback and upload to it, with a progress bar.
     Demo(demo::DemoArgs),
     /// A receiver: answers each upload with a JSON summary (fields, files with size and sha256).
@@ -178,7 +178,7 @@ pub fn run() -> i32 {
         }
     };
     match cli.command {
-        Command::Upload(args) => upload::run(args),
+        Command::Upload(args) => upload::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve(args),
         Command::Load(args) => load::run(args),

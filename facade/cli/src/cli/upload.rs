@@ -40,6 +40,21 @@ pub struct UploadArgs {
     /// No retry starts later than MS after the start (as curl's --retry-max-time).
     #[arg(long, value_name = "MS")]
     retry_max_time: Option<u64>,
+    /// Upload each FILE with tus 1.0.0 to ENDPOINT (every positional is then
+    /// a file). Run again after an interruption, it resumes from the
+    /// server's offset (the upload resource is kept under
+    /// $XDG_CONFIG_HOME/uploadtask/resumable).
+    #[arg(long, value_name = "ENDPOINT", conflicts_with_all = ["resumable", "upload_file"])]
+    tus: Option<String>,
+    /// As --tus, with IETF Resumable Uploads (draft-12, interop version 8).
+    #[arg(long, value_name = "ENDPOINT", conflicts_with = "upload_file")]
+    resumable: Option<String>,
+    /// With --tus or --resumable: most bytes per request (suffixes as 4M).
+    #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+    chunk_size: Option<u64>,
+    /// With --tus: an Upload-Checksum (sha1) on each piece.
+    #[arg(long)]
+    checksum: bool,
     /// Exit 22 (as curl's --fail) when a response has status 400 or more.
     #[arg(long)]
     fail: bool,
@@ -181,7 +196,17 @@ fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
     Ok(entry)
 }
 
-pub fn run(args: UploadArgs) -> i32 {
+pub fn run(mut args: UploadArgs) -> i32 {
+    // With --tus/--resumable every positional is a file.
+    let resumable = match (args.tus.take(), args.resumable.take()) {
+        (Some(endpoint), _) => Some((uploadtask::ResumableProtocol::Tus, endpoint)),
+        (None, Some(endpoint)) => Some((uploadtask::ResumableProtocol::Ietf, endpoint)),
+        (None, None) => None,
+    };
+    if let Some((_, endpoint)) = &resumable {
+        let first = std::mem::replace(&mut args.url, endpoint.clone());
+        args.files.insert(0, first);
+    }
     match url::Url::parse(&args.url) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {}
         Ok(url) => return usage(format!("unsupported URL scheme {:?} in {}", url.scheme(), args.url)),
@@ -308,6 +333,11 @@ pub fn run(args: UploadArgs) -> i32 {
             options.timeout = args.timeout.map(Duration::from_millis);
             if let Some(method) = &args.method {
                 options.method = Some(method.clone());
+            }
+            if let Some((protocol, _)) = resumable {
+                options.resumable = Some(protocol);
+                options.chunk_size = args.chunk_size;
+                options.checksum = args.checksum;
             }
             if args.verbose {
                 let lock = Arc::clone(&stderr_lock);
