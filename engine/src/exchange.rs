@@ -29,6 +29,7 @@ use uploadtask_http1::{
 };
 use uploadtask_multipart::{Body, Chunk, Cursor};
 
+use crate::ack::AckTracker;
 use crate::progress::{Progress, ProgressGate};
 
 /// One piece of a gathered write: see [`Exchange::poll_gather`].
@@ -233,6 +234,9 @@ pub struct Exchange {
     reports: Option<Box<Reports>>,
     /// Where the body sits in its source and in the whole upload.
     window: Window,
+    /// Progress counts what the peer acknowledged (opt-in), and when the
+    /// driver asks the kernel next.
+    ack: Option<Box<(AckTracker, Option<Instant>)>>,
     outcome: Option<Result<Response, ExchangeError>>,
 }
 
@@ -262,6 +266,7 @@ impl Exchange {
             expect: None,
             reports: None,
             window: Window::default(),
+            ack: None,
             outcome: None,
         }
     }
@@ -287,10 +292,12 @@ impl Exchange {
         let progress = self.progress.clone();
         let reports = self.reports.as_ref().map(|_| Box::default());
         let window = self.window;
+        let ack = self.ack.as_ref().map(|_| Box::default());
         *self = Exchange {
             progress,
             reports,
             window,
+            ack,
             ..fresh
         };
     }
@@ -302,7 +309,55 @@ impl Exchange {
         let mut next = Exchange::new(head, body, *self.parser.limits());
         next.progress = self.progress.clone();
         next.reports = self.reports.as_ref().map(|_| Box::default());
+        next.ack = self.ack.as_ref().map(|_| Box::default());
         next
+    }
+
+    /// Progress counts body bytes the peer acknowledged ([`crate::ack`])
+    /// instead of those the kernel accepted.
+    pub fn set_ack_progress(&mut self, on: bool) {
+        self.ack = on.then(Box::default);
+    }
+
+    /// True in acknowledged-progress mode.
+    pub fn is_ack_progress(&self) -> bool {
+        self.ack.is_some()
+    }
+
+    /// After a write pass: `wire` bytes went to the kernel on this
+    /// connection so far. Arms the next question at `now` + the progress
+    /// interval, if none is armed.
+    pub fn handle_wire_written(&mut self, wire: u64, now: Instant) {
+        let body = self.body_bytes_sent();
+        if let Some(ack) = self.ack.as_mut() {
+            ack.0.handle_written(wire, body);
+            if ack.1.is_none() && ack.0.acked() < self.body.content_length() {
+                ack.1 = now.checked_add(crate::progress::PROGRESS_INTERVAL);
+            }
+        }
+    }
+
+    /// True (once) when the kernel should be asked what the peer has.
+    pub fn ack_due(&mut self, now: Instant) -> bool {
+        match self.ack.as_mut() {
+            Some(ack) if ack.1.is_some_and(|at| at <= now) => {
+                ack.1 = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The kernel holds `unacked` of the `wire` bytes of this connection;
+    /// the next question is armed while body bytes remain unacknowledged.
+    pub fn handle_unacked(&mut self, wire: u64, unacked: u64, now: Instant) {
+        let total = self.body.content_length();
+        if let Some(ack) = self.ack.as_mut() {
+            let acked = ack.0.handle_unacked(wire, unacked);
+            if acked < total && !matches!(self.state, State::Done | State::Failed) {
+                ack.1 = now.checked_add(crate::progress::PROGRESS_INTERVAL);
+            }
+        }
     }
 
     /// The multipart body being sent.
@@ -416,7 +471,8 @@ impl Exchange {
 
     /// When [`Exchange::handle_time`] must next be called, if at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.expect.and_then(|e| e.until)
+        let ack = self.ack.as_ref().and_then(|a| a.1);
+        [self.expect.and_then(|e| e.until), ack].into_iter().flatten().min()
     }
 
     /// The transport accepted `n` more bytes of what `poll_gather` gave.
@@ -655,7 +711,11 @@ impl Exchange {
         if self.outcome.as_ref().is_some_and(|o| o.is_err()) {
             return None;
         }
-        self.progress.poll(self.window.start + self.body_bytes_sent(), now)
+        let sent = match &self.ack {
+            Some(ack) => ack.0.acked(),
+            None => self.body_bytes_sent(),
+        };
+        self.progress.poll(self.window.start + sent, now)
     }
 
     /// The status of the final response head, once, when it has arrived.

@@ -40,6 +40,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod ack;
 mod driver;
 pub mod error;
 pub mod exchange;
@@ -52,6 +53,7 @@ pub mod resolver;
 pub mod resumable;
 pub mod retry;
 pub mod scripted;
+pub mod sendq;
 pub mod source;
 pub mod tls;
 pub mod transport;
@@ -220,6 +222,10 @@ pub struct UploadRequest {
     /// Redirects are not followed. [`Event::Resumable`] reports the upload
     /// resource, for a store.
     pub resumable: Option<resumable::Resumable>,
+    /// Progress counts body bytes the peer acknowledged, not those the
+    /// kernel accepted ([`ack`]); also on for every upload with
+    /// [`EngineConfig::progress_acked`].
+    pub progress_acked: bool,
 }
 
 impl UploadRequest {
@@ -237,6 +243,7 @@ impl UploadRequest {
             max_redirects: None,
             report_headers: false,
             resumable: None,
+            progress_acked: false,
         }
     }
 
@@ -363,6 +370,9 @@ pub struct EngineConfig {
     pub max_redirects: u32,
     /// Follow a redirect from `https` to `http`. Default off.
     pub allow_https_to_http: bool,
+    /// Every upload's progress counts body bytes the peer acknowledged
+    /// ([`UploadRequest::progress_acked`]). Default off: kernel-accepted.
+    pub progress_acked: bool,
     /// Opens connections; plain TCP ([`TcpConnector`] with `sendfile`
     /// above) when `None`. TLS is layered on whatever it returns.
     pub connector: Option<Arc<dyn Connector>>,
@@ -419,6 +429,7 @@ impl Default for EngineConfig {
             proxies: None,
             expect_continue_threshold: Some(1 << 20),
             allow_https_to_http: false,
+            progress_acked: false,
         }
     }
 }

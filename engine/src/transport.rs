@@ -103,6 +103,18 @@ pub trait Transport: Send {
         true
     }
 
+    /// Bytes handed to the kernel on this connection so far (TLS records
+    /// included), for acknowledged progress; 0 when not counted.
+    fn wire_written(&self) -> u64 {
+        0
+    }
+
+    /// The TCP socket's local and peer addresses, for asking the kernel what
+    /// the peer acknowledged; `None` when there is no such socket.
+    fn tcp_addrs(&mut self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        None
+    }
+
     /// Registers the underlying socket with the event loop.
     fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()>;
 
@@ -115,13 +127,18 @@ pub trait Transport: Send {
 pub struct TcpTransport {
     stream: TcpStream,
     sendfile: bool,
+    written: u64,
 }
 
 impl TcpTransport {
     /// Wraps a connected (or connecting) stream; `sendfile` says whether file
     /// regions go out with `sendfile(2)` or through the caller's buffer.
     pub fn new(stream: TcpStream, sendfile: bool) -> Self {
-        TcpTransport { stream, sendfile }
+        TcpTransport {
+            stream,
+            sendfile,
+            written: 0,
+        }
     }
 
     /// The stream.
@@ -143,7 +160,19 @@ impl Transport for TcpTransport {
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.stream.write_vectored(bufs)
+        let n = self.stream.write_vectored(bufs)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn wire_written(&self) -> u64 {
+        self.written
+    }
+
+    /// Two system calls (`getsockname`, `getpeername`): only acknowledged
+    /// progress asks, and nothing is kept per connection.
+    fn tcp_addrs(&mut self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        Some((self.stream.local_addr().ok()?, self.stream.peer_addr().ok()?))
     }
 
     /// `sendfile(2)` on Linux and Android; elsewhere the caller's buffer.
@@ -154,7 +183,11 @@ impl Transport for TcpTransport {
         }
         let mut position = offset;
         let count = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 30);
-        Some(rustix::fs::sendfile(&self.stream, file, Some(&mut position), count).map_err(io::Error::from))
+        let result = rustix::fs::sendfile(&self.stream, file, Some(&mut position), count).map_err(io::Error::from);
+        if let Ok(n) = result {
+            self.written += n as u64;
+        }
+        Some(result)
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -356,6 +389,14 @@ impl Transport for TlsTransport {
                 ));
             }
         }
+    }
+
+    fn wire_written(&self) -> u64 {
+        self.inner.wire_written()
+    }
+
+    fn tcp_addrs(&mut self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        self.inner.tcp_addrs()
     }
 
     fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {

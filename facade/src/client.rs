@@ -302,6 +302,7 @@ impl Client {
         request.timeout = options.timeout;
         request.max_redirects = options.max_redirects;
         request.retry = options.retry.as_ref().map(RetryOptions::policy);
+        request.progress_acked = options.progress_acked;
         // Listeners may be added after the call: always ask for the head.
         request.report_headers = true;
         Ok((request, None))
@@ -358,6 +359,7 @@ impl Client {
         request.timeout = options.timeout;
         request.retry = options.retry.as_ref().map(RetryOptions::policy);
         request.report_headers = true;
+        request.progress_acked = options.progress_acked;
         request.resumable = Some(Resumable {
             protocol: engine_protocol,
             upload_url: stored.map(|s| s.url),

@@ -108,6 +108,11 @@ pub struct UploadOptions {
     /// (tus termination, ietf cancellation); by default it stays, to resume.
     #[serde(default)]
     pub terminate_on_abort: bool,
+    /// `progressAcked`: `totalBytesSent` counts body bytes the server's TCP
+    /// acknowledged (Linux; asked every 100 ms), not those the kernel
+    /// accepted; 100% only once all were acknowledged. Default off.
+    #[serde(default)]
+    pub progress_acked: bool,
     #[serde(skip)]
     pub(crate) success: Option<SuccessCallback>,
     #[serde(skip)]

@@ -85,6 +85,48 @@ pub(crate) struct Loop {
     now: Instant,
     /// Loop turns so far (one poll each).
     turn: u64,
+    /// The kernel's answers for acknowledged progress.
+    acks: Acks,
+}
+
+/// Asks the kernel what peers acknowledged ([`crate::sendq`]); opened on
+/// first use. Where that is impossible, acknowledged progress stays at
+/// zero until the response (late, never ahead), and that is logged once.
+#[derive(Debug, Default)]
+struct Acks {
+    queues: Option<crate::sendq::SendQueues>,
+    unavailable: bool,
+}
+
+impl Acks {
+    fn ask(
+        &mut self,
+        transport: &mut dyn crate::transport::Transport,
+        exchange: &mut crate::exchange::Exchange,
+        now: Instant,
+    ) {
+        if self.unavailable {
+            return;
+        }
+        let Some((local, peer)) = transport.tcp_addrs() else {
+            return;
+        };
+        if self.queues.is_none() {
+            match crate::sendq::SendQueues::open() {
+                Ok(queues) => self.queues = Some(queues),
+                Err(e) => {
+                    self.unavailable = true;
+                    log::warn!("uploadtask: acknowledged progress is not available here ({e})");
+                    return;
+                }
+            }
+        }
+        let Some(queues) = self.queues.as_mut() else { return };
+        match queues.unacked(local, peer) {
+            Ok(unacked) => exchange.handle_unacked(transport.wire_written(), unacked, now),
+            Err(e) => log::debug!("uploadtask: no acknowledged count for {local} -> {peer}: {e}"),
+        }
+    }
 }
 
 impl Loop {
@@ -127,6 +169,7 @@ impl Loop {
             shutting_down: false,
             now: Instant::now(),
             turn: 0,
+            acks: Acks::default(),
         }
     }
 
@@ -252,7 +295,8 @@ impl Loop {
             max: self.config.max_redirects,
             allow_https_to_http: self.config.allow_https_to_http,
         };
-        let prepared = prepare(
+        let acked = request.progress_acked || self.config.progress_acked;
+        let mut prepared = prepare(
             *request,
             self.config.limits,
             policy,
@@ -260,6 +304,9 @@ impl Loop {
             &self.proxies,
             &mut self.entropy,
         )?;
+        if acked {
+            prepared.exchange.set_ack_progress(true);
+        }
         let slot = self.uploads.get(key).ok_or_else(vanished)?;
         slot.exchange = Some(prepared.exchange);
         slot.sources = prepared.sources;
@@ -364,6 +411,9 @@ impl Loop {
                 Ok((f, n)) => {
                     flow = f;
                     moved += n;
+                    if exchange.is_ack_progress() {
+                        exchange.handle_wire_written(transport.wire_written(), self.now);
+                    }
                 }
                 Err(e) => file_error = Some(e),
             }
@@ -387,6 +437,11 @@ impl Loop {
         }
         if let Some(head) = exchange.poll_request_head() {
             deliver(&mut *slot.sink, slot.id, Event::RequestHead(head));
+        }
+        let acked_mode = exchange.is_ack_progress();
+        if acked_mode && exchange.is_finished() {
+            // The last word on what the peer has, before the outcome.
+            self.acks.ask(transport.as_mut(), exchange, self.now);
         }
         while let Some(progress) = exchange.poll_progress(self.now) {
             deliver(&mut *slot.sink, slot.id, Event::Progress(progress));
@@ -432,6 +487,25 @@ impl Loop {
         }
         if flow == WriteFlow::Yield {
             self.ready.push_back(key);
+        }
+        if acked_mode {
+            self.schedule(key);
+        }
+    }
+
+    /// Acknowledged progress: asks the kernel what the peer has of this
+    /// upload's bytes, and reports it.
+    fn poll_acked(&mut self, key: Key) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (Some(conn_key), Some(exchange)) = (slot.conn, slot.exchange.as_mut()) else {
+            return;
+        };
+        let Some(ConnIo::Ready(transport)) = self.conns.get(conn_key).map(|c| &mut c.io) else {
+            return;
+        };
+        self.acks.ask(transport.as_mut(), exchange, self.now);
+        while let Some(progress) = exchange.poll_progress(self.now) {
+            deliver(&mut *slot.sink, slot.id, Event::Progress(progress));
         }
     }
 
@@ -725,6 +799,10 @@ impl Loop {
                         Some(action) => self.act(key, action),
                         None => {
                             let released = slot.exchange.as_mut().is_some_and(|e| e.handle_time(now));
+                            let ask = slot.exchange.as_mut().is_some_and(|e| e.ack_due(now));
+                            if ask {
+                                self.poll_acked(key);
+                            }
                             if released {
                                 self.serve(key, false, true);
                             }

@@ -177,14 +177,17 @@ fn upload_json_results_and_exit_statuses_against_own_serve() {
 fn progress_json_lines_only_rise_and_end_at_the_body_length() {
     let served = Served::start();
     let big = temp_file("big.bin", 24 << 20);
-    let out = run(&[
-        "upload",
-        &format!("http://{}/", served.addr),
-        big.to_str().unwrap(),
-        "--progress",
-        "json",
-        "--json",
-    ]);
+    for acked in [false, true] {
+        let url = format!("http://{}/", served.addr);
+        let mut args = vec!["upload", &url, big.to_str().unwrap(), "--progress", "json", "--json"];
+        if acked {
+            args.push("--progress-acked");
+        }
+        check_progress_lines(&run(&args));
+    }
+}
+
+fn check_progress_lines(out: &Output) {
     assert_eq!(out.status.code(), Some(0));
     let progress = json_lines(&out.stderr);
     assert!(!progress.is_empty());

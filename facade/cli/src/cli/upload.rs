@@ -55,6 +55,10 @@ pub struct UploadArgs {
     /// With --tus: an Upload-Checksum (sha1) on each piece.
     #[arg(long)]
     checksum: bool,
+    /// Progress counts bytes the server acknowledged (TCP ACKs, asked every
+    /// 100 ms), not bytes the kernel accepted.
+    #[arg(long)]
+    progress_acked: bool,
     /// Exit 22 (as curl's --fail) when a response has status 400 or more.
     #[arg(long)]
     fail: bool,
@@ -334,6 +338,7 @@ pub fn run(mut args: UploadArgs) -> i32 {
             if let Some(method) = &args.method {
                 options.method = Some(method.clone());
             }
+            options.progress_acked = args.progress_acked;
             if let Some((protocol, _)) = resumable {
                 options.resumable = Some(protocol);
                 options.chunk_size = args.chunk_size;
