@@ -52,6 +52,9 @@ pub struct Faults {
     pub conflict_once: bool,
     /// Treat the next checksum as wrong: 460 (tus).
     pub checksum_mismatch_once: bool,
+    /// Keep half of the next append, then answer 500 and close (as tusd
+    /// does when it stops reading a request).
+    pub half_then_500_once: bool,
     /// Stop reading once any upload holds this many bytes, until
     /// [`ServerState::release`] is set (`paused` says it happened).
     pub pause_at: Option<u64>,
@@ -384,6 +387,16 @@ fn tus(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: Soc
             if offset != current || conflict {
                 discard(stream, state, len)?;
                 return Some(reply("409 Conflict", &base, "offset mismatch"));
+            }
+            if std::mem::take(&mut state.faults.lock().unwrap().half_then_500_once) {
+                append(stream, state, &id, len / 2)?;
+                let headers = [
+                    ("Tus-Resumable", "1.0.0".to_string()),
+                    ("Connection", "close".to_string()),
+                ];
+                let _ = stream.write_all(reply("500 Internal Server Error", &headers, "ERR_READ_TIMEOUT").as_bytes());
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return None;
             }
             if let Some(checksum) = request.header("upload-checksum") {
                 let mut body = Vec::new();

@@ -157,6 +157,25 @@ fn tus_recovers_from_409_and_460_with_checksums() {
     assert_monotone(&outcome.progress, 300_000);
 }
 
+/// tusd answers 500 when it stops reading a request (a read timeout); the
+/// retry policy does not list 500, yet a resumable upload asks the offset
+/// and goes on.
+#[test]
+fn tus_resumes_after_a_500() {
+    let dir = temp_dir("tus-500");
+    let (path, digest) = make_file(&dir, "f.bin", 200_000, 23);
+    let state = Arc::new(ServerState::default());
+    state.faults.lock().unwrap().half_then_500_once = true;
+    let server = ResumableServer::start(Flavor::Tus, Arc::clone(&state), 0);
+    let engine = engine();
+    let config = Resumable::new(Protocol::Tus);
+    let (outcome, _) = run(&engine, request(format!("{}/files/", server.origin()), &path, config));
+    assert_eq!(outcome.result.expect("uploaded").status, 204);
+    assert_eq!(sha256_hex(&state.only_upload().data), digest);
+    assert_eq!(state.count("HEAD"), 1);
+    assert_eq!(state.count("PATCH"), 2);
+}
+
 #[test]
 fn tus_stored_resource_resumes_and_a_lost_one_starts_over() {
     let dir = temp_dir("tus-stored");

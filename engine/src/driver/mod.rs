@@ -680,7 +680,7 @@ impl Loop {
                 retry_after: retry_after.as_deref(),
             },
             (Ok(response), None) => {
-                let message = format!("the server answered {} (upload resource busy)", response.status);
+                let message = format!("the server answered {} {}", response.status, response.reason);
                 refused = UploadError::new(ErrorKind::Network, message);
                 retry::Cause::Error(&refused)
             }

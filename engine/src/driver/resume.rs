@@ -58,7 +58,12 @@ impl Loop {
                     attempts: DEFAULT_ATTEMPTS,
                     ..RetryPolicy::default()
                 };
-                let Some(delay) = self.retry_delay(key, &outcome, status, Some(&fallback)) else {
+                // A status the policy does not list (a 500 from a tusd that
+                // saw the request break) still resumes: the server keeps
+                // what it stored, and the offset is asked first. Listed ones
+                // keep their `Retry-After`.
+                let listed = status.filter(|s| self.retry_statuses(key, &fallback).contains(s));
+                let Some(delay) = self.retry_delay(key, &outcome, listed, Some(&fallback)) else {
                     return self.finish_after_attempts(key, outcome);
                 };
                 let now = self.now;
@@ -68,6 +73,14 @@ impl Loop {
                 self.resume_next(key, reusable, Some(now.checked_add(delay).unwrap_or(now)));
             }
         }
+    }
+
+    /// The statuses the upload's retry policy retries.
+    fn retry_statuses(&mut self, key: Key, fallback: &RetryPolicy) -> Vec<u16> {
+        let plan = self.uploads.get(key).and_then(|slot| slot.plan.as_ref());
+        let policy = plan.and_then(|p| p.retry.as_deref()).unwrap_or(&self.config.retry);
+        let policy = if policy.attempts == 0 { fallback } else { policy };
+        policy.statuses.clone()
     }
 
     /// Sends the session's next request, at `at` (after a wait) or now;
