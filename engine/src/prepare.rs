@@ -165,6 +165,7 @@ pub(crate) fn prepare(
     plan.route(&target, proxies);
     let head = write_head(&target, &plan, &plan.headers, &body)?;
     let mut exchange = Exchange::new(head, body, limits);
+    mark_head_request(&mut exchange, &plan.method);
     exchange.set_report_headers(request.report_headers);
     Ok(Prepared {
         target,
@@ -227,6 +228,14 @@ fn prepare_resumable(
         }
         // Creation and offset requests carry no checksum.
         ResumeStep::NeedsChecksum(..) => Err(UploadError::new(ErrorKind::Internal, "a checksum before creation")),
+    }
+}
+
+/// A `HEAD` request's response has no body, whatever its head says.
+fn mark_head_request(exchange: &mut Exchange, method: &str) {
+    if method == "HEAD" {
+        let total = exchange.body().content_length();
+        exchange.set_window(0, total, true, false);
     }
 }
 
@@ -304,7 +313,9 @@ pub(crate) fn without_expect(
     plan.expect = false;
     let body = previous.body().clone();
     let head = write_head(&target, plan, &plan.headers, &body)?;
-    Ok((target, previous.follow(head, body)))
+    let mut next = previous.follow(head, body);
+    mark_head_request(&mut next, &plan.method);
+    Ok((target, next))
 }
 
 /// The next request after a redirect: the same body (re-sent from byte 0)
@@ -330,7 +341,9 @@ pub(crate) fn follow(
     plan.hops += 1;
     plan.route(&target, proxies);
     let head = write_head(&target, plan, &plan.headers, &body)?;
-    Ok((target, previous.follow(head, body)))
+    let mut next = previous.follow(head, body);
+    mark_head_request(&mut next, &plan.method);
+    Ok((target, next))
 }
 
 /// Opens a file part's source on the loop, classifying errors as SPEC §3 says.

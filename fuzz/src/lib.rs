@@ -560,3 +560,79 @@ pub fn internal_paths(data: &[u8]) {
         Err(error) => assert!(matches!(error.code(), 202 | 300), "internal://r/{path}: {error}"),
     }
 }
+
+/// A resumable session fed arbitrary answers (statuses, headers, 104s,
+/// failures): it never panics, the offset never passes the length, every
+/// request stays inside the body and within the piece size, and a `Fail`
+/// is a protocol error. The same bytes go to the 104 head parser and the
+/// sock_diag answer parser.
+pub fn resumable(data: &[u8]) {
+    use uploadtask_engine::resumable::{Next, Protocol, Resumable, Session};
+    let _ = uploadtask_http1::response::interim_headers(data, &Limits::default());
+    let _ = uploadtask_engine::sendq::parse_reply(7, data);
+    let mut input = Input(data);
+    let flags = input.byte();
+    let length = u64::from(input.u16());
+    let chunk = match input.byte() {
+        0 => None,
+        n => Some(u64::from(n)),
+    };
+    let config = Resumable {
+        protocol: if flags & 1 == 0 { Protocol::Tus } else { Protocol::Ietf },
+        upload_url: (flags & 2 != 0).then(|| "http://127.0.0.1:1/files/known".to_string()),
+        chunk_size: chunk,
+        checksum: flags & 4 != 0,
+        creation_with_upload: flags & 8 != 0,
+        metadata: vec![("filename".into(), "a b.txt".into())],
+    };
+    let mut session = Session::new(config, "http://127.0.0.1:1/files/", length, &[]);
+    for _ in 0..64 {
+        if input.0.is_empty() {
+            break;
+        }
+        let step = session.poll_step();
+        assert!(
+            step.start.checked_add(step.len).is_some_and(|end| end <= length),
+            "{step:?}"
+        );
+        assert!(url::Url::parse(&step.url).is_ok(), "{}", step.url);
+        session.handle_sent(&step);
+        let kind = input.byte();
+        let count = usize::from(input.byte() % 4);
+        let mut headers = Vec::new();
+        for _ in 0..count {
+            let name = [
+                "Location",
+                "Upload-Offset",
+                "Upload-Complete",
+                "Upload-Limit",
+                "Upload-Draft-Interop-Version",
+                "Upload-Expires",
+            ][usize::from(input.byte()) % 6];
+            let len = usize::from(input.byte() % 24).min(input.0.len());
+            let (value, rest) = input.0.split_at(len);
+            input.0 = rest;
+            headers.push(uploadtask_http1::response::Header {
+                name: name.to_string(),
+                value: value.to_vec(),
+            });
+        }
+        let next = match kind % 4 {
+            0 => session.handle_failure(),
+            1 => {
+                session.handle_interim(104, &headers);
+                continue;
+            }
+            _ => session.handle_response(100 + input.u16() % 500, &headers),
+        };
+        assert!(session.offset() <= length);
+        match next {
+            Next::Done => break,
+            Next::Fail(error) => {
+                assert_eq!(error.kind, uploadtask_engine::ErrorKind::Protocol);
+                break;
+            }
+            Next::Send | Next::Recover(_) => {}
+        }
+    }
+}

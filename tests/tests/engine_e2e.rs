@@ -458,3 +458,23 @@ fn tls_close_delimited_body_needs_close_notify() {
         }
     }
 }
+
+/// `-X HEAD`: the answer's `Content-Length` describes a body that never
+/// comes (RFC 9110 §9.3.2); the upload ends at the head instead of waiting
+/// for it until the timeout.
+#[test]
+fn head_requests_end_at_the_head() {
+    let server = RawServer::start(|mut stream, _| {
+        let _ = read_request(&mut stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
+        let _ = stream.flush();
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let mut request = UploadRequest::new(server.url("/f"));
+    request.method = "HEAD".into();
+    request.raw_body = Some(uploadtask_engine::SourceSpec::Memory(bytes::Bytes::new()));
+    request.timeout = Some(Duration::from_secs(5));
+    let response = run_upload(&engine, request).result.expect("the head is the answer");
+    assert_eq!((response.status, response.body.len()), (200, 0));
+}

@@ -50,3 +50,8 @@ fn internal_paths_corpus() {
     replay("internal_paths", fuzz_logic::internal_paths);
     fuzz_logic::remove_fixture();
 }
+
+#[test]
+fn resumable_corpus() {
+    replay("resumable", fuzz_logic::resumable);
+}

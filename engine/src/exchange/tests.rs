@@ -284,3 +284,54 @@ fn expect_continue_waits_for_100_or_the_wait_and_a_final_answer_costs_no_body() 
     assert_eq!(ex.poll_outcome().unwrap().unwrap().status, 413);
     assert_eq!((ex.body_bytes_sent(), ex.reusable()), (0, false));
 }
+
+/// A `HEAD` (a resumable upload's offset question) gets a head with a
+/// `Content-Length` and no body: the exchange ends at the head (before the
+/// window it waited for bytes that never come), and the connection stays
+/// reusable.
+#[test]
+fn head_request_responses_have_no_body() {
+    let mut ex = Exchange::new(
+        b"HEAD /f/1 HTTP/1.1\r\n\r\n".to_vec(),
+        Body::raw(0, ""),
+        Limits::default(),
+    );
+    ex.set_window(1_000, 5_000, true, false);
+    send_all(&mut ex, 64);
+    ex.handle_received(b"HTTP/1.1 200 OK\r\nUpload-Offset: 1000\r\nContent-Length: 17\r\n\r\n");
+    assert!(ex.is_finished());
+    let response = ex.poll_outcome().unwrap().unwrap();
+    assert_eq!((response.status, response.body.len()), (200, 0));
+    assert!(ex.reusable());
+}
+
+/// A piece of a longer body: file reads start at the window, progress
+/// counts toward the whole, and a 104's headers are kept when asked.
+#[test]
+fn windows_shift_file_offsets_and_progress() {
+    let mut ex = Exchange::new(
+        b"PATCH /f/1 HTTP/1.1\r\n\r\n".to_vec(),
+        Body::raw(10, ""),
+        Limits::default(),
+    );
+    ex.set_window(4_096, 8_192, false, true);
+    let (pieces, count) = ex.poll_gather(1 << 20);
+    assert_eq!(count, 2);
+    assert_eq!(
+        pieces[1],
+        Piece::File {
+            part: 0,
+            offset: 4_096,
+            len: 10
+        }
+    );
+    send_all(&mut ex, 1 << 20);
+    let progress = ex.poll_progress(std::time::Instant::now()).unwrap();
+    assert_eq!(
+        (progress.total_bytes_sent, progress.total_bytes_expected_to_send),
+        (4_106, 8_192)
+    );
+    ex.handle_received(b"HTTP/1.1 104 Upload Resumption Supported\r\nLocation: /u/9\r\n\r\n");
+    let (status, headers) = ex.poll_interim().unwrap();
+    assert_eq!((status, headers[0].value.as_slice()), (104, &b"/u/9"[..]));
+}
