@@ -255,16 +255,138 @@ fn upload_against_an_independent_raw_peer() {
 
 #[test]
 fn load_with_a_thousand_in_flight_has_no_errors() {
-    let out = run(&["load", "-c", "1000", "-n", "5000", "--size", "16384", "--json"]);
+    let out = run(&[
+        "load",
+        "-c",
+        "1000",
+        "-n",
+        "5000",
+        "--size",
+        "16384",
+        "--threads",
+        "2",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let report = &json_lines(&out.stdout)[0];
     assert_eq!(report["uploads"], 5000);
-    assert_eq!(report["ok"], 5000);
-    assert_eq!(report["errors"], serde_json::json!({}));
-    for key in ["p50", "p90", "p99", "max"] {
-        assert!(report["latencyMs"][key].as_f64().unwrap() > 0.0);
+    assert_eq!(report["successes"], 5000);
+    assert_eq!(report["failures"], 0);
+    assert_eq!(report["failed"], serde_json::json!({}));
+    assert_eq!(report["statuses"]["200"], 5000);
+    assert_eq!(report["threads"], 2);
+    for key in ["min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"] {
+        assert!(report["latencyMs"][key].as_f64().unwrap() > 0.0, "{key}");
     }
-    assert!(report["uploadsPerSec"].as_f64().unwrap() > 0.0);
+    let buckets = report["histogram"].as_array().unwrap();
+    assert_eq!(buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>(), 5000);
+    assert!(report["successesPerSec"].as_f64().unwrap() > 0.0);
+    assert!(report["receiver"].as_str().unwrap().contains("same cores"));
+}
+
+/// Against a closed port: no throughput, the failures by kind with their
+/// reason, exit 1 (the old report claimed 68,836 uploads/s).
+#[test]
+fn load_against_a_closed_port_counts_no_throughput() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let out = run(&["load", &url, "-n", "50", "-c", "10", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = &json_lines(&out.stdout)[0];
+    assert_eq!(
+        (report["successes"].as_u64(), report["failures"].as_u64()),
+        (Some(0), Some(50))
+    );
+    assert_eq!(report["successesPerSec"], 0.0);
+    assert_eq!(report["mbPerSec"], 0.0);
+    assert_eq!(report["failed"]["1000 connection refused"], 50);
+    let text = run(&["load", &url, "-n", "5", "-c", "5"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("1000 connection refused: 5"), "{text}");
+    assert!(text.contains("Throughput:  0 successes/s"), "{text}");
+}
+
+/// Open model for a duration with headers and fields; the HdrHistogram
+/// interval log parses back with the hdrhistogram crate and holds every
+/// success; the plot is an SVG.
+#[test]
+fn load_rate_duration_hdr_log_and_plot() {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let dir = std::env::temp_dir().join(format!("uploadtask-cli-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, plot) = (dir.join("run.hlog"), dir.join("run.svg"));
+    let out = run(&[
+        "load",
+        "-z",
+        "1500ms",
+        "--rate",
+        "400",
+        "-c",
+        "50",
+        "-H",
+        "X-Run: 1",
+        "-F",
+        "k=v",
+        "--hdr-log",
+        log.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = &json_lines(&out.stdout)[0];
+    let successes = report["successes"].as_u64().unwrap();
+    // 1.5 s at 400/s: 600 intended starts, all made however late the loop.
+    assert_eq!(successes, 600);
+    assert_eq!(report["rate"], 400.0);
+    let bytes = std::fs::read(&log).unwrap();
+    let mut deserializer = Deserializer::new();
+    let mut recorded = 0;
+    let mut intervals = 0;
+    for entry in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(interval) = entry.expect("a valid log entry") {
+            let encoded = interval.encoded_histogram();
+            let decoded = base64_decode(encoded);
+            let histogram: hdrhistogram::Histogram<u64> = deserializer
+                .deserialize(&mut decoded.as_slice())
+                .expect("a V2 histogram");
+            recorded += histogram.len();
+            intervals += 1;
+        }
+    }
+    assert_eq!(recorded, successes, "every success is in the log");
+    assert!(intervals >= 2);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("successes per second"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .expect("base64")
+}
+
+/// Ctrl-C prints the summary of what ended, and exits 130.
+#[test]
+fn load_prints_a_summary_on_ctrl_c() {
+    let child = Command::new(BIN)
+        .args(["load", "-z", "60s", "-c", "20", "--rate", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("interrupted (Ctrl-C)"), "{text}");
+    assert!(text.contains("Summary:") && text.contains("Successes:"), "{text}");
 }
 
 #[test]
@@ -352,7 +474,7 @@ fn tls_trust_flags() {
     ]);
     assert_eq!(load.status.code(), Some(0), "{}", String::from_utf8_lossy(&load.stderr));
     let report = &json_lines(&load.stdout)[0];
-    assert_eq!(report["ok"], 20, "{report}");
+    assert_eq!(report["successes"], 20, "{report}");
 }
 
 /// curl's habits: `-F name=@path;type=T` file parts (several in one

@@ -143,7 +143,7 @@ enum Command {
     /// A receiver: answers each upload with a JSON summary (fields, files with size and sha256).
     Serve(ServeArgs),
     /// Load generator: uploads/s, MB/s, latency percentiles, errors by code.
-    Load(load::LoadArgs),
+    Load(Box<load::LoadArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -181,7 +181,7 @@ pub fn run() -> i32 {
         Command::Upload(args) => upload::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve(args),
-        Command::Load(args) => load::run(args),
+        Command::Load(args) => load::run(*args),
     }
 }
 

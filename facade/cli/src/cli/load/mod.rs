@@ -1,0 +1,512 @@
+//! `uploadtask load [URL]`: a load generator on the engine. Closed model
+//! (`-c` uploads in flight until `-n` are done or `-z` has passed) or open
+//! model (`--rate R` uploads per second, started at their intended time,
+//! latency measured from that time as wrk2 does, so a stall cannot hide
+//! behind uploads that were never sent; `-c` still caps those in flight).
+//! One engine per `--threads` (default: the cores). Only successes count
+//! as throughput and have latencies; failures are listed by kind. Ctrl-C
+//! prints the summary of what ended.
+
+pub mod output;
+pub mod stats;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use uploadtask_engine::{Engine, EngineConfig, Event, FileInput, SourceSpec, UploadError, UploadRequest};
+
+use self::stats::{Outcome, Report, Tally};
+use super::USAGE;
+use crate::serve::{Receiver, ReceiverConfig};
+
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: i32 = 130;
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// Endpoint; without one, an embedded receiver is started on loopback
+    /// (in this process: it competes for the same cores, and the report says so).
+    url: Option<String>,
+    /// Uploads in flight at once (with --rate: the most in flight).
+    #[arg(short = 'c', long, default_value_t = 100)]
+    concurrency: usize,
+    /// Uploads in all (default 10000 unless -z is given).
+    #[arg(short = 'n', long)]
+    total: Option<u64>,
+    /// Run for this long (`30s`, `2m`, `500ms`), then let those in flight end.
+    #[arg(short = 'z', long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Open model: start this many uploads per second, each at its intended
+    /// time; latency counts from that time (no coordinated omission).
+    #[arg(long, value_name = "PER_SEC")]
+    rate: Option<f64>,
+    /// Engines, one thread each (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Bytes of the file part of each upload (without --file).
+    #[arg(long, default_value = "16k", value_parser = super::parse_size)]
+    size: u64,
+    /// Upload this file (opened by each upload) instead of --size bytes.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Form field of the file part.
+    #[arg(long, default_value = "file")]
+    name: String,
+    /// A request header, 'K: V' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "K: V")]
+    headers: Vec<String>,
+    /// A form field K=V (repeatable).
+    #[arg(short = 'F', long = "form", value_name = "K=V")]
+    form: Vec<String>,
+    /// Print the report as one JSON line.
+    #[arg(long)]
+    json: bool,
+    /// Write the successes' latency per second as an HdrHistogram interval log.
+    #[arg(long, value_name = "FILE")]
+    hdr_log: Option<PathBuf>,
+    /// Write throughput and latency over time as an SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    tls: super::TlsArgs,
+    #[command(flatten)]
+    proxy: super::ProxyArgs,
+}
+
+/// `30s`, `2m`, `1h`, `500ms`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let value: f64 = number.parse().map_err(|_| format!("not a duration: {text:?}"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("not a duration: {text:?} (use s, ms, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
+}
+
+/// The JSON report: the counts and the run's shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonReport<'a> {
+    url: &'a str,
+    #[serde(flatten)]
+    report: &'a Report,
+    concurrency: usize,
+    threads: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<f64>,
+    body_bytes: u64,
+    interrupted: bool,
+    in_flight_at_end: usize,
+    receiver: &'a str,
+}
+
+/// What each upload sends.
+struct Shape {
+    url: String,
+    headers: Vec<(String, String)>,
+    fields: Vec<(String, String)>,
+    name: String,
+    payload: Option<bytes::Bytes>,
+    file: Option<PathBuf>,
+}
+
+impl Shape {
+    fn request(&self) -> UploadRequest {
+        let mut request = UploadRequest::new(self.url.as_str());
+        request.headers = self.headers.clone();
+        request.fields = self.fields.clone();
+        let part = match (&self.file, &self.payload) {
+            (Some(path), _) => FileInput {
+                name: self.name.clone(),
+                filename: uploadtask_multipart::basename(&path.to_string_lossy()).to_string(),
+                content_type: None,
+                source: SourceSpec::Path(path.clone()),
+            },
+            (None, payload) => FileInput::memory(&self.name, "load.bin", payload.clone().unwrap_or_default()),
+        };
+        request.file(part)
+    }
+}
+
+/// The state of one run, shared by the completions.
+struct Run {
+    shape: Shape,
+    body_bytes: u64,
+    total: Option<u64>,
+    deadline: Option<Instant>,
+    started: Instant,
+    issued: AtomicU64,
+    in_flight: AtomicUsize,
+    stop: AtomicBool,
+    tally: Mutex<Tally>,
+}
+
+impl Run {
+    /// Takes the next upload's number, if the run wants another now.
+    fn take_next(&self) -> Option<u64> {
+        self.take_next_at(Instant::now())
+    }
+
+    /// Takes the next upload's number if one starting at `at` is wanted
+    /// (the open model passes the intended start: a late loop still starts
+    /// every upload intended before the end).
+    fn take_next_at(&self, at: Instant) -> Option<u64> {
+        if self.stop.load(Ordering::Acquire) || self.deadline.is_some_and(|d| at >= d) {
+            return None;
+        }
+        let n = self.issued.fetch_add(1, Ordering::AcqRel);
+        if self.total.is_some_and(|total| n >= total) {
+            self.issued.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(n)
+    }
+
+    fn done_issuing(&self, rate: Option<f64>) -> bool {
+        // Open model: done once the next intended start is past the end.
+        let next = match rate {
+            Some(rate) => self.started + Duration::from_secs_f64(self.issued.load(Ordering::Acquire) as f64 / rate),
+            None => Instant::now(),
+        };
+        self.stop.load(Ordering::Acquire)
+            || self.deadline.is_some_and(|d| next >= d)
+            || self.total.is_some_and(|t| self.issued.load(Ordering::Acquire) >= t)
+    }
+}
+
+/// A failure's kind for the report: the fail code and a short reason.
+fn failure_kind(error: &UploadError) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return format!("{} {}", error.code(), io.kind());
+        }
+        cause = e.source();
+    }
+    if let Some(tls) = error.tls_failure() {
+        return format!("{} tls: {tls:?}", error.code());
+    }
+    // Numbers (byte counts, addresses) would split one kind into many.
+    let mut reason = String::new();
+    for c in error.message.chars().take(80) {
+        if c.is_ascii_digit() {
+            if !reason.ends_with('N') {
+                reason.push('N');
+            }
+        } else {
+            reason.push(c);
+        }
+    }
+    format!("{} {reason}", error.code())
+}
+
+/// Submits upload `n` to `engines[n % len]`, intended to start at `intended`;
+/// in the closed model its completion submits the next one.
+fn submit(engines: &Arc<Vec<Engine>>, run: &Arc<Run>, n: u64, intended: Instant, closed: bool) {
+    let engine = &engines[(n % engines.len() as u64) as usize];
+    run.in_flight.fetch_add(1, Ordering::AcqRel);
+    let (engines_next, run_next) = (Arc::clone(engines), Arc::clone(run));
+    engine.submit(run.shape.request(), move |event: Event| {
+        let Event::Done(result) = event else { return };
+        let now = Instant::now();
+        let outcome = match &result {
+            Ok(response) => Outcome::Status(response.status),
+            Err(error) => Outcome::Failed(failure_kind(error)),
+        };
+        {
+            let mut tally = run_next.tally.lock().unwrap_or_else(|p| p.into_inner());
+            let at = now.saturating_duration_since(run_next.started);
+            tally.record(
+                at,
+                outcome,
+                now.saturating_duration_since(intended),
+                run_next.body_bytes,
+            );
+        }
+        run_next.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if closed {
+            if let Some(next) = run_next.take_next() {
+                submit(&engines_next, &run_next, next, Instant::now(), true);
+            }
+        }
+    });
+}
+
+pub fn run(args: LoadArgs) -> i32 {
+    if args.concurrency == 0 || args.total == Some(0) || args.threads == Some(0) {
+        eprintln!("uploadtask: -c, -n and --threads must be at least 1");
+        return USAGE;
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        eprintln!("uploadtask: --rate must be a positive number");
+        return USAGE;
+    }
+    let mut headers = Vec::new();
+    for header in &args.headers {
+        match header.split_once(':') {
+            Some((k, v)) if !k.trim().is_empty() => headers.push((k.trim().to_string(), v.trim().to_string())),
+            _ => {
+                eprintln!("uploadtask: -H must look like 'K: V': {header:?}");
+                return USAGE;
+            }
+        }
+    }
+    let mut fields = Vec::new();
+    for field in &args.form {
+        match field.split_once('=') {
+            Some((k, v)) if !k.is_empty() => fields.push((k.to_string(), v.to_string())),
+            _ => {
+                eprintln!("uploadtask: -F must look like K=V: {field:?}");
+                return USAGE;
+            }
+        }
+    }
+    let body_bytes = match &args.file {
+        Some(path) => match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => meta.len(),
+            Ok(_) => {
+                eprintln!("uploadtask: not a regular file: {}", path.display());
+                return USAGE;
+            }
+            Err(e) => {
+                eprintln!("uploadtask: {}: {e}", path.display());
+                return USAGE;
+            }
+        },
+        None => args.size,
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let receiver = match &args.url {
+        Some(_) => None,
+        None => match Receiver::start(ReceiverConfig::default()) {
+            Ok(receiver) => Some(receiver),
+            Err(e) => {
+                eprintln!("uploadtask: cannot start the receiver: {e}");
+                return 1;
+            }
+        },
+    };
+    let receiver_note = match &receiver {
+        Some(_) => "embedded in this process (one worker thread): it competes with the client for the same cores",
+        None => "external",
+    };
+    let url = args.url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}/load",
+            receiver.as_ref().map_or_else(String::new, |r| r.addr().to_string())
+        )
+    });
+    let mut config = EngineConfig {
+        max_in_flight: args.concurrency.div_ceil(threads).max(1),
+        raise_fd_limit: true,
+        ..EngineConfig::default()
+    };
+    if let Err(e) = args.tls.apply(&mut config).and_then(|()| args.proxy.apply(&mut config)) {
+        eprintln!("uploadtask: {e}");
+        return USAGE;
+    }
+    let mut engines = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        match Engine::new(config.clone()) {
+            Ok(engine) => engines.push(engine),
+            Err(e) => {
+                eprintln!("uploadtask: cannot start the engine: {e}");
+                return 1;
+            }
+        }
+    }
+    let engines = Arc::new(engines);
+    let tally = match Tally::new() {
+        Ok(tally) => tally,
+        Err(e) => {
+            eprintln!("uploadtask: {e}");
+            return 1;
+        }
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupted);
+        // One handler per process; a second `load` in the same process
+        // (tests) keeps the first handler, which is fine.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let total = match (args.total, args.duration) {
+        (None, None) => Some(10_000),
+        (total, _) => total,
+    };
+    let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let run = Arc::new(Run {
+        shape: Shape {
+            url: url.clone(),
+            headers,
+            fields,
+            name: args.name.clone(),
+            payload: args
+                .file
+                .is_none()
+                .then(|| (0..args.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()),
+            file: args.file.clone(),
+        },
+        body_bytes,
+        total,
+        deadline: args.duration.and_then(|d| started.checked_add(d)),
+        started,
+        issued: AtomicU64::new(0),
+        in_flight: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        tally: Mutex::new(tally),
+    });
+    let live = std::io::stderr().is_terminal() && !args.json;
+    let mut last_tick = Instant::now();
+    let mut tick = |run: &Run| {
+        if live && last_tick.elapsed() >= Duration::from_millis(250) {
+            last_tick = Instant::now();
+            let tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+            let report = tally.report(run.started.elapsed());
+            eprint!(
+                "\r{} ok, {} failed, {:.0} successes/s, {} in flight   ",
+                report.successes,
+                report.failures,
+                report.successes_per_sec,
+                run.in_flight.load(Ordering::Acquire)
+            );
+        }
+    };
+    match args.rate {
+        None => {
+            for _ in 0..args.concurrency {
+                match run.take_next() {
+                    Some(n) => submit(&engines, &run, n, Instant::now(), true),
+                    None => break,
+                }
+            }
+        }
+        Some(rate) => {
+            // Open model: upload n is due at start + n / rate.
+            loop {
+                if interrupted.load(Ordering::SeqCst) {
+                    break;
+                }
+                let n = run.issued.load(Ordering::Acquire);
+                let due = started + Duration::from_secs_f64(n as f64 / rate);
+                let now = Instant::now();
+                if now < due {
+                    std::thread::sleep((due - now).min(Duration::from_millis(50)));
+                    tick(&run);
+                    continue;
+                }
+                if run.in_flight.load(Ordering::Acquire) >= args.concurrency {
+                    // Late starts count: latency is measured from `due`.
+                    std::thread::sleep(Duration::from_micros(200));
+                    continue;
+                }
+                let Some(n) = run.take_next_at(due) else { break };
+                submit(&engines, &run, n, due, false);
+            }
+        }
+    }
+    // Wait for the end (or Ctrl-C), reporting as it goes.
+    let mut quiet_since = (0u64, Instant::now());
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            run.stop.store(true, Ordering::Release);
+            break;
+        }
+        if run.done_issuing(args.rate) && run.in_flight.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        let ended = run
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .report(Duration::ZERO)
+            .uploads;
+        if ended != quiet_since.0 {
+            quiet_since = (ended, Instant::now());
+        } else if quiet_since.1.elapsed() > Duration::from_secs(300) {
+            eprintln!("uploadtask: no upload ended for 300 s; stopping");
+            run.stop.store(true, Ordering::Release);
+            break;
+        }
+        tick(&run);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed();
+    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    let in_flight_at_end = run.in_flight.load(Ordering::Acquire);
+    if live {
+        eprintln!();
+    }
+    let tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+    let report = tally.report(elapsed);
+    if args.json {
+        let json = JsonReport {
+            url: &url,
+            report: &report,
+            concurrency: args.concurrency,
+            threads,
+            rate: args.rate,
+            body_bytes,
+            interrupted: was_interrupted,
+            in_flight_at_end,
+            receiver: receiver_note,
+        };
+        println!("{}", serde_json::to_string(&json).unwrap_or_default());
+    } else {
+        let mut header = format!(
+            "{} uploads of {body_bytes} bytes to {url}, {} in flight at most, {threads} engine thread(s)",
+            report.uploads, args.concurrency
+        );
+        if let Some(rate) = args.rate {
+            header.push_str(&format!(
+                ", {rate} started per second (latency from each intended start)"
+            ));
+        }
+        header.push_str(&format!("\nreceiver: {receiver_note}"));
+        if was_interrupted {
+            header.push_str(&format!(
+                "\ninterrupted (Ctrl-C): {in_flight_at_end} uploads were still in flight"
+            ));
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = output::text(&report, &header, &mut stdout);
+        let _ = stdout.flush();
+    }
+    let mut status = if was_interrupted {
+        INTERRUPTED
+    } else {
+        i32::from(report.failures > 0)
+    };
+    if let Some(path) = &args.hdr_log {
+        if let Err(e) = output::hdr_log(&tally, started_wall, path) {
+            eprintln!("uploadtask: cannot write {}: {e}", path.display());
+            status = status.max(1);
+        }
+    }
+    if let Some(path) = &args.plot {
+        if let Err(e) = output::plot(&tally, path) {
+            eprintln!("uploadtask: cannot write {}: {e}", path.display());
+            status = status.max(1);
+        }
+    }
+    drop(tally);
+    for engine in engines.iter() {
+        engine.shutdown();
+    }
+    status
+}
