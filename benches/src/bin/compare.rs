@@ -150,10 +150,30 @@ fn main() {
             TOTAL.to_string(),
             "--size".into(),
             "16384".into(),
+            "--threads".into(),
+            "1".into(),
             "--json".into(),
         ],
     );
     row("uploadtask", ours, Some(TOTAL as f64), ours);
+    // One engine per core (the program's default).
+    let per_core = measure(
+        &uploadtask,
+        vec![
+            "load".into(),
+            url.clone(),
+            "-c".into(),
+            "1000".into(),
+            "-n".into(),
+            TOTAL.to_string(),
+            "--size".into(),
+            "16384".into(),
+            "--threads".into(),
+            "2".into(),
+            "--json".into(),
+        ],
+    );
+    row("uploadtask×2", per_core, Some(TOTAL as f64), ours);
     let curl_args = vec![
         "-sS".into(),
         "--parallel".into(),
