@@ -2,6 +2,7 @@
 //! The global one behind [`crate::upload_file`] starts lazily.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -146,6 +147,11 @@ pub struct ClientConfig {
     /// (default: [`crate::resume::default_store`], a directory under the
     /// user's config directory).
     pub resume_store: Option<Arc<dyn ResumeStore>>,
+    /// Engines, one thread each (0 and 1: one). Each upload goes to the
+    /// engine with the fewest uploads (ties in turn); each engine has its
+    /// own connections, and `engine.max_in_flight` and `max_queued` are
+    /// shared out among them. Nothing is locked across engines.
+    pub engines: usize,
 }
 
 /// An engine with its roots and dispatch. Cheap to clone. Several can run
@@ -175,10 +181,19 @@ pub struct ClientConfig {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Client {
-    engine: Engine,
+    lanes: Arc<[Lane]>,
+    /// Where the search for the least-loaded engine starts (ties in turn).
+    turn: Arc<AtomicUsize>,
     roots: Arc<Roots>,
     dispatch: Dispatch,
     store: Arc<dyn ResumeStore>,
+}
+
+/// One engine and the uploads it holds.
+#[derive(Debug)]
+struct Lane {
+    engine: Engine,
+    load: Arc<AtomicUsize>,
 }
 
 static GLOBAL_CONFIG: Mutex<Option<ClientConfig>> = Mutex::new(None);
@@ -187,8 +202,20 @@ static GLOBAL: OnceLock<Result<Client, String>> = OnceLock::new();
 impl Client {
     /// Starts an engine thread with `config`.
     pub fn new(config: ClientConfig) -> io::Result<Client> {
+        let count = config.engines.max(1);
+        let mut engine = config.engine;
+        engine.max_in_flight = engine.max_in_flight.div_ceil(count).max(1);
+        engine.max_queued = engine.max_queued.div_ceil(count).max(1);
+        let mut lanes = Vec::with_capacity(count);
+        for _ in 0..count {
+            lanes.push(Lane {
+                engine: Engine::new(engine.clone())?,
+                load: Arc::default(),
+            });
+        }
         Ok(Client {
-            engine: Engine::new(config.engine)?,
+            lanes: lanes.into(),
+            turn: Arc::default(),
             roots: Arc::new(config.roots),
             dispatch: config.dispatch,
             store: config.resume_store.unwrap_or_else(crate::resume::default_store),
@@ -220,9 +247,27 @@ impl Client {
             .map_err(Clone::clone)
     }
 
-    /// The engine underneath.
+    /// The (first) engine underneath.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.lanes[0].engine
+    }
+
+    /// Every engine underneath.
+    pub fn engines(&self) -> impl Iterator<Item = &Engine> {
+        self.lanes.iter().map(|lane| &lane.engine)
+    }
+
+    /// The engine with the fewest uploads, the search starting in turn.
+    fn pick(&self) -> &Lane {
+        let count = self.lanes.len();
+        if count == 1 {
+            return &self.lanes[0];
+        }
+        let start = self.turn.fetch_add(1, Ordering::Relaxed) % count;
+        (0..count)
+            .map(|i| &self.lanes[(start + i) % count])
+            .min_by_key(|lane| lane.load.load(Ordering::Relaxed))
+            .unwrap_or(&self.lanes[0])
     }
 
     /// `uploadFile(options)`: returns the task at once, before any I/O.
@@ -231,12 +276,10 @@ impl Client {
     pub fn upload_file(&self, mut options: UploadOptions) -> UploadTask {
         let listeners = std::mem::take(&mut options.listeners);
         let head_listeners = std::mem::take(&mut options.head_listeners);
-        let (task, inner) = UploadTask::new(
-            Some(self.engine.clone()),
-            self.dispatch.clone(),
-            listeners,
-            head_listeners,
-        );
+        let lane = self.pick();
+        lane.load.fetch_add(1, Ordering::Relaxed);
+        let engine = &lane.engine;
+        let (task, inner) = UploadTask::new(Some(engine.clone()), self.dispatch.clone(), listeners, head_listeners);
         let callbacks = Callbacks {
             success: options.success.take(),
             fail: options.fail.take(),
@@ -247,25 +290,30 @@ impl Client {
             inner,
             callbacks: Some(callbacks),
             resume: None,
+            load: Some(Arc::clone(&lane.load)),
         };
-        let id = match self.request(options) {
+        let id = match self.request(options, engine) {
             Ok((request, resume)) => {
                 sink.resume = resume;
-                self.engine.submit(request, sink)
+                engine.submit(request, sink)
             }
-            Err(error) => self.engine.reject(error, sink),
+            Err(error) => engine.reject(error, sink),
         };
         task.set_id(id);
         task
     }
 
-    fn request(&self, options: UploadOptions) -> Result<(UploadRequest, Option<ResumeHook>), UploadError> {
+    fn request(
+        &self,
+        options: UploadOptions,
+        engine: &Engine,
+    ) -> Result<(UploadRequest, Option<ResumeHook>), UploadError> {
         let missing = |what: &str| UploadError::new(ErrorKind::InvalidArgument, format!("missing {what}"));
         if options.url.trim().is_empty() {
             return Err(missing("url"));
         }
         if let Some(protocol) = options.resumable {
-            return self.resumable_request(options, protocol);
+            return self.resumable_request(options, protocol, engine);
         }
         let mut request = UploadRequest::new(options.url);
         if let Some(method) = options.method {
@@ -314,6 +362,7 @@ impl Client {
         &self,
         options: UploadOptions,
         protocol: ResumableProtocol,
+        engine: &Engine,
     ) -> Result<(UploadRequest, Option<ResumeHook>), UploadError> {
         let invalid = |message: &str| UploadError::new(ErrorKind::InvalidArgument, message.to_string());
         if options.file_path.is_empty() {
@@ -373,9 +422,7 @@ impl Client {
             fingerprint,
             protocol: engine_protocol,
             url: request.resumable.as_ref().and_then(|r| r.upload_url.clone()),
-            terminate: options
-                .terminate_on_abort
-                .then(|| (self.engine.clone(), options.header)),
+            terminate: options.terminate_on_abort.then(|| (engine.clone(), options.header)),
         };
         Ok((request, Some(hook)))
     }
@@ -444,6 +491,7 @@ fn failed_task(mut options: UploadOptions, error: UploadError) -> UploadTask {
         inner,
         callbacks: Some(callbacks),
         resume: None,
+        load: None,
     };
     let spawned = std::thread::Builder::new().spawn(move || sink.event(uploadtask_engine::Event::Done(Err(error))));
     if spawned.is_err() {

@@ -406,6 +406,8 @@ pub(crate) struct TaskSink {
     pub callbacks: Option<Callbacks>,
     /// A resumable upload's link to the store.
     pub resume: Option<ResumeHook>,
+    /// Its engine's count of uploads (for the least-loaded choice).
+    pub load: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 /// Keeps a resumable upload's resource in the store: stored when the
@@ -500,6 +502,9 @@ impl EventSink for TaskSink {
                 }
             }
             Event::Done(result) => {
+                if let Some(load) = self.load.take() {
+                    load.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 if let Some(resume) = self.resume.as_mut() {
                     resume.ended(&result);
                 }
@@ -610,6 +615,7 @@ impl Drop for TaskSink {
                 inner: Arc::clone(&self.inner),
                 callbacks: self.callbacks.take(),
                 resume: None,
+                load: self.load.take(),
             };
             let _ = std::thread::Builder::new().spawn(move || sink.event(Event::Done(Err(error))));
         } else {

@@ -478,3 +478,35 @@ fn head_requests_end_at_the_head() {
     let response = run_upload(&engine, request).result.expect("the head is the answer");
     assert_eq!((response.status, response.body.len()), (200, 0));
 }
+
+/// A new TLS connection to a server seen before resumes the session (no
+/// full handshake): rustls's client session cache is kept per engine.
+#[test]
+fn tls_sessions_resume_on_new_connections() {
+    let (server_tls, ca_pem) = tls_material();
+    let kinds = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&kinds);
+    let server = RawServer::start(move |stream, _| {
+        let connection = rustls::ServerConnection::new(Arc::clone(&server_tls)).unwrap();
+        let mut tls = rustls::StreamOwned::new(connection, stream);
+        let _ = read_request(&mut tls);
+        seen.lock().unwrap().push(tls.conn.handshake_kind());
+        let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    });
+    let mut config = EngineConfig::default();
+    config.add_root_pem(&ca_pem).unwrap();
+    config.resolver = Some(Arc::new(
+        StaticResolver::new().insert("localhost", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
+    ));
+    let engine = Engine::new(config).unwrap();
+    for _ in 0..3 {
+        let request = UploadRequest::new(format!("https://localhost:{}/", server.addr().port()))
+            .file(FileInput::memory("f", "a.txt", b"hello".to_vec()));
+        assert_eq!(run_upload(&engine, request).result.unwrap().body, b"ok");
+    }
+    let kinds = kinds.lock().unwrap().clone();
+    use rustls::HandshakeKind::{Full, Resumed};
+    assert_eq!(kinds, [Some(Full), Some(Resumed), Some(Resumed)]);
+}

@@ -764,3 +764,50 @@ fn several_files_in_one_request_and_a_raw_put() {
         .unwrap_err();
     assert_eq!(error.code(), 202, "{error}");
 }
+
+/// `ClientConfig::engines`: uploads spread over the engines, the least
+/// loaded first (ties in turn), each with its share of the in-flight cap;
+/// every engine's counts return to zero; and they all arrive byte-exact.
+#[test]
+fn several_engines_share_the_uploads() {
+    let stall = RawServer::start(|stream, stop| {
+        idle_until_stopped(stop, Duration::from_secs(60));
+        drop(stream);
+    });
+    let dir = temp_dir("engines");
+    let (_, digest) = make_file(&dir, "a.bin", 10_000, 4);
+    let client = Client::new(ClientConfig {
+        roots: Roots::new().root("mass", &*dir),
+        engines: 2,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    assert_eq!(client.engines().count(), 2);
+    // Uploads that stay in flight: 5 on each engine.
+    let tasks: Vec<_> = (0..10)
+        .map(|_| client.upload_file(UploadOptions::new(stall.url("/"), "internal://mass/a.bin", "f")))
+        .collect();
+    let loads: Vec<usize> = client.engines().map(|e| e.stats().unwrap().uploads).collect();
+    assert_eq!(loads, [5, 5]);
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        assert_eq!(task.wait().unwrap_err().code(), 1000);
+    }
+    // Against a receiver: every upload arrives, and both engines end idle.
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    let url = format!("http://{}/up", receiver.addr());
+    let tasks: Vec<_> = (0..40)
+        .map(|_| client.upload_file(UploadOptions::new(&url, "internal://mass/a.bin", "f")))
+        .collect();
+    for task in tasks {
+        let response = task.wait().expect("uploaded");
+        let summary: UploadSummary = serde_json::from_str(&response.data).unwrap();
+        assert_eq!(summary.files[0].sha256, digest);
+    }
+    for engine in client.engines() {
+        let stats = engine.stats().unwrap();
+        assert_eq!((stats.uploads, stats.in_flight, stats.queued), (0, 0, 0));
+    }
+}
