@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Side by side against nginx reading every body (one worker process):
+# `uploadtask load` and `wrk` replaying a prebuilt multipart body on
+# keep-alive connections (the limit of the sink: no files, no framing, no
+# progress, no callbacks). Shapes: 16 KiB x 1,000 in flight and 1 KiB x 64,
+# one client thread each, then two (wrk -t2, load --threads 2).
+#
+#   cargo build --release -p uploadtask-cli && bash benches/wrk/run.sh [SECONDS]
+#
+# Needs wrk, nginx and the echo module: the script installs them with
+# apt-get when they are missing (as root).
+set -euo pipefail
+seconds=${1:-5}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin="$root/target/release/uploadtask"
+[ -x "$bin" ] || { echo "build first: cargo build --release -p uploadtask-cli"; exit 2; }
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_http_echo_module.so ]; then
+  apt-get install -y wrk nginx libnginx-mod-http-echo >/dev/null
+fi
+work=$(mktemp -d /tmp/uploadtask-wrk.XXXXXX)
+trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+port=18089
+cat > "$work/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_max_body_size 0;
+  client_body_buffer_size 1m;
+  client_body_temp_path $work/body;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:$port backlog=8192 reuseport;
+    location / { echo_read_request_body; echo "ok"; }
+  }
+}
+CONF
+nginx -p "$work" -c "$work/nginx.conf"
+sleep 0.5
+url="http://127.0.0.1:$port/up"
+
+# One multipart body as the engine frames it (field "file", filename load.bin).
+body() {
+  local size=$1 out=$2 boundary=uploadtask-wrk-0123456789abcdef
+  { printf -- '--%s\r\nContent-Disposition: form-data; name="file"; filename="load.bin"\r\nContent-Type: application/octet-stream\r\n\r\n' "$boundary"
+    head -c "$size" /dev/zero | tr '\0' 'x'
+    printf -- '\r\n--%s--\r\n' "$boundary"; } > "$out"
+  cat > "$out.lua" <<LUA
+local f = io.open("$out", "rb"); wrk.body = f:read("*a"); f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "multipart/form-data; boundary=$boundary"
+LUA
+}
+
+shape() {
+  local size=$1 conns=$2 threads=$3
+  body "$size" "$work/body-$size"
+  local wrk_rate load_json load_rate total
+  wrk_rate=$(wrk -t"$threads" -c"$conns" -d"${seconds}s" -s "$work/body-$size.lua" "$url" | awk '/Requests\/sec/ {print $2}')
+  total=$(awk -v r="$wrk_rate" -v s="$seconds" 'BEGIN { printf "%d", r * s }')
+  load_json=$("$bin" load "$url" -c "$conns" -n "$total" --size "$size" --threads "$threads" --json)
+  load_rate=$(echo "$load_json" | sed -E 's/.*"successesPerSec":([0-9.]+).*/\1/')
+  awk -v s="$size" -v c="$conns" -v t="$threads" -v w="$wrk_rate" -v l="$load_rate" 'BEGIN {
+    printf "%6d B x %4d in flight, %d thread(s): wrk %9.0f/s  load %9.0f/s  = %.2f x wrk\n", s, c, t, w, l, l / w }'
+}
+
+for threads in 1 2; do
+  shape 16384 1000 "$threads"
+  shape 1024 64 "$threads"
+done
