@@ -120,6 +120,24 @@ pub(crate) fn url_of(target: &Target) -> String {
     format!("{scheme}://{}{}", target.authority, target.path_and_query)
 }
 
+/// The last URL parsed and its target: uploads to one endpoint (a load
+/// run, a batch) skip URL parsing (and its IDNA pass) after the first.
+#[derive(Debug, Default)]
+pub(crate) struct TargetCache(Option<(String, Target)>);
+
+impl TargetCache {
+    fn parse(&mut self, url: &str) -> Result<Target, UploadError> {
+        if let Some((last, target)) = &self.0 {
+            if last == url {
+                return Ok(target.clone());
+            }
+        }
+        let target = Target::parse(url).map_err(|e| invalid(&e))?;
+        self.0 = Some((url.to_string(), target.clone()));
+        Ok(target)
+    }
+}
+
 /// Everything an upload needs before connecting.
 pub(crate) fn prepare(
     request: UploadRequest,
@@ -127,12 +145,12 @@ pub(crate) fn prepare(
     policy: Policy,
     expect_threshold: Option<u64>,
     proxies: &Proxies,
-    entropy: &mut Entropy,
+    (entropy, targets): (&mut Entropy, &mut TargetCache),
 ) -> Result<Prepared, UploadError> {
     if request.resumable.is_some() {
         return prepare_resumable(request, limits, proxies);
     }
-    let target = Target::parse(&request.url).map_err(|e| invalid(&e))?;
+    let target = targets.parse(&request.url)?;
     let policy = Policy {
         max: request.max_redirects.unwrap_or(policy.max),
         ..policy

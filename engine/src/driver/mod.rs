@@ -75,6 +75,7 @@ pub(crate) struct Loop {
     inbox: mpsc::Receiver<Command>,
     mailbox: Mailbox,
     entropy: Entropy,
+    targets: prepare::TargetCache,
     uploads: Uploads,
     conns: Conns,
     timers: Timers,
@@ -160,6 +161,7 @@ impl Loop {
             inbox,
             mailbox,
             entropy: Entropy::default(),
+            targets: prepare::TargetCache::default(),
             proxies,
             timing,
             timers: Timers::default(),
@@ -302,7 +304,7 @@ impl Loop {
             policy,
             self.config.expect_continue_threshold,
             &self.proxies,
-            &mut self.entropy,
+            (&mut self.entropy, &mut self.targets),
         )?;
         if acked {
             prepared.exchange.set_ack_progress(true);

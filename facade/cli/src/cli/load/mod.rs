@@ -149,6 +149,8 @@ struct Run {
     started: Instant,
     issued: AtomicU64,
     in_flight: AtomicUsize,
+    /// Uploads that ended (read without the tally's lock).
+    ended: AtomicU64,
     stop: AtomicBool,
     tally: Mutex<Tally>,
 }
@@ -235,6 +237,7 @@ fn submit(engines: &Arc<Vec<Engine>>, run: &Arc<Run>, n: u64, intended: Instant,
                 run_next.body_bytes,
             );
         }
+        run_next.ended.fetch_add(1, Ordering::AcqRel);
         run_next.in_flight.fetch_sub(1, Ordering::AcqRel);
         if closed {
             if let Some(next) = run_next.take_next() {
@@ -368,6 +371,7 @@ pub fn run(args: LoadArgs) -> i32 {
         started,
         issued: AtomicU64::new(0),
         in_flight: AtomicUsize::new(0),
+        ended: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         tally: Mutex::new(tally),
     });
@@ -430,12 +434,7 @@ pub fn run(args: LoadArgs) -> i32 {
         if run.done_issuing(args.rate) && run.in_flight.load(Ordering::Acquire) == 0 {
             break;
         }
-        let ended = run
-            .tally
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .report(Duration::ZERO)
-            .uploads;
+        let ended = run.ended.load(Ordering::Acquire);
         if ended != quiet_since.0 {
             quiet_since = (ended, Instant::now());
         } else if quiet_since.1.elapsed() > Duration::from_secs(300) {
