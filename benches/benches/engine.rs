@@ -44,7 +44,10 @@ fn large(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(10))
         .throughput(Throughput::Bytes(len));
-    for (name, sendfile) in [("engine_sendfile_always", Sendfile::Always), ("engine_sendfile_never", Sendfile::Never)] {
+    for (name, sendfile) in [
+        ("engine_sendfile_always", Sendfile::Always),
+        ("engine_sendfile_never", Sendfile::Never),
+    ] {
         let engine = Engine::new(EngineConfig {
             sendfile,
             ..EngineConfig::default()

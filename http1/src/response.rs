@@ -200,17 +200,22 @@ impl ResponseHeadParser {
     }
 
     fn parse_with_httparse(&self, buf: &[u8]) -> Result<ParseStatus, ResponseError> {
+        use std::mem::MaybeUninit;
         const ON_STACK: usize = 128;
-        let mut stack = [httparse::EMPTY_HEADER; ON_STACK];
+        // Left uninitialized: httparse writes what it uses (no 4 KiB memset
+        // per response).
+        let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; ON_STACK];
         let mut heap;
-        let headers: &mut [httparse::Header<'_>] = if self.limits.max_headers <= ON_STACK {
+        let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if self.limits.max_headers <= ON_STACK {
             &mut stack[..self.limits.max_headers]
         } else {
-            heap = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            heap = Vec::with_capacity(self.limits.max_headers);
+            heap.resize_with(self.limits.max_headers, MaybeUninit::uninit);
             &mut heap
         };
-        let mut response = httparse::Response::new(headers);
-        let consumed = match response.parse(buf) {
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, headers);
+        let consumed = match parsed {
             Ok(httparse::Status::Partial) => return Ok(ParseStatus::Partial),
             Ok(httparse::Status::Complete(consumed)) => consumed,
             Err(e) => return Err(map_error(e)),
