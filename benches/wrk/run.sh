@@ -19,6 +19,7 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || [ ! -e /usr/l
 fi
 work=$(mktemp -d /tmp/uploadtask-wrk.XXXXXX)
 trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+chmod 755 "$work" # nginx workers (www-data) reach their temp paths under it
 port=18089
 cat > "$work/nginx.conf" <<CONF
 load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;

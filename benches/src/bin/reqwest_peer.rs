@@ -3,6 +3,7 @@
 //! `reqwest_peer single URL FILE` — one upload with `multipart::Part::file`.
 //! `reqwest_peer many URL SIZE TOTAL CONCURRENCY` — TOTAL uploads of SIZE
 //! bytes from memory, CONCURRENCY in flight.
+//! With `REQWEST_CA=ca.pem` in the environment, that root is trusted too.
 
 use futures_util::stream::StreamExt;
 
@@ -13,7 +14,13 @@ fn main() {
         .build()
         .expect("runtime");
     let failed = runtime.block_on(async {
-        let client = reqwest::Client::new();
+        // `REQWEST_CA=ca.pem` trusts that root too (the TLS comparison).
+        let mut builder = reqwest::Client::builder();
+        if let Ok(path) = std::env::var("REQWEST_CA") {
+            let pem = std::fs::read(&path).expect("REQWEST_CA");
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"));
+        }
+        let client = builder.build().expect("client");
         match args.first().map(String::as_str) {
             Some("single") => {
                 let part = reqwest::multipart::Part::file(&args[2]).await.expect("file");

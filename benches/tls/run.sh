@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# uploadtask over TLS, side by side with curl (OpenSSL) and reqwest (rustls)
+# against nginx with TLS reading every body (one worker process), each
+# measured with /usr/bin/time (wall, CPU user+sys, peak RSS), median of RUNS:
+# - one 1 GiB upload from a file: uploadtask vs curl -F;
+# - 20,000 uploads of 16 KiB with 1,000 in flight: `uploadtask load
+#   --threads 1` vs reqwest (tokio, buffer_unordered(1000));
+# - memory per in-flight TLS upload: peak RSS of `load -c 1000` over TLS
+#   minus the same over plain http, divided by 1,000.
+#
+#   cargo build --release -p uploadtask-cli -p uploadtask-benches && bash benches/tls/run.sh [RUNS]
+set -euo pipefail
+runs=${1:-3}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin="$root/target/release/uploadtask"
+reqwest="$root/target/release/reqwest_peer"
+for b in "$bin" "$reqwest"; do [ -x "$b" ] || { echo "build first: cargo build --release -p uploadtask-cli -p uploadtask-benches"; exit 2; }; done
+if ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_http_echo_module.so ]; then
+  apt-get install -y nginx libnginx-mod-http-echo >/dev/null
+fi
+work=$(mktemp -d /tmp/uploadtask-tls.XXXXXX)
+trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+# nginx workers (www-data) write large bodies under it.
+chmod 755 "$work"
+cd "$work"
+# A CA and a leaf for localhost and 127.0.0.1.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout ca.key -out ca.pem \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout leaf.key -out leaf.csr 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > leaf.ext
+openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem 2>/dev/null
+tls_port=18443 plain_port=18091
+cat > nginx.conf <<CONF
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_max_body_size 0;
+  client_body_buffer_size 1m;
+  client_body_temp_path $work/body;
+  keepalive_requests 100000000;
+  ssl_session_cache shared:SSL:10m;
+  server {
+    listen 127.0.0.1:$tls_port ssl backlog=8192;
+    ssl_certificate $work/leaf.pem;
+    ssl_certificate_key $work/leaf.key;
+    location / { echo_read_request_body; echo "ok"; }
+  }
+  server {
+    listen 127.0.0.1:$plain_port backlog=8192;
+    location / { echo_read_request_body; echo "ok"; }
+  }
+}
+CONF
+nginx -p "$work" -c "$work/nginx.conf"
+sleep 0.5
+tls="https://localhost:$tls_port/up"
+plain="http://127.0.0.1:$plain_port/up"
+head -c $((1 << 30)) /dev/zero > big.bin
+
+# Median of RUNS runs of a command: "wall cpu rss_kib".
+measure() {
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f '%e %U %S %M' -o t.txt "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; cat t.txt >&2; }
+    awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' t.txt
+  done | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) { print }'
+}
+row() { read -r wall cpu rss <<<"$2"; printf '  %-22s wall %7.3f s  cpu %7.3f s  rss %8.1f MiB\n' "$1" "$wall" "$cpu" "$(echo "$rss" | awk '{ print $1 / 1024 }')"; }
+
+echo "One 1 GiB upload over TLS (median of $runs):"
+row uploadtask "$(measure "$bin" upload "$tls" big.bin --cacert ca.pem --fail)"
+row "curl (OpenSSL)" "$(measure curl -sSf --cacert ca.pem -F file=@big.bin -o /dev/null "$tls")"
+echo "20,000 uploads of 16 KiB over TLS, 1,000 in flight (median of $runs):"
+row "uploadtask load" "$(measure "$bin" load "$tls" -c 1000 -n 20000 --size 16384 --threads 1 --cacert ca.pem)"
+row "reqwest (rustls)" "$(REQWEST_CA=ca.pem measure "$reqwest" many "$tls" 16384 20000 1000)"
+echo "Memory per in-flight TLS upload (peak RSS of load -c 1000, TLS minus plain):"
+tls_rss=$(measure "$bin" load "$tls" -c 1000 -n 5000 --size 16384 --threads 1 --cacert ca.pem | awk '{ print $3 }')
+plain_rss=$(measure "$bin" load "$plain" -c 1000 -n 5000 --size 16384 --threads 1 | awk '{ print $3 }')
+awk -v t="$tls_rss" -v p="$plain_rss" 'BEGIN { printf "  TLS %.1f MiB, plain %.1f MiB: %.1f KiB more per in-flight upload\n", t / 1024, p / 1024, (t - p) / 1000 }'
