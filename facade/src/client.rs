@@ -60,6 +60,9 @@ impl Dispatch {
                 // The receiver lives as long as the queue handle; if the host
                 // dropped every handle, nobody can observe the job anyway.
                 let _ = queue.tx.send(job);
+                if let Some(notify) = &queue.notify {
+                    notify();
+                }
             }
         }
     }
@@ -84,6 +87,7 @@ impl std::fmt::Debug for Dispatch {
 pub struct EventQueue {
     tx: mpsc::Sender<Job>,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    notify: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Default for EventQueue {
@@ -99,6 +103,18 @@ impl EventQueue {
         EventQueue {
             tx,
             rx: Arc::new(Mutex::new(rx)),
+            notify: None,
+        }
+    }
+
+    /// An empty queue that calls `notify` after each callback it takes (on
+    /// the thread that queued it): a host wakes its own event loop with it
+    /// (an `eventfd`, a pipe, a libuv async handle), then runs
+    /// [`EventQueue::run_pending`] on its thread. Keep `notify` quick.
+    pub fn with_notify(notify: impl Fn() + Send + Sync + 'static) -> Self {
+        EventQueue {
+            notify: Some(Arc::new(notify)),
+            ..EventQueue::new()
         }
     }
 
@@ -273,7 +289,19 @@ impl Client {
     /// `uploadFile(options)`: returns the task at once, before any I/O.
     /// Every outcome, argument errors included, arrives through the
     /// callbacks (and `wait`/`.await`), never inside this call.
-    pub fn upload_file(&self, mut options: UploadOptions) -> UploadTask {
+    pub fn upload_file(&self, options: UploadOptions) -> UploadTask {
+        self.start(options, None)
+    }
+
+    /// A task for `options` that fails with `error` without sending
+    /// anything, its callbacks run as any task's (through the dispatch): a
+    /// bridge that could not read the options object (bad JSON) reports it
+    /// the documented way.
+    pub fn upload_file_rejected(&self, options: UploadOptions, error: UploadError) -> UploadTask {
+        self.start(options, Some(error))
+    }
+
+    fn start(&self, mut options: UploadOptions, rejected: Option<UploadError>) -> UploadTask {
         let listeners = std::mem::take(&mut options.listeners);
         let head_listeners = std::mem::take(&mut options.head_listeners);
         let lane = self.pick();
@@ -292,7 +320,11 @@ impl Client {
             resume: None,
             load: Some(Arc::clone(&lane.load)),
         };
-        let id = match self.request(options, engine) {
+        let prepared = match rejected {
+            Some(error) => Err(error),
+            None => self.request(options, engine),
+        };
+        let id = match prepared {
             Ok((request, resume)) => {
                 sink.resume = resume;
                 engine.submit(request, sink)

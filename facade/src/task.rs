@@ -30,6 +30,19 @@ use crate::response::{HeadersReceived, ProgressUpdate, UploadResponse};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(u64);
 
+impl ListenerId {
+    /// The number behind the id (never 0), for hosts that pass ids across a
+    /// language boundary.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The id with this number (see [`ListenerId::get`]).
+    pub fn from_raw(raw: u64) -> ListenerId {
+        ListenerId(raw)
+    }
+}
+
 type Outcome = Result<UploadResponse, UploadError>;
 
 /// A registered listener; `active` turns false when it is removed, and is
