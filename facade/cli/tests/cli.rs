@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -828,4 +828,94 @@ fn resumable_upload_resumes_when_run_again() {
             "finished uploads leave the store"
         );
     }
+}
+
+/// The page's two examples (`examples/js/`, only the URL and the file path
+/// changed from the page, and its `${data)}` typo fixed) run as written in
+/// one global scope: `abort()` right after the call gives `fail("abort",
+/// 1000)`, and no progress listener runs after it.
+#[test]
+fn js_host_runs_the_pages_examples() {
+    let served = Served::start();
+    let root = std::env::temp_dir().join(format!("uploadtask-js-seed-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("download")).unwrap();
+    std::fs::write(root.join("download/test.png"), vec![1u8; 200_000]).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/js");
+    let mut scripts = Vec::new();
+    for name in ["seed1.js", "seed2.js"] {
+        let text = std::fs::read_to_string(examples.join(name)).unwrap();
+        // The examples name a receiver on 127.0.0.1:8080; point them at this test's.
+        let path = root.join(name);
+        std::fs::write(&path, text.replace("127.0.0.1:8080", &served.addr)).unwrap();
+        scripts.push(path);
+    }
+    let out = Command::new(BIN)
+        .arg("run")
+        .args(&scripts)
+        .arg("--root")
+        .arg(format!("mass={}", root.display()))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "handling fail, errMsg = abort\nhandling fail, errCode = 1000\n");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `import` and `require`, the success object's shape, listeners removed
+/// by function and all at once, the documented fail codes, timers, and a
+/// throwing `success` reported with the script's line while its
+/// `complete` and the other uploads still run.
+#[test]
+fn js_host_follows_the_documented_semantics() {
+    let served = Served::start();
+    let root = std::env::temp_dir().join(format!("uploadtask-js-module-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("big.bin"), vec![3u8; 3_000_000]).unwrap();
+    let script = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/module.js")).unwrap();
+    let path = root.join("module.js");
+    std::fs::write(&path, script.replace("RECEIVER", &format!("http://{}", served.addr))).unwrap();
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&path)
+        .arg("--root")
+        .arg(format!("mass={}", root.display()))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for expected in [
+        "require gives the same module: true",
+        "no url: 202",
+        "no file: 300",
+        "timer with arguments: xy",
+        "success keys: data,headers,statusCode",
+        "statusCode: 200",
+        "field: user=42",
+        "size: 3000000",
+        "content-type: application/json",
+        "complete ran after the throw",
+        "removed listener calls: 0",
+        "kept listener reached 100: true",
+        "second upload complete, its listeners ran 0 times",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?} in:\n{stdout}");
+    }
+    let at = |line: &str| lines.iter().position(|l| *l == line).unwrap();
+    assert!(at("statusCode: 200") < at("complete ran after the throw"));
+    assert!(!stdout.contains("a cleared timer ran"));
+    assert!(
+        stderr.contains("Uncaught error in success: Error: thrown in success"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("module.js:20"), "the script's line: {stderr}");
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod load;
+mod run;
 mod upload;
 
 use std::path::PathBuf;
@@ -144,6 +145,8 @@ enum Command {
     Serve(ServeArgs),
     /// Load generator: uploads/s, MB/s, latency percentiles, errors by code.
     Load(Box<load::LoadArgs>),
+    /// Run JavaScript (QuickJS) where `@system.uploadtask` is the documented module.
+    Run(run::RunArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -182,6 +185,7 @@ pub fn run() -> i32 {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve(args),
         Command::Load(args) => load::run(*args),
+        Command::Run(args) => run::run(args),
     }
 }
 
