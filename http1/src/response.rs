@@ -232,14 +232,7 @@ impl ResponseHeadParser {
             version,
             status,
             reason: response.reason.unwrap_or("").to_string(),
-            headers: response
-                .headers
-                .iter()
-                .map(|h| Header {
-                    name: h.name.to_string(),
-                    value: h.value.to_vec(),
-                })
-                .collect(),
+            headers: owned(response.headers),
         };
         Ok(ParseStatus::Complete { head, consumed })
     }
@@ -266,16 +259,20 @@ pub fn interim_headers(bytes: &[u8], limits: &Limits) -> Vec<Header> {
     let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers.min(256)];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(bytes) {
-        Ok(httparse::Status::Complete(_)) => response
-            .headers
-            .iter()
-            .map(|h| Header {
-                name: h.name.to_string(),
-                value: h.value.to_vec(),
-            })
-            .collect(),
+        Ok(httparse::Status::Complete(_)) => owned(response.headers),
         _ => Vec::new(),
     }
+}
+
+/// Owned copies of parsed header fields.
+fn owned(headers: &[httparse::Header<'_>]) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_string(),
+            value: h.value.to_vec(),
+        })
+        .collect()
 }
 
 fn map_error(e: httparse::Error) -> ResponseError {

@@ -139,41 +139,26 @@ fn main() {
     let text = vec![operation; TOTAL].join("next\n");
     std::fs::write(&config, text).expect("curl config");
     println!("{TOTAL} uploads of 16 KiB, 1,000 in flight (median of {runs}):");
-    let ours = measure(
-        &uploadtask,
-        vec![
-            "load".into(),
-            url.clone(),
-            "-c".into(),
-            "1000".into(),
-            "-n".into(),
-            TOTAL.to_string(),
-            "--size".into(),
-            "16384".into(),
-            "--threads".into(),
-            "1".into(),
-            "--json".into(),
-        ],
-    );
+    // `load` with one engine (as before), then one per core (its default).
+    let load = |threads: &str| {
+        let args = [
+            "load",
+            &url,
+            "-c",
+            "1000",
+            "-n",
+            &TOTAL.to_string(),
+            "--size",
+            "16384",
+            "--threads",
+            threads,
+            "--json",
+        ];
+        measure(&uploadtask, args.iter().map(|a| a.to_string()).collect())
+    };
+    let ours = load("1");
     row("uploadtask", ours, Some(TOTAL as f64), ours);
-    // One engine per core (the program's default).
-    let per_core = measure(
-        &uploadtask,
-        vec![
-            "load".into(),
-            url.clone(),
-            "-c".into(),
-            "1000".into(),
-            "-n".into(),
-            TOTAL.to_string(),
-            "--size".into(),
-            "16384".into(),
-            "--threads".into(),
-            "2".into(),
-            "--json".into(),
-        ],
-    );
-    row("uploadtask×2", per_core, Some(TOTAL as f64), ours);
+    row("uploadtask×2", load("2"), Some(TOTAL as f64), ours);
     let curl_args = vec![
         "-sS".into(),
         "--parallel".into(),
