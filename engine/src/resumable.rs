@@ -140,6 +140,9 @@ pub enum UrlChange {
     Learned(String),
     /// The server no longer has it (404, 410).
     Forgotten,
+    /// tus `Upload-Expires`: when the server drops the resource (an
+    /// HTTP-date, verbatim), so that a store stops offering it after.
+    Expires(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +169,7 @@ pub struct Session {
     stalls: u32,
     recreated: bool,
     advanced: bool,
-    url_change: Option<UrlChange>,
+    url_changes: std::collections::VecDeque<UrlChange>,
     /// `Upload-Expires` (tus) or `max-age` (ietf) as last seen, verbatim.
     expires: Option<String>,
 }
@@ -195,7 +198,7 @@ impl Session {
             stalls: 0,
             recreated: false,
             advanced: false,
-            url_change: None,
+            url_changes: std::collections::VecDeque::new(),
             expires: None,
         }
     }
@@ -232,9 +235,9 @@ impl Session {
         std::mem::take(&mut self.advanced)
     }
 
-    /// A change of the upload resource to report, once.
+    /// The next change of the upload resource to report, once each.
     pub fn poll_url_change(&mut self) -> Option<UrlChange> {
-        self.url_change.take()
+        self.url_changes.pop_front()
     }
 
     /// The request to send now.
@@ -337,9 +340,18 @@ impl Session {
 
     /// The final response to the request in flight.
     pub fn handle_response(&mut self, status: u16, headers: &[Header]) -> Next {
-        if let Some(expires) = header(headers, "upload-expires") {
-            self.expires = Some(expires.to_string());
+        let expires = header(headers, "upload-expires").map(str::to_string);
+        let next = self.decide(status, headers);
+        if let Some(expires) = expires.filter(|e| self.expires.as_ref() != Some(e)) {
+            if self.url.is_some() {
+                self.url_changes.push_back(UrlChange::Expires(expires.clone()));
+            }
+            self.expires = Some(expires);
         }
+        next
+    }
+
+    fn decide(&mut self, status: u16, headers: &[Header]) -> Next {
         if let Some(next) = self.apply_limits(headers) {
             return next;
         }
@@ -404,7 +416,7 @@ impl Session {
                 }
                 self.recreated = true;
                 self.url = None;
-                self.url_change = Some(UrlChange::Forgotten);
+                self.url_changes.push_back(UrlChange::Forgotten);
                 self.offset = 0;
                 self.state = State::Create;
                 Next::Send
@@ -445,7 +457,7 @@ impl Session {
         };
         if self.url.as_deref() != Some(url.as_str()) {
             self.url = Some(url.to_string());
-            self.url_change = Some(UrlChange::Learned(url.to_string()));
+            self.url_changes.push_back(UrlChange::Learned(url.to_string()));
         }
     }
 

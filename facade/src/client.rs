@@ -428,6 +428,14 @@ impl Client {
             }
         };
         let stored = fingerprint.as_deref().and_then(|fp| self.store.get(fp));
+        // A resource past its `Upload-Expires` is gone: start a new one.
+        let stored = match (stored, fingerprint.as_deref()) {
+            (Some(stored), Some(fp)) if stored.is_expired() => {
+                self.store.remove(fp);
+                None
+            }
+            (stored, _) => stored,
+        };
         let filetype = uploadtask_multipart::FilePart::new("", &filename, 0).content_type;
         let mut metadata = vec![("filename".to_string(), filename), ("filetype".to_string(), filetype)];
         metadata.extend(options.form_data);

@@ -12,7 +12,7 @@
 //! use uploadtask::resume::{MemoryStore, ResumeStore, StoredUpload};
 //!
 //! let store = MemoryStore::default();
-//! store.put("fp", &StoredUpload { url: "http://127.0.0.1/files/1".into() });
+//! store.put("fp", &StoredUpload { url: "http://127.0.0.1/files/1".into(), expires: None });
 //! assert_eq!(store.get("fp").map(|s| s.url), Some("http://127.0.0.1/files/1".to_string()));
 //! store.remove("fp");
 //! assert!(store.get("fp").is_none());
@@ -31,6 +31,20 @@ use uploadtask_engine::source::BodySource;
 pub struct StoredUpload {
     /// The upload resource the server created.
     pub url: String,
+    /// When the server said it drops the resource (tus `Upload-Expires`, an
+    /// HTTP-date), if it did: after that the entry is not offered.
+    pub expires: Option<String>,
+}
+
+impl StoredUpload {
+    /// True once `expires` has passed (by this machine's clock).
+    pub fn is_expired(&self) -> bool {
+        let Some(expires) = &self.expires else { return false };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        uploadtask_engine::retry::parse_retry_after(expires, now).is_some_and(|left| left.is_zero())
+    }
 }
 
 /// A small key-value store of interrupted uploads. Its methods run on the
@@ -70,7 +84,7 @@ impl ResumeStore for MemoryStore {
 }
 
 /// A store in a directory: one small file per upload, named by its
-/// fingerprint, holding the URL. Written to a temporary name and renamed,
+/// fingerprint, holding the URL (and on a second line the expiry). Written to a temporary name and renamed,
 /// so a crash never leaves half a URL.
 #[derive(Debug, Clone)]
 pub struct DirStore {
@@ -106,9 +120,11 @@ impl DirStore {
 
 impl ResumeStore for DirStore {
     fn get(&self, fingerprint: &str) -> Option<StoredUpload> {
-        let url = std::fs::read_to_string(self.path(fingerprint)?).ok()?;
-        let url = url.trim();
-        (!url.is_empty()).then(|| StoredUpload { url: url.to_string() })
+        let text = std::fs::read_to_string(self.path(fingerprint)?).ok()?;
+        let mut lines = text.lines().map(str::trim);
+        let url = lines.next().filter(|u| !u.is_empty())?.to_string();
+        let expires = lines.next().filter(|e| !e.is_empty()).map(str::to_string);
+        Some(StoredUpload { url, expires })
     }
 
     fn put(&self, fingerprint: &str, upload: &StoredUpload) {
@@ -116,7 +132,8 @@ impl ResumeStore for DirStore {
         let write = || -> io::Result<()> {
             std::fs::create_dir_all(&self.dir)?;
             let temporary = path.with_extension("tmp");
-            std::fs::write(&temporary, format!("{}\n", upload.url))?;
+            let expires = upload.expires.as_deref().unwrap_or("");
+            std::fs::write(&temporary, format!("{}\n{expires}\n", upload.url))?;
             std::fs::rename(&temporary, &path)
         };
         if let Err(e) = write() {
@@ -207,9 +224,16 @@ mod tests {
         let store = DirStore::new(&dir);
         let upload = StoredUpload {
             url: "http://h/files/1".into(),
+            expires: Some("Wed, 25 Nov 2099 10:00:00 GMT".into()),
         };
         store.put("abc123", &upload);
         assert_eq!(store.get("abc123"), Some(upload.clone()));
+        assert!(!upload.is_expired());
+        let old = StoredUpload {
+            expires: Some("Sun, 06 Nov 1994 08:49:37 GMT".into()),
+            ..upload.clone()
+        };
+        assert!(old.is_expired());
         store.put("../escape", &upload);
         assert_eq!(store.get("../escape"), None);
         store.remove("abc123");

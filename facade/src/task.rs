@@ -444,10 +444,22 @@ impl ResumeHook {
         match change {
             UrlChange::Learned(url) => {
                 if let Some(fingerprint) = &self.fingerprint {
-                    self.store
-                        .put(fingerprint, &crate::resume::StoredUpload { url: url.clone() });
+                    let stored = crate::resume::StoredUpload {
+                        url: url.clone(),
+                        expires: None,
+                    };
+                    self.store.put(fingerprint, &stored);
                 }
                 self.url = Some(url);
+            }
+            UrlChange::Expires(expires) => {
+                if let (Some(fingerprint), Some(url)) = (&self.fingerprint, &self.url) {
+                    let stored = crate::resume::StoredUpload {
+                        url: url.clone(),
+                        expires: Some(expires),
+                    };
+                    self.store.put(fingerprint, &stored);
+                }
             }
             UrlChange::Forgotten => {
                 if let Some(fingerprint) = &self.fingerprint {

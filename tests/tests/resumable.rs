@@ -120,7 +120,10 @@ fn tus_survives_a_server_restart_mid_upload() {
         LEN as u64,
         "no byte the server kept was sent again"
     );
-    assert!(matches!(&changes[..], [UrlChange::Learned(u)] if u.contains("/files/u1")));
+    assert!(
+        matches!(&changes[..], [UrlChange::Learned(u), UrlChange::Expires(e)] if u.contains("/files/u1") && e.ends_with("GMT")),
+        "{changes:?}"
+    );
     assert_monotone(&outcome.progress, LEN as u64);
     assert!(state.killed.load(Ordering::SeqCst));
 }
@@ -376,4 +379,44 @@ fn facade_options_store_and_termination() {
         format!("{store:?}").contains("{}"),
         "aborted with termination: nothing stored"
     );
+}
+
+/// A stored resource past its `Upload-Expires` is not offered: the upload
+/// creates a new one instead of asking the old one's offset.
+#[test]
+fn an_expired_stored_resource_is_not_used() {
+    use uploadtask::resume::{fingerprint, MemoryStore, ResumeStore, StoredUpload};
+    use uploadtask::{Client, ClientConfig, ResumableProtocol, Roots, UploadOptions};
+    let dir = temp_dir("tus-expired");
+    let (path, digest) = make_file(&dir, "e.bin", 50_000, 29);
+    let state = Arc::new(ServerState::default());
+    let server = ResumableServer::start(Flavor::Tus, Arc::clone(&state), 0);
+    let endpoint = format!("{}/files/", server.origin());
+    let store = Arc::new(MemoryStore::default());
+    let source = uploadtask_engine::source::FileSource::open(&path).unwrap();
+    let file_path = path.to_string_lossy().into_owned();
+    let key = fingerprint("tus", &endpoint, &file_path, &source).unwrap();
+    store.put(
+        &key,
+        &StoredUpload {
+            url: format!("{}/files/old", server.origin()),
+            expires: Some("Sun, 06 Nov 1994 08:49:37 GMT".into()),
+        },
+    );
+    let client = Client::new(ClientConfig {
+        roots: Roots::new().allow_plain_paths(),
+        resume_store: Some(store.clone()),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let options = UploadOptions::new(&endpoint, &file_path, "file").resumable(ResumableProtocol::Tus);
+    assert_eq!(client.upload_file(options).wait().expect("uploaded").status_code, 204);
+    assert_eq!(
+        (state.count("HEAD"), state.count("POST")),
+        (0, 1),
+        "{:?}",
+        state.log.lock().unwrap()
+    );
+    assert_eq!(sha256_hex(&state.only_upload().data), digest);
+    assert!(store.get(&key).is_none(), "finished: the entry is gone");
 }

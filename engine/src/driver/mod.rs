@@ -453,7 +453,7 @@ impl Loop {
         if let Some((status, headers)) = exchange.poll_interim() {
             if let Some(resume) = slot.plan.as_mut().and_then(|p| p.resumable.as_mut()) {
                 resume.session.handle_interim(status, &headers);
-                if let Some(change) = resume.session.poll_url_change() {
+                while let Some(change) = resume.session.poll_url_change() {
                     deliver(&mut *slot.sink, slot.id, Event::Resumable(change));
                 }
             }

@@ -31,7 +31,7 @@ impl Loop {
             Err(_) => Next::Done,
         };
         let advanced = resume.session.take_advanced();
-        if let Some(change) = resume.session.poll_url_change() {
+        while let Some(change) = resume.session.poll_url_change() {
             deliver(&mut *slot.sink, slot.id, Event::Resumable(change));
         }
         if advanced {

@@ -354,3 +354,27 @@ fn metadata_skips_keys_it_cannot_carry() {
     assert_eq!(tus_metadata(&pairs), "ok dg==,empty");
     assert_eq!(tus_checksum(&[0; 20]), "sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
 }
+
+#[test]
+fn tus_upload_expires_is_reported_once_per_value() {
+    let mut s = tus(Some(4));
+    send(&mut s);
+    let expires = h("Upload-Expires", "Wed, 25 Nov 2099 10:00:00 GMT");
+    assert_eq!(
+        s.handle_response(201, &[h("Location", "/files/e"), expires.clone()]),
+        Next::Send
+    );
+    assert_eq!(
+        s.poll_url_change(),
+        Some(UrlChange::Learned("http://127.0.0.1:9/files/e".into()))
+    );
+    assert_eq!(
+        s.poll_url_change(),
+        Some(UrlChange::Expires("Wed, 25 Nov 2099 10:00:00 GMT".into()))
+    );
+    assert_eq!(s.poll_url_change(), None);
+    send(&mut s);
+    assert_eq!(s.handle_response(204, &[h("Upload-Offset", "4"), expires]), Next::Send);
+    assert_eq!(s.poll_url_change(), None, "the same expiry again is no news");
+    assert_eq!(s.expires(), Some("Wed, 25 Nov 2099 10:00:00 GMT"));
+}
