@@ -121,8 +121,9 @@ fn source(sources: &[Box<dyn BodySource>], part: usize) -> Result<&dyn BodySourc
 }
 
 /// Writes the pieces with one vectored call, file regions read into
-/// `scratch` first. Returns the result and the file parts whose regions
-/// were written whole (to be checked for a size change).
+/// `scratch` first (regions of sources in memory are written from there,
+/// not copied). Returns the result and the file parts whose regions were
+/// written whole (to be checked for a size change).
 fn write_gathered(
     transport: &mut dyn Transport,
     sources: &[Box<dyn BodySource>],
@@ -133,8 +134,12 @@ fn write_gathered(
     let mut used = 0;
     for (piece, range) in pieces.iter().zip(ranges.iter_mut()) {
         if let Piece::File { part, offset, len } = *piece {
+            let source = source(sources, part)?;
+            if in_memory(source, offset, len).is_some() {
+                continue;
+            }
             let len = len as usize;
-            read_exact_at(source(sources, part)?, offset, &mut scratch[used..used + len])?;
+            read_exact_at(source, offset, &mut scratch[used..used + len])?;
             *range = (used, used + len);
             used += len;
         }
@@ -145,7 +150,10 @@ fn write_gathered(
     for (i, piece) in pieces.iter().enumerate() {
         let (bytes, part) = match *piece {
             Piece::Bytes(bytes) => (bytes, None),
-            Piece::File { part, .. } => (&scratch[ranges[i].0..ranges[i].1], Some(part)),
+            Piece::File { part, offset, len } => match in_memory(source(sources, part)?, offset, len) {
+                Some(bytes) => (bytes, Some(part)),
+                None => (&scratch[ranges[i].0..ranges[i].1], Some(part)),
+            },
         };
         slices[i] = IoSlice::new(bytes);
         total += bytes.len();
@@ -161,6 +169,15 @@ fn write_gathered(
         }
     }
     Ok((result, whole))
+}
+
+/// `len` bytes at `offset` of a source held in memory, when it is one and
+/// has them.
+fn in_memory(source: &dyn BodySource, offset: u64, len: u64) -> Option<&[u8]> {
+    let bytes = source.as_bytes()?;
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    bytes.get(start..end)
 }
 
 /// Fills `buf` from `source` at `offset`; the source ending early means the

@@ -35,6 +35,12 @@ pub trait BodySource: Send {
     fn try_clone(&self) -> Option<Box<dyn BodySource>> {
         None
     }
+
+    /// All the bytes, when they are in memory: written from there, with no
+    /// copy into the loop's buffer.
+    fn as_bytes(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A regular file, opened once.
@@ -116,6 +122,10 @@ impl BodySource for MemorySource {
 
     fn try_clone(&self) -> Option<Box<dyn BodySource>> {
         Some(Box::new(self.clone()))
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(&self.0)
     }
 }
 
