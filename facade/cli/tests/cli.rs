@@ -307,6 +307,24 @@ fn load_against_a_closed_port_counts_no_throughput() {
     assert!(text.contains("Throughput:  0 successes/s"), "{text}");
 }
 
+/// `-F name=@file` parts go into every upload, next to the main part.
+#[test]
+fn load_sends_form_file_parts() {
+    let served = Served::start();
+    let extra = temp_file("extra.txt", 1000);
+    let part = format!("notes=@{};type=text/plain", extra.display());
+    let url = format!("http://{}/up", served.addr);
+    let out = run(&[
+        "load", &url, "-n", "3", "-c", "3", "--size", "100", "-F", "k=v", "-F", &part, "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = &json_lines(&out.stdout)[0];
+    assert_eq!(report["successes"], 3);
+    assert_eq!(report["bodyBytes"], 1100, "the parts' bytes count");
+    let missing = run(&["load", &url, "-n", "1", "-F", "x=@/nonexistent/file"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
 /// Open model for a duration with headers and fields; the HdrHistogram
 /// interval log parses back with the hdrhistogram crate and holds every
 /// success; the plot is an SVG.

@@ -9,6 +9,45 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// A file part given as curl's `-F name=@path[;type=T][;filename=F]`
+/// (`spec` is what follows the `@`).
+pub struct FormPart {
+    /// The file (`-` for standard input).
+    pub path: String,
+    /// `type=`.
+    pub content_type: Option<String>,
+    /// `filename=`.
+    pub filename: Option<String>,
+}
+
+impl FormPart {
+    /// Parses `spec` for the part `name`.
+    pub fn parse(name: &str, spec: &str) -> Result<FormPart, String> {
+        let mut pieces = spec.split(';');
+        let path = pieces.next().unwrap_or("");
+        if path.is_empty() {
+            return Err(format!("-F {name}=@ needs a file"));
+        }
+        let mut part = FormPart {
+            path: path.to_string(),
+            content_type: None,
+            filename: None,
+        };
+        for piece in pieces {
+            match piece.split_once('=') {
+                Some(("type", t)) => part.content_type = Some(t.to_string()),
+                Some(("filename", f)) => part.filename = Some(f.trim_matches('"').to_string()),
+                _ => {
+                    return Err(format!(
+                        "-F {name}=@{spec}: unknown ;{piece} (type= and filename= are known)"
+                    ))
+                }
+            }
+        }
+        Ok(part)
+    }
+}
+
 /// A size with an optional binary suffix, as curl reads them: `512`, `1k`,
 /// `16M`, `1G` (also `KiB`, `MB`…; all powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {

@@ -177,26 +177,13 @@ fn one_line(text: &str) -> String {
 
 /// A file part from `-F name=@path[;type=T][;filename=F]`.
 fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
-    let mut pieces = spec.split(';');
-    let path = pieces.next().unwrap_or("");
-    if path.is_empty() {
-        return Err(format!("-F {name}=@ needs a file"));
-    }
-    let mut entry = FileEntry::new(name, path);
-    if path == "-" {
+    let part = super::FormPart::parse(name, spec)?;
+    let mut entry = FileEntry::new(name, &part.path);
+    if part.path == "-" {
         entry.bytes = Some(stdin_bytes()?);
     }
-    for piece in pieces {
-        match piece.split_once('=') {
-            Some(("type", t)) => entry.content_type = Some(t.to_string()),
-            Some(("filename", f)) => entry.filename = Some(f.trim_matches('"').to_string()),
-            _ => {
-                return Err(format!(
-                    "-F {name}=@{spec}: unknown ;{piece} (type= and filename= are known)"
-                ))
-            }
-        }
-    }
+    entry.content_type = part.content_type;
+    entry.filename = part.filename;
     Ok(entry)
 }
 

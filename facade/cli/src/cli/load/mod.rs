@@ -59,7 +59,8 @@ pub struct LoadArgs {
     /// A request header, 'K: V' (repeatable).
     #[arg(short = 'H', long = "header", value_name = "K: V")]
     headers: Vec<String>,
-    /// A form field K=V (repeatable).
+    /// A form field K=V, or a file part name=@path[;type=T][;filename=F]
+    /// as curl's -F (repeatable; file parts go into every upload).
     #[arg(short = 'F', long = "form", value_name = "K=V")]
     form: Vec<String>,
     /// Print the report as one JSON line.
@@ -120,6 +121,8 @@ struct Shape {
     name: String,
     payload: Option<bytes::Bytes>,
     file: Option<PathBuf>,
+    /// `-F name=@path` parts, opened by each upload.
+    parts: Vec<(String, super::FormPart)>,
 }
 
 impl Shape {
@@ -136,7 +139,20 @@ impl Shape {
             },
             (None, payload) => FileInput::memory(&self.name, "load.bin", payload.clone().unwrap_or_default()),
         };
-        request.file(part)
+        let mut request = request.file(part);
+        for (name, extra) in &self.parts {
+            let filename = extra
+                .filename
+                .clone()
+                .unwrap_or_else(|| uploadtask_multipart::basename(&extra.path).to_string());
+            request = request.file(FileInput {
+                name: name.clone(),
+                filename,
+                content_type: extra.content_type.clone(),
+                source: SourceSpec::Path(PathBuf::from(&extra.path)),
+            });
+        }
+        request
     }
 }
 
@@ -267,9 +283,23 @@ pub fn run(args: LoadArgs) -> i32 {
         }
     }
     let mut fields = Vec::new();
+    let mut parts = Vec::new();
     for field in &args.form {
         match field.split_once('=') {
-            Some((k, v)) if !k.is_empty() => fields.push((k.to_string(), v.to_string())),
+            Some((k, v)) if !k.is_empty() => match v.strip_prefix('@') {
+                Some(spec) => match super::FormPart::parse(k, spec) {
+                    Ok(part) if part.path != "-" => parts.push((k.to_string(), part)),
+                    Ok(_) => {
+                        eprintln!("uploadtask: load cannot read standard input for every upload: -F {field}");
+                        return USAGE;
+                    }
+                    Err(e) => {
+                        eprintln!("uploadtask: {e}");
+                        return USAGE;
+                    }
+                },
+                None => fields.push((k.to_string(), v.to_string())),
+            },
             _ => {
                 eprintln!("uploadtask: -F must look like K=V: {field:?}");
                 return USAGE;
@@ -290,6 +320,16 @@ pub fn run(args: LoadArgs) -> i32 {
         },
         None => args.size,
     };
+    let mut body_bytes = body_bytes;
+    for (_, part) in &parts {
+        match std::fs::metadata(&part.path) {
+            Ok(meta) if meta.is_file() => body_bytes += meta.len(),
+            _ => {
+                eprintln!("uploadtask: not a readable regular file: {}", part.path);
+                return USAGE;
+            }
+        }
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -364,6 +404,7 @@ pub fn run(args: LoadArgs) -> i32 {
                 .is_none()
                 .then(|| (0..args.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()),
             file: args.file.clone(),
+            parts,
         },
         body_bytes,
         total,
