@@ -212,8 +212,8 @@ impl Upload {
 
     /// The upload leaves the queue for `host`; `pooled` says whether an idle
     /// connection to its origin was taken.
-    pub fn handle_start(&mut self, host: &str, tls: bool, pooled: bool, now: Instant) -> Action {
-        self.host = host.to_string();
+    pub fn handle_start(&mut self, host: impl Into<String>, tls: bool, pooled: bool, now: Instant) -> Action {
+        self.host = host.into();
         self.tls = tls;
         // Also the start of a redirect hop: nothing of the last one counts.
         self.reused = false;

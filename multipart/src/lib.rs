@@ -44,6 +44,9 @@
 use std::fmt;
 use std::ops::Range;
 
+/// Length of a random boundary: `uploadtask-` and 32 hex digits.
+const RANDOM_BOUNDARY_LEN: usize = 43;
+
 /// Longest boundary RFC 2046 allows.
 pub const MAX_BOUNDARY_LEN: usize = 70;
 
@@ -169,29 +172,36 @@ impl Form {
                 return Err(FormError::InvalidContentType(part.content_type.clone()));
             }
         }
+        let mut random = [0u8; RANDOM_BOUNDARY_LEN];
         let boundary = match &self.boundary {
             Some(b) if !is_valid_boundary(b) => return Err(FormError::InvalidBoundary),
             Some(b) if self.text_contains(b) => return Err(FormError::BoundaryInText),
-            Some(b) => b.clone(),
-            None => self.random_boundary(entropy)?,
+            Some(b) => b.as_str(),
+            None => self.random_boundary(entropy, &mut random)?,
         };
         Ok(Body::frame(&self, boundary))
     }
 
-    fn random_boundary(&self, fill: &mut dyn FnMut(&mut [u8; 16]) -> bool) -> Result<String, FormError> {
+    /// `uploadtask-` and 32 hex digits, written into `out` (no allocation).
+    fn random_boundary<'a>(
+        &self,
+        fill: &mut dyn FnMut(&mut [u8; 16]) -> bool,
+        out: &'a mut [u8; RANDOM_BOUNDARY_LEN],
+    ) -> Result<&'a str, FormError> {
         for _ in 0..8 {
             let mut entropy = [0u8; 16];
             if !fill(&mut entropy) {
                 return Err(FormError::Random);
             }
-            let mut boundary = String::with_capacity(43);
-            boundary.push_str("uploadtask-");
-            for byte in entropy {
-                boundary.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-                boundary.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+            out[..11].copy_from_slice(b"uploadtask-");
+            for (i, byte) in entropy.into_iter().enumerate() {
+                out[11 + 2 * i] = b"0123456789abcdef"[usize::from(byte >> 4)];
+                out[12 + 2 * i] = b"0123456789abcdef"[usize::from(byte & 15)];
             }
-            if !self.text_contains(&boundary) {
-                return Ok(boundary);
+            // Only ASCII was written.
+            let boundary = std::str::from_utf8(&out[..]).map_err(|_| FormError::Random)?;
+            if !self.text_contains(boundary) {
+                return std::str::from_utf8(&out[..]).map_err(|_| FormError::Random);
             }
         }
         Err(FormError::BoundaryInText)
@@ -253,7 +263,7 @@ pub struct Body {
 }
 
 impl Body {
-    fn frame(form: &Form, boundary: String) -> Body {
+    fn frame(form: &Form, boundary: &str) -> Body {
         let mut framing = Vec::with_capacity(128 + 96 * (form.fields.len() + form.files.len()));
         let mut segments = Vec::with_capacity(2 * form.files.len() + 1);
         let mut file_bytes = 0u64;

@@ -329,7 +329,7 @@ impl Loop {
         let https = target.scheme == Scheme::Https;
         let (host, _) = connect_point(slot);
         slot.life.set_tunnel(https && origin.3.is_some());
-        let action = slot.life.handle_start(&host, https, pooled.is_some(), now);
+        let action = slot.life.handle_start(host, https, pooled.is_some(), now);
         slot.conn = pooled;
         self.act(key, action);
     }
