@@ -151,7 +151,7 @@ fn stdin_bytes() -> Result<bytes::Bytes, String> {
 
 /// A header from `-H`: `K: V`; `K;` sends K with an empty value (curl's
 /// syntax); `K:` with nothing after it is dropped (curl removes it).
-fn header_arg(text: &str) -> Result<Option<(String, String)>, String> {
+pub(super) fn header_arg(text: &str) -> Result<Option<(String, String)>, String> {
     if let Some(name) = text.strip_suffix(';').filter(|n| !n.contains(':')) {
         return Ok(Some((name.trim().to_string(), String::new())));
     }

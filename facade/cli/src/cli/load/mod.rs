@@ -274,10 +274,12 @@ pub fn run(args: LoadArgs) -> i32 {
     }
     let mut headers = Vec::new();
     for header in &args.headers {
-        match header.split_once(':') {
-            Some((k, v)) if !k.trim().is_empty() => headers.push((k.trim().to_string(), v.trim().to_string())),
-            _ => {
-                eprintln!("uploadtask: -H must look like 'K: V': {header:?}");
+        // As `upload` reads them (curl's `K;` and `K:` included).
+        match super::upload::header_arg(header) {
+            Ok(Some(pair)) => headers.push(pair),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("uploadtask: {e}");
                 return USAGE;
             }
         }
