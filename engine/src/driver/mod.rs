@@ -1,12 +1,14 @@
 //! The event loop: readiness, timers, commands. It decides nothing about an
 //! upload itself: each slot's [`Upload`] says what to do next (resolve,
 //! connect to an address, start TLS, exchange, fail) and the loop does it,
-//! feeding back what happened; the [`Exchange`] says what to write and
+//! feeding back what happened; the [`Exchange`](crate::exchange::Exchange) says what to write and
 //! takes what was read, through [`crate::pump`].
 //!
 //! Each resource has its own file: [`uploads`] (the slab, admission and
 //! the queue), [`conns`] (sockets, tokens with generations, the keep-alive
-//! pool), [`setup`] (lookup, connect, proxy tunnel, TLS) and [`timers`]. [`Loop::finish`] is the one place that ends an
+//! pool), [`setup`] (lookup, connect, proxy tunnel, TLS), [`timers`],
+//! [`attempts`] (retries), [`resume`] (resumable uploads' steps) and
+//! [`acks`] (acknowledged progress). [`Loop::finish`] is the one place that ends an
 //! upload and frees what it holds, on every path: its slot and place in
 //! flight, its files, its connection (pooled or closed); its timer entries
 //! go stale and are dropped lazily.
@@ -14,6 +16,8 @@
 //! App code (event sinks, jobs) runs under `catch_unwind` ([`deliver`]): a
 //! panic is logged with the upload's id and the loop goes on.
 
+mod acks;
+mod attempts;
 mod conns;
 mod resume;
 mod setup;
@@ -39,9 +43,9 @@ use crate::exchange::ExchangeError;
 use crate::prepare::{self, prepare, Entropy};
 use crate::proxy::Proxies;
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
+use crate::redirect;
 use crate::transport::{Connector, TcpConnector};
 use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
-use crate::{redirect, retry};
 use crate::{
     Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Stats, UploadError, UploadId, UploadRequest,
 };
@@ -87,47 +91,7 @@ pub(crate) struct Loop {
     /// Loop turns so far (one poll each).
     turn: u64,
     /// The kernel's answers for acknowledged progress.
-    acks: Acks,
-}
-
-/// Asks the kernel what peers acknowledged ([`crate::sendq`]); opened on
-/// first use. Where that is impossible, acknowledged progress stays at
-/// zero until the response (late, never ahead), and that is logged once.
-#[derive(Debug, Default)]
-struct Acks {
-    queues: Option<crate::sendq::SendQueues>,
-    unavailable: bool,
-}
-
-impl Acks {
-    fn ask(
-        &mut self,
-        transport: &mut dyn crate::transport::Transport,
-        exchange: &mut crate::exchange::Exchange,
-        now: Instant,
-    ) {
-        if self.unavailable {
-            return;
-        }
-        let Some((local, peer)) = transport.tcp_addrs() else {
-            return;
-        };
-        if self.queues.is_none() {
-            match crate::sendq::SendQueues::open() {
-                Ok(queues) => self.queues = Some(queues),
-                Err(e) => {
-                    self.unavailable = true;
-                    log::warn!("uploadtask: acknowledged progress is not available here ({e})");
-                    return;
-                }
-            }
-        }
-        let Some(queues) = self.queues.as_mut() else { return };
-        match queues.unacked(local, peer) {
-            Ok(unacked) => exchange.handle_unacked(transport.wire_written(), unacked, now),
-            Err(e) => log::debug!("uploadtask: no acknowledged count for {local} -> {peer}: {e}"),
-        }
-    }
+    acks: acks::Acks,
 }
 
 impl Loop {
@@ -171,7 +135,7 @@ impl Loop {
             shutting_down: false,
             now: Instant::now(),
             turn: 0,
-            acks: Acks::default(),
+            acks: acks::Acks::default(),
         }
     }
 
@@ -495,22 +459,6 @@ impl Loop {
         }
     }
 
-    /// Acknowledged progress: asks the kernel what the peer has of this
-    /// upload's bytes, and reports it.
-    fn poll_acked(&mut self, key: Key) {
-        let Some(slot) = self.uploads.get(key) else { return };
-        let (Some(conn_key), Some(exchange)) = (slot.conn, slot.exchange.as_mut()) else {
-            return;
-        };
-        let Some(ConnIo::Ready(transport)) = self.conns.get(conn_key).map(|c| &mut c.io) else {
-            return;
-        };
-        self.acks.ask(transport.as_mut(), exchange, self.now);
-        while let Some(progress) = exchange.poll_progress(self.now) {
-            deliver(&mut *slot.sink, slot.id, Event::Progress(progress));
-        }
-    }
-
     fn serve_ready(&mut self) {
         for _ in 0..self.ready.len() {
             let Some(key) = self.ready.pop_front() else {
@@ -613,108 +561,6 @@ impl Loop {
             }
             Err(error) => self.finish(key, Err(error)),
         }
-    }
-
-    /// An attempt ended: the outcome, or (per the retry policy) another
-    /// attempt after a wait. The body is sent again from byte 0; progress
-    /// stays where it was (it never goes back).
-    fn end_attempt(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
-        let now = self.now;
-        let Some(slot) = self.uploads.get(key) else { return };
-        let Some(plan) = slot.plan.as_ref() else {
-            return self.finish(key, outcome);
-        };
-        if plan.resumable.is_some() {
-            return self.resume_end(key, outcome);
-        }
-        let status = outcome.as_ref().ok().map(|r| r.status);
-        let Some(delay) = self.retry_delay(key, &outcome, status, None) else {
-            return self.finish_after_attempts(key, outcome);
-        };
-        let Some(slot) = self.uploads.get(key) else { return };
-        let Some(plan) = slot.plan.as_mut() else { return };
-        plan.attempts += 1;
-        plan.retry_at = Some(now.checked_add(delay).unwrap_or(now));
-        let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
-        if let Some(exchange) = slot.exchange.as_mut() {
-            exchange.restart();
-        }
-        slot.life.handle_wait();
-        if let Some(conn) = slot.conn.take() {
-            self.release_conn(conn, reusable);
-        }
-        self.schedule(key);
-    }
-
-    /// Asks the retry policy (the upload's, else the engine's, else
-    /// `fallback`) whether the upload goes again after `outcome`, and after
-    /// what wait. `status` is the response's status to judge, `None` judges
-    /// the error (a response judged as an error is a network failure).
-    fn retry_delay(
-        &mut self,
-        key: Key,
-        outcome: &Result<crate::Response, UploadError>,
-        status: Option<u16>,
-        fallback: Option<&retry::RetryPolicy>,
-    ) -> Option<Duration> {
-        let now = self.now;
-        let slot = self.uploads.get(key)?;
-        let plan = slot.plan.as_ref()?;
-        let mut policy = plan.retry.as_deref().unwrap_or(&self.config.retry);
-        if policy.attempts == 0 {
-            policy = fallback?;
-        }
-        // Only with retries on: a random draw and the wall clock.
-        let random = self.entropy.u64();
-        let wall_clock_secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let retry_after = outcome.as_ref().ok().and_then(|r| {
-            r.headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
-                .map(|h| String::from_utf8_lossy(&h.value).into_owned())
-        });
-        let refused;
-        let cause = match (outcome, status) {
-            (Ok(_), Some(status)) => retry::Cause::Status {
-                status,
-                retry_after: retry_after.as_deref(),
-            },
-            (Ok(response), None) => {
-                let message = format!("the server answered {} {}", response.status, response.reason);
-                refused = UploadError::new(ErrorKind::Network, message);
-                retry::Cause::Error(&refused)
-            }
-            (Err(error), _) => retry::Cause::Error(error),
-        };
-        let attempt = retry::Attempt {
-            made: plan.attempts,
-            deadline: slot.life.deadline(),
-            started: slot.submitted,
-            now,
-            wall_clock_secs,
-            random,
-        };
-        match retry::decide(policy, &attempt, cause) {
-            retry::Next::Done => None,
-            retry::Next::RetryAfter(delay) => Some(delay),
-        }
-    }
-
-    /// Ends the upload with `outcome`; an error says how many attempts it took.
-    fn finish_after_attempts(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
-        let made = self
-            .uploads
-            .get(key)
-            .and_then(|slot| slot.plan.as_ref())
-            .map_or(1, |plan| plan.attempts);
-        let outcome = outcome.map_err(|e| match made {
-            1 => e,
-            made => UploadError::new(e.kind, format!("{} (after {made} attempts)", e.message))
-                .with_shared_source(e.shared_source()),
-        });
-        self.finish(key, outcome)
     }
 
     /// Pools a connection that can carry another request, or closes it.
