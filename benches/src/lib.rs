@@ -182,3 +182,21 @@ impl BlockingClient {
         }
     }
 }
+
+/// Runs this program again with `flag` as a child (a sink kept out of the
+/// measured process), and reads the address it prints on its first line.
+/// The child serves until its stdin closes: drop `child.stdin`, then wait.
+pub fn sink_child(flag: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .arg(flag)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sink process");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("sink address");
+    (child, line.trim().to_string())
+}

@@ -5,7 +5,6 @@
 //! (`memory_probe --hold-sink`), so only the client's memory is measured.
 
 use std::io::{BufRead, Write};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -81,18 +80,8 @@ fn main() {
         return hold_sink();
     }
     let count: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
-    let exe = std::env::current_exe().expect("exe");
-    let mut sink = Command::new(exe)
-        .arg("--hold-sink")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sink");
-    let mut addr = String::new();
-    std::io::BufReader::new(sink.stdout.take().expect("stdout"))
-        .read_line(&mut addr)
-        .expect("sink address");
-    let url = format!("http://{}/hold", addr.trim());
+    let (mut sink, addr) = uploadtask_benches::sink_child("--hold-sink");
+    let url = format!("http://{addr}/hold");
 
     let engine = Engine::new(EngineConfig {
         max_in_flight: count,

@@ -59,23 +59,6 @@ fn engine_ticks() -> u64 {
     total
 }
 
-/// The sink, in a child process (this program with `--sink`): prints its
-/// address, serves until its stdin closes.
-fn sink_child() -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .arg("--sink")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sink process");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("sink address");
-    (child, line.trim().to_string())
-}
-
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--sink") {
         let sink = Sink::start(0, 1).expect("sink");
@@ -85,7 +68,7 @@ fn main() {
     }
     let count: usize = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let size: usize = std::env::args().nth(2).and_then(|v| v.parse().ok()).unwrap_or(1024);
-    let (mut sink, addr) = sink_child();
+    let (mut sink, addr) = uploadtask_benches::sink_child("--sink");
     let url = format!("http://{addr}/probe");
     let payload: bytes::Bytes = vec![0x42u8; size].into();
     let engine = Engine::new(EngineConfig {
