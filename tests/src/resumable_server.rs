@@ -297,6 +297,48 @@ fn discard(stream: &mut TcpStream, state: &ServerState, len: u64) -> Option<()> 
     read_body(stream, state, len, |_| 0)
 }
 
+/// What an append (PATCH) request may go on to.
+enum Append {
+    /// Append the body.
+    Go,
+    /// The offset is not the server's (`current`), or a 409 fault was due;
+    /// the body was read and dropped.
+    Conflict(u64),
+    /// An early answer (404, 415); the body was read and dropped.
+    Reply(String),
+}
+
+/// The checks both protocols make before an append: the resource exists,
+/// the body has the protocol's `media_type`, `Upload-Offset` is the
+/// server's. `None` when the peer went away (or the server was killed).
+fn check_append(
+    request: &Request,
+    stream: &mut TcpStream,
+    state: &ServerState,
+    id: &str,
+    media_type: &str,
+    headers: &[(&str, String)],
+) -> Option<Append> {
+    let len = request.number("content-length").unwrap_or(0);
+    let offset = request.number("upload-offset").unwrap_or(u64::MAX);
+    log(state, request, offset, len);
+    let current = state.uploads.lock().unwrap().get(id).map(|u| u.data.len() as u64);
+    let Some(current) = current else {
+        discard(stream, state, len)?;
+        return Some(Append::Reply(reply("404 Not Found", headers, "")));
+    };
+    if request.header("content-type") != Some(media_type) {
+        discard(stream, state, len)?;
+        return Some(Append::Reply(reply("415 Unsupported Media Type", headers, "")));
+    }
+    let conflict = std::mem::take(&mut state.faults.lock().unwrap().conflict_once);
+    if offset != current || conflict {
+        discard(stream, state, len)?;
+        return Some(Append::Conflict(current));
+    }
+    Some(Append::Go)
+}
+
 fn new_id(state: &ServerState) -> String {
     format!("u{}", state.uploads.lock().unwrap().len() + 1)
 }
@@ -373,20 +415,10 @@ fn tus(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: Soc
             Some(out)
         }
         "PATCH" => {
-            let offset = request.number("upload-offset").unwrap_or(u64::MAX);
-            log(state, request, offset, len);
-            let Some(current) = offset_of(&id) else {
-                discard(stream, state, len)?;
-                return Some(reply("404 Not Found", &base, ""));
-            };
-            if request.header("content-type") != Some("application/offset+octet-stream") {
-                discard(stream, state, len)?;
-                return Some(reply("415 Unsupported Media Type", &base, ""));
-            }
-            let conflict = std::mem::take(&mut state.faults.lock().unwrap().conflict_once);
-            if offset != current || conflict {
-                discard(stream, state, len)?;
-                return Some(reply("409 Conflict", &base, "offset mismatch"));
+            match check_append(request, stream, state, &id, "application/offset+octet-stream", &base)? {
+                Append::Go => {}
+                Append::Conflict(_) => return Some(reply("409 Conflict", &base, "offset mismatch")),
+                Append::Reply(early) => return Some(early),
             }
             if std::mem::take(&mut state.faults.lock().unwrap().half_then_500_once) {
                 append(stream, state, &id, len / 2)?;
@@ -509,19 +541,11 @@ fn ietf(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: So
             Some(out)
         }
         "PATCH" => {
-            let offset = request.number("upload-offset").unwrap_or(u64::MAX);
-            log(state, request, offset, len);
-            let Some(current) = offset_of(&id) else {
-                discard(stream, state, len)?;
-                return Some(reply("404 Not Found", &interop, ""));
-            };
-            if request.header("content-type") != Some("application/partial-upload") {
-                discard(stream, state, len)?;
-                return Some(reply("415 Unsupported Media Type", &interop, ""));
+            let check = check_append(request, stream, state, &id, "application/partial-upload", &interop)?;
+            if let Append::Reply(early) = check {
+                return Some(early);
             }
-            let conflict = std::mem::take(&mut state.faults.lock().unwrap().conflict_once);
-            if offset != current || conflict {
-                discard(stream, state, len)?;
+            if let Append::Conflict(current) = check {
                 let headers = [
                     ("Upload-Offset", current.to_string()),
                     ("Upload-Complete", "?0".to_string()),
