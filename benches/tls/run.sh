@@ -15,13 +15,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$root/target/release/uploadtask"
 reqwest="$root/target/release/reqwest_peer"
 for b in "$bin" "$reqwest"; do [ -x "$b" ] || { echo "build first: cargo build --release -p uploadtask-cli -p uploadtask-benches"; exit 2; }; done
-if ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_http_echo_module.so ]; then
-  apt-get install -y nginx libnginx-mod-http-echo >/dev/null
-fi
-work=$(mktemp -d /tmp/uploadtask-tls.XXXXXX)
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-# nginx workers (www-data) write large bodies under it.
-chmod 755 "$work"
+# shellcheck source=../nginx.sh
+source "$root/benches/nginx.sh"
+nginx_setup tls
 cd "$work"
 # A CA and a leaf for localhost and 127.0.0.1.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout ca.key -out ca.pem \
@@ -30,33 +26,14 @@ openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout leaf.key -out le
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > leaf.ext
 openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem 2>/dev/null
 tls_port=18443 plain_port=18091
-cat > nginx.conf <<CONF
-load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_max_body_size 0;
-  client_body_buffer_size 1m;
-  client_body_temp_path $work/body;
-  keepalive_requests 100000000;
-  ssl_session_cache shared:SSL:10m;
+nginx_start "  ssl_session_cache shared:SSL:10m;
   server {
     listen 127.0.0.1:$tls_port ssl backlog=8192;
     ssl_certificate $work/leaf.pem;
     ssl_certificate_key $work/leaf.key;
-    location / { echo_read_request_body; echo "ok"; }
+    $NGINX_READ_BODY
   }
-  server {
-    listen 127.0.0.1:$plain_port backlog=8192;
-    location / { echo_read_request_body; echo "ok"; }
-  }
-}
-CONF
-nginx -p "$work" -c "$work/nginx.conf"
-sleep 0.5
+  server { listen 127.0.0.1:$plain_port backlog=8192; $NGINX_READ_BODY }"
 tls="https://localhost:$tls_port/up"
 plain="http://127.0.0.1:$plain_port/up"
 head -c $((1 << 30)) /dev/zero > big.bin

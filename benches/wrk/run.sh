@@ -14,34 +14,11 @@ seconds=${1:-5}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$root/target/release/uploadtask"
 [ -x "$bin" ] || { echo "build first: cargo build --release -p uploadtask-cli"; exit 2; }
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_http_echo_module.so ]; then
-  apt-get install -y wrk nginx libnginx-mod-http-echo >/dev/null
-fi
-work=$(mktemp -d /tmp/uploadtask-wrk.XXXXXX)
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-chmod 755 "$work" # nginx workers (www-data) reach their temp paths under it
+# shellcheck source=../nginx.sh
+source "$root/benches/nginx.sh"
+nginx_setup wrk wrk
 port=18089
-cat > "$work/nginx.conf" <<CONF
-load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_max_body_size 0;
-  client_body_buffer_size 1m;
-  client_body_temp_path $work/body;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-  server {
-    listen 127.0.0.1:$port backlog=8192 reuseport;
-    location / { echo_read_request_body; echo "ok"; }
-  }
-}
-CONF
-nginx -p "$work" -c "$work/nginx.conf"
-sleep 0.5
+nginx_start "  server { listen 127.0.0.1:$port backlog=8192 reuseport; $NGINX_READ_BODY }"
 url="http://127.0.0.1:$port/up"
 
 # One multipart body as the engine frames it (field "file", filename load.bin).
