@@ -125,8 +125,7 @@ impl Host {
 
 /// Prints an exception QuickJS threw: its message and stack (with the
 /// script's name and line).
-fn report(ctx: &Ctx<'_>, error: rquickjs::CaughtError<'_>, where_: &str) {
-    let _ = ctx;
+fn report(error: rquickjs::CaughtError<'_>, where_: &str) {
     eprintln!("uploadtask run: uncaught error in {where_}: {error}");
 }
 
@@ -227,7 +226,7 @@ pub fn run(args: RunArgs) -> i32 {
     let mut failed = false;
     context.with(|ctx| {
         if let Err(e) = install(&ctx, &host).catch(&ctx) {
-            report(&ctx, e, "the runtime's prelude");
+            report(e, "the runtime's prelude");
             failed = true;
             return;
         }
@@ -251,7 +250,7 @@ pub fn run(args: RunArgs) -> i32 {
                 ctx.eval_file_with_options::<(), _>(path, options).catch(&ctx)
             };
             if let Err(e) = result {
-                report(&ctx, e, &name);
+                report(e, &name);
                 failed = true;
             }
         }
@@ -279,13 +278,13 @@ pub fn run(args: RunArgs) -> i32 {
                         .and_then(|f| f.call::<_, ()>((kind, id as f64, payload)))
                         .catch(&ctx);
                     if let Err(e) = result {
-                        report(&ctx, e, "the runtime");
+                        report(e, "the runtime");
                     }
                 }
                 for id in due {
                     let fire: rquickjs::Result<Function<'_>> = ctx.globals().get("__fireTimer");
                     if let Err(e) = fire.and_then(|f| f.call::<_, ()>((id as f64,))).catch(&ctx) {
-                        report(&ctx, e, "the runtime");
+                        report(e, "the runtime");
                     }
                 }
             });
