@@ -21,11 +21,12 @@
 //! in user space (TLS records not yet written whole). Progress counts only
 //! body bytes in `accepted - unflushed`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Instant;
 
 use uploadtask_http1::{
-    body_framing, BodyDecoder, BodyError, Header, Limits, ParseStatus, ResponseError, ResponseHead, ResponseHeadParser,
+    body_framing, BodyDecoder, BodyError, Headers, Limits, ParseStatus, ResponseError, ResponseHead, ResponseHeadParser,
 };
 use uploadtask_multipart::{Body, Chunk, Cursor};
 
@@ -56,12 +57,12 @@ pub const MAX_PIECES: usize = 4;
 pub struct Response {
     /// Status code.
     pub status: u16,
-    /// Reason phrase.
-    pub reason: String,
+    /// Reason phrase (the usual ones are borrowed, not allocated).
+    pub reason: Cow<'static, str>,
     /// `0` for HTTP/1.0, `1` for HTTP/1.1.
     pub version: u8,
     /// Headers in order, duplicates kept.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// The body, decoded from its framing.
     pub body: Vec<u8>,
 }
@@ -169,9 +170,9 @@ impl std::error::Error for ExchangeError {}
 /// Heads to report, when asked.
 #[derive(Debug, Default)]
 struct Reports {
-    headers: Option<(u16, Vec<Header>)>,
+    headers: Option<(u16, Headers)>,
     request_head: Option<Vec<u8>>,
-    interim: Option<(u16, Vec<Header>)>,
+    interim: Option<(u16, Headers)>,
 }
 
 /// A body that is one piece of a longer one (a resumable upload's append):
@@ -241,7 +242,13 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// An exchange that sends `head` then `body`.
+    /// The request head's and the body's storage, for the next upload.
+    pub fn into_storage(self) -> (Vec<u8>, uploadtask_multipart::Spare) {
+        (self.head, self.body.into_spare())
+    }
+
+    /// An exchange that sends `head` then `body`, and reads the response
+    /// within `limits`.
     pub fn new(head: Vec<u8>, body: Body, limits: Limits) -> Self {
         let total = body.content_length();
         Exchange {
@@ -736,13 +743,13 @@ impl Exchange {
 
     /// The last `104` interim head's status and headers, once (only after
     /// `set_window(.., interim: true)`).
-    pub fn poll_interim(&mut self) -> Option<(u16, Vec<Header>)> {
+    pub fn poll_interim(&mut self) -> Option<(u16, Headers)> {
         self.reports.as_mut()?.interim.take()
     }
 
     /// The status and headers of the final head, once, when it has arrived
     /// (only after `set_report_headers(true)`).
-    pub fn poll_headers(&mut self) -> Option<(u16, Vec<Header>)> {
+    pub fn poll_headers(&mut self) -> Option<(u16, Headers)> {
         self.reports.as_mut()?.headers.take()
     }
 

@@ -48,6 +48,7 @@ mod prepare;
 pub mod progress;
 pub mod proxy;
 pub mod pump;
+mod recycle;
 pub mod redirect;
 pub mod resolver;
 pub mod resumable;
@@ -73,7 +74,7 @@ pub use progress::Progress;
 pub use resolver::{Resolver, StaticResolver, ThreadPoolResolver};
 pub use source::{BodySource, FileSource, MemorySource};
 pub use transport::{Connector, TcpConnector, Transport};
-pub use uploadtask_http1::{Header, Limits};
+pub use uploadtask_http1::{Header, Headers, Limits};
 
 /// Identifies one submitted upload. Never reused within an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,7 +101,7 @@ pub enum Event {
     /// The final response head's status and headers, right after
     /// `ResponseHead`, when the request asked for them
     /// ([`UploadRequest::report_headers`]).
-    Headers(u16, Vec<Header>),
+    Headers(u16, Headers),
     /// A resumable upload's resource was learned or lost (for a store that
     /// resumes the upload after a restart).
     Resumable(resumable::UrlChange),
@@ -191,7 +192,7 @@ pub struct UploadRequest {
     /// `http` or `https` URL.
     pub url: String,
     /// Method, `POST` by default.
-    pub method: String,
+    pub method: std::borrow::Cow<'static, str>,
     /// User headers, in order.
     pub headers: Vec<(String, String)>,
     /// Text fields, in order; they precede the file parts.
@@ -272,7 +273,7 @@ impl UploadRequest {
     }
 
     /// Uses another method than `POST` (any token: `PUT`, `PATCH`, …).
-    pub fn method(mut self, method: impl Into<String>) -> Self {
+    pub fn method(mut self, method: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         self.method = method.into();
         self
     }

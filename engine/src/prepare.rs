@@ -9,9 +9,10 @@ use uploadtask_multipart::{Body, FilePart, Form};
 
 use crate::exchange::Exchange;
 use crate::proxy::{self, Proxies, ProxyUrl};
+use crate::recycle::Recycle;
 use crate::redirect::{self, Hop, Policy};
 use crate::resumable::Session;
-use crate::source::{BodySource, FileSource, MemorySource};
+use crate::source::{FileSource, MemorySource, Source};
 use crate::{ErrorKind, SourceSpec, UploadError, UploadRequest};
 use uploadtask_http1::request::Scheme;
 
@@ -19,7 +20,7 @@ use uploadtask_http1::request::Scheme;
 pub(crate) struct Prepared {
     pub(crate) target: Target,
     pub(crate) exchange: Exchange,
-    pub(crate) sources: Vec<Box<dyn BodySource>>,
+    pub(crate) sources: Vec<Source>,
     pub(crate) plan: Plan,
 }
 
@@ -93,7 +94,7 @@ pub(crate) fn resume_step(
     }
     plan.route(&target, proxies);
     let body = Body::raw(step.len, "");
-    let head = write_head(&target, plan, &plan.headers, &body)?;
+    let head = write_head(&target, plan, &plan.headers, &body, Vec::new())?;
     let mut exchange = match previous {
         Some(previous) => previous.follow(head, body),
         None => Exchange::new(head, body, limits),
@@ -145,7 +146,7 @@ pub(crate) fn prepare(
     policy: Policy,
     expect_threshold: Option<u64>,
     proxies: &Proxies,
-    (entropy, targets): (&mut Entropy, &mut TargetCache),
+    (entropy, targets, recycle): (&mut Entropy, &mut TargetCache, &mut Recycle),
 ) -> Result<Prepared, UploadError> {
     if request.resumable.is_some() {
         return prepare_resumable(request, limits, proxies);
@@ -161,15 +162,15 @@ pub(crate) fn prepare(
                 return Err(invalid(&"a raw body cannot have form fields or files"));
             }
             let source = open_source(raw)?;
-            (Body::raw(source.len(), ""), vec![source])
+            let body = Body::raw(source.len(), "");
+            let mut sources = recycle.sources();
+            sources.push(source);
+            (body, sources)
         }
-        None => form_body(request.fields, request.files, entropy)?,
+        None => form_body(request.fields, request.files, entropy, recycle)?,
     };
     let mut plan = Plan {
-        method: match request.method.as_str() {
-            "POST" => "POST".into(),
-            _ => request.method.into(),
-        },
+        method: request.method,
         headers: request.headers,
         policy,
         hops: 0,
@@ -181,7 +182,7 @@ pub(crate) fn prepare(
         resumable: None,
     };
     plan.route(&target, proxies);
-    let head = write_head(&target, &plan, &plan.headers, &body)?;
+    let head = write_head(&target, &plan, &plan.headers, &body, recycle.head())?;
     let mut exchange = Exchange::new(head, body, limits);
     mark_head_request(&mut exchange, &plan.method);
     exchange.set_report_headers(request.report_headers);
@@ -209,7 +210,7 @@ fn prepare_resumable(
     let source = open_source(raw)?;
     let total = source.len();
     let mut session = Session::new(config, &request.url, total, &request.headers);
-    session.set_method(match request.method.as_str() {
+    session.set_method(match &*request.method {
         "PUT" => "PUT",
         "PATCH" => "PATCH",
         _ => "POST",
@@ -261,37 +262,60 @@ fn invalid(e: &dyn std::fmt::Display) -> UploadError {
     UploadError::new(ErrorKind::InvalidArgument, e.to_string())
 }
 
-/// Opens the files and frames the form.
+/// Opens the files and frames the form (in the loop's one form and spare
+/// storage).
 fn form_body(
     fields: Vec<(String, String)>,
     files: Vec<crate::FileInput>,
     entropy: &mut Entropy,
-) -> Result<(Body, Vec<Box<dyn BodySource>>), UploadError> {
-    let mut form = Form::new();
+    recycle: &mut Recycle,
+) -> Result<(Body, Vec<Source>), UploadError> {
+    let mut sources = recycle.sources();
+    let spare = recycle.body();
+    let form = &mut recycle.form;
+    let body = fill_form(form, fields, files, &mut sources).and_then(|()| {
+        form.frame(spare, &mut |bytes| entropy.fill(bytes))
+            .map_err(|e| match e {
+                uploadtask_multipart::FormError::Random => UploadError::new(ErrorKind::Internal, e.to_string()),
+                e => invalid(&e),
+            })
+    });
+    // Emptied for the next upload, also after an error.
+    form.clear();
+    Ok((body?, sources))
+}
+
+/// Adds the fields and files to `form`, opening each file's source.
+fn fill_form(
+    form: &mut Form,
+    fields: Vec<(String, String)>,
+    files: Vec<crate::FileInput>,
+    sources: &mut Vec<Source>,
+) -> Result<(), UploadError> {
     for (name, value) in fields {
-        form = form.text(name, value);
+        form.add_text(name, value);
     }
-    let mut sources = Vec::with_capacity(files.len());
     for file in files {
         let source = open_source(file.source)?;
-        let mut part = FilePart::new(file.name, &file.filename, source.len());
+        let mut part = FilePart::new(file.name, file.filename, source.len());
         if let Some(content_type) = file.content_type {
             part = part.content_type(content_type);
         }
-        form = form.file(part);
+        form.add_file(part);
         sources.push(source);
     }
-    let body = form
-        .build_with_entropy(&mut |bytes| entropy.fill(bytes))
-        .map_err(|e| match e {
-            uploadtask_multipart::FormError::Random => UploadError::new(ErrorKind::Internal, e.to_string()),
-            e => invalid(&e),
-        })?;
-    Ok((body, sources))
+    Ok(())
 }
 
-/// The request head for `body` (a form, raw bytes, or none) with `headers`.
-fn write_head(target: &Target, plan: &Plan, headers: &[(String, String)], body: &Body) -> Result<Vec<u8>, UploadError> {
+/// The request head for `body` (a form, raw bytes, or none) with `headers`,
+/// in `spare` when it is about the right size, else at its exact size.
+fn write_head(
+    target: &Target,
+    plan: &Plan,
+    headers: &[(String, String)],
+    body: &Body,
+    mut spare: Vec<u8>,
+) -> Result<Vec<u8>, UploadError> {
     let mut pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     // Plain http through a proxy: the absolute-form target and the proxy's
     // credentials (https goes through a tunnel: the origin sees neither).
@@ -311,15 +335,29 @@ fn write_head(target: &Target, plan: &Plan, headers: &[(String, String)], body: 
     } else {
         RequestHead::new(target, body.content_type(), body.content_length())
     };
-    let mut out = Vec::with_capacity(256);
     let expect = plan.expect && body.content_length() > 0;
-    head.method(&plan.method)
-        .headers(pairs)
-        .expect_continue(expect)
-        .write(&mut out)
-        .map_err(|e| invalid(&e))?;
-    out.shrink_to_fit();
-    Ok(out)
+    let head = head.method(&plan.method).headers(pairs).expect_continue(expect);
+    HEAD_SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        head.write(scratch).map_err(|e| invalid(&e))?;
+        spare.clear();
+        let exact = if crate::recycle::fits(spare.capacity(), scratch.len()) {
+            spare.extend_from_slice(scratch);
+            spare
+        } else {
+            scratch.to_vec()
+        };
+        if scratch.capacity() > 16 * 1024 {
+            *scratch = Vec::new();
+        }
+        Ok(exact)
+    })
+}
+
+thread_local! {
+    /// Heads are written here first, then copied at their exact size (one
+    /// allocation per head, none wasted while the upload is in flight).
+    static HEAD_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The same request again without `Expect` (after a 417).
@@ -330,7 +368,7 @@ pub(crate) fn without_expect(
 ) -> Result<(Target, Exchange), UploadError> {
     plan.expect = false;
     let body = previous.body().clone();
-    let head = write_head(&target, plan, &plan.headers, &body)?;
+    let head = write_head(&target, plan, &plan.headers, &body, Vec::new())?;
     let mut next = previous.follow(head, body);
     mark_head_request(&mut next, &plan.method);
     Ok((target, next))
@@ -358,19 +396,19 @@ pub(crate) fn follow(
     plan.method = hop.method.into();
     plan.hops += 1;
     plan.route(&target, proxies);
-    let head = write_head(&target, plan, &plan.headers, &body)?;
+    let head = write_head(&target, plan, &plan.headers, &body, Vec::new())?;
     let mut next = previous.follow(head, body);
     mark_head_request(&mut next, &plan.method);
     Ok((target, next))
 }
 
 /// Opens a file part's source on the loop, classifying errors as SPEC §3 says.
-fn open_source(spec: SourceSpec) -> Result<Box<dyn BodySource>, UploadError> {
+fn open_source(spec: SourceSpec) -> Result<Source, UploadError> {
     match spec {
-        SourceSpec::Memory(bytes) => Ok(Box::new(MemorySource(bytes))),
-        SourceSpec::Open(open) => open(),
+        SourceSpec::Memory(bytes) => Ok(Source::Memory(MemorySource(bytes))),
+        SourceSpec::Open(open) => open().map(Source::Boxed),
         SourceSpec::Path(path) => FileSource::open(&path)
-            .map(|f| Box::new(f) as Box<dyn BodySource>)
+            .map(|f| Source::Boxed(Box::new(f)))
             .map_err(|e| {
                 let shown = path.display();
                 let message = match e.kind() {

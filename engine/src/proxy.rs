@@ -190,7 +190,7 @@ impl Proxies {
 /// `http://authority/path?query`.
 pub fn absolute_form(target: &Target) -> Target {
     let mut absolute = target.clone();
-    absolute.path_and_query = format!("http://{}{}", target.authority, target.path_and_query);
+    absolute.path_and_query = format!("http://{}{}", target.authority, target.path_and_query).into();
     absolute
 }
 
@@ -221,7 +221,7 @@ impl Tunnel {
         let host = if target.host.contains(':') {
             format!("[{}]", target.host)
         } else {
-            target.host.clone()
+            target.host.to_string()
         };
         let mut request = format!(
             "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {agent}\r\n",
@@ -420,6 +420,6 @@ mod tests {
         let mut early = Tunnel::new(&target, &proxy);
         assert!(early.handle_received(b"HTTP/1.1 200 OK\r\n\r\n\x16\x03").is_err());
         let absolute = absolute_form(&Target::parse("http://o.test:81/a?b").unwrap());
-        assert_eq!(absolute.path_and_query, "http://o.test:81/a?b");
+        assert_eq!(&*absolute.path_and_query, "http://o.test:81/a?b");
     }
 }

@@ -4,6 +4,7 @@
 //! tests exercise the very code that runs on real sockets.
 
 use std::io::{self, IoSlice};
+use std::ops::Deref;
 
 use crate::exchange::{Exchange, Piece, MAX_PIECES};
 use crate::source::BodySource;
@@ -32,12 +33,13 @@ pub struct FileError(pub String);
 /// Small pieces go out together: the head, the framing, and file regions
 /// that fit `scratch` (read into it) make one vectored write, so a small
 /// upload is one `writev`. A larger file region goes alone, with
-/// `sendfile` when the transport can, else through `scratch`.
-pub fn pump_write(
+/// `sendfile` when the transport can, else through `scratch`. `sources` are
+/// the file parts' sources (boxed, or as the engine keeps them).
+pub fn pump_write<S: Deref<Target = dyn BodySource>>(
     owner: u64,
     exchange: &mut Exchange,
     transport: &mut dyn Transport,
-    sources: &[Box<dyn BodySource>],
+    sources: &[S],
     scratch: &mut Scratch,
     budget: usize,
 ) -> Result<(WriteFlow, usize), FileError> {
@@ -113,10 +115,10 @@ fn changed_size() -> FileError {
     FileError("file changed size during the upload".into())
 }
 
-fn source(sources: &[Box<dyn BodySource>], part: usize) -> Result<&dyn BodySource, FileError> {
+fn source<S: Deref<Target = dyn BodySource>>(sources: &[S], part: usize) -> Result<&dyn BodySource, FileError> {
     sources
         .get(part)
-        .map(|s| s.as_ref())
+        .map(|s| &**s)
         .ok_or_else(|| FileError(format!("no source for file part {part}")))
 }
 
@@ -124,9 +126,9 @@ fn source(sources: &[Box<dyn BodySource>], part: usize) -> Result<&dyn BodySourc
 /// `scratch` first (regions of sources in memory are written from there,
 /// not copied). Returns the result and the file parts whose regions were
 /// written whole (to be checked for a size change).
-fn write_gathered(
+fn write_gathered<S: Deref<Target = dyn BodySource>>(
     transport: &mut dyn Transport,
-    sources: &[Box<dyn BodySource>],
+    sources: &[S],
     pieces: &[Piece<'_>],
     scratch: &mut [u8],
 ) -> Result<(io::Result<usize>, [Option<usize>; MAX_PIECES]), FileError> {

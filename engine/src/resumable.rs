@@ -27,23 +27,23 @@
 //!
 //! ```
 //! use uploadtask_engine::resumable::{Next, Protocol, Resumable, Session};
-//! use uploadtask_http1::response::Header;
+//! use uploadtask_http1::Headers;
 //!
 //! let config = Resumable { chunk_size: Some(4), ..Resumable::new(Protocol::Tus) };
 //! let mut session = Session::new(config, "http://127.0.0.1:1080/files/", 6, &[]);
 //! assert_eq!(session.poll_step().method, "POST");
-//! let created = [Header { name: "Location".into(), value: b"/files/abc".to_vec() }];
+//! let created: Headers = [("Location", "/files/abc")].into_iter().collect();
 //! assert_eq!(session.handle_response(201, &created), Next::Send);
 //! let step = session.poll_step();
 //! assert_eq!((step.method, step.url.as_str(), step.start, step.len), ("PATCH", "http://127.0.0.1:1080/files/abc", 0, 4));
-//! let moved = [Header { name: "Upload-Offset".into(), value: b"4".to_vec() }];
+//! let moved: Headers = [("Upload-Offset", "4")].into_iter().collect();
 //! assert_eq!(session.handle_response(204, &moved), Next::Send);
 //! assert_eq!((session.poll_step().start, session.poll_step().len), (4, 2));
-//! let done = [Header { name: "Upload-Offset".into(), value: b"6".to_vec() }];
+//! let done: Headers = [("Upload-Offset", "6")].into_iter().collect();
 //! assert_eq!(session.handle_response(204, &done), Next::Done);
 //! ```
 
-use uploadtask_http1::response::Header;
+use uploadtask_http1::Headers;
 
 use crate::{ErrorKind, UploadError};
 
@@ -325,7 +325,7 @@ impl Session {
 
     /// A `1xx` head of the request in flight: an ietf `104` with this draft's
     /// interop version names the upload resource (and may limit it).
-    pub fn handle_interim(&mut self, status: u16, headers: &[Header]) {
+    pub fn handle_interim(&mut self, status: u16, headers: &Headers) {
         if status != 104 || self.config.protocol != Protocol::Ietf || self.state != State::Create {
             return;
         }
@@ -339,7 +339,7 @@ impl Session {
     }
 
     /// The final response to the request in flight.
-    pub fn handle_response(&mut self, status: u16, headers: &[Header]) -> Next {
+    pub fn handle_response(&mut self, status: u16, headers: &Headers) -> Next {
         let expires = header(headers, "upload-expires").map(str::to_string);
         let next = self.decide(status, headers);
         if let Some(expires) = expires.filter(|e| self.expires.as_ref() != Some(e)) {
@@ -351,7 +351,7 @@ impl Session {
         next
     }
 
-    fn decide(&mut self, status: u16, headers: &[Header]) -> Next {
+    fn decide(&mut self, status: u16, headers: &Headers) -> Next {
         if let Some(next) = self.apply_limits(headers) {
             return next;
         }
@@ -500,7 +500,7 @@ impl Session {
 
     /// `Upload-Limit` (ietf): pieces no larger than `max-append-size`, no
     /// smaller than `min-append-size`; a `max-size` below the length fails.
-    fn apply_limits(&mut self, headers: &[Header]) -> Option<Next> {
+    fn apply_limits(&mut self, headers: &Headers) -> Option<Next> {
         if self.config.protocol != Protocol::Ietf {
             return None;
         }
@@ -540,11 +540,11 @@ fn fail(message: &str) -> Next {
     ))
 }
 
-fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
-        .and_then(|h| std::str::from_utf8(&h.value).ok())
+        .and_then(|h| std::str::from_utf8(h.value).ok())
 }
 
 fn has_header(headers: &[(String, String)], name: &str) -> bool {

@@ -129,6 +129,24 @@ impl BodySource for MemorySource {
     }
 }
 
+/// A part's source as an upload keeps it: bytes in memory without a box
+/// (nothing allocated for them), anything else boxed.
+pub(crate) enum Source {
+    Memory(MemorySource),
+    Boxed(Box<dyn BodySource>),
+}
+
+impl std::ops::Deref for Source {
+    type Target = dyn BodySource;
+
+    fn deref(&self) -> &(dyn BodySource + 'static) {
+        match self {
+            Source::Memory(memory) => memory,
+            Source::Boxed(boxed) => &**boxed,
+        }
+    }
+}
+
 /// The `sha1` of `len` bytes of `source` from `start`, in 64 KiB reads.
 pub fn sha1_of(source: &dyn BodySource, start: u64, len: u64) -> io::Result<[u8; 20]> {
     use sha1::Digest as _;

@@ -43,6 +43,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::exchange::ExchangeError;
@@ -131,7 +132,8 @@ impl Timing {
 #[derive(Debug, Clone)]
 pub struct Upload {
     phase: Phase,
-    host: String,
+    /// The host being reached (none before the start: nothing allocated).
+    host: Option<Arc<str>>,
     tls: bool,
     addrs: Vec<SocketAddr>,
     next_addr: usize,
@@ -166,7 +168,7 @@ impl Upload {
     pub fn with_shared_timing(deadline: Option<Instant>, timing: std::sync::Arc<Timing>, now: Instant) -> Self {
         Upload {
             phase: Phase::Queued,
-            host: String::new(),
+            host: None,
             tls: false,
             addrs: Vec::new(),
             next_addr: 0,
@@ -210,10 +212,15 @@ impl Upload {
         self.tunnel = tunnel;
     }
 
+    /// The host being reached, for messages.
+    fn host(&self) -> &str {
+        self.host.as_deref().unwrap_or("")
+    }
+
     /// The upload leaves the queue for `host`; `pooled` says whether an idle
     /// connection to its origin was taken.
-    pub fn handle_start(&mut self, host: impl Into<String>, tls: bool, pooled: bool, now: Instant) -> Action {
-        self.host = host.into();
+    pub fn handle_start(&mut self, host: impl Into<Arc<str>>, tls: bool, pooled: bool, now: Instant) -> Action {
+        self.host = Some(host.into());
         self.tls = tls;
         // Also the start of a redirect hop: nothing of the last one counts.
         self.reused = false;
@@ -254,11 +261,11 @@ impl Upload {
             }
             Ok(_) => Action::Fail(UploadError::new(
                 ErrorKind::Network,
-                format!("no address for {}", self.host),
+                format!("no address for {}", self.host()),
             )),
             Err(e) => Action::Fail(UploadError::new(
                 ErrorKind::Network,
-                format!("cannot resolve {}: {e}", self.host),
+                format!("cannot resolve {}: {e}", self.host()),
             )),
         }
     }
@@ -388,7 +395,7 @@ impl Upload {
             Phase::Resolving if due(self.connect_deadline) => timeout(format!(
                 "connect timeout after {} ms: still resolving {}",
                 millis(self.timing.connect_timeout),
-                self.host
+                self.host()
             )),
             Phase::Connecting if due(self.connect_deadline) => {
                 let message = format!("connect timeout after {} ms", millis(self.timing.connect_timeout));

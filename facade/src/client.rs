@@ -349,7 +349,7 @@ impl Client {
         }
         let mut request = UploadRequest::new(options.url);
         if let Some(method) = options.method {
-            request.method = method;
+            request.method = method.into();
         }
         if options.raw {
             request.raw_body = Some(match options.body_bytes {
@@ -437,11 +437,14 @@ impl Client {
             (stored, _) => stored,
         };
         let filetype = uploadtask_multipart::FilePart::new("", &filename, 0).content_type;
-        let mut metadata = vec![("filename".to_string(), filename), ("filetype".to_string(), filetype)];
+        let mut metadata = vec![
+            ("filename".to_string(), filename),
+            ("filetype".to_string(), filetype.into_owned()),
+        ];
         metadata.extend(options.form_data);
         let mut request = UploadRequest::new(options.url.clone());
         if let Some(method) = options.method {
-            request.method = method;
+            request.method = method.into();
         }
         request.raw_body = Some(source);
         request.headers = options.header.clone();

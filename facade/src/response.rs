@@ -38,7 +38,7 @@ pub struct HeadersReceived {
 }
 
 impl HeadersReceived {
-    pub(crate) fn from_engine(status: u16, headers: Vec<uploadtask_engine::Header>) -> Self {
+    pub(crate) fn from_engine(status: u16, headers: &uploadtask_engine::Headers) -> Self {
         HeadersReceived {
             status_code: status,
             header_list: text_headers(headers),
@@ -61,10 +61,10 @@ impl Serialize for HeadersReceived {
     }
 }
 
-fn text_headers(headers: Vec<uploadtask_engine::Header>) -> Vec<(String, String)> {
+fn text_headers(headers: &uploadtask_engine::Headers) -> Vec<(String, String)> {
     headers
-        .into_iter()
-        .map(|h| (h.name, String::from_utf8_lossy(&h.value).into_owned()))
+        .iter()
+        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
         .collect()
 }
 
@@ -117,7 +117,7 @@ impl UploadResponse {
     pub(crate) fn from_engine(response: uploadtask_engine::Response) -> Self {
         let text = String::from_utf8_lossy(&response.body);
         let data = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
-        let header_list = text_headers(response.headers);
+        let header_list = text_headers(&response.headers);
         UploadResponse {
             status_code: response.status,
             data,
@@ -167,7 +167,7 @@ impl Serialize for UploadResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uploadtask_engine::{Header, Response};
+    use uploadtask_engine::Response;
 
     #[test]
     fn data_drops_one_bom_and_replaces_invalid_bytes_headers_join() {
@@ -175,20 +175,9 @@ mod tests {
             status: 201,
             reason: "Created".into(),
             version: 1,
-            headers: vec![
-                Header {
-                    name: "Set-Cookie".into(),
-                    value: b"a=1".to_vec(),
-                },
-                Header {
-                    name: "X-One".into(),
-                    value: b"1".to_vec(),
-                },
-                Header {
-                    name: "set-cookie".into(),
-                    value: b"b=2".to_vec(),
-                },
-            ],
+            headers: [("Set-Cookie", "a=1"), ("X-One", "1"), ("set-cookie", "b=2")]
+                .into_iter()
+                .collect(),
             body: b"\xef\xbb\xbf\xef\xbb\xbfok\xff".to_vec(),
         });
         assert_eq!(response.data, "\u{feff}ok\u{fffd}");

@@ -516,7 +516,7 @@ impl EventSink for TaskSink {
             }
             Event::Headers(status, headers) => {
                 let inner = Arc::clone(&self.inner);
-                let head = HeadersReceived::from_engine(status, headers);
+                let head = HeadersReceived::from_engine(status, &headers);
                 self.inner
                     .dispatch
                     .run(Box::new(move || dispatch_headers(&inner, head)));

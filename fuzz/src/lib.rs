@@ -599,7 +599,7 @@ pub fn resumable(data: &[u8]) {
         session.handle_sent(&step);
         let kind = input.byte();
         let count = usize::from(input.byte() % 4);
-        let mut headers = Vec::new();
+        let mut headers = uploadtask_http1::Headers::new();
         for _ in 0..count {
             let name = [
                 "Location",
@@ -612,10 +612,7 @@ pub fn resumable(data: &[u8]) {
             let len = usize::from(input.byte() % 24).min(input.0.len());
             let (value, rest) = input.0.split_at(len);
             input.0 = rest;
-            headers.push(uploadtask_http1::response::Header {
-                name: name.to_string(),
-                value: value.to_vec(),
-            });
+            headers.push(name, value);
         }
         let next = match kind % 4 {
             0 => session.handle_failure(),

@@ -11,13 +11,13 @@
 //!
 //! ```
 //! use uploadtask_http1::framing::{body_framing, BodyKind};
-//! use uploadtask_http1::response::{Header, ResponseHead};
+//! use uploadtask_http1::response::ResponseHead;
 //!
 //! let head = ResponseHead {
 //!     version: 1,
 //!     status: 200,
 //!     reason: "OK".into(),
-//!     headers: vec![Header { name: "Content-Length".into(), value: b"5, 5".to_vec() }],
+//!     headers: [("Content-Length", "5, 5")].into_iter().collect(),
 //! };
 //! let framing = body_framing(&head).unwrap();
 //! assert_eq!(framing.kind, BodyKind::Length(5));
@@ -180,20 +180,12 @@ fn split_list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::response::Header;
-
     fn head(version: u8, status: u16, headers: &[(&str, &str)]) -> ResponseHead {
         ResponseHead {
             version,
             status,
-            reason: String::new(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| Header {
-                    name: n.to_string(),
-                    value: v.as_bytes().to_vec(),
-                })
-                .collect(),
+            reason: "".into(),
+            headers: headers.iter().copied().collect(),
         }
     }
 

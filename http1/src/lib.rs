@@ -43,14 +43,16 @@
 pub mod body;
 pub mod chunked;
 pub mod framing;
+pub mod headers;
 pub mod request;
 pub mod response;
 
 pub use body::{BodyDecoder, BodyError, Decoded};
 pub use chunked::{ChunkedDecoder, ChunkedError};
 pub use framing::{body_framing, BodyKind, Framing, FramingError};
+pub use headers::{Header, Headers};
 pub use request::{HeadError, RequestHead, Target};
-pub use response::{Header, ParseStatus, ResponseError, ResponseHead, ResponseHeadParser};
+pub use response::{ParseStatus, ResponseError, ResponseHead, ResponseHeadParser};
 
 /// Limits applied to what a server sends. Every buffer the codecs let grow is
 /// bounded by one of these.

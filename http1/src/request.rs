@@ -20,6 +20,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::is_tchar;
 
@@ -90,21 +91,22 @@ impl Scheme {
     }
 }
 
-/// Where a request goes, taken from an `http` or `https` URL.
+/// Where a request goes, taken from an `http` or `https` URL. Its strings
+/// are shared: a clone (one per upload to the same endpoint) allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
     /// `http` or `https`.
     pub scheme: Scheme,
     /// Host to connect to: a name, an IPv4 literal, or an IPv6 literal without
     /// brackets.
-    pub host: String,
+    pub host: Arc<str>,
     /// Port to connect to (the scheme's default when the URL names none).
     pub port: u16,
     /// Value of the `Host` header: the host, bracketed if IPv6, with `:port`
     /// when the port is not the scheme's default.
-    pub authority: String,
+    pub authority: Arc<str>,
     /// The origin-form request target: path and query, never the fragment.
-    pub path_and_query: String,
+    pub path_and_query: Arc<str>,
 }
 
 impl Target {
@@ -113,8 +115,8 @@ impl Target {
     /// ```
     /// # use uploadtask_http1::request::Target;
     /// let t = Target::parse("http://EXAMPLE.com:80/p?q#frag").unwrap();
-    /// assert_eq!((t.host.as_str(), t.port, t.authority.as_str()), ("example.com", 80, "example.com"));
-    /// assert_eq!(t.path_and_query, "/p?q");
+    /// assert_eq!((&*t.host, t.port, &*t.authority), ("example.com", 80, "example.com"));
+    /// assert_eq!(&*t.path_and_query, "/p?q");
     /// ```
     pub fn parse(input: &str) -> Result<Target, HeadError> {
         let url = url::Url::parse(input.trim()).map_err(|e| HeadError::InvalidUrl(e.to_string()))?;
@@ -145,10 +147,10 @@ impl Target {
         }
         Ok(Target {
             scheme,
-            host,
+            host: host.into(),
             port,
-            authority,
-            path_and_query,
+            authority: authority.into(),
+            path_and_query: path_and_query.into(),
         })
     }
 }
@@ -439,10 +441,10 @@ mod tests {
     #[test]
     fn targets() {
         let t = Target::parse("https://[::1]:8443/a?b=c").unwrap();
-        assert_eq!((t.scheme, t.host.as_str(), t.port), (Scheme::Https, "::1", 8443));
-        assert_eq!(t.authority, "[::1]:8443");
+        assert_eq!((t.scheme, &*t.host, t.port), (Scheme::Https, "::1", 8443));
+        assert_eq!(&*t.authority, "[::1]:8443");
         let t = Target::parse("http://127.0.0.1").unwrap();
-        assert_eq!((t.path_and_query.as_str(), t.authority.as_str()), ("/", "127.0.0.1"));
+        assert_eq!((&*t.path_and_query, &*t.authority), ("/", "127.0.0.1"));
         assert!(matches!(
             Target::parse("ftp://a/"),
             Err(HeadError::UnsupportedScheme(_))
@@ -451,7 +453,10 @@ mod tests {
         assert!(matches!(Target::parse(""), Err(HeadError::InvalidUrl(_))));
         assert_eq!(Target::parse("http://u:p@h/"), Err(HeadError::CredentialsInUrl));
         // Spaces and non-ASCII in the path are percent-encoded by the URL parser.
-        assert_eq!(Target::parse("http://h/a b/é").unwrap().path_and_query, "/a%20b/%C3%A9");
+        assert_eq!(
+            &*Target::parse("http://h/a b/é").unwrap().path_and_query,
+            "/a%20b/%C3%A9"
+        );
     }
 
     #[test]

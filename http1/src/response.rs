@@ -25,13 +25,14 @@
 //! assert!(matches!(parser.parse(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2"), Ok(ParseStatus::Interim { status: 100, consumed: 25 })));
 //! let buf = b"HTTP/1.1 201 Created\r\nA: 1\r\nA: 2\r\n\r\nbody";
 //! let ParseStatus::Complete { head, consumed } = parser.parse(buf).unwrap() else { panic!() };
-//! assert_eq!((head.status, head.reason.as_str(), consumed), (201, "Created", 36));
+//! assert_eq!((head.status, &*head.reason, consumed), (201, "Created", 36));
 //! assert_eq!(head.headers.len(), 2);
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
-use crate::Limits;
+use crate::{Headers, Limits};
 
 /// Why a response head was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,15 +73,6 @@ impl fmt::Display for ResponseError {
 
 impl std::error::Error for ResponseError {}
 
-/// One response header: the name as sent, and the raw value bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// The name, as the server spelled it.
-    pub name: String,
-    /// The value, raw bytes without surrounding whitespace.
-    pub value: Vec<u8>,
-}
-
 /// A final response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
@@ -88,19 +80,17 @@ pub struct ResponseHead {
     pub version: u8,
     /// Status code, 200..=999 (never 1xx).
     pub status: u16,
-    /// Reason phrase (may be empty; invalid UTF-8 replaced).
-    pub reason: String,
+    /// Reason phrase (may be empty; invalid UTF-8 replaced). The usual
+    /// phrases are borrowed, not allocated.
+    pub reason: Cow<'static, str>,
     /// Every header in order, duplicates kept.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
 }
 
 impl ResponseHead {
     /// Values of every header called `name` (case-insensitive), in order.
     pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+        self.headers.values(name)
     }
 }
 
@@ -231,7 +221,7 @@ impl ResponseHeadParser {
         let head = ResponseHead {
             version,
             status,
-            reason: response.reason.unwrap_or("").to_string(),
+            reason: reason_phrase(response.reason.unwrap_or("")),
             headers: owned(response.headers),
         };
         Ok(ParseStatus::Complete { head, consumed })
@@ -253,26 +243,51 @@ fn has_empty_line(buf: &[u8], from: usize) -> bool {
 ///
 /// let head = b"HTTP/1.1 104 Upload Resumption Supported\r\nLocation: /u/1\r\n\r\n";
 /// let headers = interim_headers(head, &Limits::default());
-/// assert_eq!((headers[0].name.as_str(), &headers[0].value[..]), ("Location", &b"/u/1"[..]));
+/// assert_eq!(headers.get("location"), Some(&b"/u/1"[..]));
 /// ```
-pub fn interim_headers(bytes: &[u8], limits: &Limits) -> Vec<Header> {
+pub fn interim_headers(bytes: &[u8], limits: &Limits) -> Headers {
     let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers.min(256)];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(bytes) {
         Ok(httparse::Status::Complete(_)) => owned(response.headers),
-        _ => Vec::new(),
+        _ => Headers::new(),
     }
 }
 
-/// Owned copies of parsed header fields.
-fn owned(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_string(),
-            value: h.value.to_vec(),
-        })
-        .collect()
+/// The parsed header fields in one buffer (one allocation).
+fn owned(headers: &[httparse::Header<'_>]) -> Headers {
+    let bytes = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut owned = Headers::with_capacity(headers.len(), bytes);
+    for h in headers {
+        owned.push(h.name, h.value);
+    }
+    owned
+}
+
+/// `reason`, borrowed when it is one of the phrases servers usually send.
+fn reason_phrase(reason: &str) -> Cow<'static, str> {
+    const USUAL: [&str; 16] = [
+        "OK",
+        "Created",
+        "Accepted",
+        "No Content",
+        "Moved Permanently",
+        "Found",
+        "See Other",
+        "Temporary Redirect",
+        "Permanent Redirect",
+        "Bad Request",
+        "Unauthorized",
+        "Forbidden",
+        "Not Found",
+        "Conflict",
+        "Internal Server Error",
+        "Service Unavailable",
+    ];
+    match USUAL.iter().find(|usual| **usual == reason) {
+        Some(usual) => Cow::Borrowed(usual),
+        None => Cow::Owned(reason.to_string()),
+    }
 }
 
 fn map_error(e: httparse::Error) -> ResponseError {
@@ -312,8 +327,9 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((head.version, head.status, head.reason.as_str()), (0, 404, "Not Found"));
-        let names: Vec<_> = head.headers.iter().map(|h| h.name.as_str()).collect();
+        assert!(matches!(head.reason, Cow::Borrowed("Not Found")));
+        assert_eq!((head.version, head.status), (0, 404));
+        let names: Vec<_> = head.headers.iter().map(|h| h.name).collect();
         assert_eq!(names, ["B", "A", "b"]);
         assert_eq!(head.values("b").collect::<Vec<_>>(), [b"1", b"2"]);
     }

@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -86,8 +87,8 @@ pub struct FilePart {
     pub name: String,
     /// Filename sent in `Content-Disposition`.
     pub filename: String,
-    /// `Content-Type` of the part.
-    pub content_type: String,
+    /// `Content-Type` of the part (a guessed type is borrowed, not allocated).
+    pub content_type: Cow<'static, str>,
     /// Exact number of file bytes.
     pub len: u64,
 }
@@ -96,22 +97,23 @@ impl FilePart {
     /// A part named `name` for `filename` (its basename is used) of `len`
     /// bytes; the content type is guessed from the extension, else
     /// `application/octet-stream`.
-    pub fn new(name: impl Into<String>, filename: &str, len: u64) -> Self {
-        let filename = basename(filename).to_string();
+    pub fn new(name: impl Into<String>, filename: impl Into<String>, len: u64) -> Self {
+        let mut filename = filename.into();
+        let dir = filename.len() - basename(&filename).len();
+        filename.drain(..dir);
         let content_type = mime_guess::from_path(&filename)
-            .first_or_octet_stream()
-            .essence_str()
-            .to_string();
+            .first_raw()
+            .unwrap_or("application/octet-stream");
         FilePart {
             name: name.into(),
             filename,
-            content_type,
+            content_type: Cow::Borrowed(content_type),
             len,
         }
     }
 
     /// Replaces the guessed content type.
-    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+    pub fn content_type(mut self, content_type: impl Into<Cow<'static, str>>) -> Self {
         self.content_type = content_type.into();
         self
     }
@@ -139,14 +141,24 @@ impl Form {
 
     /// Adds a text field.
     pub fn text(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.fields.push((name.into(), value.into()));
+        self.add_text(name, value);
         self
     }
 
     /// Adds a file part; file parts follow all text fields on the wire.
     pub fn file(mut self, part: FilePart) -> Self {
-        self.files.push(part);
+        self.add_file(part);
         self
+    }
+
+    /// [`Form::text`] on a form kept for reuse.
+    pub fn add_text(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.fields.push((name.into(), value.into()));
+    }
+
+    /// [`Form::file`] on a form kept for reuse.
+    pub fn add_file(&mut self, part: FilePart) {
+        self.files.push(part);
     }
 
     /// Uses a fixed boundary instead of a random one (for tests and
@@ -166,10 +178,41 @@ impl Form {
     /// Frames the form, drawing a random boundary's 16 bytes of entropy from
     /// `entropy` (which returns `false` if it cannot). An engine that frames
     /// many forms can draw from a buffer it refills in bulk.
-    pub fn build_with_entropy(self, entropy: &mut dyn FnMut(&mut [u8; 16]) -> bool) -> Result<Body, FormError> {
+    pub fn build_with_entropy(mut self, entropy: &mut dyn FnMut(&mut [u8; 16]) -> bool) -> Result<Body, FormError> {
+        self.frame(Spare::default(), entropy)
+    }
+
+    /// Frames the form into `spare`'s storage (when it fits) and empties the
+    /// form, keeping its storage, for the next one. An engine that keeps one
+    /// `Form` and the [`Spare`]s of ended bodies frames without allocating.
+    ///
+    /// ```
+    /// use uploadtask_multipart::{FilePart, Form, Spare};
+    ///
+    /// let mut form = Form::new().file(FilePart::new("f", "a.txt", 3));
+    /// let first = form.frame(Spare::default(), &mut |b| { b.fill(7); true }).unwrap();
+    /// form = form.file(FilePart::new("f", "b.txt", 3));
+    /// let second = form.frame(first.into_spare(), &mut |b| { b.fill(8); true }).unwrap();
+    /// let fresh = Form::new().file(FilePart::new("f", "b.txt", 3));
+    /// assert_eq!(second, fresh.build_with_entropy(&mut |b| { b.fill(8); true }).unwrap());
+    /// ```
+    pub fn frame(&mut self, spare: Spare, entropy: &mut dyn FnMut(&mut [u8; 16]) -> bool) -> Result<Body, FormError> {
+        let body = self.frame_checked(spare, entropy);
+        self.clear();
+        body
+    }
+
+    /// Removes every field and part and the boundary, keeping the storage.
+    pub fn clear(&mut self) {
+        self.fields.clear();
+        self.files.clear();
+        self.boundary = None;
+    }
+
+    fn frame_checked(&self, spare: Spare, entropy: &mut dyn FnMut(&mut [u8; 16]) -> bool) -> Result<Body, FormError> {
         for part in &self.files {
             if part.content_type.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                return Err(FormError::InvalidContentType(part.content_type.clone()));
+                return Err(FormError::InvalidContentType(part.content_type.to_string()));
             }
         }
         let mut random = [0u8; RANDOM_BOUNDARY_LEN];
@@ -179,7 +222,7 @@ impl Form {
             Some(b) => b.as_str(),
             None => self.random_boundary(entropy, &mut random)?,
         };
-        Ok(Body::frame(&self, boundary))
+        Ok(Body::frame(self, boundary, spare))
     }
 
     /// `uploadtask-` and 32 hex digits, written into `out` (no allocation).
@@ -208,8 +251,11 @@ impl Form {
     }
 
     fn text_contains(&self, boundary: &str) -> bool {
-        let fields = self.fields.iter().flat_map(|(n, v)| [n, v]);
-        let files = self.files.iter().flat_map(|f| [&f.name, &f.filename, &f.content_type]);
+        let fields = self.fields.iter().flat_map(|(n, v)| [n.as_str(), v.as_str()]);
+        let files = self
+            .files
+            .iter()
+            .flat_map(|f| [f.name.as_str(), f.filename.as_str(), &*f.content_type]);
         fields.chain(files).any(|text| text.contains(boundary))
     }
 }
@@ -256,64 +302,56 @@ pub enum Chunk<'a> {
 /// A framed form: its segments, exact length and content type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Body {
-    framing: Vec<u8>,
+    /// The content type, then the framing (all of it text: names are
+    /// escaped strings, values strings, the boundary ASCII), in one
+    /// allocation of the exact size.
+    text: String,
+    /// Where the framing starts in `text`.
+    framing_at: usize,
     segments: Vec<Segment>,
     content_length: u64,
-    content_type: String,
 }
 
+const MULTIPART_TYPE: &str = "multipart/form-data; boundary=";
+
 impl Body {
-    fn frame(form: &Form, boundary: &str) -> Body {
-        let mut framing = Vec::with_capacity(128 + 96 * (form.fields.len() + form.files.len()));
-        let mut segments = Vec::with_capacity(2 * form.files.len() + 1);
-        let mut file_bytes = 0u64;
-        let mut start = 0;
-        let delimiter = |framing: &mut Vec<u8>, first: bool| {
-            if !first {
-                framing.extend_from_slice(b"\r\n");
-            }
-            framing.extend_from_slice(b"--");
-            framing.extend_from_slice(boundary.as_bytes());
+    /// Frames `form` in two passes over one layout: the first counts the
+    /// bytes, the second writes them into a buffer of that size.
+    fn frame(form: &Form, boundary: &str, spare: Spare) -> Body {
+        let mut count = Count(0);
+        layout(form, boundary, &mut count, |_, _, _| {});
+        let framing_at = MULTIPART_TYPE.len() + boundary.len();
+        let (mut text, mut segments) = (spare.text, spare.segments);
+        text.clear();
+        segments.clear();
+        let needed = framing_at + count.0;
+        if !fits(text.capacity(), needed) {
+            text = String::with_capacity(needed);
+        }
+        text.push_str(MULTIPART_TYPE);
+        text.push_str(boundary);
+        let needed = 2 * form.files.iter().filter(|part| part.len > 0).count() + 1;
+        if !fits(segments.capacity(), needed) {
+            segments = Vec::with_capacity(needed);
+        }
+        let (mut start, mut file_bytes) = (0, 0u64);
+        let mut out = Framing {
+            text: &mut text,
+            at: framing_at,
         };
-        let mut first = true;
-        for (name, value) in &form.fields {
-            delimiter(&mut framing, first);
-            first = false;
-            framing.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"");
-            push_escaped(&mut framing, name);
-            framing.extend_from_slice(b"\"\r\n\r\n");
-            framing.extend_from_slice(value.as_bytes());
-        }
-        for (index, part) in form.files.iter().enumerate() {
-            delimiter(&mut framing, first);
-            first = false;
-            framing.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"");
-            push_escaped(&mut framing, &part.name);
-            framing.extend_from_slice(b"\"; filename=\"");
-            push_escaped(&mut framing, &part.filename);
-            framing.extend_from_slice(b"\"\r\nContent-Type: ");
-            framing.extend_from_slice(part.content_type.as_bytes());
-            framing.extend_from_slice(b"\r\n\r\n");
-            if part.len > 0 {
-                segments.push(Segment::Bytes(start..framing.len()));
-                segments.push(Segment::File {
-                    part: index,
-                    len: part.len,
-                });
-                start = framing.len();
-                file_bytes += part.len;
-            }
-        }
-        delimiter(&mut framing, first);
-        framing.extend_from_slice(b"--\r\n");
-        segments.push(Segment::Bytes(start..framing.len()));
-        framing.shrink_to_fit();
-        let content_type = format!("multipart/form-data; boundary={boundary}");
+        layout(form, boundary, &mut out, |part, at, len| {
+            segments.push(Segment::Bytes(start..at));
+            segments.push(Segment::File { part, len });
+            start = at;
+            file_bytes += len;
+        });
+        let end = out.len();
+        segments.push(Segment::Bytes(start..end));
         Body {
-            content_length: framing.len() as u64 + file_bytes,
-            framing,
+            content_length: end as u64 + file_bytes,
+            text,
+            framing_at,
             segments,
-            content_type,
         }
     }
 
@@ -328,15 +366,24 @@ impl Body {
     /// assert_eq!(body.chunk(&body.cursor()), Some(Chunk::File { part: 0, offset: 0, len: 3 }));
     /// ```
     pub fn raw(len: u64, content_type: impl Into<String>) -> Body {
+        let text = content_type.into();
         Body {
-            framing: Vec::new(),
+            framing_at: text.len(),
+            text,
             segments: if len > 0 {
                 vec![Segment::File { part: 0, len }]
             } else {
                 Vec::new()
             },
             content_length: len,
-            content_type: content_type.into(),
+        }
+    }
+
+    /// The body's storage, for [`Form::frame`] to reuse.
+    pub fn into_spare(self) -> Spare {
+        Spare {
+            text: self.text,
+            segments: self.segments,
         }
     }
 
@@ -347,13 +394,12 @@ impl Body {
 
     /// `multipart/form-data; boundary=…`, the request's Content-Type.
     pub fn content_type(&self) -> &str {
-        &self.content_type
+        self.text.get(..self.framing_at).unwrap_or("")
     }
 
     /// The boundary.
     pub fn boundary(&self) -> &str {
-        // NOTE(unwrap): content_type was built as "…boundary=" + boundary.
-        self.content_type.split_once("boundary=").map_or("", |(_, b)| b)
+        self.content_type().split_once("boundary=").map_or("", |(_, b)| b)
     }
 
     /// The body's segments in order.
@@ -372,7 +418,10 @@ impl Body {
             Segment::Bytes(range) => {
                 // NOTE(unwrap): offsets inside a bytes segment fit usize.
                 let offset = usize::try_from(cursor.offset).unwrap_or(usize::MAX);
-                Some(Chunk::Bytes(self.framing.get(range.start + offset..range.end)?))
+                let framing = &self.text.as_bytes()[self.framing_at..];
+                Some(Chunk::Bytes(
+                    framing.get(range.start.saturating_add(offset)..range.end)?,
+                ))
             }
             &Segment::File { part, len } => Some(Chunk::File {
                 part,
@@ -427,15 +476,109 @@ impl Cursor {
 }
 
 /// Appends `text` with `"`, CR and LF percent-encoded, as browsers do.
-fn push_escaped(out: &mut Vec<u8>, text: &str) {
-    for &byte in text.as_bytes() {
-        match byte {
-            b'"' => out.extend_from_slice(b"%22"),
-            b'\r' => out.extend_from_slice(b"%0D"),
-            b'\n' => out.extend_from_slice(b"%0A"),
-            _ => out.push(byte),
+/// The storage of a [`Body`] no longer needed ([`Body::into_spare`]), for
+/// [`Form::frame`] to frame the next one in.
+#[derive(Debug, Default)]
+pub struct Spare {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+impl Spare {
+    /// Bytes of storage it holds.
+    pub fn bytes(&self) -> usize {
+        self.text.capacity() + self.segments.capacity() * std::mem::size_of::<Segment>()
+    }
+}
+
+/// True when storage of `capacity` holds `needed` and not much more (a body
+/// keeps its storage while in flight).
+fn fits(capacity: usize, needed: usize) -> bool {
+    (needed..=2 * needed + 256).contains(&capacity)
+}
+
+/// Where [`layout`] writes: the body's text, or only a count of its bytes.
+trait Out {
+    fn put(&mut self, text: &str);
+    /// Framing bytes written so far.
+    fn len(&self) -> usize;
+}
+
+struct Count(usize);
+
+impl Out for Count {
+    fn put(&mut self, text: &str) {
+        self.0 += text.len();
+    }
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+/// The body's text, whose framing starts at `at`.
+struct Framing<'a> {
+    text: &'a mut String,
+    at: usize,
+}
+
+impl Out for Framing<'_> {
+    fn put(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+    fn len(&self) -> usize {
+        self.text.len() - self.at
+    }
+}
+
+/// The framing of `form`, in order. `file(part, at, len)` says that file
+/// part `part`'s `len` bytes go at framing offset `at` (parts of 0 bytes
+/// are not mentioned).
+fn layout<O: Out>(form: &Form, boundary: &str, out: &mut O, mut file: impl FnMut(usize, usize, u64)) {
+    let mut first = true;
+    let mut delimiter = |out: &mut dyn Out| {
+        if !std::mem::take(&mut first) {
+            out.put("\r\n");
+        }
+        out.put("--");
+        out.put(boundary);
+    };
+    for (name, value) in &form.fields {
+        delimiter(out);
+        out.put("\r\nContent-Disposition: form-data; name=\"");
+        put_escaped(out, name);
+        out.put("\"\r\n\r\n");
+        out.put(value);
+    }
+    for (index, part) in form.files.iter().enumerate() {
+        delimiter(out);
+        out.put("\r\nContent-Disposition: form-data; name=\"");
+        put_escaped(out, &part.name);
+        out.put("\"; filename=\"");
+        put_escaped(out, &part.filename);
+        out.put("\"\r\nContent-Type: ");
+        out.put(&part.content_type);
+        out.put("\r\n\r\n");
+        if part.len > 0 {
+            file(index, out.len(), part.len);
         }
     }
+    delimiter(out);
+    out.put("--\r\n");
+}
+
+/// `text` with `"`, CR and LF percent-encoded, as browsers do in names.
+fn put_escaped(out: &mut impl Out, text: &str) {
+    let mut rest = text;
+    while let Some(at) = rest.find(['"', '\r', '\n']) {
+        out.put(&rest[..at]);
+        out.put(match rest.as_bytes()[at] {
+            b'"' => "%22",
+            b'\r' => "%0D",
+            _ => "%0A",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.put(rest);
 }
 
 #[cfg(test)]

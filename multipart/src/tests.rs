@@ -201,3 +201,22 @@ proptest! {
         prop_assert_eq!(parsed, expected);
     }
 }
+
+#[test]
+fn one_exact_allocation_holds_the_type_and_the_framing() {
+    let body = Form::new()
+        .text("a\"\r\nb", "v\r\n")
+        .file(FilePart::new("f\"", "dir/x\ny.png", 3))
+        .file(FilePart::new("e", "z", 0))
+        .build()
+        .unwrap();
+    assert_eq!(body.text.capacity(), body.text.len());
+    assert_eq!(body.segments.capacity(), body.segments.len());
+    assert!(body
+        .content_type()
+        .starts_with("multipart/form-data; boundary=uploadtask-"));
+    assert!(matches!(
+        FilePart::new("f", "a/b.png", 1).content_type,
+        Cow::Borrowed("image/png")
+    ));
+}

@@ -66,7 +66,7 @@ impl Loop {
             r.headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
-                .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+                .map(|h| String::from_utf8_lossy(h.value).into_owned())
         });
         let refused;
         let cause = match (outcome, status) {

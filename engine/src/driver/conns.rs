@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::{Interest, Registry, Token};
@@ -27,7 +28,7 @@ use crate::transport::{Connector, Transport};
 
 /// Where a connection goes: scheme, host, port, and the proxy it goes
 /// through (host, port), if any: connections pool by (proxy, origin).
-pub(crate) type Origin = (Scheme, String, u16, Option<Box<(String, u16)>>);
+pub(crate) type Origin = (Scheme, Arc<str>, u16, Option<Box<(String, u16)>>);
 
 /// A connection's slab index and generation; its mio token holds both, so
 /// an event for a closed socket cannot reach a new one in the same slot.

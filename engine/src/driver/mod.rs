@@ -80,6 +80,8 @@ pub(crate) struct Loop {
     mailbox: Mailbox,
     entropy: Entropy,
     targets: prepare::TargetCache,
+    /// Storage of ended uploads for new ones.
+    recycle: crate::recycle::Recycle,
     uploads: Uploads,
     conns: Conns,
     timers: Timers,
@@ -126,6 +128,7 @@ impl Loop {
             mailbox,
             entropy: Entropy::default(),
             targets: prepare::TargetCache::default(),
+            recycle: crate::recycle::Recycle::default(),
             proxies,
             timing,
             timers: Timers::default(),
@@ -268,7 +271,7 @@ impl Loop {
             policy,
             self.config.expect_continue_threshold,
             &self.proxies,
-            (&mut self.entropy, &mut self.targets),
+            (&mut self.entropy, &mut self.targets, &mut self.recycle),
         )?;
         if acked {
             prepared.exchange.set_ack_progress(true);
@@ -515,7 +518,7 @@ impl Loop {
                 .headers
                 .iter()
                 .find(|h| h.name.eq_ignore_ascii_case("location"))
-                .map(|h| String::from_utf8_lossy(&h.value).into_owned());
+                .map(|h| String::from_utf8_lossy(h.value).into_owned());
             let url = slot.target.as_ref().map(prepare::url_of).unwrap_or_default();
             let request = redirect::Request {
                 url: &url,
@@ -586,7 +589,7 @@ impl Loop {
             let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
             self.release_conn(conn, reusable);
         }
-        drop(slot.sources);
+        self.recycle.keep(slot.exchange.take(), slot.sources);
         self.compact();
         deliver(&mut *slot.sink, slot.id, Event::Done(outcome));
     }
@@ -695,7 +698,7 @@ fn origin_of(slot: &uploads::UploadSlot) -> Origin {
             t.port,
             proxy.map(|p| Box::new((p.host.clone(), p.port))),
         ),
-        None => (Scheme::Http, String::new(), 0, None),
+        None => (Scheme::Http, Arc::from(""), 0, None),
     }
 }
 

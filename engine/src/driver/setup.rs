@@ -237,11 +237,11 @@ impl Loop {
 }
 
 /// Where an upload connects: its proxy, or its origin.
-pub(super) fn connect_point(slot: &UploadSlot) -> (String, u16) {
+pub(super) fn connect_point(slot: &UploadSlot) -> (Arc<str>, u16) {
     match (slot.plan.as_ref().and_then(|p| p.proxy.as_ref()), slot.target.as_ref()) {
-        (Some(proxy), _) => (proxy.host.clone(), proxy.port),
+        (Some(proxy), _) => (Arc::from(proxy.host.as_str()), proxy.port),
         (None, Some(target)) => (target.host.clone(), target.port),
-        (None, None) => (String::new(), 0),
+        (None, None) => (Arc::from(""), 0),
     }
 }
 

@@ -17,7 +17,7 @@ use uploadtask_http1::request::Target;
 use super::conns::ConnKey;
 use crate::exchange::Exchange;
 use crate::prepare::Plan;
-use crate::source::BodySource;
+use crate::source::Source;
 use crate::upload::Upload;
 use crate::{EventSink, UploadId, UploadRequest};
 
@@ -38,7 +38,7 @@ pub(crate) struct UploadSlot {
     pub(crate) request: Option<Box<UploadRequest>>,
     pub(crate) target: Option<Target>,
     pub(crate) exchange: Option<Exchange>,
-    pub(crate) sources: Vec<Box<dyn BodySource>>,
+    pub(crate) sources: Vec<Source>,
     pub(crate) conn: Option<ConnKey>,
     pub(crate) timer_at: Option<Instant>,
     /// When it was submitted (retries' `max_time` counts from here).
