@@ -168,10 +168,20 @@ struct Run {
     /// Uploads that ended (read without the tally's lock).
     ended: AtomicU64,
     stop: AtomicBool,
-    tally: Mutex<Tally>,
+    /// One tally per engine: an engine's thread takes only its own lock.
+    tallies: Vec<Mutex<Tally>>,
 }
 
 impl Run {
+    /// Every engine's tally added up.
+    fn tally(&self) -> Result<Tally, String> {
+        let mut all = Tally::new()?;
+        for tally in &self.tallies {
+            all.merge(&tally.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        Ok(all)
+    }
+
     /// Takes the next upload's number, if the run wants another now.
     fn take_next(&self) -> Option<u64> {
         self.take_next_at(Instant::now())
@@ -233,7 +243,8 @@ fn failure_kind(error: &UploadError) -> String {
 /// Submits upload `n` to `engines[n % len]`, intended to start at `intended`;
 /// in the closed model its completion submits the next one.
 fn submit(engines: &Arc<Vec<Engine>>, run: &Arc<Run>, n: u64, intended: Instant, closed: bool) {
-    let engine = &engines[(n % engines.len() as u64) as usize];
+    let lane = (n % engines.len() as u64) as usize;
+    let engine = &engines[lane];
     run.in_flight.fetch_add(1, Ordering::AcqRel);
     let (engines_next, run_next) = (Arc::clone(engines), Arc::clone(run));
     engine.submit(run.shape.request(), move |event: Event| {
@@ -243,8 +254,8 @@ fn submit(engines: &Arc<Vec<Engine>>, run: &Arc<Run>, n: u64, intended: Instant,
             Ok(response) => Outcome::Status(response.status),
             Err(error) => Outcome::Failed(failure_kind(error)),
         };
-        {
-            let mut tally = run_next.tally.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tally) = run_next.tallies.get(lane) {
+            let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
             let at = now.saturating_duration_since(run_next.started);
             tally.record(
                 at,
@@ -375,8 +386,8 @@ pub fn run(args: LoadArgs) -> i32 {
         }
     }
     let engines = Arc::new(engines);
-    let tally = match Tally::new() {
-        Ok(tally) => tally,
+    let tallies = match engines.iter().map(|_| Tally::new().map(Mutex::new)).collect() {
+        Ok(tallies) => tallies,
         Err(e) => {
             eprintln!("uploadtask: {e}");
             return 1;
@@ -416,14 +427,14 @@ pub fn run(args: LoadArgs) -> i32 {
         in_flight: AtomicUsize::new(0),
         ended: AtomicU64::new(0),
         stop: AtomicBool::new(false),
-        tally: Mutex::new(tally),
+        tallies,
     });
     let live = std::io::stderr().is_terminal() && !args.json;
     let mut last_tick = Instant::now();
     let mut tick = |run: &Run| {
         if live && last_tick.elapsed() >= Duration::from_millis(250) {
             last_tick = Instant::now();
-            let tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(tally) = run.tally() else { return };
             let report = tally.report(run.started.elapsed());
             eprint!(
                 "\r{} ok, {} failed, {:.0} successes/s, {} in flight   ",
@@ -494,7 +505,13 @@ pub fn run(args: LoadArgs) -> i32 {
     if live {
         eprintln!();
     }
-    let tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+    let tally = match run.tally() {
+        Ok(tally) => tally,
+        Err(e) => {
+            eprintln!("uploadtask: {e}");
+            return 1;
+        }
+    };
     let report = tally.report(elapsed);
     if args.json {
         let json = JsonReport {

@@ -166,6 +166,30 @@ impl Tally {
         }
     }
 
+    /// Adds `other`'s counts (another engine's share of the same run).
+    pub fn merge(&mut self, other: &Tally) {
+        let _ = self.latency.add(&other.latency);
+        for (status, count) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += count;
+        }
+        for (kind, count) in &other.failed {
+            *self.failed.entry(kind.clone()).or_default() += count;
+        }
+        self.successes += other.successes;
+        self.failures += other.failures;
+        self.bytes += other.bytes;
+        for interval in &other.intervals {
+            match self.intervals.iter_mut().find(|i| i.second == interval.second) {
+                Some(mine) => {
+                    let _ = mine.latency.add(&interval.latency);
+                    mine.failures += interval.failures;
+                }
+                None => self.intervals.push(interval.clone()),
+            }
+        }
+        self.intervals.sort_by_key(|i| i.second);
+    }
+
     /// The per-second intervals so far, in order.
     pub fn intervals(&self) -> &[Interval] {
         &self.intervals
@@ -272,6 +296,36 @@ mod tests {
         assert_eq!(tally.intervals().len(), 6, "seconds 0 to 5, the empty ones too");
         assert!(tally.intervals()[3].latency.is_empty());
         assert_eq!(tally.intervals()[5].failures, 1);
+    }
+
+    #[test]
+    fn the_engines_tallies_add_up_to_the_whole_run() {
+        let records = [
+            (0, Outcome::Status(200), 3),
+            (2, Outcome::Status(200), 5),
+            (1, Outcome::Failed("204 timeout".into()), 0),
+            (2, Outcome::Status(503), 1),
+            (4, Outcome::Status(201), 7),
+        ];
+        let (mut whole, mut lanes) = (Tally::new().unwrap(), [Tally::new().unwrap(), Tally::new().unwrap()]);
+        for (i, (second, outcome, ms)) in records.into_iter().enumerate() {
+            let (at, latency) = (Duration::from_secs(second), Duration::from_millis(ms));
+            whole.record(at, outcome.clone(), latency, 10);
+            lanes[i % 2].record(at, outcome, latency, 10);
+        }
+        let mut merged = Tally::new().unwrap();
+        for lane in &lanes {
+            merged.merge(lane);
+        }
+        let json = |t: &Tally| serde_json::to_string(&t.report(Duration::from_secs(5))).unwrap();
+        assert_eq!(json(&merged), json(&whole));
+        let seconds = |t: &Tally| -> Vec<(u64, u64, u64)> {
+            t.intervals()
+                .iter()
+                .map(|i| (i.second, i.latency.len(), i.failures))
+                .collect()
+        };
+        assert_eq!(seconds(&merged), seconds(&whole));
     }
 
     #[test]
