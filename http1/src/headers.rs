@@ -79,19 +79,23 @@ impl Headers {
 
     /// Every field, in order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { rest: &self.buf }
+        Iter {
+            raw: Raw { rest: &self.buf },
+        }
     }
 
     /// Values of every field called `name` (case-insensitive), in order.
     pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        Raw { rest: &self.buf }
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
     }
 
     /// The first value of the field called `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+        Raw { rest: &self.buf }
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
     }
 }
 
@@ -107,13 +111,31 @@ fn cut_str(s: &str) -> &str {
 /// The fields of a [`Headers`], in order.
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
-    rest: &'a [u8],
+    raw: Raw<'a>,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = Header<'a>;
 
     fn next(&mut self) -> Option<Header<'a>> {
+        let (name, value) = self.raw.next()?;
+        // Only `push` writes the buffer, from a `&str`.
+        let name = std::str::from_utf8(name).ok()?;
+        Some(Header { name, value })
+    }
+}
+
+/// Names and values as bytes: lookups by name skip checking each name's
+/// UTF-8.
+#[derive(Debug, Clone)]
+struct Raw<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Raw<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
         let (lengths, rest) = self.rest.split_first_chunk::<LENGTHS>()?;
         let [n0, n1, n2, n3, v0, v1, v2, v3] = *lengths;
         let name_len = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
@@ -121,9 +143,7 @@ impl<'a> Iterator for Iter<'a> {
         let (name, rest) = rest.split_at_checked(name_len)?;
         let (value, rest) = rest.split_at_checked(value_len)?;
         self.rest = rest;
-        // Only `push` writes the buffer, from a `&str`.
-        let name = std::str::from_utf8(name).ok()?;
-        Some(Header { name, value })
+        Some((name, value))
     }
 }
 

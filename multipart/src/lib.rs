@@ -101,13 +101,10 @@ impl FilePart {
         let mut filename = filename.into();
         let dir = filename.len() - basename(&filename).len();
         filename.drain(..dir);
-        let content_type = mime_guess::from_path(&filename)
-            .first_raw()
-            .unwrap_or("application/octet-stream");
         FilePart {
             name: name.into(),
+            content_type: Cow::Borrowed(guess_type(&filename)),
             filename,
-            content_type: Cow::Borrowed(content_type),
             len,
         }
     }
@@ -117,6 +114,28 @@ impl FilePart {
         self.content_type = content_type.into();
         self
     }
+}
+
+/// The content type for `filename`'s extension, else
+/// `application/octet-stream`. The last extension's answer is kept: a batch
+/// or a load run sends one kind of file, and the table lookup is not free.
+fn guess_type(filename: &str) -> &'static str {
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, &'static str)> = const { std::cell::RefCell::new((String::new(), "")) };
+    }
+    let Some((_, extension)) = filename.rsplit_once('.') else {
+        return "application/octet-stream";
+    };
+    LAST.with_borrow_mut(|(last, guessed)| {
+        if last.as_str() != extension || guessed.is_empty() {
+            *guessed = mime_guess::from_ext(extension)
+                .first_raw()
+                .unwrap_or("application/octet-stream");
+            last.clear();
+            last.push_str(extension);
+        }
+        *guessed
+    })
 }
 
 /// The last `/`-separated component of `path`.

@@ -220,3 +220,18 @@ fn one_exact_allocation_holds_the_type_and_the_framing() {
         Cow::Borrowed("image/png")
     ));
 }
+
+#[test]
+fn guessed_types_match_mime_guess_with_the_last_one_kept() {
+    let names = [
+        "a.png", "b.png", ".bashrc", "x.tar.gz", "a.", "noext", "c.PNG", "d.json", "e.png",
+    ];
+    for name in names.iter().chain(names.iter().rev()) {
+        let expected = mime_guess::from_path(name).first_or_octet_stream();
+        assert_eq!(
+            FilePart::new("f", *name, 1).content_type,
+            expected.essence_str(),
+            "{name}"
+        );
+    }
+}
