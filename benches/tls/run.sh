@@ -8,9 +8,19 @@
 # - memory per in-flight TLS upload: peak RSS of `load -c 1000` over TLS
 #   minus the same over plain http, divided by 1,000.
 #
-#   cargo build --release -p uploadtask-cli -p uploadtask-benches && bash benches/tls/run.sh [RUNS]
+# The certificates are ECDSA P-256 (what certbot issues by default), or
+# RSA 2048 with KEY=rsa: an RSA signature per handshake costs the one nginx
+# worker about 1 ms, so 1,000 new connections make the sink the limit.
+#
+#   cargo build --release -p uploadtask-cli -p uploadtask-benches && [KEY=rsa] bash benches/tls/run.sh [RUNS]
 set -euo pipefail
 runs=${1:-3}
+key=${KEY:-ec}
+case $key in
+  ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+  rsa) newkey=(-newkey rsa:2048) ;;
+  *) echo "KEY is ec or rsa"; exit 2 ;;
+esac
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$root/target/release/uploadtask"
 reqwest="$root/target/release/reqwest_peer"
@@ -20,9 +30,9 @@ source "$root/benches/nginx.sh"
 nginx_setup tls
 cd "$work"
 # A CA and a leaf for localhost and 127.0.0.1.
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout ca.key -out ca.pem \
+openssl req -x509 "${newkey[@]}" -nodes -days 2 -subj /CN=bench-ca -keyout ca.key -out ca.pem \
   -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout leaf.key -out leaf.csr 2>/dev/null
+openssl req "${newkey[@]}" -nodes -subj /CN=localhost -keyout leaf.key -out leaf.csr 2>/dev/null
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > leaf.ext
 openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem 2>/dev/null
 tls_port=18443 plain_port=18091
@@ -47,6 +57,7 @@ measure() {
 }
 row() { read -r wall cpu rss <<<"$2"; printf '  %-22s wall %7.3f s  cpu %7.3f s  rss %8.1f MiB\n' "$1" "$wall" "$cpu" "$(echo "$rss" | awk '{ print $1 / 1024 }')"; }
 
+echo "Certificates: $key"
 echo "One 1 GiB upload over TLS (median of $runs):"
 row uploadtask "$(measure "$bin" upload "$tls" big.bin --cacert ca.pem --fail)"
 row "curl (OpenSSL)" "$(measure curl -sSf --cacert ca.pem -F file=@big.bin -o /dev/null "$tls")"

@@ -44,6 +44,7 @@ pub mod ack;
 mod driver;
 pub mod error;
 pub mod exchange;
+pub mod names;
 mod prepare;
 pub mod progress;
 pub mod proxy;
@@ -332,6 +333,10 @@ pub struct EngineConfig {
     pub danger_accept_invalid_certs: bool,
     /// Name resolution; a pool of 2 threads when `None`.
     pub resolver: Option<Arc<dyn Resolver>>,
+    /// How long a looked-up name's addresses serve new connections, as
+    /// curl's DNS cache. Uploads needing a name that is being looked up
+    /// wait for that one lookup. Default 60 s (curl's); zero keeps none.
+    pub dns_cache_timeout: Duration,
     /// Bytes one upload may write per loop turn before others get a turn.
     pub write_budget: usize,
     /// When to use `sendfile(2)` on plain TCP.
@@ -417,6 +422,7 @@ impl Default for EngineConfig {
             client_auth: None,
             danger_accept_invalid_certs: false,
             resolver: None,
+            dns_cache_timeout: Duration::from_secs(60),
             write_budget: 4 << 20,
             sendfile: Sendfile::Auto,
             max_queued: 65_536,
@@ -501,8 +507,10 @@ pub(crate) enum Command {
     },
     Run(Box<dyn FnOnce() + Send>),
     Stats(mpsc::Sender<Stats>),
+    /// A name's lookup answered (for every upload that needs it).
     Resolved {
-        key: driver::Key,
+        host: Arc<str>,
+        port: u16,
         result: io::Result<Vec<std::net::SocketAddr>>,
     },
     /// A resumable piece's checksum, computed off the loop.

@@ -510,3 +510,45 @@ fn tls_sessions_resume_on_new_connections() {
     use rustls::HandshakeKind::{Full, Resumed};
     assert_eq!(kinds, [Some(Full), Some(Resumed), Some(Resumed)]);
 }
+
+/// Counts lookups, answering as the static resolver does.
+struct CountingResolver(StaticResolver, std::sync::atomic::AtomicUsize);
+
+impl uploadtask_engine::Resolver for CountingResolver {
+    fn resolve(&self, host: &str, port: u16, done: uploadtask_engine::resolver::ResolveDone) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.resolve(host, port, done);
+    }
+}
+
+#[test]
+fn uploads_to_one_name_share_one_lookup_kept_for_the_next() {
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    let resolver = Arc::new(CountingResolver(
+        StaticResolver::new().insert("names.test", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
+        Default::default(),
+    ));
+    // A new connection for every upload: each one needs the name.
+    let engine = Engine::new(EngineConfig {
+        keep_alive: false,
+        max_in_flight: 20,
+        resolver: Some(resolver.clone()),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let url = format!("http://names.test:{}/u", receiver.addr().port());
+    for round in 0..2 {
+        let outcomes: Vec<_> = (0..20)
+            .map(|i| submit_collect(&engine, UploadRequest::new(&url).field("i", i.to_string())).1)
+            .collect();
+        for outcome in outcomes {
+            let outcome = outcome.recv_timeout(Duration::from_secs(60)).unwrap();
+            assert_eq!(outcome.result.unwrap().status, 200);
+        }
+        assert_eq!(
+            resolver.1.load(Ordering::SeqCst),
+            1,
+            "round {round}: 20 connections, one lookup"
+        );
+    }
+}

@@ -82,6 +82,8 @@ pub(crate) struct Loop {
     targets: prepare::TargetCache,
     /// Storage of ended uploads for new ones.
     recycle: crate::recycle::Recycle,
+    /// Lookups under way and answers kept.
+    names: crate::names::Names<Key>,
     uploads: Uploads,
     conns: Conns,
     timers: Timers,
@@ -106,6 +108,7 @@ impl Loop {
         held: Arc<AtomicUsize>,
         proxies: Arc<Proxies>,
     ) -> Self {
+        let dns_cache_timeout = config.dns_cache_timeout;
         let timing = Arc::new(Timing {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
@@ -129,6 +132,7 @@ impl Loop {
             entropy: Entropy::default(),
             targets: prepare::TargetCache::default(),
             recycle: crate::recycle::Recycle::default(),
+            names: crate::names::Names::new(dns_cache_timeout),
             proxies,
             timing,
             timers: Timers::default(),
@@ -210,7 +214,7 @@ impl Loop {
                 Command::Stats(reply) => {
                     let _ = reply.send(self.stats());
                 }
-                Command::Resolved { key, result } => self.on_resolved(key, result),
+                Command::Resolved { host, port, result } => self.on_lookup(host, port, result),
                 Command::Checksum { id, piece, result } => self.on_checksum(id, piece, result),
                 Command::Shutdown => self.shutting_down = true,
             }

@@ -14,6 +14,7 @@ use super::conns::{ConnIo, ConnKey};
 use super::uploads::{Key, UploadSlot};
 use super::{origin_of, Loop, EXPECT_WAIT_MAX, EXPECT_WAIT_MIN};
 use crate::error::describe_tls;
+use crate::names::Lookup;
 use crate::proxy::{Tunnel, TunnelStatus};
 use crate::transport::TlsTransport;
 use crate::upload::Phase;
@@ -48,14 +49,42 @@ impl Loop {
         if let Ok(ip) = host.parse::<std::net::IpAddr>() {
             return self.on_resolved(key, Ok(vec![SocketAddr::new(ip, port)]));
         }
+        match self.names.handle_need(&host, port, key, self.now) {
+            Lookup::Known(addrs) => return self.on_resolved(key, Ok(addrs)),
+            Lookup::Wait => return,
+            Lookup::Ask => {}
+        }
         let mailbox = self.mailbox.clone();
+        let name = Arc::clone(&host);
         let done: crate::resolver::ResolveDone = Box::new(move |result| {
-            let _ = mailbox.send(Command::Resolved { key, result });
+            let _ = mailbox.send(Command::Resolved {
+                host: name,
+                port,
+                result,
+            });
         });
-        // An embedder's resolver is app code too: a panic fails this upload.
+        // An embedder's resolver is app code too: a panic fails the uploads
+        // that need the name.
         if catch_unwind(AssertUnwindSafe(|| self.resolver.resolve(&host, port, done))).is_err() {
             log::error!("uploadtask: the resolver panicked for {host}");
-            self.on_resolved(key, Err(io::Error::other("the resolver panicked")));
+            for key in self.names.handle_abandoned(&host, port) {
+                self.on_resolved(key, Err(io::Error::other("the resolver panicked")));
+            }
+        }
+    }
+
+    /// A lookup answered: every upload that needs the name gets the answer.
+    pub(super) fn on_lookup(&mut self, host: Arc<str>, port: u16, result: io::Result<Vec<SocketAddr>>) {
+        let now = self.now;
+        let waiting = self
+            .names
+            .handle_answer(&host, port, result.as_deref().map_err(|_| ()), now);
+        for key in waiting {
+            let copy = match &result {
+                Ok(addrs) => Ok(addrs.clone()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            self.on_resolved(key, copy);
         }
     }
 

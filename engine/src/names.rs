@@ -1,0 +1,196 @@
+//! Name lookups shared between uploads, decided without I/O: one lookup per
+//! name at a time (uploads that need a name being looked up wait for that
+//! answer), and answers kept for a while, as curl keeps them (its DNS
+//! cache, 60 s by default). A thousand uploads to one new host cost one
+//! lookup, not a thousand queued on the resolver's threads.
+//!
+//! ```text
+//!   handle_need(name) ──▶ Known(addrs)   kept and fresh
+//!                    ├──▶ Ask            none under way: start one lookup
+//!                    └──▶ Wait           one under way: its answer comes
+//!   handle_answer(name, result) ──▶ every upload that asked or waited
+//! ```
+//!
+//! Failures are not kept: the next upload asks again. At most
+//! [`MAX_NAMES`] answers are kept; past that, expired ones go first, then
+//! all.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Duration, Instant};
+//! use uploadtask_engine::names::{Lookup, Names};
+//!
+//! let (now, addr, host) = (Instant::now(), "127.0.0.1:80".parse().unwrap(), Arc::from("example.test"));
+//! let mut names = Names::new(Duration::from_secs(60));
+//! assert_eq!(names.handle_need(&host, 80, 1, now), Lookup::Ask);
+//! assert_eq!(names.handle_need(&host, 80, 2, now), Lookup::Wait);
+//! assert_eq!(names.handle_answer(&host, 80, Ok(&[addr][..]), now), [1, 2]);
+//! assert_eq!(names.handle_need(&host, 80, 3, now), Lookup::Known(vec![addr]));
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Answers kept at most.
+pub const MAX_NAMES: usize = 1024;
+
+/// What an upload that needs `name` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// These addresses, kept from an earlier lookup.
+    Known(Vec<SocketAddr>),
+    /// Start a lookup; its answer goes to [`Names::handle_answer`].
+    Ask,
+    /// A lookup is under way; its answer will include this upload.
+    Wait,
+}
+
+/// Kept answers and lookups under way; `K` names an upload.
+#[derive(Debug)]
+pub struct Names<K> {
+    keep_for: Duration,
+    answers: HashMap<(Arc<str>, u16), (Vec<SocketAddr>, Instant)>,
+    asking: HashMap<(Arc<str>, u16), Vec<K>>,
+}
+
+impl<K> Names<K> {
+    /// Answers are kept for `keep_for` (zero: never kept; lookups under way
+    /// are still shared).
+    pub fn new(keep_for: Duration) -> Self {
+        Names {
+            keep_for,
+            answers: HashMap::new(),
+            asking: HashMap::new(),
+        }
+    }
+
+    /// Upload `key` needs `host`:`port` at `now`.
+    pub fn handle_need(&mut self, host: &Arc<str>, port: u16, key: K, now: Instant) -> Lookup {
+        let name = (Arc::clone(host), port);
+        if let Some((addrs, until)) = self.answers.get(&name) {
+            if now < *until {
+                return Lookup::Known(addrs.clone());
+            }
+            self.answers.remove(&name);
+        }
+        match self.asking.get_mut(&name) {
+            Some(waiting) => {
+                waiting.push(key);
+                Lookup::Wait
+            }
+            None => {
+                self.asking.insert(name, vec![key]);
+                Lookup::Ask
+            }
+        }
+    }
+
+    /// The lookup of `host`:`port` answered at `now`: the uploads that
+    /// asked or waited, in order, each to be given `result`.
+    pub fn handle_answer(
+        &mut self,
+        host: &Arc<str>,
+        port: u16,
+        result: Result<&[SocketAddr], ()>,
+        now: Instant,
+    ) -> Vec<K> {
+        let name = (Arc::clone(host), port);
+        let waiting = self.asking.remove(&name).unwrap_or_default();
+        if let (Ok(addrs), Some(until)) = (result, now.checked_add(self.keep_for)) {
+            if !addrs.is_empty() && !self.keep_for.is_zero() {
+                if self.answers.len() >= MAX_NAMES {
+                    self.answers.retain(|_, (_, until)| now < *until);
+                    if self.answers.len() >= MAX_NAMES {
+                        self.answers.clear();
+                    }
+                }
+                self.answers.insert(name, (addrs.to_vec(), until));
+            }
+        }
+        waiting
+    }
+
+    /// Forgets the lookup of `host`:`port` without an answer (its resolver
+    /// failed to start it): the uploads that asked or waited.
+    pub fn handle_abandoned(&mut self, host: &Arc<str>, port: u16) -> Vec<K> {
+        self.asking.remove(&(Arc::clone(host), port)).unwrap_or_default()
+    }
+
+    /// Lookups under way (for tests and stats).
+    pub fn asking(&self) -> usize {
+        self.asking.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
+    fn addr(last: u8) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, last], 80))
+    }
+
+    #[test]
+    fn one_lookup_per_name_answers_kept_until_they_expire() {
+        let now = Instant::now();
+        let mut names = Names::new(Duration::from_secs(60));
+        assert_eq!(names.handle_need(&h("a.test"), 80, 1, now), Lookup::Ask);
+        assert_eq!(names.handle_need(&h("a.test"), 80, 2, now), Lookup::Wait);
+        assert_eq!(
+            names.handle_need(&h("a.test"), 443, 3, now),
+            Lookup::Ask,
+            "another port"
+        );
+        assert_eq!(names.handle_need(&h("b.test"), 80, 4, now), Lookup::Ask, "another name");
+        assert_eq!(names.asking(), 3);
+        assert_eq!(
+            names.handle_answer(&h("a.test"), 80, Ok(&[addr(1), addr(2)]), now),
+            [1, 2]
+        );
+        assert_eq!(
+            names.handle_need(&h("a.test"), 80, 5, now + Duration::from_secs(59)),
+            Lookup::Known(vec![addr(1), addr(2)])
+        );
+        assert_eq!(
+            names.handle_need(&h("a.test"), 80, 6, now + Duration::from_secs(60)),
+            Lookup::Ask,
+            "expired"
+        );
+        // A failure reaches every waiter and is not kept.
+        assert_eq!(names.handle_need(&h("b.test"), 80, 7, now), Lookup::Wait);
+        assert_eq!(names.handle_answer(&h("b.test"), 80, Err(()), now), [4, 7]);
+        assert_eq!(names.handle_need(&h("b.test"), 80, 8, now), Lookup::Ask);
+        // An answer nobody waits for (its uploads ended) is still kept.
+        assert_eq!(names.handle_abandoned(&h("b.test"), 80), [8]);
+        assert!(names.handle_answer(&h("c.test"), 80, Ok(&[addr(3)]), now).is_empty());
+        assert_eq!(
+            names.handle_need(&h("c.test"), 80, 9, now),
+            Lookup::Known(vec![addr(3)])
+        );
+    }
+
+    #[test]
+    fn zero_keeps_nothing_and_the_kept_answers_are_bounded() {
+        let now = Instant::now();
+        let mut names = Names::new(Duration::ZERO);
+        assert_eq!(names.handle_need(&h("a.test"), 80, 1, now), Lookup::Ask);
+        assert_eq!(names.handle_answer(&h("a.test"), 80, Ok(&[addr(1)]), now), [1]);
+        assert_eq!(names.handle_need(&h("a.test"), 80, 2, now), Lookup::Ask);
+
+        let mut names = Names::<u32>::new(Duration::from_secs(60));
+        for i in 0..MAX_NAMES + 5 {
+            let _ = names.handle_answer(&h(&format!("n{i}.test")), 80, Ok(&[addr(1)]), now);
+        }
+        assert!(names.answers.len() <= MAX_NAMES);
+        assert_eq!(
+            names.handle_need(&h(&format!("n{}.test", MAX_NAMES + 4)), 80, 0, now),
+            Lookup::Known(vec![addr(1)])
+        );
+    }
+}
