@@ -123,8 +123,10 @@ fn guess_type(filename: &str) -> &'static str {
     thread_local! {
         static LAST: std::cell::RefCell<(String, &'static str)> = const { std::cell::RefCell::new((String::new(), "")) };
     }
-    let Some((_, extension)) = filename.rsplit_once('.') else {
-        return "application/octet-stream";
+    // As `Path::extension`: a name's leading dot does not start one.
+    let extension = match filename.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() => extension,
+        _ => return "application/octet-stream",
     };
     LAST.with_borrow_mut(|(last, guessed)| {
         if last.as_str() != extension || guessed.is_empty() {

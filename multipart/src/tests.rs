@@ -224,7 +224,7 @@ fn one_exact_allocation_holds_the_type_and_the_framing() {
 #[test]
 fn guessed_types_match_mime_guess_with_the_last_one_kept() {
     let names = [
-        "a.png", "b.png", ".bashrc", "x.tar.gz", "a.", "noext", "c.PNG", "d.json", "e.png",
+        "a.png", "b.png", ".bashrc", ".aa", "..aa", "..", "x.tar.gz", "a.", "noext", "c.PNG", "d.json", "e.png",
     ];
     for name in names.iter().chain(names.iter().rev()) {
         let expected = mime_guess::from_path(name).first_or_octet_stream();
