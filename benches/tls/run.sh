@@ -36,7 +36,9 @@ openssl req "${newkey[@]}" -nodes -subj /CN=localhost -keyout leaf.key -out leaf
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > leaf.ext
 openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem 2>/dev/null
 tls_port=18443 plain_port=18091
-nginx_start "  ssl_session_cache shared:SSL:10m;
+# TLS 1.3 as well (nginx 1.22 offers only up to 1.2 unless told).
+nginx_start "  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_cache shared:SSL:10m;
   server {
     listen 127.0.0.1:$tls_port ssl backlog=8192;
     ssl_certificate $work/leaf.pem;
