@@ -21,7 +21,7 @@
 //! use uploadtask_engine::names::{Lookup, Names};
 //!
 //! let (now, addr, host) = (Instant::now(), "127.0.0.1:80".parse().unwrap(), Arc::from("example.test"));
-//! let mut names = Names::new(Duration::from_secs(60));
+//! let mut names = Names::new(Duration::from_secs(60), Duration::from_secs(30));
 //! assert_eq!(names.handle_need(&host, 80, 1, now), Lookup::Ask);
 //! assert_eq!(names.handle_need(&host, 80, 2, now), Lookup::Wait);
 //! assert_eq!(names.handle_answer(&host, 80, Ok(&[addr][..]), now), [1, 2]);
@@ -51,16 +51,22 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct Names<K> {
     keep_for: Duration,
+    ask_again_after: Duration,
     answers: HashMap<(Arc<str>, u16), (Vec<SocketAddr>, Instant)>,
-    asking: HashMap<(Arc<str>, u16), Vec<K>>,
+    /// When the lookup was (last) started, and who waits for it.
+    asking: HashMap<(Arc<str>, u16), (Instant, Vec<K>)>,
 }
 
 impl<K> Names<K> {
     /// Answers are kept for `keep_for` (zero: never kept; lookups under way
-    /// are still shared).
-    pub fn new(keep_for: Duration) -> Self {
+    /// are still shared). A lookup unanswered after `ask_again_after` (the
+    /// connect timeout: its uploads have failed by then) is started again by
+    /// the next upload that needs the name, so a resolver that never answers
+    /// cannot hold a name forever.
+    pub fn new(keep_for: Duration, ask_again_after: Duration) -> Self {
         Names {
             keep_for,
+            ask_again_after,
             answers: HashMap::new(),
             asking: HashMap::new(),
         }
@@ -76,12 +82,16 @@ impl<K> Names<K> {
             self.answers.remove(&name);
         }
         match self.asking.get_mut(&name) {
-            Some(waiting) => {
+            Some((started, waiting)) => {
                 waiting.push(key);
-                Lookup::Wait
+                if now.saturating_duration_since(*started) < self.ask_again_after {
+                    return Lookup::Wait;
+                }
+                *started = now;
+                Lookup::Ask
             }
             None => {
-                self.asking.insert(name, vec![key]);
+                self.asking.insert(name, (now, vec![key]));
                 Lookup::Ask
             }
         }
@@ -97,7 +107,11 @@ impl<K> Names<K> {
         now: Instant,
     ) -> Vec<K> {
         let name = (Arc::clone(host), port);
-        let waiting = self.asking.remove(&name).unwrap_or_default();
+        let waiting = self
+            .asking
+            .remove(&name)
+            .map(|(_, waiting)| waiting)
+            .unwrap_or_default();
         if let (Ok(addrs), Some(until)) = (result, now.checked_add(self.keep_for)) {
             if !addrs.is_empty() && !self.keep_for.is_zero() {
                 if self.answers.len() >= MAX_NAMES {
@@ -110,12 +124,6 @@ impl<K> Names<K> {
             }
         }
         waiting
-    }
-
-    /// Forgets the lookup of `host`:`port` without an answer (its resolver
-    /// failed to start it): the uploads that asked or waited.
-    pub fn handle_abandoned(&mut self, host: &Arc<str>, port: u16) -> Vec<K> {
-        self.asking.remove(&(Arc::clone(host), port)).unwrap_or_default()
     }
 
     /// Lookups under way (for tests and stats).
@@ -139,7 +147,7 @@ mod tests {
     #[test]
     fn one_lookup_per_name_answers_kept_until_they_expire() {
         let now = Instant::now();
-        let mut names = Names::new(Duration::from_secs(60));
+        let mut names = Names::new(Duration::from_secs(60), Duration::from_secs(30));
         assert_eq!(names.handle_need(&h("a.test"), 80, 1, now), Lookup::Ask);
         assert_eq!(names.handle_need(&h("a.test"), 80, 2, now), Lookup::Wait);
         assert_eq!(
@@ -167,7 +175,6 @@ mod tests {
         assert_eq!(names.handle_answer(&h("b.test"), 80, Err(()), now), [4, 7]);
         assert_eq!(names.handle_need(&h("b.test"), 80, 8, now), Lookup::Ask);
         // An answer nobody waits for (its uploads ended) is still kept.
-        assert_eq!(names.handle_abandoned(&h("b.test"), 80), [8]);
         assert!(names.handle_answer(&h("c.test"), 80, Ok(&[addr(3)]), now).is_empty());
         assert_eq!(
             names.handle_need(&h("c.test"), 80, 9, now),
@@ -176,14 +183,33 @@ mod tests {
     }
 
     #[test]
+    fn a_lookup_never_answered_is_asked_again_after_the_connect_timeout() {
+        let now = Instant::now();
+        let mut names = Names::new(Duration::from_secs(60), Duration::from_secs(30));
+        assert_eq!(names.handle_need(&h("a.test"), 80, 1, now), Lookup::Ask);
+        let later = now + Duration::from_secs(29);
+        assert_eq!(names.handle_need(&h("a.test"), 80, 2, later), Lookup::Wait);
+        let later = now + Duration::from_secs(30);
+        assert_eq!(names.handle_need(&h("a.test"), 80, 3, later), Lookup::Ask);
+        assert_eq!(names.handle_need(&h("a.test"), 80, 4, later), Lookup::Wait);
+        // Whichever answer comes first reaches every upload still waiting.
+        assert_eq!(
+            names.handle_answer(&h("a.test"), 80, Ok(&[addr(1)]), later),
+            [1, 2, 3, 4]
+        );
+        assert!(names.handle_answer(&h("a.test"), 80, Ok(&[addr(2)]), later).is_empty());
+        assert_eq!(names.asking(), 0);
+    }
+
+    #[test]
     fn zero_keeps_nothing_and_the_kept_answers_are_bounded() {
         let now = Instant::now();
-        let mut names = Names::new(Duration::ZERO);
+        let mut names = Names::new(Duration::ZERO, Duration::from_secs(30));
         assert_eq!(names.handle_need(&h("a.test"), 80, 1, now), Lookup::Ask);
         assert_eq!(names.handle_answer(&h("a.test"), 80, Ok(&[addr(1)]), now), [1]);
         assert_eq!(names.handle_need(&h("a.test"), 80, 2, now), Lookup::Ask);
 
-        let mut names = Names::<u32>::new(Duration::from_secs(60));
+        let mut names = Names::<u32>::new(Duration::from_secs(60), Duration::from_secs(30));
         for i in 0..MAX_NAMES + 5 {
             let _ = names.handle_answer(&h(&format!("n{i}.test")), 80, Ok(&[addr(1)]), now);
         }

@@ -552,3 +552,38 @@ fn uploads_to_one_name_share_one_lookup_kept_for_the_next() {
         );
     }
 }
+
+/// Drops its first lookup without answering; answers the next ones.
+struct ForgetfulResolver(StaticResolver, std::sync::atomic::AtomicBool);
+
+impl uploadtask_engine::Resolver for ForgetfulResolver {
+    fn resolve(&self, host: &str, port: u16, done: uploadtask_engine::resolver::ResolveDone) {
+        if self.1.swap(true, Ordering::SeqCst) {
+            self.0.resolve(host, port, done);
+        }
+    }
+}
+
+#[test]
+fn a_lookup_dropped_unanswered_fails_its_uploads_at_once_and_the_name_is_asked_again() {
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    let engine = Engine::new(EngineConfig {
+        resolver: Some(Arc::new(ForgetfulResolver(
+            StaticResolver::new().insert("names.test", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
+            Default::default(),
+        ))),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let url = format!("http://names.test:{}/u", receiver.addr().port());
+    // A lookup error (not the connect timeout 30 s later).
+    let error = run_upload(&engine, UploadRequest::new(&url).field("k", "v"))
+        .result
+        .unwrap_err();
+    assert_eq!(
+        error.message,
+        "cannot resolve names.test: the resolver dropped the lookup"
+    );
+    let outcome = run_upload(&engine, UploadRequest::new(&url).field("k", "v"));
+    assert_eq!(outcome.result.unwrap().status, 200);
+}

@@ -108,7 +108,7 @@ impl Loop {
         held: Arc<AtomicUsize>,
         proxies: Arc<Proxies>,
     ) -> Self {
-        let dns_cache_timeout = config.dns_cache_timeout;
+        let (dns_cache_timeout, connect_timeout) = (config.dns_cache_timeout, config.connect_timeout);
         let timing = Arc::new(Timing {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
@@ -132,7 +132,7 @@ impl Loop {
             entropy: Entropy::default(),
             targets: prepare::TargetCache::default(),
             recycle: crate::recycle::Recycle::default(),
-            names: crate::names::Names::new(dns_cache_timeout),
+            names: crate::names::Names::new(dns_cache_timeout, connect_timeout),
             proxies,
             timing,
             timers: Timers::default(),

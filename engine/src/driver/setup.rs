@@ -54,22 +54,16 @@ impl Loop {
             Lookup::Wait => return,
             Lookup::Ask => {}
         }
-        let mailbox = self.mailbox.clone();
-        let name = Arc::clone(&host);
-        let done: crate::resolver::ResolveDone = Box::new(move |result| {
-            let _ = mailbox.send(Command::Resolved {
-                host: name,
-                port,
-                result,
-            });
-        });
-        // An embedder's resolver is app code too: a panic fails the uploads
-        // that need the name.
+        let answer = Answer {
+            mailbox: Some(self.mailbox.clone()),
+            host: Arc::clone(&host),
+            port,
+        };
+        let done: crate::resolver::ResolveDone = Box::new(move |result| answer.send(result));
+        // An embedder's resolver is app code too: a panic drops `done`,
+        // whose answer then fails the uploads that need the name.
         if catch_unwind(AssertUnwindSafe(|| self.resolver.resolve(&host, port, done))).is_err() {
             log::error!("uploadtask: the resolver panicked for {host}");
-            for key in self.names.handle_abandoned(&host, port) {
-                self.on_resolved(key, Err(io::Error::other("the resolver panicked")));
-            }
         }
     }
 
@@ -286,4 +280,36 @@ fn tls_error(e: io::Error, host: &str) -> UploadError {
         None => format!("TLS handshake with {host} failed: {e}"),
     };
     UploadError::new(ErrorKind::Tls, message).with_source(e)
+}
+
+/// Where a lookup's answer goes: the loop, once. A resolver that drops its
+/// `done` without calling it (or panics holding it) answers with an error,
+/// so the uploads that need the name fail now, not at the connect timeout.
+struct Answer {
+    mailbox: Option<crate::Mailbox>,
+    host: Arc<str>,
+    port: u16,
+}
+
+impl Answer {
+    fn send(mut self, result: io::Result<Vec<SocketAddr>>) {
+        if let Some(mailbox) = self.mailbox.take() {
+            let (host, port) = (Arc::clone(&self.host), self.port);
+            let _ = mailbox.send(Command::Resolved { host, port, result });
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(mailbox) = self.mailbox.take() {
+            let (host, port) = (Arc::clone(&self.host), self.port);
+            let result = Err(io::Error::other(if std::thread::panicking() {
+                "the resolver panicked"
+            } else {
+                "the resolver dropped the lookup"
+            }));
+            let _ = mailbox.send(Command::Resolved { host, port, result });
+        }
+    }
 }
