@@ -3,14 +3,17 @@
 # `uploadtask load` and `wrk` replaying a prebuilt multipart body on
 # keep-alive connections (the limit of the sink: no files, no framing, no
 # progress, no callbacks). Shapes: 16 KiB x 1,000 in flight and 1 KiB x 64,
-# one client thread each, then two (wrk -t2, load --threads 2).
+# one client thread each, then two (wrk -t2, load --threads 2). Each shape
+# runs ROUNDS times, wrk then load, and prints every round's ratio and their
+# median (this machine's speed drifts by ±10% within minutes).
 #
-#   cargo build --release -p uploadtask-cli && bash benches/wrk/run.sh [SECONDS]
+#   cargo build --release -p uploadtask-cli && bash benches/wrk/run.sh [SECONDS] [ROUNDS]
 #
 # Needs wrk, nginx and the echo module: the script installs them with
 # apt-get when they are missing (as root).
 set -euo pipefail
 seconds=${1:-5}
+rounds=${2:-3}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$root/target/release/uploadtask"
 [ -x "$bin" ] || { echo "build first: cargo build --release -p uploadtask-cli"; exit 2; }
@@ -35,15 +38,20 @@ LUA
 }
 
 shape() {
-  local size=$1 conns=$2 threads=$3
+  local size=$1 conns=$2 threads=$3 ratios=()
   body "$size" "$work/body-$size"
   local wrk_rate load_json load_rate total
-  wrk_rate=$(wrk -t"$threads" -c"$conns" -d"${seconds}s" -s "$work/body-$size.lua" "$url" | awk '/Requests\/sec/ {print $2}')
-  total=$(awk -v r="$wrk_rate" -v s="$seconds" 'BEGIN { printf "%d", r * s }')
-  load_json=$("$bin" load "$url" -c "$conns" -n "$total" --size "$size" --threads "$threads" --json)
-  load_rate=$(echo "$load_json" | sed -E 's/.*"successesPerSec":([0-9.]+).*/\1/')
-  awk -v s="$size" -v c="$conns" -v t="$threads" -v w="$wrk_rate" -v l="$load_rate" 'BEGIN {
-    printf "%6d B x %4d in flight, %d thread(s): wrk %9.0f/s  load %9.0f/s  = %.2f x wrk\n", s, c, t, w, l, l / w }'
+  for _ in $(seq "$rounds"); do
+    wrk_rate=$(wrk -t"$threads" -c"$conns" -d"${seconds}s" -s "$work/body-$size.lua" "$url" | awk '/Requests\/sec/ {print $2}')
+    total=$(awk -v r="$wrk_rate" -v s="$seconds" 'BEGIN { printf "%d", r * s }')
+    load_json=$("$bin" load "$url" -c "$conns" -n "$total" --size "$size" --threads "$threads" --json)
+    load_rate=$(echo "$load_json" | sed -E 's/.*"successesPerSec":([0-9.]+).*/\1/')
+    ratios+=("$(awk -v w="$wrk_rate" -v l="$load_rate" 'BEGIN { printf "%.2f", l / w }')")
+    awk -v s="$size" -v c="$conns" -v t="$threads" -v w="$wrk_rate" -v l="$load_rate" 'BEGIN {
+      printf "%6d B x %4d in flight, %d thread(s): wrk %9.0f/s  load %9.0f/s  = %.2f x wrk\n", s, c, t, w, l, l / w }'
+  done
+  printf '%s\n' "${ratios[@]}" | sort -n | awk -v s="$size" -v c="$conns" -v t="$threads" '{ r[NR] = $1 } END {
+    printf "%6d B x %4d in flight, %d thread(s): median %.2f x wrk over %d rounds\n", s, c, t, r[int((NR + 1) / 2)], NR }'
 }
 
 for threads in 1 2; do
