@@ -263,6 +263,11 @@ impl UploadRequest {
 
     /// Adds a file part.
     pub fn file(mut self, file: FileInput) -> Self {
+        // Most requests carry one file: room for one, not the four a first
+        // push makes (a queued request keeps it until it starts).
+        if self.files.capacity() == 0 {
+            self.files.reserve_exact(1);
+        }
         self.files.push(file);
         self
     }
