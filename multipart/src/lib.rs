@@ -128,6 +128,12 @@ fn guess_type(filename: &str) -> &'static str {
         Some((stem, extension)) if !stem.is_empty() => extension,
         _ => return "application/octet-stream",
     };
+    if extension.len() > 16 {
+        // No such type; and the kept extension stays small.
+        return mime_guess::from_ext(extension)
+            .first_raw()
+            .unwrap_or("application/octet-stream");
+    }
     LAST.with_borrow_mut(|(last, guessed)| {
         if last.as_str() != extension || guessed.is_empty() {
             *guessed = mime_guess::from_ext(extension)
