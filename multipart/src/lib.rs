@@ -129,7 +129,7 @@ fn guess_type(filename: &str) -> &'static str {
         _ => return "application/octet-stream",
     };
     if extension.len() > 16 {
-        // No such type; and the kept extension stays small.
+        // Looked up, not kept: the kept extension stays small.
         return mime_guess::from_ext(extension)
             .first_raw()
             .unwrap_or("application/octet-stream");
