@@ -9,6 +9,7 @@
 //!                    ├──▶ Ask            none under way: start one lookup
 //!                    └──▶ Wait           one under way: its answer comes
 //!   handle_answer(name, result) ──▶ every upload that asked or waited
+//!   handle_unreachable(name)   ──▶ the kept answer is dropped
 //! ```
 //!
 //! Failures are not kept: the next upload asks again. At most
@@ -126,6 +127,13 @@ impl<K> Names<K> {
         waiting
     }
 
+    /// Every address of `host`:`port` refused or timed out: its kept answer
+    /// is dropped, so the next upload looks the name up again (a host that
+    /// moved is found at once, not after the answer expires).
+    pub fn handle_unreachable(&mut self, host: &Arc<str>, port: u16) {
+        self.answers.remove(&(Arc::clone(host), port));
+    }
+
     /// Lookups under way (for tests and stats).
     pub fn asking(&self) -> usize {
         self.asking.len()
@@ -180,6 +188,9 @@ mod tests {
             names.handle_need(&h("c.test"), 80, 9, now),
             Lookup::Known(vec![addr(3)])
         );
+        // None of its addresses answered: asked again.
+        names.handle_unreachable(&h("c.test"), 80);
+        assert_eq!(names.handle_need(&h("c.test"), 80, 10, now), Lookup::Ask);
     }
 
     #[test]

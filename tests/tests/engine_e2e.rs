@@ -587,3 +587,36 @@ fn a_lookup_dropped_unanswered_fails_its_uploads_at_once_and_the_name_is_asked_a
     let outcome = run_upload(&engine, UploadRequest::new(&url).field("k", "v"));
     assert_eq!(outcome.result.unwrap().status, 200);
 }
+
+/// Answers its first lookup with an address where nothing listens, the
+/// next ones with the receiver's (a host that moved).
+struct MovedResolver(std::sync::atomic::AtomicUsize);
+
+impl uploadtask_engine::Resolver for MovedResolver {
+    fn resolve(&self, _host: &str, port: u16, done: uploadtask_engine::resolver::ResolveDone) {
+        let ip: IpAddr = match self.0.fetch_add(1, Ordering::SeqCst) {
+            0 => "127.0.0.2".parse().unwrap(),
+            _ => "127.0.0.1".parse().unwrap(),
+        };
+        done(Ok(vec![std::net::SocketAddr::new(ip, port)]));
+    }
+}
+
+#[test]
+fn a_kept_answer_whose_every_address_refused_is_forgotten() {
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    let resolver = Arc::new(MovedResolver(Default::default()));
+    let engine = Engine::new(EngineConfig {
+        resolver: Some(resolver.clone()),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let url = format!("http://moved.test:{}/u", receiver.addr().port());
+    let error = run_upload(&engine, UploadRequest::new(&url).field("k", "v"))
+        .result
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Network, "{error}");
+    let outcome = run_upload(&engine, UploadRequest::new(&url).field("k", "v"));
+    assert_eq!(outcome.result.unwrap().status, 200);
+    assert_eq!(resolver.0.load(Ordering::SeqCst), 2);
+}

@@ -319,7 +319,10 @@ impl Loop {
                 self.arm_expect(key);
                 self.serve(key, false, true)
             }
-            Action::Fail(error) => return self.end_attempt(key, Err(error)),
+            Action::Fail(error) => {
+                self.forget_unreachable(key);
+                return self.end_attempt(key, Err(error));
+            }
         }
         self.schedule(key);
     }

@@ -67,6 +67,16 @@ impl Loop {
         }
     }
 
+    /// An upload failed while connecting (every address tried): the name's
+    /// kept answer is dropped.
+    pub(super) fn forget_unreachable(&mut self, key: Key) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        if slot.life.phase() == Phase::Connecting {
+            let (host, port) = connect_point(slot);
+            self.names.handle_unreachable(&host, port);
+        }
+    }
+
     /// A lookup answered: every upload that needs the name gets the answer.
     pub(super) fn on_lookup(&mut self, host: Arc<str>, port: u16, result: io::Result<Vec<SocketAddr>>) {
         let now = self.now;
