@@ -620,3 +620,56 @@ fn a_kept_answer_whose_every_address_refused_is_forgotten() {
     assert_eq!(outcome.result.unwrap().status, 200);
     assert_eq!(resolver.0.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn recycled_storage_never_carries_bytes_of_an_earlier_upload() {
+    // Long then short then long: heads, framing and segments come back from
+    // ended uploads of other sizes; each request must be exactly its own.
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    let engine = Engine::new(EngineConfig {
+        max_in_flight: 4,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let url = format!("http://{}/u", receiver.addr());
+    let lengths = [300usize, 1, 40, 2_000, 3, 250, 0, 77, 1_000, 5];
+    let outcomes: Vec<_> = (0..40)
+        .map(|i| {
+            let n = lengths[i % lengths.len()];
+            let name = format!("f{}", "n".repeat(n));
+            let value = "v".repeat(n * 2);
+            let filename = format!("{}.{}", "x".repeat(n.max(1)), ["png", "txt", "bin"][i % 3]);
+            let body = vec![b'a' + (i % 26) as u8; n * 3];
+            let mut request = UploadRequest::new(&url).field(&name, &value).file(FileInput::memory(
+                "file",
+                filename.as_str(),
+                body.clone(),
+            ));
+            if i % 4 == 0 {
+                request = request.header("X-Pad", &"p".repeat(n));
+            }
+            (
+                name,
+                value,
+                filename,
+                sha256_hex(&body),
+                submit_collect(&engine, request).1,
+            )
+        })
+        .collect();
+    for (name, value, filename, digest, outcome) in outcomes {
+        let response = outcome.recv_timeout(Duration::from_secs(60)).unwrap().result.unwrap();
+        let got = summary(&response.body);
+        assert_eq!(got.fields.len(), 1);
+        assert_eq!(
+            (got.fields[0].name.as_str(), got.fields[0].value.as_str()),
+            (name.as_str(), value.as_str())
+        );
+        assert_eq!(got.files.len(), 1);
+        let file = &got.files[0];
+        assert_eq!(
+            (file.filename.as_str(), file.sha256.as_str()),
+            (filename.as_str(), digest.as_str())
+        );
+    }
+}
