@@ -646,7 +646,7 @@ fn recycled_storage_never_carries_bytes_of_an_earlier_upload() {
                 body.clone(),
             ));
             if i % 4 == 0 {
-                request = request.header("X-Pad", &"p".repeat(n));
+                request = request.header("X-Pad", "p".repeat(n));
             }
             (
                 name,
