@@ -303,6 +303,11 @@ struct Answer {
 
 impl Answer {
     fn send(mut self, result: io::Result<Vec<SocketAddr>>) {
+        self.deliver(result);
+    }
+
+    /// Sends `result` to the loop, the first time only.
+    fn deliver(&mut self, result: io::Result<Vec<SocketAddr>>) {
         if let Some(mailbox) = self.mailbox.take() {
             let (host, port) = (Arc::clone(&self.host), self.port);
             let _ = mailbox.send(Command::Resolved { host, port, result });
@@ -312,14 +317,10 @@ impl Answer {
 
 impl Drop for Answer {
     fn drop(&mut self) {
-        if let Some(mailbox) = self.mailbox.take() {
-            let (host, port) = (Arc::clone(&self.host), self.port);
-            let result = Err(io::Error::other(if std::thread::panicking() {
-                "the resolver panicked"
-            } else {
-                "the resolver dropped the lookup"
-            }));
-            let _ = mailbox.send(Command::Resolved { host, port, result });
-        }
+        self.deliver(Err(io::Error::other(if std::thread::panicking() {
+            "the resolver panicked"
+        } else {
+            "the resolver dropped the lookup"
+        })));
     }
 }
