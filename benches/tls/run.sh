@@ -12,6 +12,11 @@
 # RSA 2048 with KEY=rsa: an RSA signature per handshake costs the one nginx
 # worker about 1 ms, so 1,000 new connections make the sink the limit.
 #
+# nginx's worker runs on CPU 0 and every client on CPU 1 (`taskset`; tokio
+# then starts one worker thread for reqwest), as if on two machines, so a
+# client is measured against the sink and not against the scheduler's
+# placement. PIN=0 leaves all unpinned.
+#
 #   cargo build --release -p uploadtask-cli -p uploadtask-benches && [KEY=rsa] bash benches/tls/run.sh [RUNS]
 set -euo pipefail
 runs=${1:-3}
@@ -47,13 +52,18 @@ nginx_start "  ssl_protocols TLSv1.2 TLSv1.3;
   }
   server { listen 127.0.0.1:$plain_port backlog=8192; $NGINX_READ_BODY }"
 tls="https://localhost:$tls_port/up"
+client=()
+if [ "${PIN:-1}" = 1 ]; then
+  taskset -pc 0 "$(pgrep -f "nginx: worker" -P "$(cat "$work/nginx.pid")")" >/dev/null
+  client=(taskset -c 1)
+fi
 plain="http://127.0.0.1:$plain_port/up"
 head -c $((1 << 30)) /dev/zero > big.bin
 
 # Median of RUNS runs of a command: "wall cpu rss_kib".
 measure() {
   for _ in $(seq "$runs"); do
-    /usr/bin/time -f '%e %U %S %M' -o t.txt "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; cat t.txt >&2; }
+    /usr/bin/time -f '%e %U %S %M' -o t.txt "${client[@]}" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; cat t.txt >&2; }
     awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' t.txt
   done | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) { print }'
 }

@@ -7,6 +7,12 @@
 # runs ROUNDS times, wrk then load, and prints every round's ratio and their
 # median (this machine's speed drifts by ±10% within minutes).
 #
+# With one client thread, nginx's worker runs on CPU 0 and the client on
+# CPU 1 (`taskset`), as if on two machines: unpinned, the scheduler puts
+# client and sink on one core now and then, and a round measures that
+# instead (ratios from 0.79 to 1.00 x in eleven unpinned rounds). PIN=0
+# leaves both unpinned. Two client threads always run unpinned.
+#
 #   cargo build --release -p uploadtask-cli && bash benches/wrk/run.sh [SECONDS] [ROUNDS]
 #
 # Needs wrk, nginx and the echo module: the script installs them with
@@ -23,6 +29,22 @@ nginx_setup wrk wrk
 port=18089
 nginx_start "  server { listen 127.0.0.1:$port backlog=8192 reuseport; $NGINX_READ_BODY }"
 url="http://127.0.0.1:$port/up"
+worker=$(pgrep -f "nginx: worker" -P "$(cat "$work/nginx.pid")")
+pin=${PIN:-1}
+
+# on_cpus THREADS COMMAND...: runs COMMAND on CPU 1 with nginx on CPU 0 when
+# pinning one client thread, else anywhere.
+on_cpus() {
+  local threads=$1
+  shift
+  if [ "$pin" = 1 ] && [ "$threads" = 1 ]; then
+    taskset -pc 0 "$worker" >/dev/null
+    taskset -c 1 "$@"
+  else
+    taskset -pc 0-"$(($(nproc) - 1))" "$worker" >/dev/null
+    "$@"
+  fi
+}
 
 # One multipart body as the engine frames it (field "file", filename load.bin).
 body() {
@@ -42,9 +64,9 @@ shape() {
   body "$size" "$work/body-$size"
   local wrk_rate load_json load_rate total
   for _ in $(seq "$rounds"); do
-    wrk_rate=$(wrk -t"$threads" -c"$conns" -d"${seconds}s" -s "$work/body-$size.lua" "$url" | awk '/Requests\/sec/ {print $2}')
+    wrk_rate=$(on_cpus "$threads" wrk -t"$threads" -c"$conns" -d"${seconds}s" -s "$work/body-$size.lua" "$url" | awk '/Requests\/sec/ {print $2}')
     total=$(awk -v r="$wrk_rate" -v s="$seconds" 'BEGIN { printf "%d", r * s }')
-    load_json=$("$bin" load "$url" -c "$conns" -n "$total" --size "$size" --threads "$threads" --json)
+    load_json=$(on_cpus "$threads" "$bin" load "$url" -c "$conns" -n "$total" --size "$size" --threads "$threads" --json)
     load_rate=$(echo "$load_json" | sed -E 's/.*"successesPerSec":([0-9.]+).*/\1/')
     ratios+=("$(awk -v w="$wrk_rate" -v l="$load_rate" 'BEGIN { printf "%.2f", l / w }')")
     awk -v s="$size" -v c="$conns" -v t="$threads" -v w="$wrk_rate" -v l="$load_rate" 'BEGIN {

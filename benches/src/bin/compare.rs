@@ -8,6 +8,12 @@
 //! Scenarios (the project's targets): one 1 GiB upload; 20,000 uploads of
 //! 16 KiB with 1,000 in flight. Each is run RUNS times (default 3); the
 //! median is shown, with ratios to uploadtask.
+//!
+//! The sink's threads run on CPU 0 and each client on CPU 1 (`taskset`), as
+//! if on two machines, so that a client is measured against the sink and
+//! not against where the scheduler put the two (tokio then starts one
+//! worker for reqwest). `PIN=0` leaves them unpinned; so does a machine
+//! with one CPU or without `taskset`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,10 +28,35 @@ struct Measure {
     best_wall: f64,
 }
 
-fn time(program: &Path, args: &[String]) -> Measure {
+/// The command line prefix that runs a client on CPU 1, when pinning.
+fn client_cpu(pin: bool) -> Vec<String> {
+    if pin {
+        vec!["taskset".into(), "-c".into(), "1".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Pins every thread of this process (the sink) to CPU 0 when the machine
+/// has two CPUs or more, `taskset` is there and `PIN` is not `0`; says
+/// whether it did.
+fn pin_sink() -> bool {
+    let wanted = std::env::var("PIN").map_or(true, |v| v != "0");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    wanted
+        && cpus >= 2
+        && Command::new("taskset")
+            .args(["-a", "-p", "-c", "0", &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+fn time(prefix: &[String], program: &Path, args: &[String]) -> Measure {
     let out = Command::new("/usr/bin/time")
         .arg("-f")
         .arg("TIME %e %U %S %M")
+        .args(prefix)
         .arg(program)
         .args(args)
         .stdout(std::process::Stdio::null())
@@ -84,6 +115,11 @@ fn main() {
     assert!(uploadtask.exists(), "build it: cargo build --release -p uploadtask-cli");
     let sink = uploadtask_benches::Sink::start(0, 1).expect("sink");
     let url = format!("http://{}/compare", sink.addr());
+    let pinned = pin_sink();
+    let prefix = client_cpu(pinned);
+    if pinned {
+        println!("the sink on CPU 0, each client on CPU 1");
+    }
     let work = std::env::temp_dir().join(format!("uploadtask-compare-{}", std::process::id()));
     std::fs::create_dir_all(&work).expect("work dir");
 
@@ -92,7 +128,8 @@ fn main() {
     std::fs::write(&big, vec![0xa5u8; 1 << 30]).expect("1 GiB file");
     let big_s = big.to_string_lossy().to_string();
     println!("one 1 GiB upload (median of {runs}):");
-    let measure = |program: &Path, args: Vec<String>| median((0..runs).map(|_| time(program, &args)).collect());
+    let measure =
+        |program: &Path, args: Vec<String>| median((0..runs).map(|_| time(&prefix, program, &args)).collect());
     let ours = measure(
         &uploadtask,
         vec![
@@ -139,7 +176,7 @@ fn main() {
     let text = vec![operation; TOTAL].join("next\n");
     std::fs::write(&config, text).expect("curl config");
     println!("{TOTAL} uploads of 16 KiB, 1,000 in flight (median of {runs}):");
-    // `load` with one engine (as before), then one per core (its default).
+    // `load` with one engine, then (unpinned) one per core, its default.
     let load = |threads: &str| {
         let args = [
             "load",
@@ -158,7 +195,10 @@ fn main() {
     };
     let ours = load("1");
     row("uploadtask", ours, Some(TOTAL as f64), ours);
-    row("uploadtask×2", load("2"), Some(TOTAL as f64), ours);
+    if !pinned {
+        // Two engines on the one CPU a pinned client has would measure nothing.
+        row("uploadtask×2", load("2"), Some(TOTAL as f64), ours);
+    }
     let curl_args = vec![
         "-sS".into(),
         "--parallel".into(),
