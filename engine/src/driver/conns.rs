@@ -124,6 +124,11 @@ impl IdleList {
     }
 }
 
+/// Origins whose emptied idle list (and its storage) stays in the pool,
+/// so that an upload taking its origin's last idle connection, and pooling
+/// it again, allocates no list each time. Beyond it, emptied lists go.
+const EMPTY_LISTS_KEPT: usize = 64;
+
 /// The slab and the pool; see the module doc.
 pub(crate) struct Conns {
     slab: Slab<ConnSlot>,
@@ -209,7 +214,7 @@ impl Conns {
         loop {
             let list = self.idle.get_mut(origin)?;
             let next = list.pop(turn);
-            if list.len() == 0 {
+            if list.len() == 0 && self.idle.len() > EMPTY_LISTS_KEPT {
                 self.idle.remove(origin);
             }
             let (key, vetted_by_poll) = next?;
@@ -267,7 +272,7 @@ impl Conns {
         if conn.upload.is_none() {
             if let Some(list) = self.idle.get_mut(&conn.origin) {
                 self.idle_count -= list.remove(key);
-                if list.len() == 0 {
+                if list.len() == 0 && self.idle.len() > EMPTY_LISTS_KEPT {
                     self.idle.remove(&conn.origin);
                 }
             }

@@ -239,38 +239,41 @@ impl Loop {
         }
     }
 
-    fn submit(&mut self, id: UploadId, at: Instant, request: Box<UploadRequest>, sink: Box<dyn EventSink>) {
+    fn submit(&mut self, id: UploadId, at: Instant, request: UploadRequest, sink: Box<dyn EventSink>) {
         let deadline = request.timeout.and_then(|t| deadline_after(at, t));
         let life = Upload::with_shared_timing(deadline, Arc::clone(&self.timing), self.now);
-        let key = self.uploads.insert(id, sink, life, request, at);
+        let (key, now) = self.uploads.insert(id, sink, life, request, at);
+        if let Some(request) = now {
+            if let Err(error) = self.start(key, request) {
+                return self.finish(key, Err(error));
+            }
+        }
         self.schedule(key);
     }
 
     fn start_queued(&mut self) {
         while let Some(key) = self.uploads.admit_next() {
-            if let Err(error) = self.start(key) {
+            let request = self.uploads.get(key).and_then(|slot| slot.request.take());
+            let started = match request {
+                Some(request) => self.start(key, *request),
+                None => Err(UploadError::new(ErrorKind::Internal, "upload vanished")),
+            };
+            if let Err(error) = started {
                 self.finish(key, Err(error));
             }
         }
     }
 
     /// Opens the files, frames the form, writes the head, then connects.
-    fn start(&mut self, key: Key) -> Result<(), UploadError> {
+    fn start(&mut self, key: Key, request: UploadRequest) -> Result<(), UploadError> {
         let vanished = || UploadError::new(ErrorKind::Internal, "upload vanished");
-        let request = self
-            .uploads
-            .get(key)
-            .ok_or_else(vanished)?
-            .request
-            .take()
-            .ok_or_else(vanished)?;
         let policy = redirect::Policy {
             max: self.config.max_redirects,
             allow_https_to_http: self.config.allow_https_to_http,
         };
         let acked = request.progress_acked || self.config.progress_acked;
         let mut prepared = prepare(
-            *request,
+            request,
             self.config.limits,
             policy,
             self.config.expect_continue_threshold,

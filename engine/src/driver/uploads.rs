@@ -35,6 +35,7 @@ pub(crate) struct UploadSlot {
     pub(crate) sink: Box<dyn EventSink>,
     /// Phase, addresses, deadlines, retry: the sans-I/O life of the upload.
     pub(crate) life: Upload,
+    /// The request while it waits for a place in flight.
     pub(crate) request: Option<Box<UploadRequest>>,
     pub(crate) target: Option<Target>,
     pub(crate) exchange: Option<Exchange>,
@@ -82,15 +83,24 @@ impl Uploads {
         }
     }
 
-    /// Adds a queued upload.
+    /// Adds an upload. It takes a place in flight at once when one is free
+    /// and none is waiting (then its request is handed back, to start now);
+    /// else it waits at the back of the queue with its request.
     pub(crate) fn insert(
         &mut self,
         id: UploadId,
         sink: Box<dyn EventSink>,
         life: Upload,
-        request: Box<UploadRequest>,
+        request: UploadRequest,
         submitted: Instant,
-    ) -> Key {
+    ) -> (Key, Option<UploadRequest>) {
+        let admitted = self.queue.is_empty() && self.in_flight < self.max_in_flight;
+        let (waiting, now) = if admitted {
+            self.in_flight += 1;
+            (None, Some(request))
+        } else {
+            (Some(Box::new(request)), None)
+        };
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let index = self.slab.insert(UploadSlot {
@@ -98,7 +108,7 @@ impl Uploads {
             id,
             sink,
             life,
-            request: Some(request),
+            request: waiting,
             target: None,
             exchange: None,
             sources: Vec::new(),
@@ -108,13 +118,15 @@ impl Uploads {
             plan: None,
             held_head: Vec::new(),
             tunnel: None,
-            admitted: false,
+            admitted,
             buffered: 0,
         });
         self.ids.insert(id, index);
         let key = Key { index, generation };
-        self.queue.push_back(key);
-        key
+        if !admitted {
+            self.queue.push_back(key);
+        }
+        (key, now)
     }
 
     pub(crate) fn get(&mut self, key: Key) -> Option<&mut UploadSlot> {
