@@ -83,7 +83,8 @@ fn small(c: &mut Criterion) {
             let (tx, rx) = mpsc::channel();
             for _ in 0..COUNT {
                 let tx = tx.clone();
-                let request = UploadRequest::new(&url).file(FileInput::memory("file", "s.bin", payload.clone()));
+                let request =
+                    UploadRequest::new(url.as_str()).file(FileInput::memory("file", "s.bin", payload.clone()));
                 engine.submit(request, move |e: Event| {
                     if let Event::Done(r) = e {
                         let _ = tx.send(r.is_ok());

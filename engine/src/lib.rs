@@ -146,13 +146,15 @@ impl fmt::Debug for SourceSpec {
     }
 }
 
-/// One file part of a request.
+/// One file part of a request. The names are shared strings: a caller
+/// sending many uploads clones one `Arc<str>` instead of copying a string
+/// for each.
 #[derive(Debug)]
 pub struct FileInput {
     /// Form field name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Filename sent (the basename is used).
-    pub filename: String,
+    pub filename: Arc<str>,
     /// Content type; guessed from the filename when `None`.
     pub content_type: Option<String>,
     /// The bytes.
@@ -161,12 +163,11 @@ pub struct FileInput {
 
 impl FileInput {
     /// The file at `path`, sent under its basename.
-    pub fn path(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+    pub fn path(name: impl Into<Arc<str>>, path: impl Into<PathBuf>) -> Self {
         let path = path.into();
         let filename = path
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+            .map_or_else(|| Arc::from(""), |n| Arc::from(n.to_string_lossy()));
         FileInput {
             name: name.into(),
             filename,
@@ -176,7 +177,7 @@ impl FileInput {
     }
 
     /// Bytes in memory sent as `filename`.
-    pub fn memory(name: impl Into<String>, filename: impl Into<String>, bytes: impl Into<bytes::Bytes>) -> Self {
+    pub fn memory(name: impl Into<Arc<str>>, filename: impl Into<Arc<str>>, bytes: impl Into<bytes::Bytes>) -> Self {
         FileInput {
             name: name.into(),
             filename: filename.into(),
@@ -190,8 +191,9 @@ impl FileInput {
 #[derive(Debug)]
 #[must_use = "an UploadRequest does nothing until submitted"]
 pub struct UploadRequest {
-    /// `http` or `https` URL.
-    pub url: String,
+    /// `http` or `https` URL; a shared string, so that many uploads to one
+    /// URL copy none.
+    pub url: Arc<str>,
     /// Method, `POST` by default.
     pub method: std::borrow::Cow<'static, str>,
     /// User headers, in order.
@@ -232,7 +234,7 @@ pub struct UploadRequest {
 
 impl UploadRequest {
     /// A `POST` to `url` with no parts yet.
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<Arc<str>>) -> Self {
         UploadRequest {
             url: url.into(),
             method: "POST".into(),

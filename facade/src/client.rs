@@ -436,7 +436,7 @@ impl Client {
             }
             (stored, _) => stored,
         };
-        let filetype = uploadtask_multipart::FilePart::new("", &filename, 0).content_type;
+        let filetype = uploadtask_multipart::FilePart::new("", filename.as_str(), 0).content_type;
         let mut metadata = vec![
             ("filename".to_string(), filename),
             ("filetype".to_string(), filetype.into_owned()),
@@ -489,8 +489,8 @@ impl Client {
             None => self.opener(entry.uri)?,
         };
         Ok(FileInput {
-            name: entry.name,
-            filename: entry.filename.unwrap_or(filename),
+            name: entry.name.into(),
+            filename: entry.filename.unwrap_or(filename).into(),
             content_type: entry.content_type,
             source,
         })

@@ -431,7 +431,7 @@ pub fn multipart_roundtrip(data: &[u8]) {
     for i in 0..input.byte() % 3 {
         let (name, filename) = (text(&mut input), text(&mut input));
         let bytes: Vec<u8> = (0..input.byte()).map(|j| j.wrapping_mul(i + 3)).collect();
-        let mut part = FilePart::new(name.clone(), &filename, bytes.len() as u64);
+        let mut part = FilePart::new(name.as_str(), filename.as_str(), bytes.len() as u64);
         let typed = input.byte() % 2 == 0;
         if typed {
             part = part.content_type("text/plain; charset=utf-8");

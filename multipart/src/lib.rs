@@ -44,6 +44,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Length of a random boundary: `uploadtask-` and 32 hex digits.
 const RANDOM_BOUNDARY_LEN: usize = 43;
@@ -80,13 +81,14 @@ impl fmt::Display for FormError {
 impl std::error::Error for FormError {}
 
 /// A file part: its field name, filename, content type and exact length.
-/// The bytes themselves stay in the file.
+/// The bytes themselves stay in the file. The names are shared strings, so
+/// that a caller sending many parts of one name copies none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilePart {
     /// Form field name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Filename sent in `Content-Disposition`.
-    pub filename: String,
+    pub filename: Arc<str>,
     /// `Content-Type` of the part (a guessed type is borrowed, not allocated).
     pub content_type: Cow<'static, str>,
     /// Exact number of file bytes.
@@ -97,10 +99,14 @@ impl FilePart {
     /// A part named `name` for `filename` (its basename is used) of `len`
     /// bytes; the content type is guessed from the extension, else
     /// `application/octet-stream`.
-    pub fn new(name: impl Into<String>, filename: impl Into<String>, len: u64) -> Self {
-        let mut filename = filename.into();
-        let dir = filename.len() - basename(&filename).len();
-        filename.drain(..dir);
+    pub fn new(name: impl Into<Arc<str>>, filename: impl Into<Arc<str>>, len: u64) -> Self {
+        let filename = filename.into();
+        let base = basename(&filename);
+        let filename = if base.len() == filename.len() {
+            filename
+        } else {
+            Arc::from(base)
+        };
         FilePart {
             name: name.into(),
             content_type: Cow::Borrowed(guess_type(&filename)),
@@ -282,7 +288,7 @@ impl Form {
         let files = self
             .files
             .iter()
-            .flat_map(|f| [f.name.as_str(), f.filename.as_str(), &*f.content_type]);
+            .flat_map(|f| [&*f.name, &*f.filename, &*f.content_type]);
         fields.chain(files).any(|text| text.contains(boundary))
     }
 }

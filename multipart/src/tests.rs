@@ -176,7 +176,7 @@ proptest! {
             form = form.text(name.clone(), value.clone());
         }
         for (name, filename, bytes) in &files {
-            form = form.file(FilePart::new(name.clone(), filename, bytes.len() as u64));
+            form = form.file(FilePart::new(name.as_str(), filename.as_str(), bytes.len() as u64));
         }
         let body = form.build().unwrap();
         let contents: Vec<Vec<u8>> = files.iter().map(|f| f.2.clone()).collect();

@@ -539,7 +539,7 @@ fn uploads_to_one_name_share_one_lookup_kept_for_the_next() {
     let url = format!("http://names.test:{}/u", receiver.addr().port());
     for round in 0..2 {
         let outcomes: Vec<_> = (0..20)
-            .map(|i| submit_collect(&engine, UploadRequest::new(&url).field("i", i.to_string())).1)
+            .map(|i| submit_collect(&engine, UploadRequest::new(url.as_str()).field("i", i.to_string())).1)
             .collect();
         for outcome in outcomes {
             let outcome = outcome.recv_timeout(Duration::from_secs(60)).unwrap();
@@ -577,14 +577,14 @@ fn a_lookup_dropped_unanswered_fails_its_uploads_at_once_and_the_name_is_asked_a
     .unwrap();
     let url = format!("http://names.test:{}/u", receiver.addr().port());
     // A lookup error (not the connect timeout 30 s later).
-    let error = run_upload(&engine, UploadRequest::new(&url).field("k", "v"))
+    let error = run_upload(&engine, UploadRequest::new(url.as_str()).field("k", "v"))
         .result
         .unwrap_err();
     assert_eq!(
         error.message,
         "cannot resolve names.test: the resolver dropped the lookup"
     );
-    let outcome = run_upload(&engine, UploadRequest::new(&url).field("k", "v"));
+    let outcome = run_upload(&engine, UploadRequest::new(url.as_str()).field("k", "v"));
     assert_eq!(outcome.result.unwrap().status, 200);
 }
 
@@ -612,11 +612,11 @@ fn a_kept_answer_whose_every_address_refused_is_forgotten() {
     })
     .unwrap();
     let url = format!("http://moved.test:{}/u", receiver.addr().port());
-    let error = run_upload(&engine, UploadRequest::new(&url).field("k", "v"))
+    let error = run_upload(&engine, UploadRequest::new(url.as_str()).field("k", "v"))
         .result
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::Network, "{error}");
-    let outcome = run_upload(&engine, UploadRequest::new(&url).field("k", "v"));
+    let outcome = run_upload(&engine, UploadRequest::new(url.as_str()).field("k", "v"));
     assert_eq!(outcome.result.unwrap().status, 200);
     assert_eq!(resolver.0.load(Ordering::SeqCst), 2);
 }
@@ -640,11 +640,9 @@ fn recycled_storage_never_carries_bytes_of_an_earlier_upload() {
             let value = "v".repeat(n * 2);
             let filename = format!("{}.{}", "x".repeat(n.max(1)), ["png", "txt", "bin"][i % 3]);
             let body = vec![b'a' + (i % 26) as u8; n * 3];
-            let mut request = UploadRequest::new(&url).field(&name, &value).file(FileInput::memory(
-                "file",
-                filename.as_str(),
-                body.clone(),
-            ));
+            let mut request = UploadRequest::new(url.as_str())
+                .field(&name, &value)
+                .file(FileInput::memory("file", filename.as_str(), body.clone()));
             if i % 4 == 0 {
                 request = request.header("X-Pad", "p".repeat(n));
             }

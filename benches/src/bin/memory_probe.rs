@@ -91,7 +91,7 @@ fn main() {
     let payload: bytes::Bytes = vec![0x42u8; 16 * 1024].into();
     // Requests built before the baseline, so only in-flight state is counted.
     let requests: Vec<UploadRequest> = (0..count)
-        .map(|_| UploadRequest::new(&url).file(FileInput::memory("file", "m.bin", payload.clone())))
+        .map(|_| UploadRequest::new(url.as_str()).file(FileInput::memory("file", "m.bin", payload.clone())))
         .collect();
     std::thread::sleep(Duration::from_millis(200));
     let base = rss_kib();

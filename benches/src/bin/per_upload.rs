@@ -5,7 +5,7 @@
 //!
 //! `cargo build --release -p uploadtask-benches && target/release/per_upload [N] [SIZE]`
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use uploadtask_benches::Sink;
@@ -16,11 +16,14 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const IN_FLIGHT: usize = 100;
 
-/// Runs `count` uploads, `IN_FLIGHT` at a time (closed loop).
-fn run(engine: &Engine, url: &str, payload: &bytes::Bytes, count: usize) {
+/// Runs `count` uploads, `IN_FLIGHT` at a time (closed loop), all to `url`
+/// with one part named `file` (the strings shared, as `load` does).
+fn run(engine: &Engine, url: &Arc<str>, payload: &bytes::Bytes, count: usize) {
     let (tx, rx) = mpsc::channel::<bool>();
+    let (name, filename): (Arc<str>, Arc<str>) = ("file".into(), "s.bin".into());
     let submit = |tx: mpsc::Sender<bool>| {
-        let request = UploadRequest::new(url).file(FileInput::memory("file", "s.bin", payload.clone()));
+        let file = FileInput::memory(Arc::clone(&name), Arc::clone(&filename), payload.clone());
+        let request = UploadRequest::new(Arc::clone(url)).file(file);
         engine.submit(request, move |e: Event| {
             if let Event::Done(r) = e {
                 let _ = tx.send(matches!(r, Ok(ref r) if r.status == 200));
@@ -69,7 +72,7 @@ fn main() {
     let count: usize = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let size: usize = std::env::args().nth(2).and_then(|v| v.parse().ok()).unwrap_or(1024);
     let (mut sink, addr) = uploadtask_benches::sink_child("--sink");
-    let url = format!("http://{addr}/probe");
+    let url: Arc<str> = format!("http://{addr}/probe").into();
     let payload: bytes::Bytes = vec![0x42u8; size].into();
     let engine = Engine::new(EngineConfig {
         max_in_flight: IN_FLIGHT,

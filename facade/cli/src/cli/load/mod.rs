@@ -113,12 +113,15 @@ struct JsonReport<'a> {
     receiver: &'a str,
 }
 
-/// What each upload sends.
+/// What each upload sends. The URL and the part's names are shared, not
+/// copied for each upload.
 struct Shape {
-    url: String,
+    url: Arc<str>,
     headers: Vec<(String, String)>,
     fields: Vec<(String, String)>,
-    name: String,
+    name: Arc<str>,
+    /// The part's filename: the file's basename, or `load.bin`.
+    filename: Arc<str>,
     payload: Option<bytes::Bytes>,
     file: Option<PathBuf>,
     /// `-F name=@path` parts, opened by each upload.
@@ -127,17 +130,18 @@ struct Shape {
 
 impl Shape {
     fn request(&self) -> UploadRequest {
-        let mut request = UploadRequest::new(self.url.as_str());
+        let mut request = UploadRequest::new(Arc::clone(&self.url));
         request.headers = self.headers.clone();
         request.fields = self.fields.clone();
-        let part = match (&self.file, &self.payload) {
-            (Some(path), _) => FileInput {
-                name: self.name.clone(),
-                filename: uploadtask_multipart::basename(&path.to_string_lossy()).to_string(),
-                content_type: None,
-                source: SourceSpec::Path(path.clone()),
-            },
-            (None, payload) => FileInput::memory(&self.name, "load.bin", payload.clone().unwrap_or_default()),
+        let source = match (&self.file, &self.payload) {
+            (Some(path), _) => SourceSpec::Path(path.clone()),
+            (None, payload) => SourceSpec::Memory(payload.clone().unwrap_or_default()),
+        };
+        let part = FileInput {
+            name: Arc::clone(&self.name),
+            filename: Arc::clone(&self.filename),
+            content_type: None,
+            source,
         };
         let mut request = request.file(part);
         for (name, extra) in &self.parts {
@@ -146,8 +150,8 @@ impl Shape {
                 .clone()
                 .unwrap_or_else(|| uploadtask_multipart::basename(&extra.path).to_string());
             request = request.file(FileInput {
-                name: name.clone(),
-                filename,
+                name: name.as_str().into(),
+                filename: filename.into(),
                 content_type: extra.content_type.clone(),
                 source: SourceSpec::Path(PathBuf::from(&extra.path)),
             });
@@ -408,10 +412,14 @@ pub fn run(args: LoadArgs) -> i32 {
     let started_wall = SystemTime::now();
     let run = Arc::new(Run {
         shape: Shape {
-            url: url.clone(),
+            url: url.as_str().into(),
             headers,
             fields,
-            name: args.name.clone(),
+            name: args.name.as_str().into(),
+            filename: match &args.file {
+                Some(path) => uploadtask_multipart::basename(&path.to_string_lossy()).into(),
+                None => "load.bin".into(),
+            },
             payload: args
                 .file
                 .is_none()
