@@ -14,6 +14,7 @@
 # leaves both unpinned. Two client threads always run unpinned.
 #
 #   cargo build --release -p uploadtask-cli && bash benches/wrk/run.sh [SECONDS] [ROUNDS]
+#   SHAPES="16384:1000:1" PIN=0 bash benches/wrk/run.sh 5 7   # one shape, unpinned
 #
 # Needs wrk, nginx and the echo module: the script installs them with
 # apt-get when they are missing (as root).
@@ -76,7 +77,8 @@ shape() {
     printf "%6d B x %4d in flight, %d thread(s): median %.2f x wrk over %d rounds\n", s, c, t, r[int((NR + 1) / 2)], NR }'
 }
 
-for threads in 1 2; do
-  shape 16384 1000 "$threads"
-  shape 1024 64 "$threads"
+# SHAPES="SIZE:IN_FLIGHT:THREADS ..." runs only those.
+for s in ${SHAPES:-16384:1000:1 1024:64:1 16384:1000:2 1024:64:2}; do
+  IFS=: read -r size conns threads <<<"$s"
+  shape "$size" "$conns" "$threads"
 done
