@@ -671,3 +671,68 @@ fn recycled_storage_never_carries_bytes_of_an_earlier_upload() {
         );
     }
 }
+
+/// Uploads beyond `max_in_flight` start in the order they were submitted.
+/// A place freed and a new upload submitted in one batch of commands (an
+/// abort and a submission from a job on the loop) must not let the new one
+/// start before the one already waiting.
+#[test]
+fn waiting_uploads_start_in_submission_order() {
+    let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
+    // Accepts nothing: an upload to it stays in flight until aborted.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let engine = Engine::new(EngineConfig {
+        max_in_flight: 1,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let url = format!("http://{}/order", receiver.addr());
+    let ended = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, all_ended) = std::sync::mpsc::channel();
+    let record = |name: &'static str| {
+        let (ended, tx) = (Arc::clone(&ended), tx.clone());
+        move |event: Event| {
+            if let Event::Done(result) = event {
+                ended
+                    .lock()
+                    .unwrap()
+                    .push((name, result.map(|r| r.status).map_err(|e| e.kind)));
+                let _ = tx.send(());
+            }
+        }
+    };
+    let stalled = engine.submit(
+        UploadRequest::new(format!("http://{}/", stall.local_addr().unwrap())).field("k", "v"),
+        record("stalled"),
+    );
+    engine.submit(
+        UploadRequest::new(url.as_str()).field("i", "waiting"),
+        record("waiting"),
+    );
+    for _ in 0..600 {
+        let stats = engine.stats().unwrap();
+        if (stats.in_flight, stats.queued) == (1, 1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let on_loop = engine.clone();
+    let late = record("late");
+    engine.run_on_loop(move || {
+        on_loop.abort(stalled);
+        on_loop.submit(UploadRequest::new(url.as_str()).field("i", "late"), late);
+    });
+    for _ in 0..3 {
+        all_ended.recv_timeout(Duration::from_secs(60)).expect("an outcome");
+    }
+    assert_eq!(
+        *ended.lock().unwrap(),
+        [
+            ("stalled", Err(ErrorKind::Aborted)),
+            ("waiting", Ok(200)),
+            ("late", Ok(200))
+        ]
+    );
+    let stats = engine.stats().unwrap();
+    assert_eq!((stats.uploads, stats.in_flight, stats.queued), (0, 0, 0));
+}
