@@ -272,7 +272,8 @@ fn submit(engines: &Arc<Vec<Engine>>, run: &Arc<Run>, n: u64, intended: Instant,
         run_next.in_flight.fetch_sub(1, Ordering::AcqRel);
         if closed {
             if let Some(next) = run_next.take_next() {
-                submit(&engines_next, &run_next, next, Instant::now(), true);
+                // Closed model: the next one is meant to start as this one ends.
+                submit(&engines_next, &run_next, next, now, true);
             }
         }
     });
