@@ -401,10 +401,12 @@ impl Exchange {
     }
 
     /// Up to [`MAX_PIECES`] pieces to write in one vectored call: the head,
-    /// framing bytes, and whole file regions of at most `room` bytes in all
-    /// (the caller reads them into its buffer). A file region too large for
-    /// `room` ends the gather; if it comes first it is returned alone, for
-    /// the caller to send in pieces or with `sendfile`.
+    /// framing bytes, and file regions of at most `room` bytes in all (the
+    /// caller reads them into its buffer). A file region too large for the
+    /// room left is cut to it and ends the gather, so that the pieces fill
+    /// the room (over TLS: full records, not a small one for the head and
+    /// framing); if it comes first it is returned whole and alone, for the
+    /// caller to send in pieces or with `sendfile`.
     pub fn poll_gather(&self, room: u64) -> ([Piece<'_>; MAX_PIECES], usize) {
         let mut pieces = [Piece::Bytes(&[]); MAX_PIECES];
         let mut count = 0;
@@ -434,6 +436,16 @@ impl Exchange {
                 Chunk::File { part, offset, len } if count == 0 => {
                     let offset = offset + self.window.start;
                     return ([Piece::File { part, offset, len }, pieces[1], pieces[2], pieces[3]], 1);
+                }
+                Chunk::File { part, offset, .. } if room > 0 => {
+                    let offset = offset + self.window.start;
+                    pieces[count] = Piece::File {
+                        part,
+                        offset,
+                        len: room,
+                    };
+                    count += 1;
+                    break;
                 }
                 Chunk::File { .. } => break,
             };

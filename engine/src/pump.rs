@@ -32,8 +32,9 @@ pub struct FileError(pub String);
 ///
 /// Small pieces go out together: the head, the framing, and file regions
 /// that fit `scratch` (read into it) make one vectored write, so a small
-/// upload is one `writev`. A larger file region goes alone, with
-/// `sendfile` when the transport can, else through `scratch`. `sources` are
+/// upload is one `writev`. A larger file region starts in that write (cut
+/// to fit `scratch`), then goes alone, with `sendfile` when the transport
+/// can, else through `scratch`. `sources` are
 /// the file parts' sources (boxed, or as the engine keeps them).
 pub fn pump_write<S: Deref<Target = dyn BodySource>>(
     owner: u64,
@@ -124,8 +125,9 @@ fn source<S: Deref<Target = dyn BodySource>>(sources: &[S], part: usize) -> Resu
 
 /// Writes the pieces with one vectored call, file regions read into
 /// `scratch` first (regions of sources in memory are written from there,
-/// not copied). Returns the result and the file parts whose regions were
-/// written whole (to be checked for a size change).
+/// not copied). Returns the result and the file parts whose pieces were
+/// written whole (to be checked for a size change: at the end of each
+/// region, and where a gather cut one).
 fn write_gathered<S: Deref<Target = dyn BodySource>>(
     transport: &mut dyn Transport,
     sources: &[S],

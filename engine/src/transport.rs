@@ -238,10 +238,10 @@ impl Write for Io<'_> {
 
 /// TLS with rustls over any transport (TCP by default).
 ///
-/// Exact progress: a plaintext piece (at most one record) is fed only when
-/// rustls has nothing left to send; once its records have been written to
-/// the socket whole, every byte fed so far is on the wire. Until then
-/// [`Transport::unflushed`] reports the piece.
+/// Exact progress: a plaintext piece (at most [`TLS_PIECE`], packed into
+/// full records) is fed only when rustls has nothing left to send; once its
+/// records have been written to the socket whole, every byte fed so far is
+/// on the wire. Until then [`Transport::unflushed`] reports the piece.
 pub struct TlsTransport {
     inner: Box<dyn Transport>,
     tls: rustls::ClientConnection,
@@ -262,7 +262,9 @@ impl TlsTransport {
     pub fn new(inner: Box<dyn Transport>, config: Arc<rustls::ClientConfig>, server_name: &str) -> io::Result<Self> {
         let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let mut tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        // What one write may feed (see `write_vectored`).
+        tls.set_buffer_limit(Some(TLS_PIECE));
         Ok(TlsTransport {
             inner,
             tls,
@@ -301,22 +303,13 @@ impl Transport for TlsTransport {
         TLS_PIECE
     }
 
+    /// Feeds the pieces in one call, so that rustls packs them into full
+    /// records (a head, its framing and the body's start share one, instead
+    /// of a record each); its buffer limit (`TLS_PIECE`, nothing being
+    /// buffered when it starts) caps what one call takes.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.drain()?;
-        let mut budget = TLS_PIECE;
-        let mut fed = 0;
-        for buf in bufs {
-            let take = buf.len().min(budget);
-            if take == 0 {
-                continue;
-            }
-            let n = self.tls.writer().write(&buf[..take])?;
-            fed += n;
-            budget -= n;
-            if n < take || budget == 0 {
-                break;
-            }
-        }
+        let fed = self.tls.writer().write_vectored(bufs)?;
         self.pending_plaintext = fed;
         match self.drain() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(fed),

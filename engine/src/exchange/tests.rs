@@ -335,3 +335,36 @@ fn windows_shift_file_offsets_and_progress() {
     let (status, headers) = ex.poll_interim().unwrap();
     assert_eq!((status, headers.get("location")), (104, Some(&b"/u/9"[..])));
 }
+
+/// A file region larger than the room (the buffer for file bytes) is cut to
+/// it after the head and framing, so that one write carries both (over TLS,
+/// the head shares a full record with the body's start); first in line, it
+/// is returned whole and alone.
+#[test]
+fn gather_cuts_a_large_region_to_the_room() {
+    let mut ex = exchange(100_000);
+    let (pieces, count) = ex.poll_gather(1000);
+    let lens: Vec<(bool, u64)> = pieces[..count]
+        .iter()
+        .map(|p| match p {
+            Piece::Bytes(b) => (false, b.len() as u64),
+            Piece::File { len, .. } => (true, *len),
+        })
+        .collect();
+    assert_eq!(lens.last(), Some(&(true, 1000)), "{lens:?}");
+    let before_file: u64 = lens.iter().filter(|(file, _)| !file).map(|(_, len)| len).sum();
+    ex.handle_sent(before_file as usize + 1000);
+    let (pieces, count) = ex.poll_gather(1000);
+    assert!(
+        matches!(
+            pieces[..count],
+            [Piece::File {
+                len: 99_000,
+                offset: 1000,
+                ..
+            }]
+        ),
+        "the rest of the region, whole and alone: {:?}",
+        &pieces[..count]
+    );
+}
