@@ -59,8 +59,7 @@ if [ "${PIN:-1}" = 1 ]; then
 fi
 plain="http://127.0.0.1:$plain_port/up"
 head -c $((1 << 30)) /dev/zero > big.bin
-# Written back now, not during the first client's runs (which it slowed by
-# up to 2x, and always ours: it runs first).
+# Written back now, not during the first client's runs (ours).
 sync big.bin
 
 # Median of RUNS runs of a command: "wall cpu rss_kib".
