@@ -242,20 +242,16 @@ impl Loop {
     fn submit(&mut self, id: UploadId, at: Instant, request: UploadRequest, sink: Box<dyn EventSink>) {
         let deadline = request.timeout.and_then(|t| deadline_after(at, t));
         let life = Upload::with_shared_timing(deadline, Arc::clone(&self.timing), self.now);
-        let (key, now) = self.uploads.insert(id, sink, life, request, at);
-        if let Some(request) = now {
-            if let Err(error) = self.start(key, request) {
-                return self.finish(key, Err(error));
-            }
-        }
+        let key = self.uploads.insert(id, sink, life, request, at);
         self.schedule(key);
     }
 
+    /// Starts the uploads given a place in flight, after the turn's events
+    /// (so a pooled connection a poll saw close is not taken).
     fn start_queued(&mut self) {
-        while let Some(key) = self.uploads.admit_next() {
-            let request = self.uploads.get(key).and_then(|slot| slot.request.take());
+        while let Some((key, request)) = self.uploads.admit_next() {
             let started = match request {
-                Some(request) => self.start(key, *request),
+                Some(request) => self.start(key, request),
                 None => Err(UploadError::new(ErrorKind::Internal, "upload vanished")),
             };
             if let Err(error) = started {

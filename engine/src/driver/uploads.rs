@@ -21,6 +21,9 @@ use crate::source::Source;
 use crate::upload::Upload;
 use crate::{EventSink, UploadId, UploadRequest};
 
+/// Room for requests admitted at submission kept between loop turns.
+const READY_KEPT: usize = 256;
+
 /// A slab index with the generation of its occupant, so a stale key (a
 /// timer, a resolver answer) cannot reach a new upload in a reused slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,6 +64,10 @@ pub(crate) struct Uploads {
     slab: Slab<UploadSlot>,
     ids: HashMap<UploadId, usize>,
     queue: VecDeque<Key>,
+    /// Uploads given a place in flight when submitted, with their requests
+    /// (not boxed), to start at the end of the loop's turn: after the
+    /// turn's events, which may say a pooled connection closed.
+    ready: VecDeque<(Key, UploadRequest)>,
     in_flight: usize,
     max_in_flight: usize,
     buffered: usize,
@@ -75,6 +82,7 @@ impl Uploads {
             slab: Slab::new(),
             ids: HashMap::new(),
             queue: VecDeque::new(),
+            ready: VecDeque::new(),
             in_flight: 0,
             max_in_flight: max_in_flight.max(1),
             buffered: 0,
@@ -84,8 +92,9 @@ impl Uploads {
     }
 
     /// Adds an upload. It takes a place in flight at once when one is free
-    /// and none is waiting (then its request is handed back, to start now);
-    /// else it waits at the back of the queue with its request.
+    /// and none is waiting (its request is kept unboxed, for
+    /// [`Uploads::admit_next`]); else it waits at the back of the queue, its
+    /// request boxed in its slot.
     pub(crate) fn insert(
         &mut self,
         id: UploadId,
@@ -93,9 +102,9 @@ impl Uploads {
         life: Upload,
         request: UploadRequest,
         submitted: Instant,
-    ) -> (Key, Option<UploadRequest>) {
+    ) -> Key {
         let admitted = self.queue.is_empty() && self.in_flight < self.max_in_flight;
-        let (waiting, now) = if admitted {
+        let (waiting, ready) = if admitted {
             self.in_flight += 1;
             (None, Some(request))
         } else {
@@ -123,10 +132,11 @@ impl Uploads {
         });
         self.ids.insert(id, index);
         let key = Key { index, generation };
-        if !admitted {
-            self.queue.push_back(key);
+        match ready {
+            Some(request) => self.ready.push_back((key, request)),
+            None => self.queue.push_back(key),
         }
-        (key, now)
+        key
     }
 
     pub(crate) fn get(&mut self, key: Key) -> Option<&mut UploadSlot> {
@@ -161,15 +171,30 @@ impl Uploads {
             .collect()
     }
 
-    /// The next queued upload, given a place in flight, while places are free.
-    pub(crate) fn admit_next(&mut self) -> Option<Key> {
+    /// The next upload to start, with its request: first those admitted
+    /// when submitted, then queued ones given a place while places are free.
+    /// Requests of uploads that ended before starting are dropped here.
+    /// (A queued slot without its request cannot be; it is handed over as
+    /// `None`, for the caller to fail it.)
+    pub(crate) fn admit_next(&mut self) -> Option<(Key, Option<UploadRequest>)> {
+        while let Some((key, request)) = self.ready.pop_front() {
+            if self.get(key).is_some() {
+                return Some((key, Some(request)));
+            }
+        }
+        if self.ready.capacity() > READY_KEPT {
+            // After a burst, do not keep room for thousands of requests.
+            self.ready.shrink_to(READY_KEPT);
+        }
         while self.in_flight < self.max_in_flight {
             let key = self.queue.pop_front()?;
-            if let Some(slot) = self.get(key).filter(|slot| !slot.admitted) {
-                slot.admitted = true;
-                self.in_flight += 1;
-                return Some(key);
-            }
+            let Some(slot) = self.get(key).filter(|slot| !slot.admitted) else {
+                continue;
+            };
+            slot.admitted = true;
+            let request = slot.request.take().map(|request| *request);
+            self.in_flight += 1;
+            return Some((key, request));
         }
         None
     }
