@@ -84,8 +84,16 @@ fn head_framing_and_body_share_full_records() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("https://localhost:{}/records", listener.local_addr().unwrap().port());
     // Sizes: a part smaller than a record, one whose request just passes a
-    // record, and one spanning several.
-    let sizes = [1_000, RECORD_PLAINTEXT, 5 * RECORD_PLAINTEXT + 123];
+    // record, and one spanning several, from memory and then from a file
+    // (read into the loop's buffer).
+    let sizes = [
+        1_000,
+        RECORD_PLAINTEXT,
+        5 * RECORD_PLAINTEXT + 123,
+        5 * RECORD_PLAINTEXT + 123,
+    ];
+    let dir = temp_dir("tls-records");
+    let (path, _) = make_file(&dir.path(), "r.bin", sizes[3], 7);
     let lens: Vec<usize> = sizes.iter().map(|&size| request_len(&url, size)).collect();
     let server = {
         let lens = lens.clone();
@@ -103,8 +111,12 @@ fn head_framing_and_body_share_full_records() {
         ..EngineConfig::default()
     })
     .unwrap();
-    for size in sizes {
-        let request = UploadRequest::new(url.as_str()).file(FileInput::memory("file", "r.bin", vec![7u8; size]));
+    for (i, size) in sizes.into_iter().enumerate() {
+        let part = match i {
+            3 => FileInput::path("file", &path),
+            _ => FileInput::memory("file", "r.bin", vec![7u8; size]),
+        };
+        let request = UploadRequest::new(url.as_str()).file(part);
         assert_eq!(run_upload(&engine, request).result.unwrap().status, 200);
     }
     let records = server.join().unwrap();
