@@ -1,5 +1,5 @@
-//! What the benches share: a minimal HTTP sink (hyper; drains each body and
-//! answers `200 ok`, keep-alive), and a plain blocking client that writes
+//! What the benches share: a minimal HTTP sink (hyper, optionally over
+//! rustls; drains each body and answers with its length, keep-alive), and a plain blocking client that writes
 //! the very same request bytes, as the reference the engine is measured
 //! against in the same run.
 
@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -26,6 +27,13 @@ pub struct Sink {
 impl Sink {
     /// Starts a sink on 127.0.0.1 (port 0 picks one) with `workers` threads.
     pub fn start(port: u16, workers: usize) -> io::Result<Sink> {
+        Sink::start_with(port, workers, None)
+    }
+
+    /// Starts a sink like [`Sink::start`], serving HTTPS with `tls` when
+    /// given (rustls, ring: the same TLS stack as the clients measured).
+    pub fn start_with(port: u16, workers: usize, tls: Option<Arc<rustls::ServerConfig>>) -> io::Result<Sink> {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
             .enable_all()
@@ -44,11 +52,20 @@ impl Sink {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(drain);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                            }
+                        }
+                    }
                 });
             }
         });

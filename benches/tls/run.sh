@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # uploadtask over TLS, side by side with curl (OpenSSL) and reqwest (rustls)
-# against nginx with TLS reading every body (one worker process), each
-# measured with /usr/bin/time (wall, CPU user+sys, peak RSS), median of RUNS:
+# against two TLS sinks in turn: nginx with TLS reading every body (one
+# worker process, OpenSSL), then the benches' `tls_sink` (hyper on rustls,
+# one thread). Each client is measured with /usr/bin/time (wall, CPU
+# user+sys, peak RSS), median of RUNS:
 # - one 1 GiB upload from a file: uploadtask vs curl -F;
 # - 20,000 uploads of 16 KiB with 1,000 in flight: `uploadtask load
 #   --threads 1` vs reqwest (tokio, buffer_unordered(1000));
@@ -12,10 +14,10 @@
 # RSA 2048 with KEY=rsa: an RSA signature per handshake costs the one nginx
 # worker about 1 ms, so 1,000 new connections make the sink the limit.
 #
-# nginx's worker runs on CPU 0 and every client on CPU 1 (`taskset`; tokio
-# then starts one worker thread for reqwest), as if on two machines, so a
-# client is measured against the sink and not against the scheduler's
-# placement. PIN=0 leaves all unpinned.
+# nginx's worker and tls_sink run on CPU 0 and every client on CPU 1
+# (`taskset`; tokio then starts one worker thread for reqwest), as if on two
+# machines, so a client is measured against the sink and not against the
+# scheduler's placement. PIN=0 leaves all unpinned.
 #
 #   cargo build --release -p uploadtask-cli -p uploadtask-benches && [KEY=rsa] bash benches/tls/run.sh [RUNS]
 set -euo pipefail
@@ -29,7 +31,8 @@ esac
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$root/target/release/uploadtask"
 reqwest="$root/target/release/reqwest_peer"
-for b in "$bin" "$reqwest"; do [ -x "$b" ] || { echo "build first: cargo build --release -p uploadtask-cli -p uploadtask-benches"; exit 2; }; done
+tls_sink="$root/target/release/tls_sink"
+for b in "$bin" "$reqwest" "$tls_sink"; do [ -x "$b" ] || { echo "build first: cargo build --release -p uploadtask-cli -p uploadtask-benches"; exit 2; }; done
 # shellcheck source=../nginx.sh
 source "$root/benches/nginx.sh"
 nginx_setup tls
@@ -52,10 +55,10 @@ nginx_start "  ssl_protocols TLSv1.2 TLSv1.3;
   }
   server { listen 127.0.0.1:$plain_port backlog=8192; $NGINX_READ_BODY }"
 tls="https://localhost:$tls_port/up"
-client=()
+client=() sink_cpu=()
 if [ "${PIN:-1}" = 1 ]; then
   taskset -pc 0 "$(pgrep -f "nginx: worker" -P "$(cat "$work/nginx.pid")")" >/dev/null
-  client=(taskset -c 1)
+  client=(taskset -c 1) sink_cpu=(taskset -c 0)
 fi
 plain="http://127.0.0.1:$plain_port/up"
 head -c $((1 << 30)) /dev/zero > big.bin
@@ -71,13 +74,27 @@ measure() {
 }
 row() { read -r wall cpu rss <<<"$2"; printf '  %-22s wall %7.3f s  cpu %7.3f s  rss %8.1f MiB\n' "$1" "$wall" "$cpu" "$(echo "$rss" | awk '{ print $1 / 1024 }')"; }
 
+# The 1 GiB upload and the 20,000 uploads against the sink at URL.
+jobs() {
+  echo "One 1 GiB upload over TLS (median of $runs):"
+  row uploadtask "$(measure "$bin" upload "$1" big.bin --cacert ca.pem --fail)"
+  row "curl (OpenSSL)" "$(measure curl -sSf --cacert ca.pem -F file=@big.bin -o /dev/null "$1")"
+  echo "20,000 uploads of 16 KiB over TLS, 1,000 in flight (median of $runs):"
+  row "uploadtask load" "$(measure "$bin" load "$1" -c 1000 -n 20000 --size 16384 --threads 1 --cacert ca.pem)"
+  row "reqwest (rustls)" "$(REQWEST_CA=ca.pem measure "$reqwest" many "$1" 16384 20000 1000)"
+}
+
 echo "Certificates: $key"
-echo "One 1 GiB upload over TLS (median of $runs):"
-row uploadtask "$(measure "$bin" upload "$tls" big.bin --cacert ca.pem --fail)"
-row "curl (OpenSSL)" "$(measure curl -sSf --cacert ca.pem -F file=@big.bin -o /dev/null "$tls")"
-echo "20,000 uploads of 16 KiB over TLS, 1,000 in flight (median of $runs):"
-row "uploadtask load" "$(measure "$bin" load "$tls" -c 1000 -n 20000 --size 16384 --threads 1 --cacert ca.pem)"
-row "reqwest (rustls)" "$(REQWEST_CA=ca.pem measure "$reqwest" many "$tls" 16384 20000 1000)"
+echo "Sink: nginx (OpenSSL), which writes a large body to a temporary file"
+jobs "$tls"
+# The benches' own sink (hyper on rustls, one thread, draining each body):
+# a second TLS stack, which keeps nothing.
+echo "Sink: tls_sink (hyper on rustls)"
+coproc SINK { exec "${sink_cpu[@]}" "$tls_sink" leaf.pem leaf.key; }
+read -r sink_addr <&"${SINK[0]}"
+jobs "https://localhost:${sink_addr##*:}/up"
+exec {SINK[1]}>&-
+wait "$SINK_PID" || true
 echo "Memory per in-flight TLS upload (peak RSS of load -c 1000, TLS minus plain):"
 tls_rss=$(measure "$bin" load "$tls" -c 1000 -n 5000 --size 16384 --threads 1 --cacert ca.pem | awk '{ print $3 }')
 plain_rss=$(measure "$bin" load "$plain" -c 1000 -n 5000 --size 16384 --threads 1 | awk '{ print $3 }')
