@@ -14,6 +14,10 @@
 //! - [`EngineConfig::danger_accept_invalid_certs`] accepts any certificate
 //!   (the handshake signatures are still checked): for tests against a
 //!   throwaway server, never in production; the program's `-k` only.
+//! - A chain webpki accepted is kept (the 16 used last),
+//!   so that the next connections presenting the same bytes for the same
+//!   name, within every certificate's validity period, skip the path check;
+//!   the server's handshake signature is checked on every connection.
 //! - A client certificate (mutual TLS) from PEM.
 
 use std::sync::Arc;
@@ -24,6 +28,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 use crate::{EngineConfig, ErrorKind, UploadError};
+
+mod verified;
+use verified::VerifiedChains;
 
 /// A client certificate chain and its private key, for mutual TLS.
 #[derive(Debug)]
@@ -66,23 +73,8 @@ pub(crate) fn client_config(config: &EngineConfig) -> Result<Arc<rustls::ClientC
         return Ok(Arc::clone(tls));
     }
     let internal = |e: &dyn std::fmt::Display| UploadError::new(ErrorKind::Internal, e.to_string());
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    for cert in &config.extra_roots {
-        roots
-            .add(cert.clone())
-            .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad root certificate: {e}")))?;
-    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .build()
-        .map_err(|e| internal(&e))?;
-    let verifier = Arc::new(Verifier {
-        webpki,
-        pinned: config.extra_roots.clone(),
-        insecure: config.danger_accept_invalid_certs,
-    });
+    let verifier = Arc::new(Verifier::new(config, Arc::clone(&provider))?);
     if config.danger_accept_invalid_certs {
         log::warn!("uploadtask: TLS certificate checks are OFF (danger_accept_invalid_certs)");
     }
@@ -107,6 +99,32 @@ struct Verifier {
     /// Extra roots: also trusted when presented as the end entity itself.
     pinned: Vec<CertificateDer<'static>>,
     insecure: bool,
+    /// Chains webpki accepted before, for the next handshakes.
+    verified: VerifiedChains,
+}
+
+impl Verifier {
+    /// webpki with its roots and `config`'s extra roots, which are also
+    /// trusted as the end entity itself.
+    fn new(config: &EngineConfig, provider: Arc<rustls::crypto::CryptoProvider>) -> Result<Verifier, UploadError> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for cert in &config.extra_roots {
+            roots
+                .add(cert.clone())
+                .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad root certificate: {e}")))?;
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| UploadError::new(ErrorKind::Internal, e.to_string()))?;
+        Ok(Verifier {
+            webpki,
+            pinned: config.extra_roots.clone(),
+            insecure: config.danger_accept_invalid_certs,
+            verified: VerifiedChains::default(),
+        })
+    }
 }
 
 impl ServerCertVerifier for Verifier {
@@ -121,11 +139,17 @@ impl ServerCertVerifier for Verifier {
         if self.insecure {
             return Ok(ServerCertVerified::assertion());
         }
+        if self.verified.contains(end_entity, intermediates, server_name, now) {
+            return Ok(ServerCertVerified::assertion());
+        }
         match self
             .webpki
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
         {
-            Ok(verified) => Ok(verified),
+            Ok(verified) => {
+                self.verified.insert(end_entity, intermediates, server_name);
+                Ok(verified)
+            }
             Err(_) if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) => {
                 verify_pinned(end_entity, server_name, now)?;
                 Ok(ServerCertVerified::assertion())
@@ -250,6 +274,121 @@ mod tests {
             assert_eq!(time(0x17, bad), None, "{bad:?}");
         }
         assert_eq!(time(0x18, b"700101000000Z"), None);
+    }
+
+    /// A CA and a leaf it signed for `localhost`, valid from 2020 to 2030.
+    fn ca_and_leaf() -> (CertificateDer<'static>, CertificateDer<'static>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+        let leaf = leaf_params
+            .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+            .unwrap();
+        (ca.der().clone(), leaf.der().clone())
+    }
+
+    /// New Year's Day of `year`.
+    fn at(year: u32) -> UnixTime {
+        let secs = time(0x18, format!("{year}0101000000Z").as_bytes()).unwrap();
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs))
+    }
+
+    fn name(name: &str) -> ServerName<'static> {
+        ServerName::try_from(name).unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_kept_chain_answers_only_for_its_name_its_bytes_and_its_period() {
+        let (ca, leaf) = ca_and_leaf();
+        let chains = VerifiedChains::default();
+        let localhost = name("localhost");
+        chains.insert(&leaf, &[], &localhost);
+        assert!(chains.contains(&leaf, &[], &localhost, at(2025)));
+        assert!(!chains.contains(&leaf, &[], &name("other.test"), at(2025)));
+        assert!(!chains.contains(&leaf, std::slice::from_ref(&ca), &localhost, at(2025)));
+        assert!(!chains.contains(&ca, &[], &localhost, at(2025)));
+        let mut altered = leaf.to_vec();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert!(!chains.contains(&CertificateDer::from(altered), &[], &localhost, at(2025)));
+        for year in [2019, 2031] {
+            assert!(!chains.contains(&leaf, &[], &localhost, at(year)), "{year}");
+        }
+        // Both ends inclusive, as RFC 5280 and webpki have them.
+        assert!(chains.contains(&leaf, &[], &localhost, at(2020)));
+        assert!(chains.contains(&leaf, &[], &localhost, at(2030)));
+        // The period kept is the one all certificates share.
+        chains.insert(&ca, std::slice::from_ref(&leaf), &localhost);
+        assert!(chains.contains(&ca, std::slice::from_ref(&leaf), &localhost, at(2025)));
+        assert!(!chains.contains(&ca, std::slice::from_ref(&leaf), &localhost, at(2031)));
+        // A certificate whose validity does not parse: not kept.
+        let junk = CertificateDer::from(vec![0x30, 0x00]);
+        chains.insert(&junk, &[], &localhost);
+        assert!(!chains.contains(&junk, &[], &localhost, at(2025)));
+    }
+
+    #[test]
+    fn the_chain_used_least_recently_goes_first() {
+        let (_, leaf) = ca_and_leaf();
+        let chains = VerifiedChains::default();
+        let names: Vec<_> = (0..=verified::KEPT).map(|i| name(&format!("h{i}.test"))).collect();
+        for n in &names[..verified::KEPT] {
+            chains.insert(&leaf, &[], n);
+        }
+        // Used again: the second one is now the least recently used.
+        assert!(chains.contains(&leaf, &[], &names[0], at(2025)));
+        chains.insert(&leaf, &[], &names[verified::KEPT]);
+        assert!(chains.contains(&leaf, &[], &names[0], at(2025)));
+        assert!(!chains.contains(&leaf, &[], &names[1], at(2025)));
+        for n in &names[2..] {
+            assert!(chains.contains(&leaf, &[], n, at(2025)), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn the_verifier_keeps_what_webpki_accepted_and_refuses_what_it_would_refuse() {
+        let (ca, leaf) = ca_and_leaf();
+        let config = EngineConfig {
+            extra_roots: vec![ca],
+            ..EngineConfig::default()
+        };
+        let verifier = Verifier::new(&config, Arc::new(rustls::crypto::ring::default_provider())).unwrap();
+        let localhost = name("localhost");
+        assert!(verifier
+            .verify_server_cert(&leaf, &[], &localhost, &[], at(2025))
+            .is_ok());
+        assert!(verifier.verified.contains(&leaf, &[], &localhost, at(2025)), "kept");
+        assert!(verifier
+            .verify_server_cert(&leaf, &[], &localhost, &[], at(2026))
+            .is_ok());
+        let expired = verifier.verify_server_cert(&leaf, &[], &localhost, &[], at(2031));
+        assert!(
+            matches!(
+                expired,
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. }
+                ))
+            ),
+            "{expired:?}"
+        );
+        let other = verifier.verify_server_cert(&leaf, &[], &name("other.test"), &[], at(2025));
+        assert!(
+            matches!(
+                other,
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+                ))
+            ),
+            "{other:?}"
+        );
+        // Refused chains are not kept.
+        assert!(!verifier.verified.contains(&leaf, &[], &name("other.test"), at(2025)));
     }
 
     #[test]
