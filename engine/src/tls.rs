@@ -73,7 +73,9 @@ pub(crate) fn client_config(config: &EngineConfig) -> Result<Arc<rustls::ClientC
         return Ok(Arc::clone(tls));
     }
     let internal = |e: &dyn std::fmt::Display| UploadError::new(ErrorKind::Internal, e.to_string());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(preference);
+    let provider = Arc::new(provider);
     let verifier = Arc::new(Verifier::new(config, Arc::clone(&provider))?);
     if config.danger_accept_invalid_certs {
         log::warn!("uploadtask: TLS certificate checks are OFF (danger_accept_invalid_certs)");
@@ -91,6 +93,28 @@ pub(crate) fn client_config(config: &EngineConfig) -> Result<Arc<rustls::ClientC
     };
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(tls))
+}
+
+/// Where a cipher suite goes in the client's offer: AES-128-GCM first, then
+/// AES-256-GCM, then ChaCha20-Poly1305, TLS 1.3 before TLS 1.2 and ECDSA
+/// before RSA, as Chrome, Firefox and Go order them (rustls and OpenSSL put
+/// AES-256 first). AES-128 is a quarter fewer rounds and hashes with
+/// SHA-256, which processors speed up, where SHA-384 is not. Servers
+/// mostly follow the client's order.
+fn preference(suite: &rustls::SupportedCipherSuite) -> usize {
+    use rustls::CipherSuite as S;
+    const ORDER: [S; 9] = [
+        S::TLS13_AES_128_GCM_SHA256,
+        S::TLS13_AES_256_GCM_SHA384,
+        S::TLS13_CHACHA20_POLY1305_SHA256,
+        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+    ORDER.iter().position(|s| *s == suite.suite()).unwrap_or(ORDER.len())
 }
 
 #[derive(Debug)]
@@ -389,6 +413,22 @@ mod tests {
         );
         // Refused chains are not kept.
         assert!(!verifier.verified.contains(&leaf, &[], &name("other.test"), at(2025)));
+    }
+
+    #[test]
+    fn aes_128_gcm_is_offered_first() {
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites.sort_by_key(preference);
+        let offered: Vec<_> = provider.cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(offered.len(), rustls::crypto::ring::ALL_CIPHER_SUITES.len());
+        assert_eq!(
+            offered[..3],
+            [
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+                rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+                rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+            ]
+        );
     }
 
     #[test]
