@@ -491,6 +491,28 @@ impl EngineConfig {
         tls::client_config(self)
     }
 
+    /// Builds the TLS configuration now and keeps it in [`EngineConfig::tls`],
+    /// so that engines started from clones of this configuration share it:
+    /// one session cache (a new connection on any of them resumes a session
+    /// another made) and one set of verified chains, as the connections of
+    /// one reqwest client or one curl multi handle share theirs. A
+    /// configuration with `tls` set already is left as it is.
+    ///
+    /// ```
+    /// use uploadtask_engine::EngineConfig;
+    ///
+    /// let mut config = EngineConfig::default();
+    /// config.share_tls().unwrap();
+    /// let (a, b) = (config.clone(), config);
+    /// assert!(std::sync::Arc::ptr_eq(a.tls.as_ref().unwrap(), b.tls.as_ref().unwrap()));
+    /// ```
+    pub fn share_tls(&mut self) -> Result<(), UploadError> {
+        if self.tls.is_none() {
+            self.tls = Some(self.tls_config()?);
+        }
+        Ok(())
+    }
+
     /// Sets the client certificate (mutual TLS) from PEM: a chain, leaf
     /// first, and its private key.
     pub fn add_client_auth_pem(&mut self, certs_pem: &[u8], key_pem: &[u8]) -> Result<(), UploadError> {

@@ -220,6 +220,9 @@ impl Client {
     pub fn new(config: ClientConfig) -> io::Result<Client> {
         let count = config.engines.max(1);
         let mut engine = config.engine;
+        engine
+            .share_tls()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         engine.max_in_flight = engine.max_in_flight.div_ceil(count).max(1);
         engine.max_queued = engine.max_queued.div_ceil(count).max(1);
         let mut lanes = Vec::with_capacity(count);

@@ -479,12 +479,15 @@ fn head_requests_end_at_the_head() {
     assert_eq!((response.status, response.body.len()), (200, 0));
 }
 
-/// A new TLS connection to a server seen before resumes the session (no
-/// full handshake): rustls's client session cache is kept per engine.
-#[test]
-fn tls_sessions_resume_on_new_connections() {
+/// How each TLS handshake a server saw went, in order.
+type Handshakes = Arc<std::sync::Mutex<Vec<Option<rustls::HandshakeKind>>>>;
+
+/// A TLS server for `localhost` answering one request per connection and
+/// recording each handshake's kind; its CA (PEM); the record; and an engine
+/// configuration trusting the CA and resolving `localhost` to it.
+fn handshake_recorder() -> (RawServer, Handshakes, EngineConfig) {
     let (server_tls, ca_pem) = tls_material();
-    let kinds = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kinds = Handshakes::default();
     let seen = Arc::clone(&kinds);
     let server = RawServer::start(move |stream, _| {
         let connection = rustls::ServerConnection::new(Arc::clone(&server_tls)).unwrap();
@@ -500,11 +503,47 @@ fn tls_sessions_resume_on_new_connections() {
     config.resolver = Some(Arc::new(
         StaticResolver::new().insert("localhost", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
     ));
+    (server, kinds, config)
+}
+
+fn upload_to_recorder(engine: &Engine, server: &RawServer) {
+    let request = UploadRequest::new(format!("https://localhost:{}/", server.addr().port())).file(FileInput::memory(
+        "f",
+        "a.txt",
+        b"hello".to_vec(),
+    ));
+    assert_eq!(run_upload(engine, request).result.unwrap().body, b"ok");
+}
+
+/// A new TLS connection to a server seen before resumes the session (no
+/// full handshake): rustls's client session cache is kept per engine.
+#[test]
+fn tls_sessions_resume_on_new_connections() {
+    let (server, kinds, config) = handshake_recorder();
     let engine = Engine::new(config).unwrap();
     for _ in 0..3 {
-        let request = UploadRequest::new(format!("https://localhost:{}/", server.addr().port()))
-            .file(FileInput::memory("f", "a.txt", b"hello".to_vec()));
-        assert_eq!(run_upload(&engine, request).result.unwrap().body, b"ok");
+        upload_to_recorder(&engine, &server);
+    }
+    let kinds = kinds.lock().unwrap().clone();
+    use rustls::HandshakeKind::{Full, Resumed};
+    assert_eq!(kinds, [Some(Full), Some(Resumed), Some(Resumed)]);
+}
+
+/// The engines of one client share one TLS configuration: a connection on
+/// one engine resumes the session a connection on another made, as the
+/// connections of one reqwest client or one curl multi handle do.
+#[test]
+fn the_engines_of_a_client_resume_each_others_tls_sessions() {
+    let (server, kinds, engine) = handshake_recorder();
+    let client = uploadtask::Client::new(uploadtask::ClientConfig {
+        engine,
+        engines: 2,
+        ..uploadtask::ClientConfig::default()
+    })
+    .unwrap();
+    let engines: Vec<&Engine> = client.engines().collect();
+    for engine in [engines[0], engines[1], engines[0]] {
+        upload_to_recorder(engine, &server);
     }
     let kinds = kinds.lock().unwrap().clone();
     use rustls::HandshakeKind::{Full, Resumed};

@@ -390,7 +390,12 @@ pub fn run(args: LoadArgs) -> i32 {
         raise_fd_limit: true,
         ..EngineConfig::default()
     };
-    if let Err(e) = args.tls.apply(&mut config).and_then(|()| args.proxy.apply(&mut config)) {
+    if let Err(e) = args
+        .tls
+        .apply(&mut config)
+        .and_then(|()| args.proxy.apply(&mut config))
+        .and_then(|()| config.share_tls().map_err(|e| e.to_string()))
+    {
         eprintln!("uploadtask: {e}");
         return USAGE;
     }
