@@ -1,7 +1,7 @@
 //! What the benches share: a minimal HTTP sink (hyper, optionally over
-//! rustls; drains each body and answers with its length, keep-alive), and a plain blocking client that writes
-//! the very same request bytes, as the reference the engine is measured
-//! against in the same run.
+//! rustls; drains each body and answers with its length, keep-alive), and a
+//! plain blocking client that writes the very same request bytes, as the
+//! reference the engine is measured against in the same run.
 
 use std::convert::Infallible;
 use std::io::{self, Read, Write};

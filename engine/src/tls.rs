@@ -73,9 +73,7 @@ pub(crate) fn client_config(config: &EngineConfig) -> Result<Arc<rustls::ClientC
         return Ok(Arc::clone(tls));
     }
     let internal = |e: &dyn std::fmt::Display| UploadError::new(ErrorKind::Internal, e.to_string());
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites.sort_by_key(preference);
-    let provider = Arc::new(provider);
+    let provider = Arc::new(provider());
     let verifier = Arc::new(Verifier::new(config, Arc::clone(&provider))?);
     if config.danger_accept_invalid_certs {
         log::warn!("uploadtask: TLS certificate checks are OFF (danger_accept_invalid_certs)");
@@ -93,6 +91,13 @@ pub(crate) fn client_config(config: &EngineConfig) -> Result<Arc<rustls::ClientC
     };
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(tls))
+}
+
+/// ring with the cipher suites in the order of [`preference`].
+fn provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(preference);
+    provider
 }
 
 /// Where a cipher suite goes in the client's offer: AES-128-GCM first, then
@@ -417,9 +422,7 @@ mod tests {
 
     #[test]
     fn aes_128_gcm_is_offered_first() {
-        let mut provider = rustls::crypto::ring::default_provider();
-        provider.cipher_suites.sort_by_key(preference);
-        let offered: Vec<_> = provider.cipher_suites.iter().map(|s| s.suite()).collect();
+        let offered: Vec<_> = provider().cipher_suites.iter().map(|s| s.suite()).collect();
         assert_eq!(offered.len(), rustls::crypto::ring::ALL_CIPHER_SUITES.len());
         assert_eq!(
             offered[..3],

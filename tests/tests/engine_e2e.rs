@@ -482,9 +482,9 @@ fn head_requests_end_at_the_head() {
 /// How each TLS handshake a server saw went, in order.
 type Handshakes = Arc<std::sync::Mutex<Vec<Option<rustls::HandshakeKind>>>>;
 
-/// A TLS server for `localhost` answering one request per connection and
-/// recording each handshake's kind; its CA (PEM); the record; and an engine
-/// configuration trusting the CA and resolving `localhost` to it.
+/// A TLS server for `localhost` answering one request per connection; the
+/// kind of each handshake it saw; and an engine configuration trusting its
+/// CA and resolving `localhost` to it.
 fn handshake_recorder() -> (RawServer, Handshakes, EngineConfig) {
     let (server_tls, ca_pem) = tls_material();
     let kinds = Handshakes::default();

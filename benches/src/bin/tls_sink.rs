@@ -9,6 +9,9 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(cert), Some(key)) = (args.first(), args.get(1)) else {
@@ -16,12 +19,10 @@ fn main() {
         std::process::exit(2);
     };
     let port: u16 = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(cert).expect("CERT")))
-        .collect::<Result<Vec<_>, _>>()
-        .expect("a PEM certificate chain");
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(key).expect("KEY")))
-        .expect("a PEM key")
-        .expect("a private key in KEY");
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .expect("a PEM certificate chain in CERT");
+    let key = PrivateKeyDer::from_pem_file(key).expect("a PEM private key in KEY");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
