@@ -83,7 +83,8 @@ pub trait Transport: Send {
     /// close_notify).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
 
-    /// Pushes out bytes buffered in user space; `WouldBlock` while some remain.
+    /// Pushes out accepted bytes still buffered in user space (those
+    /// [`Transport::unflushed`] counts); `WouldBlock` while some remain.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -239,9 +240,13 @@ impl Write for Io<'_> {
 /// TLS with rustls over any transport (TCP by default).
 ///
 /// Exact progress: a plaintext piece (at most [`TLS_PIECE`], packed into
-/// full records) is fed only when rustls has nothing left to send; once its
+/// full records) is fed only when no earlier piece's records wait; once its
 /// records have been written to the socket whole, every byte fed so far is
 /// on the wire. Until then [`Transport::unflushed`] reports the piece.
+///
+/// The handshake's last flight (the client's Finished) is not written
+/// alone: it goes in the same write as the first request's records, so the
+/// server gets both in one segment and one read.
 pub struct TlsTransport {
     inner: Box<dyn Transport>,
     tls: rustls::ClientConnection,
@@ -308,7 +313,7 @@ impl Transport for TlsTransport {
     /// of a record each); its buffer limit (`TLS_PIECE`, nothing being
     /// buffered when it starts) caps what one call takes.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.drain()?;
+        self.flush()?;
         let fed = self.tls.writer().write_vectored(bufs)?;
         self.pending_plaintext = fed;
         match self.drain() {
@@ -340,7 +345,11 @@ impl Transport for TlsTransport {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.drain()
+        if self.pending_plaintext > 0 {
+            self.drain()
+        } else {
+            Ok(())
+        }
     }
 
     /// Reads what the socket holds (TLS 1.3 session tickets are fine) and
@@ -374,10 +383,11 @@ impl Transport for TlsTransport {
 
     fn handshake(&mut self) -> io::Result<bool> {
         loop {
-            self.drain()?;
             if !self.tls.is_handshaking() {
+                // A last flight waits for the first write.
                 return Ok(true);
             }
+            self.drain()?;
             if !self.fill()? {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -401,5 +411,119 @@ impl Transport for TlsTransport {
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         self.inner.deregister(registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// The bytes of each write a [`ToServer`] took, and the plaintext its
+    /// server read.
+    #[derive(Default)]
+    struct Seen {
+        writes: Vec<usize>,
+        plaintext: Vec<u8>,
+    }
+
+    /// A transport to a rustls server in memory, which answers each write at
+    /// once; records what it saw.
+    struct ToServer {
+        server: rustls::ServerConnection,
+        answer: Vec<u8>,
+        seen: Arc<Mutex<Seen>>,
+    }
+
+    impl Transport for ToServer {
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let bytes: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let mut seen = self.seen.lock().unwrap();
+            seen.writes.push(bytes.len());
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                self.server.read_tls(&mut rest)?;
+                self.server.process_new_packets().map_err(io::Error::other)?;
+            }
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = self.server.reader().read(&mut buf) {
+                seen.plaintext.extend_from_slice(&buf[..n]);
+            }
+            while self.server.wants_write() {
+                self.server.write_tls(&mut self.answer)?;
+            }
+            Ok(bytes.len())
+        }
+
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.answer.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.answer.len());
+            buf[..n].copy_from_slice(&self.answer[..n]);
+            self.answer.drain(..n);
+            Ok(n)
+        }
+
+        fn register(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
+            Ok(())
+        }
+
+        fn deregister(&mut self, _: &Registry) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_last_handshake_flight_shares_a_write_with_the_first_request_bytes() {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = certified.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let client_config = crate::EngineConfig {
+            extra_roots: vec![cert],
+            ..crate::EngineConfig::default()
+        }
+        .tls_config()
+        .unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let inner = ToServer {
+            server: rustls::ServerConnection::new(Arc::new(server_config)).unwrap(),
+            answer: Vec::new(),
+            seen: Arc::clone(&seen),
+        };
+        let mut tls = TlsTransport::new(Box::new(inner), client_config, "localhost").unwrap();
+        // The server answers within each write, so two rounds are enough.
+        let mut done = false;
+        for _ in 0..2 {
+            match tls.handshake() {
+                Ok(true) => {
+                    done = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => panic!("handshake: {other:?}"),
+            }
+        }
+        assert!(done, "the handshake ended");
+        assert_eq!(seen.lock().unwrap().writes.len(), 1, "only the ClientHello went out");
+
+        let request = b"POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(tls.write_vectored(&[IoSlice::new(request)]).unwrap(), request.len());
+        assert_eq!(tls.unflushed(), 0);
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.writes.len(),
+            2,
+            "the Finished went with the request: {:?}",
+            seen.writes
+        );
+        assert_eq!(seen.plaintext, request);
     }
 }
