@@ -3,7 +3,8 @@
 # against two TLS sinks in turn: nginx with TLS reading every body (one
 # worker process, OpenSSL), then the benches' `tls_sink` (hyper on rustls,
 # one thread). Each client is measured with /usr/bin/time (wall, CPU
-# user+sys, peak RSS), median of RUNS:
+# user+sys, peak RSS), median of RUNS, the two clients of a job taking
+# turns (each goes first in every other round):
 # - one 1 GiB upload from a file: uploadtask vs curl -F;
 # - 20,000 uploads of 16 KiB with 1,000 in flight: `uploadtask load
 #   --threads 1` vs reqwest (tokio, buffer_unordered(1000));
@@ -65,34 +66,58 @@ head -c $((1 << 30)) /dev/zero > big.bin
 # Written back now, not during the first client's runs (ours).
 sync big.bin
 
-# Median of RUNS runs of a command: "wall cpu rss_kib".
+# One run of a command, added to LABEL's runs as "wall cpu rss_kib".
+once() {
+  local label=$1
+  shift
+  /usr/bin/time -f '%e %U %S %M' -o t.txt "${client[@]}" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; cat t.txt >&2; }
+  awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' t.txt >>"$label.runs"
+}
+# The median of LABEL's runs (by wall time), which are then forgotten.
+median() { sort -n "$1.runs" | awk -v n="$runs" 'NR == int((n + 1) / 2) { print }'; rm -f "$1.runs"; }
+# Median of RUNS runs of a command.
 measure() {
-  for _ in $(seq "$runs"); do
-    /usr/bin/time -f '%e %U %S %M' -o t.txt "${client[@]}" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; cat t.txt >&2; }
-    awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' t.txt
-  done | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) { print }'
+  for _ in $(seq "$runs"); do once alone "$@"; done
+  median alone
+}
+# RUNS rounds of the functions A and B, A first in odd rounds and B first in
+# even ones: both clients meet the same phases of the machine and the sink
+# (the sink's temporary-file stalls come and go for a few runs).
+in_turn() {
+  for i in $(seq "$runs"); do
+    if ((i % 2)); then "$1"; "$2"; else "$2"; "$1"; fi
+  done
 }
 row() { read -r wall cpu rss <<<"$2"; printf '  %-22s wall %7.3f s  cpu %7.3f s  rss %8.1f MiB\n' "$1" "$wall" "$cpu" "$(echo "$rss" | awk '{ print $1 / 1024 }')"; }
 
-# The 1 GiB upload and the 20,000 uploads against the sink at URL.
+ours_big() { once ours "$bin" upload "$url" big.bin --cacert ca.pem --fail; }
+curl_big() { once curl curl -sSf --cacert ca.pem -F file=@big.bin -o /dev/null "$url"; }
+ours_many() { once ours "$bin" load "$url" -c 1000 -n 20000 --size 16384 --threads 1 --cacert ca.pem; }
+reqwest_many() { REQWEST_CA=ca.pem once reqwest "$reqwest" many "$url" 16384 20000 1000; }
+
+# The 1 GiB upload and the 20,000 uploads against the sink at $url.
 jobs() {
-  echo "One 1 GiB upload over TLS (median of $runs):"
-  row uploadtask "$(measure "$bin" upload "$1" big.bin --cacert ca.pem --fail)"
-  row "curl (OpenSSL)" "$(measure curl -sSf --cacert ca.pem -F file=@big.bin -o /dev/null "$1")"
-  echo "20,000 uploads of 16 KiB over TLS, 1,000 in flight (median of $runs):"
-  row "uploadtask load" "$(measure "$bin" load "$1" -c 1000 -n 20000 --size 16384 --threads 1 --cacert ca.pem)"
-  row "reqwest (rustls)" "$(REQWEST_CA=ca.pem measure "$reqwest" many "$1" 16384 20000 1000)"
+  echo "One 1 GiB upload over TLS (median of $runs, the clients in turn):"
+  in_turn ours_big curl_big
+  row uploadtask "$(median ours)"
+  row "curl (OpenSSL)" "$(median curl)"
+  echo "20,000 uploads of 16 KiB over TLS, 1,000 in flight (median of $runs, the clients in turn):"
+  in_turn ours_many reqwest_many
+  row "uploadtask load" "$(median ours)"
+  row "reqwest (rustls)" "$(median reqwest)"
 }
 
 echo "Certificates: $key"
 echo "Sink: nginx (OpenSSL), which writes a large body to a temporary file"
-jobs "$tls"
+url=$tls
+jobs
 # The benches' own sink (hyper on rustls, one thread, draining each body):
 # a second TLS stack, which keeps nothing.
 echo "Sink: tls_sink (hyper on rustls)"
 coproc SINK { exec "${sink_cpu[@]}" "$tls_sink" leaf.pem leaf.key; }
 read -r sink_addr <&"${SINK[0]}"
-jobs "https://localhost:${sink_addr##*:}/up"
+url="https://localhost:${sink_addr##*:}/up"
+jobs
 exec {SINK[1]}>&-
 wait "$SINK_PID" || true
 echo "Memory per in-flight TLS upload (peak RSS of load -c 1000, TLS minus plain):"
