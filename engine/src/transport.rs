@@ -310,11 +310,16 @@ impl Transport for TlsTransport {
 
     /// Feeds the pieces in one call, so that rustls packs them into full
     /// records (a head, its framing and the body's start share one, instead
-    /// of a record each); its buffer limit (`TLS_PIECE`, nothing being
-    /// buffered when it starts) caps what one call takes.
+    /// of a record each); its buffer limit (`TLS_PIECE`, counting a
+    /// handshake flight still buffered) caps what one call takes.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.flush()?;
-        let fed = self.tls.writer().write_vectored(bufs)?;
+        let mut fed = self.tls.writer().write_vectored(bufs)?;
+        if fed == 0 && self.tls.wants_write() {
+            // A last handshake flight that fills the buffer limit goes first.
+            self.drain()?;
+            fed = self.tls.writer().write_vectored(bufs)?;
+        }
         self.pending_plaintext = fed;
         match self.drain() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(fed),
@@ -474,8 +479,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_last_handshake_flight_shares_a_write_with_the_first_request_bytes() {
+    /// A finished handshake with a server in memory, and what it saw.
+    fn handshaken() -> (TlsTransport, Arc<Mutex<Seen>>) {
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         let cert = certified.cert.der().clone();
         let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
@@ -512,10 +517,16 @@ mod tests {
             }
         }
         assert!(done, "the handshake ended");
-        assert_eq!(seen.lock().unwrap().writes.len(), 1, "only the ClientHello went out");
+        (tls, seen)
+    }
 
-        let request = b"POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(tls.write_vectored(&[IoSlice::new(request)]).unwrap(), request.len());
+    const REQUEST: &[u8] = b"POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn the_last_handshake_flight_shares_a_write_with_the_first_request_bytes() {
+        let (mut tls, seen) = handshaken();
+        assert_eq!(seen.lock().unwrap().writes.len(), 1, "only the ClientHello went out");
+        assert_eq!(tls.write_vectored(&[IoSlice::new(REQUEST)]).unwrap(), REQUEST.len());
         assert_eq!(tls.unflushed(), 0);
         let seen = seen.lock().unwrap();
         assert_eq!(
@@ -524,6 +535,21 @@ mod tests {
             "the Finished went with the request: {:?}",
             seen.writes
         );
-        assert_eq!(seen.plaintext, request);
+        assert_eq!(seen.plaintext, REQUEST);
+    }
+
+    #[test]
+    fn a_last_flight_larger_than_the_buffer_limit_goes_first() {
+        let (mut tls, seen) = handshaken();
+        // The Finished alone is over this limit: nothing could be fed with it.
+        tls.tls.set_buffer_limit(Some(10));
+        let mut fed = 0;
+        while fed < REQUEST.len() {
+            let n = tls.write_vectored(&[IoSlice::new(&REQUEST[fed..])]).unwrap();
+            assert!(n > 0, "a write took nothing after {fed} bytes");
+            fed += n;
+        }
+        assert_eq!(tls.unflushed(), 0);
+        assert_eq!(seen.lock().unwrap().plaintext, REQUEST);
     }
 }
