@@ -223,6 +223,8 @@ pub struct Exchange {
     response_body: Vec<u8>,
     response_started: bool,
     reusable: bool,
+    /// The response's `Keep-Alive: timeout=N`, in seconds.
+    keep_alive_secs: Option<u32>,
     write_error: Option<std::io::Error>,
     /// Sending stopped because an early final response came.
     stopped_early: bool,
@@ -267,6 +269,7 @@ impl Exchange {
             response_body: Vec::new(),
             response_started: false,
             reusable: false,
+            keep_alive_secs: None,
             write_error: None,
             stopped_early: false,
             head_event: None,
@@ -392,6 +395,12 @@ impl Exchange {
     /// once the outcome is a success).
     pub fn reusable(&self) -> bool {
         self.reusable
+    }
+
+    /// How long the server said it keeps the connection open while idle
+    /// (`Keep-Alive: timeout=N`), in seconds.
+    pub fn keep_alive_secs(&self) -> Option<u32> {
+        self.keep_alive_secs
     }
 
     /// Body bytes on the wire.
@@ -610,7 +619,10 @@ impl Exchange {
                 return None;
             }
         };
-        self.reusable = framing.reusable;
+        let hint = uploadtask_http1::framing::keep_alive(&head);
+        // `max=0`: the server takes no further request on this connection.
+        self.reusable = framing.reusable && hint.max != Some(0);
+        self.keep_alive_secs = hint.timeout_secs.map(|secs| u32::try_from(secs).unwrap_or(u32::MAX));
         if self.expect.take().is_some() && self.state == State::Sending {
             // A final answer to `Expect: 100-continue`: the result, and the
             // body promised by Content-Length never goes: not reusable.

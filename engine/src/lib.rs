@@ -54,6 +54,7 @@ pub mod redirect;
 pub mod resolver;
 pub mod resumable;
 pub mod retry;
+pub mod reuse;
 pub mod scripted;
 pub mod sendq;
 pub mod source;
@@ -230,6 +231,11 @@ pub struct UploadRequest {
     /// kernel accepted ([`ack`]); also on for every upload with
     /// [`EngineConfig::progress_acked`].
     pub progress_acked: bool,
+    /// Whether a request that failed on a reused connection before any
+    /// response byte is sent again once on a new connection, even when the
+    /// server may have received all of it ([`reuse`]); the engine's
+    /// [`EngineConfig::resend_reused`] when `None`.
+    pub resend_reused: Option<bool>,
 }
 
 impl UploadRequest {
@@ -248,6 +254,7 @@ impl UploadRequest {
             report_headers: false,
             resumable: None,
             progress_acked: false,
+            resend_reused: None,
         }
     }
 
@@ -314,8 +321,20 @@ pub struct EngineConfig {
     /// Per connection attempt. Default 30 s.
     pub connect_timeout: Duration,
     /// No byte moved in either direction for this long fails the upload.
-    /// Also how long an idle pooled connection is kept. Default 30 s.
+    /// Default 30 s.
     pub idle_timeout: Duration,
+    /// How long an idle connection waits in the pool for the next upload to
+    /// its origin; shortened to end a second before a server's `Keep-Alive:
+    /// timeout=N` ([`reuse::pool_until`]). Default 30 s.
+    pub pool_idle_timeout: Duration,
+    /// A request that failed on a reused connection before any byte of a
+    /// response arrived is sent again once on a new connection, as browsers
+    /// and curl do, even when the server may have received it whole (RFC
+    /// 9110 §9.2.2; see [`reuse`]). Off: only a request the server cannot
+    /// have received whole is sent again (at most once delivery, at the
+    /// cost of failures when a server closes an idle connection). Each
+    /// resend is counted in [`Stats::resent`]. Default on.
+    pub resend_reused: bool,
     /// Uploads in flight at once; the rest wait in FIFO order. Default 256.
     pub max_in_flight: usize,
     /// Response limits (head, headers, chunk lines, trailers, body kept).
@@ -399,6 +418,8 @@ impl fmt::Debug for EngineConfig {
         f.debug_struct("EngineConfig")
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("resend_reused", &self.resend_reused)
             .field("max_in_flight", &self.max_in_flight)
             .field("limits", &self.limits)
             .field("keep_alive", &self.keep_alive)
@@ -420,6 +441,8 @@ impl Default for EngineConfig {
         EngineConfig {
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
+            pool_idle_timeout: Duration::from_secs(30),
+            resend_reused: true,
             max_in_flight: 256,
             limits: Limits::default(),
             keep_alive: true,
@@ -842,6 +865,13 @@ pub struct Stats {
     pub buffered_response_bytes: usize,
     /// Uploads submitted and not yet ended, as the submitters count them.
     pub admitted: usize,
+    /// Requests sent again on a new connection after their reused
+    /// connection failed before any response byte, since the engine started
+    /// ([`EngineConfig::resend_reused`]).
+    pub resent: u64,
+    /// Origins not pooled for now, as their connections closed right after
+    /// their first answer ([`reuse`]).
+    pub origins_not_pooled: usize,
 }
 
 /// Reports an outcome when the loop cannot: on a short-lived thread, so

@@ -46,6 +46,8 @@ pub(crate) struct Plan {
     pub(crate) retry_at: Option<std::time::Instant>,
     /// A resumable upload's protocol state.
     pub(crate) resumable: Option<Box<Resume>>,
+    /// This upload's resend rule when it has its own (else the engine's).
+    pub(crate) resend_reused: Option<bool>,
 }
 
 /// A resumable upload's protocol state, and the checksum of the piece it
@@ -180,6 +182,7 @@ pub(crate) fn prepare(
         attempts: 1,
         retry_at: None,
         resumable: None,
+        resend_reused: request.resend_reused,
     };
     plan.route(&target, proxies);
     let head = write_head(&target, &plan, &plan.headers, &body, recycle.head())?;
@@ -234,6 +237,7 @@ fn prepare_resumable(
             checksum: None,
             resume_at: None,
         })),
+        resend_reused: request.resend_reused,
     };
     match resume_step(&mut plan, None, limits, proxies)? {
         ResumeStep::Ready(target, mut exchange) => {

@@ -12,18 +12,15 @@
 //!       │                 └───────────────────────── (http) ──────────────────► Exchanging
 //!       └─ handle_connect_failed (any error), connect timeout ──► Connecting(address i+1) | fail
 //!  Exchanging ──handle_exchange_failed: reused connection, no response byte,
-//!               body not all accepted, first time──► Resolving
+//!               first time (crate::reuse::may_resend)──► Resolving
 //!  any phase ──overall deadline; idle or too slow (Handshaking, Exchanging) ──► fail (timeout)
 //! ```
 //!
 //! Deadlines are `now + duration` saturated: a duration too long for
 //! `Instant` (such as `Duration::MAX`) means no deadline.
 //!
-//! The retry rule: a failure on a reused connection is tried again on a
-//! fresh one only when the server cannot have received the whole request
-//! (some body bytes were never accepted by the transport) and no response
-//! byte came. After the whole body went out the server may have acted on it,
-//! so the upload fails instead of sending it twice.
+//! The resend rule is [`crate::reuse`]'s: a request that failed on a reused
+//! connection before any response byte is sent once more on a new one.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -331,23 +328,31 @@ impl Upload {
         self.window_bytes = self.window_bytes.saturating_add(bytes);
     }
 
-    /// The exchange failed. A reused connection that failed before any
-    /// response byte and before the whole body was accepted was probably
-    /// closed by the server while idle, and the server cannot have the whole
-    /// request: the upload starts over once on a fresh connection. Otherwise
-    /// the error is classified for the caller.
+    /// The exchange failed. A request that failed on a reused connection
+    /// before any response byte is sent again once on a new connection
+    /// ([`crate::reuse::may_resend`]; `resend_reused` is the caller's
+    /// choice); then the driver counts a resend. Otherwise the error is
+    /// classified for the caller.
     pub fn handle_exchange_failed(
         &mut self,
         error: ExchangeError,
         response_started: bool,
         whole_body_accepted: bool,
+        resend_reused: bool,
         now: Instant,
     ) -> Action {
-        let transport_error = matches!(
+        let transport = matches!(
             error,
             ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. }
         );
-        if self.reused && !self.retried && !response_started && !whole_body_accepted && transport_error {
+        let failure = crate::reuse::Failure {
+            reused: self.reused,
+            response_started,
+            whole_body_accepted,
+            transport,
+            resent: self.retried,
+        };
+        if crate::reuse::may_resend(failure, resend_reused) {
             self.retried = true;
             self.reused = false;
             return self.resolve(now);
@@ -620,7 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_pooled_connection_is_retried_once() {
+    fn a_stale_pooled_connection_is_resent_once() {
         let t = Instant::now();
         let reset = || ExchangeError::Io {
             kind: io::ErrorKind::ConnectionReset,
@@ -628,40 +633,49 @@ mod tests {
             body_bytes_sent: 0,
             source: Default::default(),
         };
+        // Resent once on a new connection, also with the whole body accepted
+        // (the rule on); a failure of the new connection is the outcome.
         let mut u = upload(t);
         assert_eq!(u.handle_start("h", false, true, t), Action::Exchange);
         assert!(u.is_reused());
-        assert_eq!(u.handle_exchange_failed(reset(), false, false, t), Action::Resolve);
+        assert_eq!(u.handle_exchange_failed(reset(), false, true, true, t), Action::Resolve);
+        assert!(!u.is_reused());
         let _ = u.handle_resolved(Ok(vec![addr(1)]), t);
         assert_eq!(u.handle_connected(t), Action::Exchange);
-        let Action::Fail(e) = u.handle_exchange_failed(reset(), false, false, t) else {
+        let Action::Fail(e) = u.handle_exchange_failed(reset(), false, false, true, t) else {
             panic!()
         };
         assert_eq!(
             (e.kind, e.message.as_str()),
             (ErrorKind::Network, "connection reset after 0 body bytes")
         );
-        // Not retried once the response started, nor once the whole body
-        // was accepted (the server may have it), nor for protocol errors.
-        let mut u = upload(t);
-        let _ = u.handle_start("h", false, true, t);
-        assert!(matches!(
-            u.handle_exchange_failed(reset(), true, false, t),
-            Action::Fail(_)
-        ));
-        let mut u = upload(t);
-        let _ = u.handle_start("h", false, true, t);
-        assert!(matches!(
-            u.handle_exchange_failed(reset(), false, true, t),
-            Action::Fail(_)
-        ));
-        let mut u = upload(t);
-        let _ = u.handle_start("h", false, true, t);
-        let protocol = ExchangeError::Head(uploadtask_http1::ResponseError::InvalidVersion);
-        let Action::Fail(e) = u.handle_exchange_failed(protocol, false, false, t) else {
-            panic!()
+        // A new hop (a redirect) may resend once again.
+        assert_eq!(u.handle_start("h", false, true, t), Action::Exchange);
+        assert_eq!(u.handle_exchange_failed(reset(), false, true, true, t), Action::Resolve);
+        // Not resent once the response started, nor for protocol errors; with
+        // the rule off, not once the whole body was accepted.
+        let fails = |started: bool, accepted: bool, rule: bool, error: ExchangeError| {
+            let mut u = upload(t);
+            let _ = u.handle_start("h", false, true, t);
+            match u.handle_exchange_failed(error, started, accepted, rule, t) {
+                Action::Fail(e) => Some(e.kind),
+                _ => None,
+            }
         };
-        assert_eq!(e.kind, ErrorKind::Protocol);
+        assert_eq!(fails(true, false, true, reset()), Some(ErrorKind::Network));
+        assert_eq!(fails(false, true, false, reset()), Some(ErrorKind::Network));
+        assert_eq!(fails(false, false, false, reset()), None);
+        let protocol = || ExchangeError::Head(uploadtask_http1::ResponseError::InvalidVersion);
+        assert_eq!(fails(false, false, true, protocol()), Some(ErrorKind::Protocol));
+        // A new connection's failure is never resent.
+        let mut u = upload(t);
+        let _ = u.handle_start("h", false, false, t);
+        let _ = u.handle_resolved(Ok(vec![addr(1)]), t);
+        let _ = u.handle_connected(t);
+        assert!(matches!(
+            u.handle_exchange_failed(reset(), false, true, true, t),
+            Action::Fail(_)
+        ));
     }
 
     #[test]
@@ -675,7 +689,7 @@ mod tests {
             body_bytes_sent: 3,
             source: Default::default(),
         };
-        let Action::Fail(e) = u.handle_exchange_failed(eof, true, false, t) else {
+        let Action::Fail(e) = u.handle_exchange_failed(eof, true, false, true, t) else {
             panic!()
         };
         assert_eq!((e.kind, e.code()), (ErrorKind::Tls, 1000));

@@ -1,4 +1,4 @@
-//! Whole uploads through the real engine (loop, timers, pool, retry rule)
+//! Whole uploads through the real engine (loop, timers, pool, resend rule)
 //! over scripted transports handed out by a `ScriptedConnector`: no socket
 //! is opened. The address in the URLs is never reached.
 
@@ -75,10 +75,9 @@ fn would_block_everywhere_through_the_real_loop() {
 }
 
 #[test]
-fn a_reused_connection_is_retried_only_when_the_body_did_not_all_go_out() {
+fn a_request_that_failed_on_a_reused_connection_is_sent_again_once() {
     // Connection 1 answers the first upload; on the second its first write
-    // fails: nothing of it was accepted, so the upload goes again on
-    // connection 2.
+    // fails: the upload goes again on connection 2.
     let first = ScriptedTransport::new(
         [
             WriteStep::Accept(usize::MAX),
@@ -92,18 +91,32 @@ fn a_reused_connection_is_retried_only_when_the_body_did_not_all_go_out() {
     assert_eq!(run(&engine, request(10)).1.unwrap().status, 200);
     assert_eq!(run(&engine, request(10)).1.unwrap().status, 200);
     assert_eq!(connector.connects(), 2);
+    assert_eq!(engine.stats().unwrap().resent, 1);
     engine.shutdown();
 
     // Here the reused connection takes the whole second request, then
-    // closes: the server may have it, so it fails and is not sent again.
-    let only = ScriptedTransport::new([], [ReadStep::Data(OK.to_vec()), ReadStep::Eof]);
-    let connector = Arc::new(ScriptedConnector::new([only]));
-    let engine = start(&connector, EngineConfig::default());
-    assert_eq!(run(&engine, request(10)).1.unwrap().status, 200);
-    let error = run(&engine, request(10)).1.unwrap_err();
-    assert_eq!((error.kind, error.code()), (ErrorKind::Network, 1000), "{error}");
-    assert_eq!(connector.connects(), 1);
-    engine.shutdown();
+    // closes without a byte: sent again on a new connection by default;
+    // with at-most-once asked for (the request's own setting over the
+    // engine's), it fails and is not sent again.
+    for resend in [None, Some(false)] {
+        let only = ScriptedTransport::new([], [ReadStep::Data(OK.to_vec()), ReadStep::Eof]);
+        let again = ScriptedTransport::new([], [ReadStep::WouldBlock, ReadStep::Data(OK.to_vec())]);
+        let connector = Arc::new(ScriptedConnector::new([only, again]));
+        let engine = start(&connector, EngineConfig::default());
+        assert_eq!(run(&engine, request(10)).1.unwrap().status, 200);
+        let mut second = request(10);
+        second.resend_reused = resend;
+        let outcome = run(&engine, second).1;
+        if resend.is_none() {
+            assert_eq!(outcome.unwrap().status, 200);
+            assert_eq!((connector.connects(), engine.stats().unwrap().resent), (2, 1));
+        } else {
+            let error = outcome.unwrap_err();
+            assert_eq!((error.kind, error.code()), (ErrorKind::Network, 1000), "{error}");
+            assert_eq!((connector.connects(), engine.stats().unwrap().resent), (1, 0));
+        }
+        engine.shutdown();
+    }
 }
 
 #[test]

@@ -171,6 +171,62 @@ fn keeps_alive(head: &ResponseHead) -> bool {
     !close && (head.version >= 1 || keep_alive)
 }
 
+/// What a `Keep-Alive` response header (RFC 2068 §19.7.1.1, sent by
+/// Apache, Node and others) says of the connection's remaining life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// `timeout=N`: the server closes the connection once it has been idle
+    /// this many seconds.
+    pub timeout_secs: Option<u64>,
+    /// `max=N`: requests the server still takes on this connection.
+    pub max: Option<u64>,
+}
+
+/// Reads `Keep-Alive: timeout=5, max=100` from `head`. Unknown parameters
+/// and values that are not plain digits (quotes allowed) are ignored; a
+/// parameter given twice keeps its smaller value.
+///
+/// ```
+/// use uploadtask_http1::framing::keep_alive;
+/// use uploadtask_http1::response::ResponseHead;
+///
+/// let head = ResponseHead {
+///     version: 1,
+///     status: 200,
+///     reason: "OK".into(),
+///     headers: [("Keep-Alive", "timeout=5, max=99")].into_iter().collect(),
+/// };
+/// let hint = keep_alive(&head);
+/// assert_eq!((hint.timeout_secs, hint.max), (Some(5), Some(99)));
+/// ```
+pub fn keep_alive(head: &ResponseHead) -> KeepAlive {
+    let mut hint = KeepAlive::default();
+    for value in head.values("keep-alive") {
+        for item in split_list(value) {
+            let Some(at) = item.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let name = item[..at].trim_ascii();
+            let mut number = item[at + 1..].trim_ascii();
+            if let [b'"', inner @ .., b'"'] = number {
+                number = inner;
+            }
+            let Some(number) = parse_digits(number) else {
+                continue;
+            };
+            let slot = if name.eq_ignore_ascii_case(b"timeout") {
+                &mut hint.timeout_secs
+            } else if name.eq_ignore_ascii_case(b"max") {
+                &mut hint.max
+            } else {
+                continue;
+            };
+            *slot = Some(slot.map_or(number, |old| old.min(number)));
+        }
+    }
+    hint
+}
+
 /// Splits a comma-separated list value into trimmed items (empty items kept,
 /// so callers can refuse them where they matter).
 fn split_list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -191,6 +247,43 @@ mod tests {
 
     fn framing(version: u8, status: u16, headers: &[(&str, &str)]) -> Result<Framing, FramingError> {
         body_framing(&head(version, status, headers))
+    }
+
+    #[test]
+    fn keep_alive_hints() {
+        let hint = |value: &str| keep_alive(&head(1, 200, &[("Keep-Alive", value)]));
+        assert_eq!(
+            hint("timeout=5, max=100"),
+            KeepAlive {
+                timeout_secs: Some(5),
+                max: Some(100)
+            }
+        );
+        assert_eq!(
+            hint("Timeout = \"2\""),
+            KeepAlive {
+                timeout_secs: Some(2),
+                max: None
+            }
+        );
+        assert_eq!(
+            hint("max=0"),
+            KeepAlive {
+                timeout_secs: None,
+                max: Some(0)
+            }
+        );
+        assert_eq!(
+            hint("timeout=9, timeout=3"),
+            KeepAlive {
+                timeout_secs: Some(3),
+                max: None
+            }
+        );
+        for ignored in ["", "timeout", "timeout=", "timeout=-1", "timeout=1.5", "foo=3", "=4"] {
+            assert_eq!(hint(ignored), KeepAlive::default(), "{ignored:?}");
+        }
+        assert_eq!(keep_alive(&head(1, 200, &[])), KeepAlive::default());
     }
 
     #[test]

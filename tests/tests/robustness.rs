@@ -1,8 +1,9 @@
 //! A long-running engine that no caller mistake or hostile peer can stop:
 //! refused calls give back their place, huge durations do not overflow,
 //! FIFOs and devices do not block the loop, a hung resolver times out, a
-//! trickling peer is cut off, and a stale pooled connection is retried
-//! only when the server cannot have the whole request.
+//! trickling peer is cut off, and a request on a stale pooled connection
+//! is sent again once (or, when at most once is asked, only when the server
+//! cannot have the whole request).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -301,12 +302,14 @@ fn a_pooled_connection_the_server_closed_is_not_reused() {
 }
 
 #[test]
-fn a_stale_connection_is_retried_only_before_the_whole_body_went_out() {
+fn a_stale_connection_is_resent_once_unless_at_most_once_is_asked() {
     // Connection 0 answers its first request. On its second request it
     // either reads the whole request and closes without an answer (the
-    // server has it: no retry, fail) or reads only the head and closes
-    // (the body cannot have arrived: retried on a fresh connection).
-    for whole_body_read in [true, false] {
+    // server may have acted on it) or reads only the head and closes (the
+    // body cannot have arrived). By default both are sent again on a new
+    // connection, as browsers and curl do; with `resend_reused` off, only
+    // the request the server cannot have received whole is.
+    for (whole_body_read, resend_reused) in [(true, true), (true, false), (false, true), (false, false)] {
         let counts = Arc::new(Counts::default());
         let seen = Arc::clone(&counts);
         let server = RawServer::start(move |mut stream, _| {
@@ -327,21 +330,33 @@ fn a_stale_connection_is_retried_only_before_the_whole_body_went_out() {
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
             }
         });
-        let engine = Engine::new(EngineConfig::default()).unwrap();
+        let engine = Engine::new(EngineConfig {
+            resend_reused,
+            ..EngineConfig::default()
+        })
+        .unwrap();
         let small = UploadRequest::new(server.url("/")).file(memory(10));
         assert_eq!(run_upload(&engine, small).result.unwrap().status, 200);
         // Large enough that the kernel cannot take it all before the reset.
         let size = if whole_body_read { 1000 } else { 32 << 20 };
         let second = run_upload(&engine, UploadRequest::new(server.url("/")).file(memory(size)));
-        if whole_body_read {
+        let case = format!("whole body read {whole_body_read}, resend {resend_reused}");
+        if whole_body_read && !resend_reused {
             let error = second.result.unwrap_err();
-            assert_eq!(error.code(), 1000, "{error}");
-            assert_eq!(counts.whole_requests.load(Ordering::SeqCst), 2, "sent once only");
-            assert_eq!(counts.connections.load(Ordering::SeqCst), 1);
+            assert_eq!(error.code(), 1000, "{case}: {error}");
+            assert_eq!(
+                counts.whole_requests.load(Ordering::SeqCst),
+                2,
+                "{case}: sent once only"
+            );
+            assert_eq!(counts.connections.load(Ordering::SeqCst), 1, "{case}");
+            assert_eq!(engine.stats().unwrap().resent, 0, "{case}");
         } else {
-            assert_eq!(second.result.unwrap().status, 200);
-            assert_eq!(counts.whole_requests.load(Ordering::SeqCst), 2);
-            assert_eq!(counts.connections.load(Ordering::SeqCst), 2);
+            assert_eq!(second.result.unwrap().status, 200, "{case}");
+            let whole = if whole_body_read { 3 } else { 2 };
+            assert_eq!(counts.whole_requests.load(Ordering::SeqCst), whole, "{case}");
+            assert_eq!(counts.connections.load(Ordering::SeqCst), 2, "{case}");
+            assert_eq!(engine.stats().unwrap().resent, 1, "{case}");
         }
         engine.shutdown();
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{exchange_reusable, Key, Loop};
+use super::{kept_alive, Key, Loop};
 use crate::{retry, ErrorKind, UploadError};
 
 impl Loop {
@@ -28,13 +28,13 @@ impl Loop {
         let Some(plan) = slot.plan.as_mut() else { return };
         plan.attempts += 1;
         plan.retry_at = Some(now.checked_add(delay).unwrap_or(now));
-        let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
+        let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| outcome.is_ok());
         if let Some(exchange) = slot.exchange.as_mut() {
             exchange.restart();
         }
         slot.life.handle_wait();
         if let Some(conn) = slot.conn.take() {
-            self.release_conn(conn, reusable);
+            self.release_conn(conn, keep);
         }
         self.schedule(key);
     }

@@ -24,6 +24,7 @@ use slab::Slab;
 use uploadtask_http1::request::Scheme;
 
 use super::uploads::Key;
+use crate::reuse;
 use crate::transport::{Connector, Transport};
 
 /// Where a connection goes: scheme, host, port, and the proxy it goes
@@ -77,6 +78,9 @@ pub(crate) struct ConnSlot {
     pub(crate) started: Instant,
     /// Microseconds; 0 until connected.
     pub(crate) rtt_us: u32,
+    /// Answers it carried, and when the last one ended.
+    answers: u32,
+    answered_at: Option<Instant>,
 }
 
 /// The idle connections to one origin: those a poll has vetted, and those
@@ -129,6 +133,9 @@ impl IdleList {
 /// it again, allocates no list each time. Beyond it, emptied lists go.
 const EMPTY_LISTS_KEPT: usize = 64;
 
+/// Origins whose connection history is kept ([`reuse::Origins`]).
+const ORIGINS_KEPT: usize = 256;
+
 /// The slab and the pool; see the module doc.
 pub(crate) struct Conns {
     slab: Slab<ConnSlot>,
@@ -136,6 +143,8 @@ pub(crate) struct Conns {
     idle_count: usize,
     max_idle_per_origin: usize,
     next_generation: u32,
+    /// Origins whose connections die right after their first answer.
+    origins: reuse::Origins<Origin>,
 }
 
 impl Conns {
@@ -146,7 +155,41 @@ impl Conns {
             idle_count: 0,
             max_idle_per_origin,
             next_generation: 0,
+            origins: reuse::Origins::new(ORIGINS_KEPT),
         }
+    }
+
+    /// The connection carried an answer and may carry another: a reused one
+    /// shows that its origin's connections live past one answer.
+    pub(crate) fn handle_answered(&mut self, key: ConnKey, now: Instant) {
+        let Some(conn) = self.get(key) else { return };
+        conn.answers = conn.answers.saturating_add(1);
+        conn.answered_at = Some(now);
+        if conn.answers > 1 {
+            let origin = conn.origin.clone();
+            self.origins.handle_reuse_answered(&origin);
+        }
+    }
+
+    /// The peer closed the connection (found while idle, or when a reuse
+    /// failed). Returns the origin when this close stops pooling for it
+    /// (see [`reuse`]).
+    pub(crate) fn handle_peer_closed(&mut self, key: ConnKey, now: Instant) -> Option<Origin> {
+        let conn = self.get(key)?;
+        let early = conn.answers == 1
+            && conn
+                .answered_at
+                .is_some_and(|at| now.saturating_duration_since(at) <= reuse::EARLY_CLOSE);
+        if !early {
+            return None;
+        }
+        let origin = conn.origin.clone();
+        self.origins.handle_early_close(&origin, now).then_some(origin)
+    }
+
+    /// Origins not pooled for now.
+    pub(crate) fn origins_not_pooled(&self, now: Instant) -> usize {
+        self.origins.not_pooled(now)
     }
 
     /// Starts a connection to `addr` for `upload` with `connector`,
@@ -185,6 +228,8 @@ impl Conns {
             started: now,
             rtt_us: 0,
             peer_closed: false,
+            answers: 0,
+            answered_at: None,
         });
         Ok(key)
     }
@@ -210,6 +255,7 @@ impl Conns {
         origin: &Origin,
         upload: Key,
         turn: u64,
+        now: Instant,
     ) -> Option<ConnKey> {
         loop {
             let list = self.idle.get_mut(origin)?;
@@ -229,18 +275,22 @@ impl Conns {
             if good {
                 return Some(key);
             }
+            if let Some(origin) = self.handle_peer_closed(key, now) {
+                log_not_pooled(&origin);
+            }
             self.close(registry, key);
         }
     }
 
     /// Puts a connection in the pool until `until`; `false` when the pool
-    /// for its origin is full (the connection was closed instead).
-    pub(crate) fn pool(&mut self, registry: &Registry, key: ConnKey, until: Instant, turn: u64) -> bool {
+    /// for its origin is full or its origin is not pooled for now (the
+    /// connection was closed instead).
+    pub(crate) fn pool(&mut self, registry: &Registry, key: ConnKey, until: Instant, turn: u64, now: Instant) -> bool {
         let max = self.max_idle_per_origin;
         let Some(conn) = self.slab.get_mut(key.index).filter(|c| c.generation == key.generation) else {
             return false;
         };
-        if conn.peer_closed {
+        if conn.peer_closed || !self.origins.poll_pooling(&conn.origin, now) {
             self.close(registry, key);
             return false;
         }
@@ -300,4 +350,19 @@ impl Conns {
     pub(crate) fn idle_len(&self) -> usize {
         self.idle_count
     }
+}
+
+/// Says, for `-v`, that an origin's connections are not pooled for now.
+pub(crate) fn log_not_pooled(origin: &Origin) {
+    let (scheme, host, port, _) = origin;
+    let scheme = match scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    log::info!(
+        "connections to {scheme}://{host}:{port} closed right after their first answer {} times in a row: \
+         not reusing them for {} s",
+        reuse::STRIKES,
+        reuse::NO_POOL_FOR.as_secs()
+    );
 }

@@ -44,6 +44,7 @@ use crate::prepare::{self, prepare, Entropy};
 use crate::proxy::Proxies;
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
 use crate::redirect;
+use crate::reuse;
 use crate::transport::{Connector, TcpConnector};
 use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
 use crate::{
@@ -96,6 +97,8 @@ pub(crate) struct Loop {
     turn: u64,
     /// The kernel's answers for acknowledged progress.
     acks: acks::Acks,
+    /// Requests sent again after a reused connection failed.
+    resent: u64,
 }
 
 impl Loop {
@@ -143,6 +146,7 @@ impl Loop {
             now: Instant::now(),
             turn: 0,
             acks: acks::Acks::default(),
+            resent: 0,
         }
     }
 
@@ -236,6 +240,8 @@ impl Loop {
             timers: self.timers.len(),
             buffered_response_bytes: self.uploads.buffered(),
             admitted: self.uploads.held(),
+            resent: self.resent,
+            origins_not_pooled: self.conns.origins_not_pooled(self.now),
         }
     }
 
@@ -293,7 +299,7 @@ impl Loop {
         let now = self.now;
         let Some(slot) = self.uploads.get(key) else { return };
         let origin = origin_of(slot);
-        let pooled = self.conns.take_idle(self.poll.registry(), &origin, key, self.turn);
+        let pooled = self.conns.take_idle(self.poll.registry(), &origin, key, self.turn, now);
         let Some(slot) = self.uploads.get(key) else { return };
         let Some(target) = slot.target.as_ref() else { return };
         let https = target.scheme == Scheme::Https;
@@ -342,6 +348,9 @@ impl Loop {
             // An idle pooled connection that spoke, closed or failed cannot be
             // reused. A writable edge alone (ACKs of the last bytes) is no news.
             if readable {
+                if let Some(origin) = self.conns.handle_peer_closed(conn_key, self.now) {
+                    conns::log_not_pooled(&origin);
+                }
                 self.conns.close(self.poll.registry(), conn_key);
             }
             return;
@@ -488,11 +497,22 @@ impl Loop {
             .exchange
             .as_ref()
             .map_or((false, false), |e| (e.response_started(), e.body_accepted()));
-        let action = slot.life.handle_exchange_failed(error, started, accepted, now);
+        let resend_reused = slot
+            .plan
+            .as_ref()
+            .and_then(|p| p.resend_reused)
+            .unwrap_or(self.config.resend_reused);
+        let action = slot
+            .life
+            .handle_exchange_failed(error, started, accepted, resend_reused, now);
         if action == Action::Resolve {
-            // A stale pooled connection: the exchange starts over on a fresh one.
+            // A stale pooled connection: the request goes again on a new one.
             if let Some(exchange) = slot.exchange.as_mut() {
                 exchange.restart();
+            }
+            self.resent += 1;
+            if let Some(origin) = slot.conn.and_then(|conn| self.conns.handle_peer_closed(conn, now)) {
+                conns::log_not_pooled(&origin);
             }
         }
         self.act(key, action);
@@ -560,11 +580,11 @@ impl Loop {
         let Some(slot) = self.uploads.get(key) else { return };
         match next {
             Ok((target, exchange)) => {
-                let reusable = exchange_reusable(slot.exchange.as_ref()) && self.config.keep_alive;
+                let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive);
                 slot.exchange = Some(exchange);
                 slot.target = Some(target);
                 if let Some(conn) = slot.conn.take() {
-                    self.release_conn(conn, reusable);
+                    self.release_conn(conn, keep);
                 }
                 self.begin_exchange(key);
             }
@@ -572,16 +592,18 @@ impl Loop {
         }
     }
 
-    /// Pools a connection that can carry another request, or closes it.
-    fn release_conn(&mut self, conn: ConnKey, reusable: bool) {
-        if !reusable {
+    /// Pools a connection that can carry another request (`keep`: its
+    /// `Keep-Alive` timeout, if the server gave one), or closes it.
+    fn release_conn(&mut self, conn: ConnKey, keep: Option<Option<u32>>) {
+        let Some(keep_alive_secs) = keep else {
             return self.conns.close(self.poll.registry(), conn);
-        }
-        // An idle timeout too long for `Instant` keeps it until used or closed.
-        let until = deadline_after(self.now, self.config.idle_timeout);
-        let at = until.unwrap_or(self.now);
-        if self.conns.pool(self.poll.registry(), conn, at, self.turn) && until.is_some() {
-            self.timers.push(at, TimerTarget::IdleConn(conn));
+        };
+        self.conns.handle_answered(conn, self.now);
+        let Some(until) = reuse::pool_until(self.now, self.config.pool_idle_timeout, keep_alive_secs) else {
+            return self.conns.close(self.poll.registry(), conn);
+        };
+        if self.conns.pool(self.poll.registry(), conn, until, self.turn, self.now) {
+            self.timers.push(until, TimerTarget::IdleConn(conn));
         }
     }
 
@@ -592,8 +614,8 @@ impl Loop {
             return;
         };
         if let Some(conn) = slot.conn.take() {
-            let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
-            self.release_conn(conn, reusable);
+            let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| outcome.is_ok());
+            self.release_conn(conn, keep);
         }
         self.recycle.keep(slot.exchange.take(), slot.sources);
         self.compact();
@@ -708,7 +730,10 @@ fn origin_of(slot: &uploads::UploadSlot) -> Origin {
     }
 }
 
-/// True when the exchange ended so that its connection can carry another.
-fn exchange_reusable(exchange: Option<&crate::exchange::Exchange>) -> bool {
-    exchange.is_some_and(|e| e.reusable() && e.is_finished())
+/// `Some(keep-alive timeout)` when the exchange ended so that its
+/// connection can carry another (and the engine keeps connections alive).
+fn kept_alive(exchange: Option<&crate::exchange::Exchange>, keep_alive: bool) -> Option<Option<u32>> {
+    exchange
+        .filter(|e| keep_alive && e.reusable() && e.is_finished())
+        .map(|e| e.keep_alive_secs())
 }

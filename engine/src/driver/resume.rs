@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{deliver, exchange_reusable, Key, Loop};
+use super::{deliver, kept_alive, Key, Loop};
 use crate::prepare::{self, ResumeStep};
 use crate::resumable::{tus_checksum, Next};
 use crate::retry::{self, RetryPolicy};
@@ -39,11 +39,11 @@ impl Loop {
                 plan.attempts = 1;
             }
         }
-        let reusable = outcome.is_ok() && self.config.keep_alive && exchange_reusable(slot.exchange.as_ref());
+        let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| outcome.is_ok());
         match next {
             Next::Send => {
                 slot.held_head.clear();
-                self.resume_next(key, reusable, None);
+                self.resume_next(key, keep, None);
             }
             Next::Done => {
                 for event in std::mem::take(&mut slot.held_head) {
@@ -70,7 +70,7 @@ impl Loop {
                 if let Some(plan) = self.uploads.get(key).and_then(|slot| slot.plan.as_mut()) {
                     plan.attempts += 1;
                 }
-                self.resume_next(key, reusable, Some(now.checked_add(delay).unwrap_or(now)));
+                self.resume_next(key, keep, Some(now.checked_add(delay).unwrap_or(now)));
             }
         }
     }
@@ -85,9 +85,9 @@ impl Loop {
 
     /// Sends the session's next request, at `at` (after a wait) or now;
     /// first the piece's checksum when the protocol asks for one.
-    pub(super) fn resume_next(&mut self, key: Key, reusable: bool, at: Option<Instant>) {
+    pub(super) fn resume_next(&mut self, key: Key, keep: Option<Option<u32>>, at: Option<Instant>) {
         if let Some(conn) = self.uploads.get(key).and_then(|slot| slot.conn.take()) {
-            self.release_conn(conn, reusable);
+            self.release_conn(conn, keep);
         }
         let now = self.now;
         let Some(slot) = self.uploads.get(key) else { return };
@@ -166,7 +166,7 @@ impl Loop {
         if let Some(resume) = plan.resumable.as_mut() {
             resume.checksum = Some((piece, value));
         }
-        self.resume_next(key, false, at);
+        self.resume_next(key, None, at);
     }
 }
 

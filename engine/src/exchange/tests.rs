@@ -368,3 +368,18 @@ fn gather_cuts_a_large_region_to_the_room() {
         &pieces[..count]
     );
 }
+
+#[test]
+fn keep_alive_hints_shape_reuse() {
+    let answer = |extra: &str| {
+        let mut ex = exchange(3);
+        send_all(&mut ex, usize::MAX);
+        ex.handle_received(format!("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{extra}\r\n").as_bytes());
+        assert!(ex.poll_outcome().unwrap().is_ok());
+        (ex.reusable(), ex.keep_alive_secs())
+    };
+    assert_eq!(answer(""), (true, None));
+    assert_eq!(answer("Keep-Alive: timeout=5, max=100\r\n"), (true, Some(5)));
+    assert_eq!(answer("Keep-Alive: timeout=5, max=0\r\n"), (false, Some(5)));
+    assert_eq!(answer("Keep-Alive: timeout=99999999999\r\n"), (true, Some(u32::MAX)));
+}
