@@ -172,6 +172,9 @@ impl std::error::Error for ExchangeError {}
 struct Reports {
     headers: Option<(u16, Headers)>,
     request_head: Option<Vec<u8>>,
+    /// Every response head's bytes as received (1xx and final), not yet
+    /// polled; one read's worth at most between polls.
+    response_heads: Vec<u8>,
     interim: Option<(u16, Headers)>,
 }
 
@@ -570,6 +573,11 @@ impl Exchange {
             Ok(status) => status,
             Err(e) => return self.fail(ExchangeError::Head(e)),
         };
+        if let (ParseStatus::Interim { consumed, .. } | ParseStatus::Complete { consumed, .. }, Some(reports)) =
+            (&status, self.reports.as_mut())
+        {
+            reports.response_heads.extend_from_slice(&buf[..*consumed]);
+        }
         let (used_of_buf, head) = match status {
             ParseStatus::Partial => {
                 if !from_partial {
@@ -763,6 +771,14 @@ impl Exchange {
     /// `set_report_headers(true)`), for a `-v` trace.
     pub fn poll_request_head(&mut self) -> Option<Vec<u8>> {
         self.reports.as_mut()?.request_head.take()
+    }
+
+    /// The bytes of every response head received since the last call (1xx
+    /// interim heads and the final one, each ending with its empty line),
+    /// when heads are reported (`set_report_headers(true)`).
+    pub fn poll_response_heads(&mut self) -> Option<Vec<u8>> {
+        let reports = self.reports.as_mut()?;
+        (!reports.response_heads.is_empty()).then(|| std::mem::take(&mut reports.response_heads))
     }
 
     /// The last `104` interim head's status and headers, once (only after

@@ -98,6 +98,11 @@ pub enum Event {
     /// The request head went out whole (its bytes), when the request asked
     /// for heads ([`UploadRequest::report_headers`]); again after a redirect.
     RequestHead(Vec<u8>),
+    /// Response heads arrived, as received: every 1xx interim head and the
+    /// final one, also those of redirects that are followed (for tracing,
+    /// as curl's `-v`), when the request asked for heads
+    /// ([`UploadRequest::report_headers`]).
+    ResponseHeadBytes(Vec<u8>),
     /// The final response head arrived (status code).
     ResponseHead(u16),
     /// The final response head's status and headers, right after

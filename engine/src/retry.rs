@@ -106,8 +106,9 @@ pub enum Next {
 pub fn is_retryable(error: &UploadError) -> bool {
     match error.kind {
         ErrorKind::Network => true,
-        // The overall deadline says "timeout"; an attempt's own timeouts say more.
-        ErrorKind::Timeout => error.message != "timeout",
+        // The overall deadline's message starts "timeout"; an attempt's own
+        // timeouts name theirs ("connect timeout", "idle timeout", …).
+        ErrorKind::Timeout => !error.message.starts_with("timeout"),
         _ => false,
     }
 }

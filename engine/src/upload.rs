@@ -147,6 +147,8 @@ pub struct Upload {
     retried: bool,
     /// A `CONNECT` tunnel comes before TLS (https through a proxy).
     tunnel: bool,
+    /// The overall timeout, in ms, for its message (0: not known).
+    overall_ms: u64,
 }
 
 impl Upload {
@@ -179,7 +181,14 @@ impl Upload {
             reused: false,
             retried: false,
             tunnel: false,
+            overall_ms: 0,
         }
+    }
+
+    /// The overall timeout the deadline came from, so that its failure
+    /// says how long it was.
+    pub fn set_overall_timeout(&mut self, timeout: Duration) {
+        self.overall_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     }
 
     /// The current phase.
@@ -271,8 +280,38 @@ impl Upload {
     /// unreachable, no local address): the next address is tried; the last
     /// error is the outcome when none is left.
     pub fn handle_connect_failed(&mut self, error: io::Error, now: Instant) -> Action {
-        self.last_connect_error = Some(UploadError::from_io(error, "connect failed"));
+        let what = match self.current_addr() {
+            Some(addr) => format!("connect to {addr} failed"),
+            None => "connect failed".to_string(),
+        };
+        self.last_connect_error = Some(UploadError::from_io(error, &what));
         self.connect_next(now)
+    }
+
+    /// The address of the connect under way (or that just ended).
+    fn current_addr(&self) -> Option<SocketAddr> {
+        self.next_addr.checked_sub(1).and_then(|at| self.addrs.get(at)).copied()
+    }
+
+    /// The last connect error, naming every address tried when there were
+    /// several.
+    fn connect_failure(&mut self) -> UploadError {
+        let last = self
+            .last_connect_error
+            .take()
+            .unwrap_or_else(|| UploadError::new(ErrorKind::Network, "connect failed"));
+        if self.addrs.len() < 2 {
+            return last;
+        }
+        let tried: Vec<String> = self.addrs.iter().map(SocketAddr::to_string).collect();
+        let mut error = last;
+        error.message = format!(
+            "no address of {} answered (tried {}); last: {}",
+            self.host(),
+            tried.join(", "),
+            error.message
+        );
+        error
     }
 
     fn connect_next(&mut self, now: Instant) -> Action {
@@ -283,11 +322,7 @@ impl Upload {
                 self.connect_deadline = deadline_after(now, self.timing.connect_timeout);
                 Action::Connect(addr)
             }
-            None => Action::Fail(
-                self.last_connect_error
-                    .take()
-                    .unwrap_or_else(|| UploadError::new(ErrorKind::Network, "connect failed")),
-            ),
+            None => Action::Fail(self.connect_failure()),
         }
     }
 
@@ -394,7 +429,10 @@ impl Upload {
         let timeout = |message: String| Some(Action::Fail(UploadError::new(ErrorKind::Timeout, message)));
         let millis = |d: Duration| d.as_millis();
         if due(self.deadline) {
-            return timeout("timeout".into());
+            return timeout(match self.overall_ms {
+                0 => format!("timeout: the overall deadline passed while {}", self.phase),
+                ms => format!("timeout: the overall timeout of {ms} ms passed while {}", self.phase),
+            });
         }
         match self.phase {
             Phase::Resolving if due(self.connect_deadline) => timeout(format!(
@@ -403,7 +441,13 @@ impl Upload {
                 self.host()
             )),
             Phase::Connecting if due(self.connect_deadline) => {
-                let message = format!("connect timeout after {} ms", millis(self.timing.connect_timeout));
+                let message = match self.current_addr() {
+                    Some(addr) => format!(
+                        "connect timeout: {addr} did not answer in {} ms",
+                        millis(self.timing.connect_timeout)
+                    ),
+                    None => format!("connect timeout after {} ms", millis(self.timing.connect_timeout)),
+                };
                 self.last_connect_error = Some(UploadError::new(ErrorKind::Timeout, message));
                 Some(self.connect_next(now))
             }
@@ -482,7 +526,11 @@ mod tests {
             panic!()
         };
         assert_eq!((e.kind, e.code()), (ErrorKind::Network, 1000));
-        assert!(e.message.starts_with("connect failed"), "{e}");
+        assert_eq!(
+            e.message,
+            "no address of h answered (tried 192.0.2.1:80, 192.0.2.2:80); \
+             last: connect to 192.0.2.2:80 failed: connection refused"
+        );
     }
 
     #[test]
@@ -497,7 +545,14 @@ mod tests {
         let Some(Action::Fail(e)) = u.handle_timeout(t + 10 * SECOND) else {
             panic!()
         };
-        assert_eq!((e.code(), e.message.as_str()), (204, "connect timeout after 5000 ms"));
+        assert_eq!(
+            (e.code(), e.message.as_str()),
+            (
+                204,
+                "no address of h answered (tried 192.0.2.1:80, 192.0.2.2:80); \
+                 last: connect timeout: 192.0.2.2:80 did not answer in 5000 ms"
+            )
+        );
     }
 
     #[test]
@@ -604,7 +659,18 @@ mod tests {
         let Some(Action::Fail(e)) = u.handle_timeout(t + 100 * SECOND) else {
             panic!()
         };
-        assert_eq!((e.code(), e.message.as_str()), (204, "timeout"));
+        assert_eq!(
+            (e.code(), e.message.as_str()),
+            (204, "timeout: the overall deadline passed while exchanging")
+        );
+        u.set_overall_timeout(Duration::from_secs(100));
+        let Some(Action::Fail(e)) = u.handle_timeout(t + 100 * SECOND) else {
+            panic!()
+        };
+        assert_eq!(
+            e.message,
+            "timeout: the overall timeout of 100000 ms passed while exchanging"
+        );
     }
 
     #[test]

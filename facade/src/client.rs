@@ -316,6 +316,7 @@ impl Client {
             fail: options.fail.take(),
             complete: options.complete.take(),
             request_head: options.request_head.take(),
+            response_head: options.response_head.take(),
         };
         let mut sink = TaskSink {
             inner,
@@ -386,6 +387,7 @@ impl Client {
         request.max_redirects = options.max_redirects;
         request.retry = options.retry.as_ref().map(RetryOptions::policy);
         request.progress_acked = options.progress_acked;
+        request.resend_reused = options.resend_on_reuse;
         // Listeners may be added after the call: always ask for the head.
         request.report_headers = true;
         Ok((request, None))
@@ -455,6 +457,7 @@ impl Client {
         request.retry = options.retry.as_ref().map(RetryOptions::policy);
         request.report_headers = true;
         request.progress_acked = options.progress_acked;
+        request.resend_reused = options.resend_on_reuse;
         request.resumable = Some(Resumable {
             protocol: engine_protocol,
             upload_url: stored.map(|s| s.url),
@@ -532,6 +535,7 @@ fn failed_task(mut options: UploadOptions, error: UploadError) -> UploadTask {
         fail: options.fail.take(),
         complete: options.complete.take(),
         request_head: None,
+        response_head: None,
     };
     let mut sink = TaskSink {
         inner,

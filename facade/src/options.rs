@@ -113,6 +113,14 @@ pub struct UploadOptions {
     /// accepted; 100% only once all were acknowledged. Default off.
     #[serde(default)]
     pub progress_acked: bool,
+    /// `resendOnReuse`: a request that failed on a reused connection before
+    /// any response byte is sent again once on a new connection, as
+    /// browsers and curl do (the server may then get it twice, if it read
+    /// all of it and died without a word). `false` asks for at most once:
+    /// such a request fails instead. The client's setting when absent
+    /// (on by default).
+    #[serde(default)]
+    pub resend_on_reuse: Option<bool>,
     #[serde(skip)]
     pub(crate) success: Option<SuccessCallback>,
     #[serde(skip)]
@@ -125,6 +133,8 @@ pub struct UploadOptions {
     pub(crate) head_listeners: Vec<HeadersCallback>,
     #[serde(skip)]
     pub(crate) request_head: Option<RequestHeadCallback>,
+    #[serde(skip)]
+    pub(crate) response_head: Option<RequestHeadCallback>,
     /// With `raw`: these bytes are the body instead of `filePath`'s
     /// (`filePath` then only names them). Shared without copies.
     #[serde(skip)]
@@ -316,6 +326,15 @@ impl UploadOptions {
     /// documented API.
     pub fn on_request_head(mut self, callback: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
         self.request_head = Some(std::sync::Arc::new(callback));
+        self
+    }
+
+    /// Calls `callback` with the bytes of each response head as received:
+    /// 1xx interim heads, the heads of redirects followed, and the final
+    /// one, for tracing as curl's `-v` does. An extension, not in the
+    /// documented API.
+    pub fn on_response_head(mut self, callback: impl Fn(&[u8]) + Send + Sync + 'static) -> Self {
+        self.response_head = Some(std::sync::Arc::new(callback));
         self
     }
 

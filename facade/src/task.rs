@@ -411,6 +411,7 @@ pub(crate) struct Callbacks {
     pub fail: Option<FailCallback>,
     pub complete: Option<CompleteCallback>,
     pub request_head: Option<crate::options::RequestHeadCallback>,
+    pub response_head: Option<crate::options::RequestHeadCallback>,
 }
 
 /// The engine's sink for one task: events become dispatched jobs.
@@ -511,6 +512,13 @@ impl EventSink for TaskSink {
                 if let Some(trace) = self.callbacks.as_ref().and_then(|c| c.request_head.clone()) {
                     self.inner.dispatch.run(Box::new(move || {
                         guarded("request head callback", None, || trace(&head))
+                    }));
+                }
+            }
+            Event::ResponseHeadBytes(head) => {
+                if let Some(trace) = self.callbacks.as_ref().and_then(|c| c.response_head.clone()) {
+                    self.inner.dispatch.run(Box::new(move || {
+                        guarded("response head callback", None, || trace(&head))
                     }));
                 }
             }

@@ -386,12 +386,12 @@ fn every_fail_code_from_a_real_cause() {
         (
             UploadOptions::new(&refused, "internal://mass/ok.bin", "f"),
             1000,
-            "connect failed",
+            " failed: Connection refused",
         ),
         (
             UploadOptions::new(stall.url("/"), "internal://mass/ok.bin", "f").timeout(Duration::from_millis(200)),
             204,
-            "timeout",
+            "timeout: the overall timeout of 200 ms passed",
         ),
     ];
     for (options, code, message) in cases {

@@ -247,7 +247,10 @@ impl Loop {
 
     fn submit(&mut self, id: UploadId, at: Instant, request: UploadRequest, sink: Box<dyn EventSink>) {
         let deadline = request.timeout.and_then(|t| deadline_after(at, t));
-        let life = Upload::with_shared_timing(deadline, Arc::clone(&self.timing), self.now);
+        let mut life = Upload::with_shared_timing(deadline, Arc::clone(&self.timing), self.now);
+        if let Some(timeout) = request.timeout {
+            life.set_overall_timeout(timeout);
+        }
         let key = self.uploads.insert(id, sink, life, request, at);
         self.schedule(key);
     }
@@ -429,6 +432,9 @@ impl Loop {
         }
         while let Some(progress) = exchange.poll_progress(self.now) {
             deliver(&mut *slot.sink, slot.id, Event::Progress(progress));
+        }
+        if let Some(heads) = exchange.poll_response_heads() {
+            deliver(&mut *slot.sink, slot.id, Event::ResponseHeadBytes(heads));
         }
         // A redirect's head is held until the response shows whether it is
         // followed (then no one hears of it) or is the outcome.

@@ -7,6 +7,13 @@
 //!  "files":[{"field":"file","filename":"a.png","contentType":"image/png","size":3,"sha256":"…"}]}
 //! ```
 //!
+//! Any other body (a raw `PUT`, as curl's `-T`) is answered with its size
+//! and sha256:
+//!
+//! ```json
+//! {"fields":[],"files":[],"body":{"contentType":"application/octet-stream","size":3,"sha256":"…"}}
+//! ```
+//!
 //! Used by `uploadtask serve`, `demo`, `load`, and the end-to-end tests.
 
 use std::convert::Infallible;
@@ -63,6 +70,18 @@ pub struct FileSummary {
     pub sha256: String,
 }
 
+/// A raw (not multipart) request body.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BodySummary {
+    /// `Content-Type` as received (empty when absent).
+    pub content_type: String,
+    /// Bytes received.
+    pub size: u64,
+    /// Hex sha256 of the bytes received.
+    pub sha256: String,
+}
+
 /// What the receiver answers for one upload.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, Default)]
 pub struct UploadSummary {
@@ -70,6 +89,9 @@ pub struct UploadSummary {
     pub fields: Vec<FieldSummary>,
     /// Files in order.
     pub files: Vec<FileSummary>,
+    /// A raw body (not `multipart/form-data`), summed up whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodySummary>,
 }
 
 #[derive(Default)]
@@ -222,19 +244,23 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
     if req.method() != hyper::Method::POST && req.method() != hyper::Method::PUT {
         return Ok(error_reply(
             StatusCode::METHOD_NOT_ALLOWED,
-            "POST a multipart/form-data body",
+            "POST or PUT a body (multipart/form-data or raw)",
         ));
     }
     let content_type = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Ok(boundary) = multer::parse_boundary(content_type) else {
-        return Ok(error_reply(StatusCode::BAD_REQUEST, "not multipart/form-data"));
+        .unwrap_or("")
+        .to_string();
+    let summary = match multer::parse_boundary(&content_type) {
+        Ok(boundary) => {
+            let stream = req.into_body().into_data_stream();
+            summarize(multer::Multipart::new(stream, boundary), &state).await
+        }
+        Err(_) => summarize_raw(req.into_body(), content_type, &state).await,
     };
-    let stream = req.into_body().into_data_stream();
-    match summarize(multer::Multipart::new(stream, boundary), &state).await {
+    match summary {
         Ok(summary) => {
             state.stats.uploads.fetch_add(1, Ordering::Relaxed);
             Ok(reply(
@@ -282,6 +308,37 @@ async fn summarize(mut multipart: multer::Multipart<'static>, state: &State) -> 
         });
     }
     Ok(summary)
+}
+
+/// A raw body: its size and sha256 (and, with a directory, the bytes).
+async fn summarize_raw(mut body: Incoming, content_type: String, state: &State) -> Result<UploadSummary, String> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut store = match &state.dir {
+        Some(dir) => Some(TempFile::create(dir).await.map_err(|e| e.to_string())?),
+        None => None,
+    };
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        let Ok(chunk) = frame.into_data() else { continue };
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        if let Some(store) = store.as_mut() {
+            store.file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+        }
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    if let Some(store) = store {
+        store.keep(&sha256).await.map_err(|e| e.to_string())?;
+    }
+    Ok(UploadSummary {
+        body: Some(BodySummary {
+            content_type,
+            size,
+            sha256,
+        }),
+        ..UploadSummary::default()
+    })
 }
 
 /// A file being received, renamed to its sha256 once complete.

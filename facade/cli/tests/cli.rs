@@ -167,10 +167,18 @@ fn upload_json_results_and_exit_statuses_against_own_serve() {
         Some(2)
     );
     assert_eq!(run(&["nonsense"]).status.code(), Some(2));
-    // A bad header value is a fail (202), not a usage error.
-    let out = run(&["upload", &url, b.to_str().unwrap(), "-H", "Content-Length: 3", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(json_lines(&out.stdout)[0]["fail"]["code"], 202);
+    // Header mistakes on the command line are usage errors, whatever the
+    // mistake: a bad name, or a header the engine sets itself.
+    for header in [
+        "bad header",
+        "Content-Length: 3",
+        "Transfer-Encoding: chunked",
+        "X-A: a\u{1}b",
+    ] {
+        let out = run(&["upload", &url, b.to_str().unwrap(), "-H", header, "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{header:?}");
+        assert!(out.stdout.is_empty(), "{header:?}");
+    }
 }
 
 #[test]
@@ -936,4 +944,82 @@ fn js_host_follows_the_documented_semantics() {
         "{stderr}"
     );
     assert!(stderr.contains("module.js:20"), "the script's line: {stderr}");
+}
+
+/// Messages as curl users expect them: `-v` shows every head received
+/// (the 3xx of `-L` too, with reason phrases), failures name the address
+/// and the timeout, a URL without a scheme is http, `serve` takes a raw
+/// `-T` body, and the top-level help lists every subcommand.
+#[test]
+fn curl_grade_messages() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let see_other = b"HTTP/1.1 303 See Other\r\nLocation: /echo\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let done = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndone";
+        [answer_once(&listener, see_other).0, answer_once(&listener, done).0]
+    });
+    let file = temp_file("messages.txt", 10);
+    let out = run(&["upload", &format!("{addr}/up"), file.to_str().unwrap(), "-L", "-v"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200 done");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        "> POST /up HTTP/1.1",
+        "< HTTP/1.1 303 See Other",
+        "< Location: /echo",
+        "> GET /echo HTTP/1.1",
+        "< HTTP/1.1 200 OK",
+        "< Content-Length: 4",
+    ] {
+        assert!(stderr.lines().any(|l| l == line), "{line:?} missing in:\n{stderr}");
+    }
+    let heads = peer.join().unwrap();
+    assert!(
+        heads[0].starts_with("POST /up ") && heads[1].starts_with("GET /echo "),
+        "{heads:?}"
+    );
+
+    // A refused connect names the address; a timeout says which and how long.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = run(&["upload", &format!("http://{closed}/"), file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("fail 1000: connect to {closed} failed: Connection refused")),
+        "{stderr}"
+    );
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let out = run(&["upload", &url, file.to_str().unwrap(), "-t", "300"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fail 204: timeout: the overall timeout of 300 ms passed while exchanging"),
+        "{stderr}"
+    );
+    drop(silent);
+
+    // Our own receiver shows a raw PUT: its size and sha256.
+    let served = Served::start();
+    let out = run(&[
+        "upload",
+        "-T",
+        file.to_str().unwrap(),
+        &format!("{}/raw", served.addr),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = &json_lines(&out.stdout)[0];
+    assert_eq!(line["success"]["statusCode"], 200);
+    let summary: Value = serde_json::from_str(line["success"]["data"].as_str().unwrap()).unwrap();
+    assert_eq!(summary["body"]["size"], 10);
+    assert_eq!(summary["body"]["sha256"], sha256_hex(&file));
+
+    let help = run(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for command in ["upload", "demo", "serve", "load", "run"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command}: {help}"
+        );
+    }
 }

@@ -4,6 +4,7 @@ mod demo;
 mod load;
 mod run;
 mod upload;
+mod verbose;
 
 use std::path::PathBuf;
 
@@ -48,6 +49,16 @@ impl FormPart {
     }
 }
 
+/// A URL as given, with `http://` in front when it names no scheme (as
+/// curl reads `localhost:8080/up`).
+pub fn with_default_scheme(url: &str) -> String {
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
+
 /// A size with an optional binary suffix, as curl reads them: `512`, `1k`,
 /// `16M`, `1G` (also `KiB`, `MB`…; all powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -70,6 +81,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_url_without_a_scheme_is_http() {
+        assert_eq!(
+            super::with_default_scheme("localhost:8080/up"),
+            "http://localhost:8080/up"
+        );
+        assert_eq!(super::with_default_scheme("h/up?x=a://b"), "h/up?x=a://b");
+        assert_eq!(super::with_default_scheme("https://h/"), "https://h/");
+    }
+
     #[test]
     fn sizes_with_suffixes() {
         for (text, size) in [
@@ -168,7 +189,11 @@ impl TlsArgs {
 pub const USAGE: i32 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "uploadtask", version, about = "HTTP file uploads: upload, serve, demo, load")]
+#[command(
+    name = "uploadtask",
+    version,
+    about = "HTTP file uploads: upload, serve, demo, load, run"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -62,7 +62,9 @@ pub struct UploadArgs {
     /// Exit 22 (as curl's --fail) when a response has status 400 or more.
     #[arg(long)]
     fail: bool,
-    /// Show the request and response heads on stderr (> and < lines).
+    /// Show the request and response heads on stderr (> and < lines, every
+    /// head: 1xx, redirects followed, the final one) and the engine's notes
+    /// (* lines).
     #[arg(short = 'v', long)]
     verbose: bool,
     /// Connect timeout in milliseconds, the name lookup included (default 30000).
@@ -150,13 +152,26 @@ fn stdin_bytes() -> Result<bytes::Bytes, String> {
 }
 
 /// A header from `-H`: `K: V`; `K;` sends K with an empty value (curl's
-/// syntax); `K:` with nothing after it is dropped (curl removes it).
+/// syntax); `K:` with nothing after it is dropped (curl removes it). A
+/// header the engine would refuse (a bad name or value, one it sets
+/// itself such as `Content-Length`) is a usage error here; a
+/// `Content-Type` is checked against the body later.
 pub(super) fn header_arg(text: &str) -> Result<Option<(String, String)>, String> {
-    if let Some(name) = text.strip_suffix(';').filter(|n| !n.contains(':')) {
-        return Ok(Some((name.trim().to_string(), String::new())));
+    use uploadtask_http1::request::{check_header, HeadError};
+    let pair = match text.strip_suffix(';').filter(|n| !n.contains(':')) {
+        Some(name) => Some((name.trim().to_string(), String::new())),
+        None => {
+            let (name, value) = split_pair(text, ':', "-H")?;
+            (!value.trim().is_empty()).then_some((name, value))
+        }
+    };
+    if let Some((name, value)) = &pair {
+        match check_header(name, value) {
+            Ok(_) | Err(HeadError::UnsupportedContentType(_)) => {}
+            Err(e) => return Err(format!("-H {text:?}: {e}")),
+        }
     }
-    let (name, value) = split_pair(text, ':', "-H")?;
-    Ok((!value.trim().is_empty()).then_some((name, value)))
+    Ok(pair)
 }
 
 /// A result on one line: line breaks, tabs and other controls in the body
@@ -197,6 +212,10 @@ pub fn run(mut args: UploadArgs) -> i32 {
     if let Some((_, endpoint)) = &resumable {
         let first = std::mem::replace(&mut args.url, endpoint.clone());
         args.files.insert(0, first);
+    }
+    args.url = super::with_default_scheme(&args.url);
+    if args.verbose {
+        super::verbose::install();
     }
     match url::Url::parse(&args.url) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {}
@@ -341,13 +360,16 @@ pub fn run(mut args: UploadArgs) -> i32 {
                     eprintln!(">");
                 });
                 let lock = Arc::clone(&stderr_lock);
-                options = options.on_headers_received(move |head| {
+                options = options.on_response_head(move |heads| {
                     let _guard = lock.lock();
-                    eprintln!("< HTTP/1.1 {}", head.status_code);
-                    for (name, value) in &head.header_list {
-                        eprintln!("< {name}: {value}");
+                    // Several heads may come at once (1xx, then the final one).
+                    for line in String::from_utf8_lossy(heads).split_terminator("\r\n") {
+                        if line.is_empty() {
+                            eprintln!("<");
+                        } else {
+                            eprintln!("< {line}");
+                        }
                     }
-                    eprintln!("<");
                 });
             }
             let label = several.then(|| file.clone());

@@ -379,7 +379,7 @@ pub fn run(args: LoadArgs) -> i32 {
         Some(_) => "embedded in this process (one worker thread): it competes with the client for the same cores",
         None => "external",
     };
-    let url = args.url.clone().unwrap_or_else(|| {
+    let url = args.url.as_deref().map(super::with_default_scheme).unwrap_or_else(|| {
         format!(
             "http://{}/load",
             receiver.as_ref().map_or_else(String::new, |r| r.addr().to_string())
@@ -543,7 +543,8 @@ pub fn run(args: LoadArgs) -> i32 {
             return 1;
         }
     };
-    let report = tally.report(elapsed);
+    let mut report = tally.report(elapsed);
+    report.resent = engines.iter().filter_map(|e| e.stats()).map(|s| s.resent).sum();
     if args.json {
         let json = JsonReport {
             url: &url,

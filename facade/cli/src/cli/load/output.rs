@@ -33,6 +33,11 @@ pub fn text(report: &Report, header: &str, out: &mut dyn Write) -> io::Result<()
         report.failures,
         share(report.failures)
     )?;
+    writeln!(
+        out,
+        "  Resent:      {} (on a new connection: a reused one closed before answering)",
+        report.resent
+    )?;
     writeln!(out, "  Time:        {:.3} s", report.seconds)?;
     writeln!(
         out,

@@ -64,6 +64,9 @@ pub struct Report {
     pub statuses: BTreeMap<u16, u64>,
     /// Failures by kind: `http NNN`, or the fail code and a short reason.
     pub failed: BTreeMap<String, u64>,
+    /// Requests sent again on a new connection after a reused one closed
+    /// before answering (the engines' count).
+    pub resent: u64,
     /// Latency of the successes, in ms.
     pub latency_ms: Latency,
     /// The successes' latency distribution in ten equal buckets.
@@ -225,6 +228,7 @@ impl Tally {
             mb_per_sec: self.bytes as f64 / seconds / 1e6,
             statuses: self.statuses.clone(),
             failed: self.failed.clone(),
+            resent: 0,
             histogram: buckets(h),
             latency_ms: latency,
         }
