@@ -57,6 +57,7 @@ pub mod retry;
 pub mod reuse;
 pub mod scripted;
 pub mod sendq;
+mod sigpipe;
 pub mod source;
 pub mod tls;
 pub mod transport;
@@ -338,7 +339,8 @@ pub struct EngineConfig {
     /// 9110 §9.2.2; see [`reuse`]). Off: only a request the server cannot
     /// have received whole is sent again (at most once delivery, at the
     /// cost of failures when a server closes an idle connection). Each
-    /// resend is counted in [`Stats::resent`]. Default on.
+    /// resend is counted in [`Stats::resent`]. Resumable uploads never
+    /// resend a piece: they ask the server what it kept. Default on.
     pub resend_reused: bool,
     /// Uploads in flight at once; the rest wait in FIFO order. Default 256.
     pub max_in_flight: usize,

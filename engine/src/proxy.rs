@@ -53,6 +53,9 @@ impl ProxyUrl {
     pub fn parse(text: &str) -> Result<ProxyUrl, UploadError> {
         let bad = |why: String| UploadError::new(ErrorKind::InvalidArgument, format!("bad proxy {text:?}: {why}"));
         let text = text.trim();
+        if text.chars().any(|c| c.is_ascii_control()) {
+            return Err(bad("a control character in it".into()));
+        }
         let with_scheme = if text.contains("://") {
             text.to_string()
         } else {
@@ -343,6 +346,7 @@ mod tests {
         assert_eq!(ProxyUrl::parse("proxy.test").unwrap().port, 1080);
         assert_eq!(ProxyUrl::parse("[::1]:8080").unwrap().host, "::1");
         assert_eq!(ProxyUrl::parse("socks5://p.test").unwrap_err().code(), 202);
+        assert_eq!(ProxyUrl::parse("p.test:3128\r\nX: 1").unwrap_err().code(), 202);
         assert_eq!(base64(b""), "");
         assert_eq!(base64(b"a"), "YQ==");
         assert_eq!(base64(b"ab"), "YWI=");

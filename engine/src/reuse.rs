@@ -18,7 +18,9 @@
 //! request; one that read all of it and died without a byte cannot be told
 //! apart, and that request arrives twice. Callers who need at most once
 //! turn the rule off, and then only a request whose body the server cannot
-//! have received whole (some of it never left the client) is sent again.
+//! have received whole (some of it never left the client) is sent again. A
+//! resumable upload never resends a piece: it asks the server what it kept
+//! and goes on from there ([`Resend::Never`]).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -89,9 +91,33 @@ pub struct Failure {
     pub resent: bool,
 }
 
+/// Which requests that failed on a reused connection are sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// Any, as browsers and curl do (the default).
+    Always,
+    /// Only one the server cannot have received whole (at most once).
+    IfNotWhole,
+    /// None: a resumable upload's own recovery asks the server what it
+    /// kept and goes on from there, which a resend of the same piece would
+    /// not.
+    Never,
+}
+
+impl Resend {
+    /// The rule for the caller's `resend_reused` choice.
+    pub fn from_choice(resend_reused: bool) -> Resend {
+        if resend_reused {
+            Resend::Always
+        } else {
+            Resend::IfNotWhole
+        }
+    }
+}
+
 /// Whether a failed request is sent again on a new connection; see the
-/// module doc. `resend_reused` is the caller's choice (on by default).
-pub fn may_resend(failure: Failure, resend_reused: bool) -> bool {
+/// module doc.
+pub fn may_resend(failure: Failure, rule: Resend) -> bool {
     let Failure {
         reused,
         response_started,
@@ -99,7 +125,12 @@ pub fn may_resend(failure: Failure, resend_reused: bool) -> bool {
         transport,
         resent,
     } = failure;
-    reused && transport && !response_started && !resent && (resend_reused || !whole_body_accepted)
+    let allowed = match rule {
+        Resend::Always => true,
+        Resend::IfNotWhole => !whole_body_accepted,
+        Resend::Never => false,
+    };
+    reused && transport && !response_started && !resent && allowed
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -234,8 +265,9 @@ mod tests {
         for (name, change, on, off) in cases {
             let mut f = failure();
             change(&mut f);
-            assert_eq!(may_resend(f, true), on, "{name}, rule on");
-            assert_eq!(may_resend(f, false), off, "{name}, rule off");
+            assert_eq!(may_resend(f, Resend::Always), on, "{name}, rule on");
+            assert_eq!(may_resend(f, Resend::IfNotWhole), off, "{name}, rule off");
+            assert!(!may_resend(f, Resend::Never), "{name}, never");
         }
     }
 

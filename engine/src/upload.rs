@@ -364,16 +364,15 @@ impl Upload {
     }
 
     /// The exchange failed. A request that failed on a reused connection
-    /// before any response byte is sent again once on a new connection
-    /// ([`crate::reuse::may_resend`]; `resend_reused` is the caller's
-    /// choice); then the driver counts a resend. Otherwise the error is
-    /// classified for the caller.
+    /// before any response byte is sent again once on a new connection as
+    /// `resend` allows ([`crate::reuse::may_resend`]); then the driver
+    /// counts a resend. Otherwise the error is classified for the caller.
     pub fn handle_exchange_failed(
         &mut self,
         error: ExchangeError,
         response_started: bool,
         whole_body_accepted: bool,
-        resend_reused: bool,
+        resend: crate::reuse::Resend,
         now: Instant,
     ) -> Action {
         let transport = matches!(
@@ -387,7 +386,7 @@ impl Upload {
             transport,
             resent: self.retried,
         };
-        if crate::reuse::may_resend(failure, resend_reused) {
+        if crate::reuse::may_resend(failure, resend) {
             self.retried = true;
             self.reused = false;
             return self.resolve(now);
@@ -692,6 +691,7 @@ mod tests {
 
     #[test]
     fn a_stale_pooled_connection_is_resent_once() {
+        use crate::reuse::Resend;
         let t = Instant::now();
         let reset = || ExchangeError::Io {
             kind: io::ErrorKind::ConnectionReset,
@@ -704,11 +704,14 @@ mod tests {
         let mut u = upload(t);
         assert_eq!(u.handle_start("h", false, true, t), Action::Exchange);
         assert!(u.is_reused());
-        assert_eq!(u.handle_exchange_failed(reset(), false, true, true, t), Action::Resolve);
+        assert_eq!(
+            u.handle_exchange_failed(reset(), false, true, Resend::Always, t),
+            Action::Resolve
+        );
         assert!(!u.is_reused());
         let _ = u.handle_resolved(Ok(vec![addr(1)]), t);
         assert_eq!(u.handle_connected(t), Action::Exchange);
-        let Action::Fail(e) = u.handle_exchange_failed(reset(), false, false, true, t) else {
+        let Action::Fail(e) = u.handle_exchange_failed(reset(), false, false, Resend::Always, t) else {
             panic!()
         };
         assert_eq!(
@@ -717,10 +720,13 @@ mod tests {
         );
         // A new hop (a redirect) may resend once again.
         assert_eq!(u.handle_start("h", false, true, t), Action::Exchange);
-        assert_eq!(u.handle_exchange_failed(reset(), false, true, true, t), Action::Resolve);
+        assert_eq!(
+            u.handle_exchange_failed(reset(), false, true, Resend::Always, t),
+            Action::Resolve
+        );
         // Not resent once the response started, nor for protocol errors; with
         // the rule off, not once the whole body was accepted.
-        let fails = |started: bool, accepted: bool, rule: bool, error: ExchangeError| {
+        let fails = |started: bool, accepted: bool, rule: Resend, error: ExchangeError| {
             let mut u = upload(t);
             let _ = u.handle_start("h", false, true, t);
             match u.handle_exchange_failed(error, started, accepted, rule, t) {
@@ -728,24 +734,32 @@ mod tests {
                 _ => None,
             }
         };
-        assert_eq!(fails(true, false, true, reset()), Some(ErrorKind::Network));
-        assert_eq!(fails(false, true, false, reset()), Some(ErrorKind::Network));
-        assert_eq!(fails(false, false, false, reset()), None);
+        assert_eq!(fails(true, false, Resend::Always, reset()), Some(ErrorKind::Network));
+        assert_eq!(
+            fails(false, true, Resend::IfNotWhole, reset()),
+            Some(ErrorKind::Network)
+        );
+        assert_eq!(fails(false, false, Resend::Never, reset()), Some(ErrorKind::Network));
+        assert_eq!(fails(false, false, Resend::IfNotWhole, reset()), None);
         let protocol = || ExchangeError::Head(uploadtask_http1::ResponseError::InvalidVersion);
-        assert_eq!(fails(false, false, true, protocol()), Some(ErrorKind::Protocol));
+        assert_eq!(
+            fails(false, false, Resend::Always, protocol()),
+            Some(ErrorKind::Protocol)
+        );
         // A new connection's failure is never resent.
         let mut u = upload(t);
         let _ = u.handle_start("h", false, false, t);
         let _ = u.handle_resolved(Ok(vec![addr(1)]), t);
         let _ = u.handle_connected(t);
         assert!(matches!(
-            u.handle_exchange_failed(reset(), false, true, true, t),
+            u.handle_exchange_failed(reset(), false, true, Resend::Always, t),
             Action::Fail(_)
         ));
     }
 
     #[test]
     fn tls_stream_errors_are_tls() {
+        use crate::reuse::Resend;
         let t = Instant::now();
         let mut u = upload(t);
         let _ = u.handle_start("h", true, false, t);
@@ -755,7 +769,7 @@ mod tests {
             body_bytes_sent: 3,
             source: Default::default(),
         };
-        let Action::Fail(e) = u.handle_exchange_failed(eof, true, false, true, t) else {
+        let Action::Fail(e) = u.handle_exchange_failed(eof, true, false, Resend::Always, t) else {
             panic!()
         };
         assert_eq!((e.kind, e.code()), (ErrorKind::Tls, 1000));

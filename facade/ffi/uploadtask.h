@@ -27,6 +27,11 @@
 // The system refused a resource (a thread, a descriptor).
 #define UT_ERR_SYSTEM -5
 
+// `ut_client_dispatch` (or `_timeout`) was called from inside a callback
+// it is running: nothing ran; the outer call runs the rest once the
+// callback returns.
+#define UT_ERR_REENTRANT -6
+
 // An engine with its roots and its queue of callbacks. Opaque.
 typedef struct ut_client ut_client;
 
@@ -46,6 +51,9 @@ typedef struct ut_client_config {
   uint32_t connect_timeout_ms;
   // A PEM file of extra trusted root certificates; NULL for none.
   const char *ca_file;
+  // Engines, one thread each (0 and 1: one); uploads go to the least
+  // loaded. For hosts on several cores.
+  uint32_t engines;
 } ut_client_config;
 
 // `success(res)`: `status`, `data` (the body as UTF-8 text) and `headers`
@@ -104,8 +112,11 @@ const char *ut_version(void);
 // NULL or NUL-terminated, all valid for the duration of the call.
 struct ut_client *ut_client_new(const struct ut_client_config *config);
 
-// Frees a client: its engine stops once its tasks are released; callbacks
-// not yet dispatched are dropped. Returns `UT_OK` or an error code.
+// Frees a client. Callbacks not yet dispatched, and every later one, are
+// dropped without running; its engines stop (uploads still in flight end
+// unseen) once its tasks are released, at once when none is left; their
+// threads, descriptors and connections are then given back. The handle is
+// never valid again. Returns `UT_OK` or an error code.
 int ut_client_free(struct ut_client *client);
 
 // A descriptor that is readable while callbacks wait for
@@ -114,12 +125,14 @@ int ut_client_free(struct ut_client *client);
 int ut_client_event_fd(const struct ut_client *client);
 
 // Runs every pending callback on this thread. Returns how many ran, or a
-// negative error code.
+// negative error code: `UT_ERR_REENTRANT` at once when called from inside
+// a callback it runs (the outer call goes on once that callback returns).
 int ut_client_dispatch(struct ut_client *client);
 
 // Waits up to `timeout_ms` for a callback, then runs it and every other
 // pending one on this thread. Returns how many ran (0 after the timeout),
-// or a negative error code.
+// or a negative error code (`UT_ERR_REENTRANT` at once from inside a
+// callback, as for `ut_client_dispatch`).
 int ut_client_dispatch_timeout(struct ut_client *client, uint32_t timeout_ms);
 
 // `uploadFile(options)`: starts an upload described by `options_json`
@@ -152,7 +165,8 @@ uint64_t ut_task_on_progress_update(struct ut_task *task, ut_progress_fn callbac
 int ut_task_off_progress_update(struct ut_task *task, uint64_t id);
 
 // Releases the task handle. The upload goes on and its callbacks still
-// run; abort it first to stop it. Returns `UT_OK` or an error code.
+// run (while its client lives); abort it first to stop it. The handle is
+// never valid again. Returns `UT_OK` or an error code.
 int ut_task_release(struct ut_task *task);
 
 #ifdef __cplusplus

@@ -65,7 +65,7 @@ pub mod response;
 pub mod resume;
 mod task;
 
-pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue};
+pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue, ReentrantDispatch};
 pub use options::{FileEntry, ResumableProtocol, RetryOptions, UploadOptions};
 pub use paths::Roots;
 pub use response::{HeadersReceived, ProgressUpdate, UploadResponse};

@@ -118,8 +118,24 @@ impl Target {
     /// assert_eq!((&*t.host, t.port, &*t.authority), ("example.com", 80, "example.com"));
     /// assert_eq!(&*t.path_and_query, "/p?q");
     /// ```
+    /// A control character anywhere in the URL (CR, LF, TAB, NUL…) is
+    /// refused, not dropped as the WHATWG parser would: `http://h/up\r\nX: 1`
+    /// must not become a request for another URL. Spaces around it are
+    /// trimmed.
+    ///
+    /// ```
+    /// # use uploadtask_http1::request::Target;
+    /// assert!(Target::parse("http://h/up\r\nX-Injected: 1").is_err());
+    /// assert!(Target::parse("http://h/a\tb").is_err());
+    /// assert!(Target::parse("http://h/up\n").is_err());
+    /// assert!(Target::parse(" http://h/up ").is_ok());
+    /// ```
     pub fn parse(input: &str) -> Result<Target, HeadError> {
-        let url = url::Url::parse(input.trim()).map_err(|e| HeadError::InvalidUrl(e.to_string()))?;
+        let input = input.trim_matches(' ');
+        if let Some(c) = input.chars().find(char::is_ascii_control) {
+            return Err(HeadError::InvalidUrl(format!("control character {c:?} in the url")));
+        }
+        let url = url::Url::parse(input).map_err(|e| HeadError::InvalidUrl(e.to_string()))?;
         let scheme = match url.scheme() {
             "http" => Scheme::Http,
             "https" => Scheme::Https,

@@ -155,6 +155,7 @@ impl Loop {
     /// ended, and every later submit fails as the engine is gone.
     pub(crate) fn run(mut self) {
         self.mailbox.set_loop_thread();
+        crate::sigpipe::block_on_this_thread();
         if catch_unwind(AssertUnwindSafe(|| self.turns())).is_err() {
             log::error!("uploadtask: the engine loop panicked; its uploads fail");
         }
@@ -503,14 +504,12 @@ impl Loop {
             .exchange
             .as_ref()
             .map_or((false, false), |e| (e.response_started(), e.body_accepted()));
-        let resend_reused = slot
-            .plan
-            .as_ref()
-            .and_then(|p| p.resend_reused)
-            .unwrap_or(self.config.resend_reused);
-        let action = slot
-            .life
-            .handle_exchange_failed(error, started, accepted, resend_reused, now);
+        // A resumable upload recovers by asking the server what it kept.
+        let resend = match slot.plan.as_ref() {
+            Some(plan) if plan.resumable.is_some() => reuse::Resend::Never,
+            plan => reuse::Resend::from_choice(plan.and_then(|p| p.resend_reused).unwrap_or(self.config.resend_reused)),
+        };
+        let action = slot.life.handle_exchange_failed(error, started, accepted, resend, now);
         if action == Action::Resolve {
             // A stale pooled connection: the request goes again on a new one.
             if let Some(exchange) = slot.exchange.as_mut() {

@@ -19,9 +19,13 @@
 //!   and `ut_client_dispatch` runs them on the calling thread;
 //!   `ut_client_dispatch_timeout` waits for them (simple hosts).
 //!
-//! Handles are keys, never dereferenced: a null, freed or made-up handle
-//! gets an error code (`UT_ERR_NULL`, `UT_ERR_INVALID_HANDLE`), never
-//! undefined behaviour. No panic crosses the boundary (`UT_ERR_PANIC`).
+//! Handles are numbers from a counter, never addresses and never reused: a
+//! null, freed or made-up handle gets an error code (`UT_ERR_NULL`,
+//! `UT_ERR_INVALID_HANDLE`), never undefined behaviour, even after many
+//! more clients and tasks were made. No panic crosses the boundary
+//! (`UT_ERR_PANIC`). No SIGPIPE reaches the host: the engine's threads keep
+//! it blocked, so a write to a closed connection is only an error.
+//! Dispatching from inside a callback returns `UT_ERR_REENTRANT` at once.
 //! Strings passed to callbacks live for the duration of the call.
 //! `unsafe` is confined to this crate: reading what C passes in, calling
 //! C's function pointers, and carrying `user_data` to the host thread.
@@ -32,6 +36,7 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -52,6 +57,10 @@ pub const UT_ERR_PANIC: c_int = -3;
 pub const UT_ERR_INVALID_ARGUMENT: c_int = -4;
 /// The system refused a resource (a thread, a descriptor).
 pub const UT_ERR_SYSTEM: c_int = -5;
+/// `ut_client_dispatch` (or `_timeout`) was called from inside a callback
+/// it is running: nothing ran; the outer call runs the rest once the
+/// callback returns.
+pub const UT_ERR_REENTRANT: c_int = -6;
 
 /// An engine with its roots and its queue of callbacks. Opaque.
 pub struct ut_client {
@@ -77,6 +86,9 @@ pub struct ut_client_config {
     pub connect_timeout_ms: u32,
     /// A PEM file of extra trusted root certificates; NULL for none.
     pub ca_file: *const c_char,
+    /// Engines, one thread each (0 and 1: one); uploads go to the least
+    /// loaded. For hosts on several cores.
+    pub engines: u32,
 }
 
 /// `success(res)`: `status`, `data` (the body as UTF-8 text) and `headers`
@@ -137,55 +149,96 @@ struct ClientEntry {
     client: Client,
     queue: EventQueue,
     wake: Arc<OwnedFd>,
+    /// Tasks not yet released, and whether the client was freed: the
+    /// engines stop when both say so.
+    life: Mutex<ClientLife>,
 }
 
-/// Live handles: the key is the address of a box owned by the entry, so
-/// it is unique while the handle lives and is never dereferenced.
+#[derive(Default)]
+struct ClientLife {
+    tasks: usize,
+    freed: bool,
+    stopped: bool,
+}
+
+impl ClientEntry {
+    fn life(&self) -> std::sync::MutexGuard<'_, ClientLife> {
+        self.life.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the counts; once the client is freed and no task is left,
+    /// its engines stop (uploads still in flight end as aborted, unseen).
+    fn update(&self, change: impl FnOnce(&mut ClientLife)) {
+        let stop = {
+            let mut life = self.life();
+            change(&mut life);
+            let stop = life.freed && life.tasks == 0 && !life.stopped;
+            life.stopped |= stop;
+            stop
+        };
+        if stop {
+            for engine in self.client.engines() {
+                engine.shutdown();
+            }
+        }
+    }
+}
+
+/// A task handle's value: the task and the client it came from.
+struct TaskEntry {
+    task: UploadTask,
+    client: Arc<ClientEntry>,
+}
+
+/// Live handles. A handle is a number from a counter that never goes
+/// back (never an address), so a freed handle never names a later client
+/// or task: using it gives `UT_ERR_INVALID_HANDLE`, whatever was made since.
 struct Registry<T> {
-    live: Mutex<Live<T>>,
+    live: Mutex<HashMap<usize, Arc<T>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
-
-/// Handle → (the box whose address is the handle, the value).
-type Live<T> = HashMap<usize, (Box<u8>, Arc<T>)>;
 
 impl<T> Registry<T> {
     fn new() -> Self {
         Registry {
             live: Mutex::new(HashMap::new()),
+            next: std::sync::atomic::AtomicUsize::new(1),
         }
     }
 
-    fn insert(&self, value: T) -> usize {
-        let key = Box::new(0u8);
-        let address = &*key as *const u8 as usize;
-        self.lock().insert(address, (key, Arc::new(value)));
-        address
+    fn insert(&self, value: Arc<T>) -> usize {
+        // 0 is NULL; a counter at its end would give 0 again: stop there.
+        let handle = self
+            .next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+            .unwrap_or(0);
+        if handle != 0 {
+            self.lock().insert(handle, value);
+        }
+        handle
     }
 
     fn get(&self, handle: usize) -> Result<Arc<T>, c_int> {
         if handle == 0 {
             return Err(UT_ERR_NULL);
         }
-        self.lock()
-            .get(&handle)
-            .map(|(_, v)| Arc::clone(v))
-            .ok_or(UT_ERR_INVALID_HANDLE)
+        self.lock().get(&handle).map(Arc::clone).ok_or(UT_ERR_INVALID_HANDLE)
     }
 
     fn remove(&self, handle: usize) -> Result<Arc<T>, c_int> {
         if handle == 0 {
             return Err(UT_ERR_NULL);
         }
-        self.lock().remove(&handle).map(|(_, v)| v).ok_or(UT_ERR_INVALID_HANDLE)
+        self.lock().remove(&handle).ok_or(UT_ERR_INVALID_HANDLE)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Live<T>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Arc<T>>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 static CLIENTS: LazyLock<Registry<ClientEntry>> = LazyLock::new(Registry::new);
-static TASKS: LazyLock<Registry<UploadTask>> = LazyLock::new(Registry::new);
+static TASKS: LazyLock<Registry<TaskEntry>> = LazyLock::new(Registry::new);
 
 /// Runs `f`, turning a panic into `on_panic`.
 fn guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
@@ -263,6 +316,7 @@ pub unsafe extern "C" fn ut_client_new(config: *const ut_client_config) -> *mut 
 fn new_client(config: *const ut_client_config) -> Result<usize, String> {
     let mut roots = Roots::new();
     let mut engine = EngineConfig::default();
+    let mut engines = 1;
     if !config.is_null() {
         // SAFETY: the header requires `config` to be NULL or to point to a
         // `ut_client_config` valid for the duration of the call.
@@ -287,6 +341,7 @@ fn new_client(config: *const ut_client_config) -> Result<usize, String> {
             let pem = std::fs::read(path).map_err(|e| format!("ca_file {path}: {e}"))?;
             engine.add_root_pem(&pem).map_err(|e| format!("ca_file {path}: {e}"))?;
         }
+        engines = config.engines as usize;
     }
     let wake = rustix::event::eventfd(
         0,
@@ -303,19 +358,40 @@ fn new_client(config: *const ut_client_config) -> Result<usize, String> {
         engine,
         roots,
         dispatch: Dispatch::Queue(queue.clone()),
+        engines,
         ..ClientConfig::default()
     })
     .map_err(|e| format!("engine: {e}"))?;
-    Ok(CLIENTS.insert(ClientEntry { client, queue, wake }))
+    let entry = Arc::new(ClientEntry {
+        client,
+        queue,
+        wake,
+        life: Mutex::default(),
+    });
+    match CLIENTS.insert(Arc::clone(&entry)) {
+        0 => {
+            entry.update(|life| life.freed = true);
+            Err("no handle left".into())
+        }
+        handle => Ok(handle),
+    }
 }
 
-/// Frees a client: its engine stops once its tasks are released; callbacks
-/// not yet dispatched are dropped. Returns `UT_OK` or an error code.
+/// Frees a client. Callbacks not yet dispatched, and every later one, are
+/// dropped without running; its engines stop (uploads still in flight end
+/// unseen) once its tasks are released, at once when none is left; their
+/// threads, descriptors and connections are then given back. The handle is
+/// never valid again. Returns `UT_OK` or an error code.
 // SAFETY: an exported symbol with a unique `ut_` name.
 #[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn ut_client_free(client: *mut ut_client) -> c_int {
-    guard(UT_ERR_PANIC, || status(CLIENTS.remove(client as usize).map(drop)))
+    guard(UT_ERR_PANIC, || {
+        status(CLIENTS.remove(client as usize).map(|entry| {
+            entry.queue.close();
+            entry.update(|life| life.freed = true);
+        }))
+    })
 }
 
 /// A descriptor that is readable while callbacks wait for
@@ -332,7 +408,8 @@ pub extern "C" fn ut_client_event_fd(client: *const ut_client) -> c_int {
 }
 
 /// Runs every pending callback on this thread. Returns how many ran, or a
-/// negative error code.
+/// negative error code: `UT_ERR_REENTRANT` at once when called from inside
+/// a callback it runs (the outer call goes on once that callback returns).
 // SAFETY: an exported symbol with a unique `ut_` name.
 #[allow(unsafe_code)]
 #[no_mangle]
@@ -343,7 +420,10 @@ pub extern "C" fn ut_client_dispatch(client: *mut ut_client) -> c_int {
             // the descriptor readable again.
             let mut counter = [0u8; 8];
             let _ = rustix::io::read(&*entry.wake, &mut counter);
-            entry.queue.run_pending().min(c_int::MAX as usize) as c_int
+            match entry.queue.try_run_pending() {
+                Ok(ran) => ran.min(c_int::MAX as usize) as c_int,
+                Err(_) => UT_ERR_REENTRANT,
+            }
         }
         Err(code) => code,
     })
@@ -351,7 +431,8 @@ pub extern "C" fn ut_client_dispatch(client: *mut ut_client) -> c_int {
 
 /// Waits up to `timeout_ms` for a callback, then runs it and every other
 /// pending one on this thread. Returns how many ran (0 after the timeout),
-/// or a negative error code.
+/// or a negative error code (`UT_ERR_REENTRANT` at once from inside a
+/// callback, as for `ut_client_dispatch`).
 // SAFETY: an exported symbol with a unique `ut_` name.
 #[allow(unsafe_code)]
 #[no_mangle]
@@ -360,8 +441,13 @@ pub extern "C" fn ut_client_dispatch_timeout(client: *mut ut_client, timeout_ms:
         Ok(entry) => {
             let mut counter = [0u8; 8];
             let _ = rustix::io::read(&*entry.wake, &mut counter);
-            let ran = entry.queue.run_timeout(Duration::from_millis(u64::from(timeout_ms)));
-            ran.min(c_int::MAX as usize) as c_int
+            match entry
+                .queue
+                .try_run_timeout(Duration::from_millis(u64::from(timeout_ms)))
+            {
+                Ok(ran) => ran.min(c_int::MAX as usize) as c_int,
+                Err(_) => UT_ERR_REENTRANT,
+            }
         }
         Err(code) => code,
     })
@@ -417,7 +503,15 @@ pub unsafe extern "C" fn ut_upload_file(
             None => entry.client.upload_file(options),
             Some(error) => entry.client.upload_file_rejected(options, error),
         };
-        TASKS.insert(task) as *mut ut_task
+        entry.update(|life| life.tasks += 1);
+        let handle = TASKS.insert(Arc::new(TaskEntry {
+            task,
+            client: Arc::clone(&entry),
+        }));
+        if handle == 0 {
+            entry.update(|life| life.tasks -= 1);
+        }
+        handle as *mut ut_task
     })
 }
 
@@ -494,7 +588,9 @@ fn progress_listener(
 #[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn ut_task_abort(task: *mut ut_task) -> c_int {
-    guard(UT_ERR_PANIC, || status(TASKS.get(task as usize).map(|t| t.abort())))
+    guard(UT_ERR_PANIC, || {
+        status(TASKS.get(task as usize).map(|t| t.task.abort()))
+    })
 }
 
 /// `onProgressUpdate(callback)`: returns the listener's id (never 0), or 0
@@ -511,7 +607,8 @@ pub extern "C" fn ut_task_on_progress_update(
         let (Ok(task), Some(callback)) = (TASKS.get(task as usize), callback) else {
             return 0;
         };
-        task.on_progress_update(progress_listener(callback, UserData(user_data)))
+        task.task
+            .on_progress_update(progress_listener(callback, UserData(user_data)))
             .get()
     })
 }
@@ -524,15 +621,20 @@ pub extern "C" fn ut_task_on_progress_update(
 pub extern "C" fn ut_task_off_progress_update(task: *mut ut_task, id: u64) -> c_int {
     guard(UT_ERR_PANIC, || {
         let id = (id != 0).then(|| ListenerId::from_raw(id));
-        status(TASKS.get(task as usize).map(|t| t.off_progress_update(id)))
+        status(TASKS.get(task as usize).map(|t| t.task.off_progress_update(id)))
     })
 }
 
 /// Releases the task handle. The upload goes on and its callbacks still
-/// run; abort it first to stop it. Returns `UT_OK` or an error code.
+/// run (while its client lives); abort it first to stop it. The handle is
+/// never valid again. Returns `UT_OK` or an error code.
 // SAFETY: an exported symbol with a unique `ut_` name.
 #[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn ut_task_release(task: *mut ut_task) -> c_int {
-    guard(UT_ERR_PANIC, || status(TASKS.remove(task as usize).map(drop)))
+    guard(UT_ERR_PANIC, || {
+        status(TASKS.remove(task as usize).map(|entry| {
+            entry.client.update(|life| life.tasks -= 1);
+        }))
+    })
 }

@@ -3,55 +3,15 @@
 //! loopback receiver. Skips (with a message) only when no C compiler is
 //! found.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use uploadtask_cli::serve::{Receiver, ReceiverConfig};
 
-/// The directory holding `libuploadtask_ffi.so` for this test build.
-fn library_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let deps = exe.parent().expect("deps");
-    for dir in [deps, deps.parent().expect("profile dir")] {
-        if dir.join("libuploadtask_ffi.so").exists() {
-            return dir.to_path_buf();
-        }
-    }
-    panic!("libuploadtask_ffi.so not found next to {}", exe.display());
-}
-
-fn compile(compiler: &Path, out: &Path, asan: bool) -> bool {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = library_dir();
-    let mut cmd = Command::new(compiler);
-    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
-        .arg("-I")
-        .arg(crate_dir)
-        .arg(crate_dir.join("tests/c/upload.c"))
-        .arg("-o")
-        .arg(out)
-        .arg("-L")
-        .arg(&lib)
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-luploadtask_ffi");
-    if asan {
-        cmd.args(["-fsanitize=address", "-fno-omit-frame-pointer"]);
-    }
-    cmd.status().map(|s| s.success()).unwrap_or(false)
-}
+mod support;
 
 #[test]
 fn the_c_program_uploads_through_the_c_api() {
-    let compiler = cc::Build::new()
-        .cargo_metadata(false)
-        .opt_level(0)
-        .host("x86_64-unknown-linux-gnu")
-        .target(&std::env::var("TARGET").unwrap_or_else(|_| "x86_64-unknown-linux-gnu".into()))
-        .try_get_compiler()
-        .map(|c| c.path().to_path_buf())
-        .ok()
-        .filter(|path| Command::new(path).arg("--version").output().is_ok());
-    let Some(compiler) = compiler else {
+    let Some(compiler) = support::compiler() else {
         eprintln!("SKIPPED: no C compiler found; the C API test did not run");
         return;
     };
@@ -60,10 +20,13 @@ fn the_c_program_uploads_through_the_c_api() {
     std::fs::write(dir.join("a.bin"), vec![7u8; 100_000]).unwrap();
     std::fs::write(dir.join("big.bin"), vec![9u8; 64 << 20]).unwrap();
     let exe = dir.join("upload");
-    let asan = compile(&compiler, &exe, true);
+    let asan = support::compile(&compiler, "upload.c", &exe, true);
     if !asan {
         eprintln!("AddressSanitizer is not available here: built without it");
-        assert!(compile(&compiler, &exe, false), "the C program does not compile");
+        assert!(
+            support::compile(&compiler, "upload.c", &exe, false),
+            "the C program does not compile"
+        );
     }
     let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
     let url = format!("http://{}/up", receiver.addr());
@@ -72,6 +35,8 @@ fn the_c_program_uploads_through_the_c_api() {
         .arg(&dir)
         // Engine threads still winding down at exit are not leaks.
         .env("ASAN_OPTIONS", "detect_leaks=0")
+        // The library of this build, not a stale copy cargo's path may name.
+        .env("LD_LIBRARY_PATH", support::library_dir())
         .output()
         .expect("run the C program");
     let _ = std::fs::remove_dir_all(&dir);
