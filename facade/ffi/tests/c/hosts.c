@@ -46,12 +46,16 @@ static void on_complete(void *user) {
     /* A dispatch from inside a callback returns at once, never hangs. */
     if (c->client != NULL && ut_client_dispatch(c->client) == UT_ERR_REENTRANT) c->reentrant++;
 }
+static void sleep_ms(long ms);
 static void on_progress(void *user, uint32_t p, uint64_t sent, uint64_t total) {
     (void)p; (void)sent; (void)total;
     counts *c = user;
     c->progress++;
-    if (c->client != NULL && ut_client_dispatch(c->client) == UT_ERR_REENTRANT) c->reentrant++;
-    if (c->client != NULL && ut_client_dispatch_timeout(c->client, 10) == UT_ERR_REENTRANT) c->reentrant++;
+    if (c->client == NULL) return;
+    /* Let more events of this upload queue up behind this one. */
+    sleep_ms(20);
+    if (ut_client_dispatch(c->client) == UT_ERR_REENTRANT) c->reentrant++;
+    if (ut_client_dispatch_timeout(c->client, 10) == UT_ERR_REENTRANT) c->reentrant++;
 }
 
 static int count_entries(const char *path) {
@@ -154,10 +158,16 @@ static void handles(const char *url, const char *dir) {
         CHECK(old_tasks[i] != NULL, "upload");
         CHECK(ut_task_release(old_tasks[i]) == UT_OK, "release");
     }
-    /* Made after every free: none may answer to an old handle. */
+    /* Made after every free: none may answer to an old handle, and no
+     * handle was ever given twice. */
     ut_client *newer = client_for(dir, 1);
     ut_task *newer_task = ut_upload_file(live, options(url, "a.bin"), &callbacks, &c);
     for (int i = 0; i < ROUNDS; i++) {
+        for (int j = 0; j < i; j++) {
+            CHECK(old_clients[i] != old_clients[j], "client handle %d came back as %d", j, i);
+            CHECK(old_tasks[i] != old_tasks[j], "task handle %d came back as %d", j, i);
+        }
+        CHECK(old_tasks[i] != newer_task, "task handle %d came back", i);
         CHECK(old_clients[i] != newer && old_clients[i] != live, "a handle came back");
         CHECK(ut_client_free(old_clients[i]) == UT_ERR_INVALID_HANDLE, "double free of client %d", i);
         CHECK(ut_client_event_fd(old_clients[i]) == UT_ERR_INVALID_HANDLE, "event fd of a freed client");
