@@ -175,7 +175,9 @@ struct Reports {
     /// Every response head's bytes as received (1xx and final), not yet
     /// polled; one read's worth at most between polls.
     response_heads: Vec<u8>,
-    interim: Option<(u16, Headers)>,
+    /// `104` heads not yet polled, in order (at most the parser's limit of
+    /// interim heads per response).
+    interim: std::collections::VecDeque<(u16, Headers)>,
 }
 
 /// A body that is one piece of a longer one (a resumable upload's append):
@@ -592,7 +594,10 @@ impl Exchange {
                 }
                 if status == 104 && self.window.interim {
                     let headers = uploadtask_http1::response::interim_headers(&buf[..consumed], self.parser.limits());
-                    self.reports.get_or_insert_with(Box::default).interim = Some((status, headers));
+                    let interim = &mut self.reports.get_or_insert_with(Box::default).interim;
+                    if interim.len() < self.parser.limits().max_interim_responses {
+                        interim.push_back((status, headers));
+                    }
                 }
                 (consumed, None)
             }
@@ -781,10 +786,10 @@ impl Exchange {
         (!reports.response_heads.is_empty()).then(|| std::mem::take(&mut reports.response_heads))
     }
 
-    /// The last `104` interim head's status and headers, once (only after
-    /// `set_window(.., interim: true)`).
+    /// The next `104` interim head's status and headers, in the order they
+    /// came, once each (only after `set_window(.., interim: true)`).
     pub fn poll_interim(&mut self) -> Option<(u16, Headers)> {
-        self.reports.as_mut()?.interim.take()
+        self.reports.as_mut()?.interim.pop_front()
     }
 
     /// The status and headers of the final head, once, when it has arrived

@@ -6,21 +6,38 @@
 //! Two protocols:
 //! - **tus 1.0.0** (tus.io): core, creation, creation-with-upload, checksum
 //!   (`sha1`), expiration (read), termination (the facade sends `DELETE`).
-//! - **Resumable Uploads for HTTP**, draft-ietf-httpbis-resumable-upload-12,
-//!   interop version 8 ([`IETF_INTEROP_VERSION`]).
+//! - **Resumable Uploads for HTTP**, draft-ietf-httpbis-resumable-upload
+//!   (-09 to -12 and the editor's copy that keeps interop version 8): sends
+//!   interop version 8 ([`IETF_INTEROP_VERSION`]) and recognises a `104` of
+//!   versions 7 and 8 ([`IETF_INTEROP_VERSIONS`]), whose wire format is the
+//!   same for a client.
 //!
 //! ```text
 //!  Create ──2xx + Location──────────────► Append(offset)   (ietf: 2xx + Upload-Complete: ?1 ──► Done)
-//!  Probe (HEAD) ──2xx + Upload-Offset───► Append(offset) | Done (all there / Upload-Complete: ?1)
+//!    ietf, chunked: careful, an empty creation first (a server that ignores
+//!    the protocol never stores a piece as the whole upload)
+//!    ietf ──refused (400/412 with no 104 before it, no Location to a
+//!           careful creation)──► Plain (the whole body, no protocol) ──► Done
+//!    ietf ──a tus answer (tusd refusing the version)──► Fail, saying so
+//!  Probe (HEAD) ──2xx + Upload-Offset───► Append(offset)
+//!        tus: all there ──► Done; ietf Upload-Complete: ?1 ──► Fail (answer lost)
 //!  Append ──2xx, more to send──────────► Append(next piece)
 //!         ──2xx, tus offset = length / ietf Upload-Complete: ?1──► Done
 //!         ──409──► Probe (ietf: the 409's Upload-Offset ──► Append)
 //!         ──460 (tus checksum mismatch)──► Append (the same piece again)
-//!  Probe, Append ──404, 410 (the resource is gone)──► Create from byte 0 (once)
+//!         ──413 (ietf, resource known)──► Probe, smaller pieces
+//!  ietf: any answer with Upload-Complete: ?1 ──► Done (an error status is
+//!        the server's error: resuming would not resolve it)
+//!  Probe, Append ──404, 410──► tus: Create from byte 0 (once);
+//!        ietf: 404 ──► Fail (not sent again); 410 (completed-upload) ──► Done
+//!  ietf: limits the upload breaks (a 104's max-size) ──► Cancel (DELETE) ──► Fail
 //!  any ──failure, 5xx, 408, 423, 429──► Recover: after the retry policy's wait,
 //!        Probe when the resource is known (ietf: a 104 names it early), else Create
 //!  any ──other status──► Done (that response is the outcome)
 //! ```
+//!
+//! A success is only ever a final `2xx` answer to the request that completed
+//! the upload (tus: an answer saying the server has every byte).
 //!
 //! An advancing offset is progress: the driver resets its attempt count.
 //! Answers that never advance (409, 460) are bounded by [`MAX_STALLS`].
@@ -49,9 +66,12 @@ use crate::{ErrorKind, UploadError};
 
 /// The tus protocol version sent in `Tus-Resumable`.
 pub const TUS_VERSION: &str = "1.0.0";
-/// The interop version of draft-ietf-httpbis-resumable-upload-12 (sent in
-/// `Upload-Draft-Interop-Version`; a `104` with another is ignored).
+/// The interop version sent in `Upload-Draft-Interop-Version`: the newest
+/// this client implements.
 pub const IETF_INTEROP_VERSION: &str = "8";
+/// Interop versions whose `104` is recognised (a `104` with another, or
+/// none, is ignored, as the draft says).
+pub const IETF_INTEROP_VERSIONS: [&str; 2] = ["7", "8"];
 /// Answers in a row that move nothing (409, 460) before the upload fails.
 pub const MAX_STALLS: u32 = 5;
 
@@ -131,6 +151,24 @@ pub enum Next {
     Done,
     /// The upload fails.
     Fail(UploadError),
+    /// Stop the request under way (close its connection), then send
+    /// [`Session::poll_step`] (a `104` showed it cannot go on as it is).
+    Interrupt,
+}
+
+/// A final answer to the request in flight, as [`Session::handle_answer`]
+/// reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    /// Status code.
+    pub status: u16,
+    /// Header fields.
+    pub headers: &'a Headers,
+    /// The body.
+    pub body: &'a [u8],
+    /// The wall clock, seconds since the Unix epoch (`max-age` becomes a
+    /// date for the store).
+    pub unix_time: u64,
 }
 
 /// A change of the known upload resource, for the embedder's store.
@@ -150,6 +188,11 @@ enum State {
     Create,
     Probe,
     Append,
+    /// `DELETE` of the resource, then the upload fails with `failure`.
+    Cancel,
+    /// The server does not speak the protocol: the whole body as a plain
+    /// request to the endpoint.
+    Plain,
 }
 
 /// One resumable upload's protocol state; see the module doc.
@@ -170,8 +213,17 @@ pub struct Session {
     recreated: bool,
     advanced: bool,
     url_changes: std::collections::VecDeque<UrlChange>,
-    /// `Upload-Expires` (tus) or `max-age` (ietf) as last seen, verbatim.
+    /// `Upload-Expires` (tus) as last seen, verbatim, or the date a `max-age`
+    /// (ietf) ends at.
     expires: Option<String>,
+    /// ietf: the creation sends no body (careful: chunked uploads).
+    careful: bool,
+    /// ietf: the `Location` a `104` gave for the creation request.
+    interim_location: Option<String>,
+    /// Smallest piece the server takes (but the last).
+    min_append: u64,
+    /// Why the upload fails once the `DELETE` of [`State::Cancel`] is done.
+    failure: Option<UploadError>,
 }
 
 impl Session {
@@ -184,8 +236,13 @@ impl Session {
         } else {
             State::Create
         };
+        let chunk = config.chunk_size.filter(|&c| c > 0).unwrap_or(u64::MAX);
         Session {
-            chunk: config.chunk_size.filter(|&c| c > 0).unwrap_or(u64::MAX),
+            careful: config.protocol == Protocol::Ietf && chunk < length,
+            interim_location: None,
+            min_append: 0,
+            failure: None,
+            chunk,
             url: config.upload_url.clone(),
             config,
             endpoint: endpoint.to_string(),
@@ -203,9 +260,12 @@ impl Session {
         }
     }
 
-    /// Creates with `method` (`POST` by default; ietf allows `PUT`).
+    /// Creates with `method` (`POST` by default; ietf allows `PUT` and
+    /// `PATCH`; tus creation is always `POST`).
     pub fn set_method(&mut self, method: &'static str) {
-        self.method = method;
+        if self.config.protocol == Protocol::Ietf {
+            self.method = method;
+        }
     }
 
     /// The offset the server has (as last learned).
@@ -243,6 +303,19 @@ impl Session {
     /// The request to send now.
     pub fn poll_step(&self) -> Step {
         let tus = self.config.protocol == Protocol::Tus;
+        if self.state == State::Plain {
+            let mut headers = self.user_headers.clone();
+            self.content_headers(&mut headers);
+            return Step {
+                method: self.method,
+                url: self.endpoint.clone(),
+                headers,
+                start: 0,
+                len: self.length,
+                checksum: false,
+                interim: false,
+            };
+        }
         let mut headers = Vec::with_capacity(6 + self.user_headers.len());
         match self.config.protocol {
             Protocol::Tus => headers.push(("Tus-Resumable".to_string(), TUS_VERSION.to_string())),
@@ -255,15 +328,17 @@ impl Session {
         let piece = |from: u64| self.chunk.min(self.length - from.min(self.length));
         let (method, start, len, creation) = match self.state {
             State::Create => {
-                let len = if tus && !self.config.creation_with_upload {
-                    0
+                let empty = if tus {
+                    !self.config.creation_with_upload
                 } else {
-                    piece(0)
+                    self.careful
                 };
+                let len = if empty { 0 } else { piece(0) };
                 (self.method, 0, len, true)
             }
             State::Probe => ("HEAD", self.offset, 0, false),
             State::Append => ("PATCH", self.offset, piece(self.offset), false),
+            State::Cancel | State::Plain => ("DELETE", self.offset, 0, false),
         };
         let complete = start + len == self.length;
         match (self.config.protocol, self.state) {
@@ -284,22 +359,14 @@ impl Session {
             (Protocol::Ietf, State::Create) => {
                 headers.push(("Upload-Complete".into(), sf_bool(complete).into()));
                 headers.push(("Upload-Length".into(), self.length.to_string()));
-                for (name, value) in &self.config.metadata {
-                    match name.as_str() {
-                        "filetype" if !has_header(&self.user_headers, "content-type") => {
-                            headers.push(("Content-Type".into(), value.clone()))
-                        }
-                        "filename" => headers.push(("Content-Disposition".into(), inline_disposition(value))),
-                        _ => {}
-                    }
-                }
+                self.content_headers(&mut headers);
             }
             (Protocol::Ietf, State::Append) => {
                 headers.push(("Upload-Offset".into(), start.to_string()));
                 headers.push(("Upload-Complete".into(), sf_bool(complete).into()));
                 headers.push(("Content-Type".into(), "application/partial-upload".into()));
             }
-            (_, State::Probe) => {}
+            (_, State::Probe | State::Cancel | State::Plain) => {}
         }
         for (name, value) in &self.user_headers {
             if creation || !is_content_header(name) {
@@ -314,7 +381,21 @@ impl Session {
             len,
             // The checksum extension covers appends (`PATCH`).
             checksum: tus && self.config.checksum && len > 0 && self.state == State::Append,
-            interim: !tus && self.state == State::Create,
+            interim: !tus && matches!(self.state, State::Create | State::Append),
+        }
+    }
+
+    /// ietf creation and the plain fallback: `filetype` as `Content-Type`
+    /// (unless the user gave one), `filename` as `Content-Disposition`.
+    fn content_headers(&self, headers: &mut Vec<(String, String)>) {
+        for (name, value) in &self.config.metadata {
+            match name.as_str() {
+                "filetype" if !has_header(&self.user_headers, "content-type") => {
+                    headers.push(("Content-Type".into(), value.clone()))
+                }
+                "filename" => headers.push(("Content-Disposition".into(), inline_disposition(value))),
+                _ => {}
+            }
         }
     }
 
@@ -323,74 +404,121 @@ impl Session {
         self.sent_len = step.len;
     }
 
-    /// A `1xx` head of the request in flight: an ietf `104` with this draft's
-    /// interop version names the upload resource (and may limit it).
-    pub fn handle_interim(&mut self, status: u16, headers: &Headers) {
-        if status != 104 || self.config.protocol != Protocol::Ietf || self.state != State::Create {
-            return;
+    /// A `1xx` head of the request in flight: an ietf `104` of a recognised
+    /// interop version names the upload resource (and may limit it) or says
+    /// how far the server got. `Some` when the request cannot go on: a limit
+    /// it breaks, or a `Location` other than an earlier one.
+    pub fn handle_interim(&mut self, status: u16, headers: &Headers) -> Option<Next> {
+        if status != 104 || self.config.protocol != Protocol::Ietf {
+            return None;
         }
-        if header(headers, "upload-draft-interop-version").map(str::trim) != Some(IETF_INTEROP_VERSION) {
-            return; // another draft's server: ignored, as the draft says
+        let version = header(headers, "upload-draft-interop-version").map(str::trim);
+        if !version.is_some_and(|v| IETF_INTEROP_VERSIONS.contains(&v)) {
+            return None; // another draft's server: ignored, as the draft says
         }
-        if let Some(location) = header(headers, "location") {
-            self.learn_url(location);
+        if self.state == State::Create {
+            if let Some(location) = header(headers, "location") {
+                let location = self.resolve(location);
+                match &self.interim_location {
+                    Some(earlier) if Some(earlier) != location.as_ref() => {
+                        return Some(self.cancel("the 104 responses name different upload resources"));
+                    }
+                    _ => {}
+                }
+                if let Some(location) = location {
+                    self.interim_location = Some(location.clone());
+                    self.learn(location);
+                }
+            }
         }
-        self.apply_limits(headers);
+        match self.apply_limits(headers, 0)? {
+            // A piece larger than the server now takes: stop and go on in
+            // smaller ones from the server's offset.
+            Next::Send if self.url.is_some() => {
+                self.state = State::Probe;
+                Some(Next::Interrupt)
+            }
+            Next::Send => None,
+            next => Some(next),
+        }
     }
 
-    /// The final response to the request in flight.
+    /// The final response to the request in flight, with no body known and
+    /// the whole request body sent (see [`Session::handle_answer`]).
     pub fn handle_response(&mut self, status: u16, headers: &Headers) -> Next {
-        let expires = header(headers, "upload-expires").map(str::to_string);
-        let next = self.decide(status, headers);
+        self.handle_answer(&Answer {
+            status,
+            headers,
+            body: &[],
+            unix_time: 0,
+        })
+    }
+
+    /// The final answer to the request in flight.
+    pub fn handle_answer(&mut self, answer: &Answer<'_>) -> Next {
+        let expires = header(answer.headers, "upload-expires").map(str::to_string);
+        let next = self.decide(answer);
         if let Some(expires) = expires.filter(|e| self.expires.as_ref() != Some(e)) {
+            self.expires = Some(expires.clone());
             if self.url.is_some() {
-                self.url_changes.push_back(UrlChange::Expires(expires.clone()));
+                self.url_changes.push_back(UrlChange::Expires(expires));
             }
-            self.expires = Some(expires);
         }
         next
     }
 
-    fn decide(&mut self, status: u16, headers: &Headers) -> Next {
-        if let Some(next) = self.apply_limits(headers) {
-            return next;
+    fn decide(&mut self, answer: &Answer<'_>) -> Next {
+        let (status, headers) = (answer.status, answer.headers);
+        match self.state {
+            State::Cancel => return Next::Fail(self.failure.take().unwrap_or_else(|| protocol_error("cancelled"))),
+            State::Plain => return plain_outcome(status),
+            _ => {}
         }
         let ietf = self.config.protocol == Protocol::Ietf;
+        if let Some(tus) = header(headers, "tus-resumable").filter(|_| ietf) {
+            // tusd answers a draft version it does not speak as plain tus.
+            return fail(&format!(
+                "the server speaks tus {} and refused IETF resumable uploads (interop version \
+                 {IETF_INTEROP_VERSION}, status {status}); upload with the tus protocol",
+                tus.trim()
+            ));
+        }
+        if ietf && self.refuses_the_protocol(answer) {
+            return self.go_plain();
+        }
+        match self.apply_limits(headers, answer.unix_time) {
+            // A final answer: the piece is over; the next ones are smaller.
+            None | Some(Next::Send) => {}
+            Some(next) => return next,
+        }
         let complete_said = header(headers, "upload-complete").map(str::trim) == Some("?1");
-        match (status, self.state) {
-            (200..=299, State::Create) => {
-                if ietf && self.sent_len == self.length {
-                    // The whole body went in the creation request: the
-                    // response is the resource's own answer.
-                    return Next::Done;
-                }
-                match header(headers, "location") {
-                    Some(location) => self.learn_url(location),
-                    None if self.url.is_none() => return fail("the server created no upload resource (no Location)"),
-                    None => {}
-                }
-                let offset = match header(headers, "upload-offset") {
-                    Some(value) => match parse_offset(value) {
-                        Some(offset) => offset,
-                        None => return fail("Upload-Offset is not a number"),
-                    },
-                    None if ietf => self.sent_len,
-                    None => 0,
-                };
-                self.move_to(offset, State::Append)
+        if ietf && complete_said && self.state != State::Probe {
+            // The server processed the whole upload: its answer, whatever
+            // the status, is the outcome (resuming would not resolve an
+            // error), but a success only to the request that sent the end.
+            let sent_the_end = self.offset + self.sent_len == self.length && !self.careful_creation();
+            if (200..300).contains(&status) && !sent_the_end {
+                return fail("the server said the upload is complete before it got the whole body");
             }
+            return Next::Done;
+        }
+        match (status, self.state) {
+            (200..=299, State::Create) => self.created(answer),
             (200..=299, State::Probe) => {
                 let Some(offset) = header(headers, "upload-offset").and_then(parse_offset) else {
                     return fail("the server's offset answer has no valid Upload-Offset");
                 };
                 if ietf && complete_said {
-                    return Next::Done;
+                    return fail(
+                        "the server has the whole upload, but its answer to it was lost; \
+                         not sent again",
+                    );
                 }
                 self.move_to(offset, State::Append)
             }
             (200..=299, State::Append) => {
                 let sent_to = self.offset + self.sent_len;
-                if ietf && (complete_said || sent_to == self.length) {
+                if ietf && sent_to == self.length {
                     return Next::Done;
                 }
                 let offset = match header(headers, "upload-offset").map(parse_offset) {
@@ -409,8 +537,32 @@ impl Session {
                 }
             }
             (460, State::Append) if !ietf => self.stall(self.offset, State::Append),
+            (413, State::Create | State::Append) if ietf && self.url.is_some() => {
+                // Smaller pieces (the limits, if the 413 gave them, are set).
+                let smaller = (self.sent_len / 2).max(self.min_append).max(1);
+                if smaller >= self.sent_len {
+                    return Next::Done;
+                }
+                self.chunk = self.chunk.min(smaller);
+                self.stall(self.offset, State::Probe)
+            }
+            (404 | 410, State::Probe | State::Append) if ietf => {
+                self.url_changes.push_back(UrlChange::Forgotten);
+                if status == 410 {
+                    // The server keeps knowledge of the resource, which is
+                    // no longer available: a completed upload (the
+                    // `completed-upload` problem type says so on a PATCH);
+                    // its answer is the outcome, never sent again.
+                    return Next::Done;
+                }
+                fail(
+                    "the upload resource is gone (404); not sent again: the server may \
+                     have the whole upload already",
+                )
+            }
             (404 | 410, State::Probe | State::Append) => {
-                // The server no longer has the resource: start over, once.
+                // tus: the server no longer has the resource (it expired):
+                // start over, once.
                 if self.recreated {
                     return Next::Done;
                 }
@@ -435,10 +587,92 @@ impl Session {
         }
     }
 
+    /// The request in flight is a careful (empty) creation.
+    fn careful_creation(&self) -> bool {
+        self.state == State::Create && self.careful
+    }
+
+    /// A 2xx to the creation request.
+    fn created(&mut self, answer: &Answer<'_>) -> Next {
+        let ietf = self.config.protocol == Protocol::Ietf;
+        let headers = answer.headers;
+        if ietf && !self.careful && self.sent_len == self.length {
+            // The whole body went in the creation request: the response is
+            // the resource's own answer.
+            return Next::Done;
+        }
+        match header(headers, "location") {
+            Some(location) => {
+                let location = self.resolve(location);
+                if let (Some(earlier), Some(now)) = (&self.interim_location, &location) {
+                    if earlier != now {
+                        return self.cancel("the final answer names another upload resource than its 104");
+                    }
+                }
+                if let Some(location) = location {
+                    self.learn(location);
+                }
+            }
+            // A careful creation that made no resource: the server does
+            // not speak the protocol; it gets the whole body plainly.
+            None if self.url.is_none() && self.careful => return self.go_plain(),
+            None if self.url.is_none() => return fail("the server created no upload resource (no Location)"),
+            None => {}
+        }
+        let offset = match header(headers, "upload-offset") {
+            Some(value) => match parse_offset(value) {
+                Some(offset) => offset,
+                None => return fail("Upload-Offset is not a number"),
+            },
+            None if ietf => self.sent_len,
+            None => 0,
+        };
+        self.move_to(offset, State::Append)
+    }
+
+    /// ietf: the answer says the server does not take this protocol (or
+    /// this interop version): 400 or 412 to the creation with no `104`
+    /// before it (NIOResumableUpload answers 400, before reading the body).
+    /// A server that speaks the version announces the resource first; one
+    /// that rejects the content itself gets the body once more, plainly,
+    /// and its answer to that is the outcome.
+    fn refuses_the_protocol(&self, answer: &Answer<'_>) -> bool {
+        self.state == State::Create && self.url.is_none() && matches!(answer.status, 400 | 412)
+    }
+
+    /// Sends the whole body as a plain request to the endpoint.
+    fn go_plain(&mut self) -> Next {
+        self.state = State::Plain;
+        self.offset = 0;
+        if self.url.take().is_some() {
+            self.url_changes.push_back(UrlChange::Forgotten);
+        }
+        Next::Send
+    }
+
+    /// The upload cannot go on: `DELETE` the resource (when known), then fail.
+    fn cancel(&mut self, why: &str) -> Next {
+        let Next::Fail(error) = fail(why) else {
+            return Next::Done;
+        };
+        if self.url.is_none() {
+            return Next::Fail(error);
+        }
+        self.failure = Some(error);
+        self.state = State::Cancel;
+        Next::Interrupt
+    }
+
     /// The request in flight failed without a response (reset, timeout…).
     pub fn handle_failure(&mut self) -> Next {
-        self.recover();
-        Next::Recover(None)
+        match self.state {
+            State::Cancel => Next::Fail(self.failure.take().unwrap_or_else(|| protocol_error("cancelled"))),
+            State::Plain => Next::Recover(None),
+            _ => {
+                self.recover();
+                Next::Recover(None)
+            }
+        }
     }
 
     /// After a failure: learn the offset if the resource is known, else create.
@@ -450,14 +684,17 @@ impl Session {
         };
     }
 
-    fn learn_url(&mut self, location: &str) {
+    /// `location` resolved against the resource or the endpoint.
+    fn resolve(&self, location: &str) -> Option<String> {
         let base = self.url.as_deref().unwrap_or(&self.endpoint);
-        let Ok(url) = url::Url::parse(base).and_then(|base| base.join(location.trim())) else {
-            return;
-        };
+        let url = url::Url::parse(base).and_then(|base| base.join(location.trim())).ok()?;
+        Some(url.to_string())
+    }
+
+    fn learn(&mut self, url: String) {
         if self.url.as_deref() != Some(url.as_str()) {
-            self.url = Some(url.to_string());
-            self.url_changes.push_back(UrlChange::Learned(url.to_string()));
+            self.url_changes.push_back(UrlChange::Learned(url.clone()));
+            self.url = Some(url);
         }
     }
 
@@ -481,7 +718,7 @@ impl Session {
         Next::Send
     }
 
-    /// An answer that moved nothing (409, 460), bounded.
+    /// An answer that moved nothing (409, 460, 413), bounded.
     fn stall(&mut self, offset: u64, state: State) -> Next {
         self.stalls += 1;
         if self.stalls > MAX_STALLS {
@@ -498,46 +735,51 @@ impl Session {
         Next::Send
     }
 
-    /// `Upload-Limit` (ietf): pieces no larger than `max-append-size`, no
-    /// smaller than `min-append-size`; a `max-size` below the length fails.
-    fn apply_limits(&mut self, headers: &Headers) -> Option<Next> {
+    /// `Upload-Limit` (ietf; a void field changes nothing): pieces no
+    /// larger than `max-append-size`, no smaller than `min-append-size`; a
+    /// `max-size` below the length cancels the upload; `max-age` becomes a
+    /// date for the store. `Some(Next::Send)` when the piece in flight is
+    /// now too large; `Some` of a failure when the upload cannot go on.
+    fn apply_limits(&mut self, headers: &Headers, unix_time: u64) -> Option<Next> {
         if self.config.protocol != Protocol::Ietf {
             return None;
         }
-        let limits = header(headers, "upload-limit")?;
-        let mut min_append = None;
-        for member in limits.split(',') {
-            let Some((key, value)) = member.split_once('=') else {
-                continue;
-            };
-            let Ok(value) = value.trim().parse::<u64>() else {
-                continue;
-            };
-            match key.trim() {
-                "max-size" if value < self.length => {
-                    return Some(fail(&format!(
-                        "the server takes at most {value} bytes; the upload has {}",
-                        self.length
-                    )));
-                }
-                "max-append-size" if value > 0 => self.chunk = self.chunk.min(value),
-                "min-append-size" => min_append = Some(value),
-                "max-age" => self.expires = Some(format!("max-age={value}")),
-                _ => {}
+        let limit = limits::UploadLimit::parse(header(headers, "upload-limit")?)?;
+        if let Some(max) = limit.max_size.filter(|&max| max < self.length) {
+            let why = format!("the server takes at most {max} bytes; the upload has {}", self.length);
+            return Some(self.cancel(&why));
+        }
+        if let Some(min) = limit.min_append_size {
+            self.min_append = min;
+        }
+        if let Some(age) = limit.max_age.filter(|_| unix_time > 0) {
+            let date = limits::http_date(unix_time.saturating_add(age));
+            if self.url.is_some() && self.expires.as_ref() != Some(&date) {
+                self.url_changes.push_back(UrlChange::Expires(date.clone()));
             }
+            self.expires = Some(date);
         }
-        if let Some(min) = min_append {
-            self.chunk = self.chunk.max(min);
-        }
-        None
+        let max_append = limit.max_append_size.filter(|&max| max > 0)?;
+        self.chunk = self.chunk.min(max_append).max(self.min_append.min(max_append));
+        (self.sent_len > max_append && matches!(self.state, State::Create | State::Append)).then_some(Next::Send)
     }
 }
 
+/// The outcome of a plain (fallback) request: its answer, unless worth
+/// another try.
+fn plain_outcome(status: u16) -> Next {
+    match status {
+        408 | 429 | 500..=599 => Next::Recover(Some(status)),
+        _ => Next::Done,
+    }
+}
+
+fn protocol_error(message: &str) -> UploadError {
+    UploadError::new(ErrorKind::Protocol, format!("resumable upload: {message}"))
+}
+
 fn fail(message: &str) -> Next {
-    Next::Fail(UploadError::new(
-        ErrorKind::Protocol,
-        format!("resumable upload: {message}"),
-    ))
+    Next::Fail(protocol_error(message))
 }
 
 fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
@@ -580,11 +822,19 @@ fn sf_bool(value: bool) -> &'static str {
 }
 
 /// `Upload-Metadata`: `key base64(value)` pairs; keys with spaces or commas
-/// (which the format cannot carry) are left out.
+/// (which the format cannot carry) are left out. Keys are unique, as tus
+/// requires: a key given again keeps its place and takes the later value.
 pub fn tus_metadata(pairs: &[(String, String)]) -> String {
     use base64::Engine as _;
-    let mut out = String::new();
+    let mut unique: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
     for (key, value) in pairs {
+        match unique.iter_mut().find(|(k, _)| *k == key.as_str()) {
+            Some(entry) => entry.1 = value,
+            None => unique.push((key, value)),
+        }
+    }
+    let mut out = String::new();
+    for (key, value) in unique {
         if key.is_empty() || key.bytes().any(|b| b == b' ' || b == b',' || !b.is_ascii_graphic()) {
             continue;
         }
@@ -631,5 +881,6 @@ pub fn tus_checksum(digest: &[u8; 20]) -> String {
     format!("sha1 {}", base64::engine::general_purpose::STANDARD.encode(digest))
 }
 
+pub mod limits;
 #[cfg(test)]
 mod tests;

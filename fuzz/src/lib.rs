@@ -561,13 +561,16 @@ pub fn internal_paths(data: &[u8]) {
     }
 }
 
-/// A resumable session fed arbitrary answers (statuses, headers, 104s,
-/// failures): it never panics, the offset never passes the length, every
-/// request stays inside the body and within the piece size, and a `Fail`
-/// is a protocol error. The same bytes go to the 104 head parser and the
-/// sock_diag answer parser.
+/// A resumable session fed arbitrary answers (statuses, headers, bodies,
+/// 104s, failures): it never panics, the offset never passes the length,
+/// every request stays inside the body and within the piece size, a `Fail`
+/// is a protocol error, and a success is only ever a final 2xx answer to
+/// the request that completed the upload (ietf: one that carried the end
+/// of the body with `Upload-Complete: ?1`, or the plain fallback with the
+/// whole body; tus: an answer whose offset is the length). The same bytes
+/// go to the 104 head parser and the sock_diag answer parser.
 pub fn resumable(data: &[u8]) {
-    use uploadtask_engine::resumable::{Next, Protocol, Resumable, Session};
+    use uploadtask_engine::resumable::{Answer, Next, Protocol, Resumable, Session};
     let _ = uploadtask_http1::response::interim_headers(data, &Limits::default());
     let _ = uploadtask_engine::sendq::parse_reply(7, data);
     let mut input = Input(data);
@@ -608,28 +611,55 @@ pub fn resumable(data: &[u8]) {
                 "Upload-Limit",
                 "Upload-Draft-Interop-Version",
                 "Upload-Expires",
-            ][usize::from(input.byte()) % 6];
+                "Tus-Resumable",
+                "Content-Type",
+            ][usize::from(input.byte()) % 8];
             let len = usize::from(input.byte() % 24).min(input.0.len());
             let (value, rest) = input.0.split_at(len);
             input.0 = rest;
             headers.push(name, value);
         }
+        let mut status = 0;
         let next = match kind % 4 {
             0 => session.handle_failure(),
-            1 => {
-                session.handle_interim(104, &headers);
-                continue;
+            1 => match session.handle_interim(104, &headers) {
+                Some(next) => next,
+                None => continue,
+            },
+            _ => {
+                status = 100 + input.u16() % 500;
+                let len = usize::from(input.byte() % 8).min(input.0.len());
+                let (body, rest) = input.0.split_at(len);
+                input.0 = rest;
+                session.handle_answer(&Answer {
+                    status,
+                    headers: &headers,
+                    body,
+                    unix_time: u64::from(input.u16()),
+                })
             }
-            _ => session.handle_response(100 + input.u16() % 500, &headers),
         };
         assert!(session.offset() <= length);
         match next {
-            Next::Done => break,
+            Next::Done => {
+                if (200..300).contains(&status) {
+                    let completing = match flags & 1 {
+                        0 => session.offset() == length,
+                        _ => {
+                            let says_complete = step.headers.iter().any(|(n, v)| n == "Upload-Complete" && v == "?1");
+                            let plain = !step.headers.iter().any(|(n, _)| n.starts_with("Upload-"));
+                            step.start + step.len == length && (says_complete || plain) && step.method != "HEAD"
+                        }
+                    };
+                    assert!(completing, "a success to a request that did not complete: {step:?}");
+                }
+                break;
+            }
             Next::Fail(error) => {
                 assert_eq!(error.kind, uploadtask_engine::ErrorKind::Protocol);
                 break;
             }
-            Next::Send | Next::Recover(_) => {}
+            Next::Send | Next::Recover(_) | Next::Interrupt => {}
         }
     }
 }

@@ -58,6 +58,37 @@ pub struct Faults {
     /// Stop reading once any upload holds this many bytes, until
     /// [`ServerState::release`] is set (`paused` says it happened).
     pub pause_at: Option<u64>,
+    /// ietf: the application fails once it has the whole upload: the
+    /// completing request gets `500` with `Upload-Complete: ?1`.
+    pub app_error_on_complete: bool,
+    /// ietf: the completing request's answer is lost once (the connection
+    /// resets after the upload completed); the server then forgets
+    /// completed uploads (404), or with `gone_as_completed` answers 410
+    /// with the `completed-upload` problem type.
+    pub lose_final_answer_once: bool,
+    /// See `lose_final_answer_once`.
+    pub gone_as_completed: bool,
+    /// ietf: the `Upload-Limit` of the creation's `104`.
+    pub limit_104: Option<String>,
+    /// ietf: requests with more body than this get 413 with
+    /// `Upload-Limit: max-append-size=N` (the body read and dropped).
+    pub max_append: Option<u64>,
+}
+
+/// How the ietf server meets a client.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum IetfPeer {
+    /// Interop version 8, as written from the draft.
+    #[default]
+    Draft,
+    /// A server that ignores the protocol: every POST is a whole upload.
+    Ignores,
+    /// As tusd: interop versions 3 to 6, anything else answered as plain
+    /// tus (412 with `Tus-Resumable`) before the body.
+    Tusd,
+    /// As NIOResumableUpload: versions 3, 5, 6, else 400 before the body;
+    /// a request with no resumable header passes to the application.
+    Nio,
 }
 
 /// The server's state, shared by its runs.
@@ -77,6 +108,8 @@ pub struct ServerState {
     pub paused: AtomicBool,
     /// Ends a pause.
     pub release: AtomicBool,
+    /// How the ietf server meets a client.
+    pub peer: Mutex<IetfPeer>,
 }
 
 impl ServerState {
@@ -222,7 +255,9 @@ fn serve(flavor: Flavor, mut stream: TcpStream, state: &ServerState, addr: Socke
             Flavor::Ietf => ietf(&request, &mut stream, state, addr),
         };
         let Some(reply) = reply else {
-            // Killed: reset the connection, as a dying server would.
+            // Killed: reset the connection, as a dying server would (the
+            // clone kept for `Drop` holds the socket open: shut it first).
+            let _ = stream.shutdown(std::net::Shutdown::Both);
             let socket = socket2::Socket::from(stream);
             let _ = socket.set_linger(Some(Duration::ZERO));
             return;
@@ -473,23 +508,100 @@ fn tus(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: Soc
     }
 }
 
+/// A whole upload in one plain request, as a server without the protocol
+/// stores it: the answer has the size and sha256 it kept.
+fn plain_upload(request: &Request, stream: &mut TcpStream, state: &ServerState) -> Option<String> {
+    let len = request.number("content-length").unwrap_or(0);
+    let id = new_id(state);
+    state.uploads.lock().unwrap().insert(
+        id.clone(),
+        Stored {
+            length: Some(len),
+            content_type: request.header("content-type").map(str::to_string),
+            complete: true,
+            ..Stored::default()
+        },
+    );
+    log(state, request, 0, len);
+    append(stream, state, &id, len)?;
+    let uploads = state.uploads.lock().unwrap();
+    let data = &uploads.get(&id)?.data;
+    let body = format!("{{\"size\":{},\"sha256\":\"{}\"}}", data.len(), crate::sha256_hex(data));
+    Some(reply(
+        "200 OK",
+        &[("Content-Type", "application/json".to_string())],
+        &body,
+    ))
+}
+
 fn ietf(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: SocketAddr) -> Option<String> {
     let len = request.number("content-length").unwrap_or(0);
+    let peer = *state.peer.lock().unwrap();
+    let version = request.header("upload-draft-interop-version").map(str::trim);
+    let resumable = version.is_some() || request.header("upload-complete").is_some();
+    let refused = match peer {
+        IetfPeer::Draft => None,
+        IetfPeer::Ignores => return plain_upload(request, stream, state),
+        IetfPeer::Tusd if !matches!(version, Some("3" | "4" | "5" | "6")) => Some(reply(
+            "412 Precondition Failed",
+            &[("Tus-Resumable", "1.0.0".into()), ("Tus-Version", "1.0.0".into())],
+            "",
+        )),
+        IetfPeer::Nio if !resumable => return plain_upload(request, stream, state),
+        IetfPeer::Nio if !matches!(version, Some("3" | "5" | "6")) => Some(reply("400 Bad Request", &[], "")),
+        IetfPeer::Tusd | IetfPeer::Nio => None,
+    };
+    if let Some(refusal) = refused {
+        // Answered before the body, which is then read and dropped.
+        log(state, request, 0, len);
+        stream.write_all(refusal.as_bytes()).ok()?;
+        discard(stream, state, len)?;
+        return Some(String::new());
+    }
+    let max_append = state.faults.lock().unwrap().max_append;
+    if let Some(max) = max_append.filter(|&max| len > max) {
+        log(state, request, 0, len);
+        discard(stream, state, len)?;
+        let headers = [("Upload-Limit", format!("max-append-size={max}"))];
+        return Some(reply("413 Content Too Large", &headers, ""));
+    }
     let interop = [("Upload-Draft-Interop-Version", "8".to_string())];
     let id = request.path.strip_prefix("/upload/").unwrap_or("").to_string();
     let complete = request.header("upload-complete").map(str::trim) == Some("?1");
     let offset_of = |id: &str| state.uploads.lock().unwrap().get(id).map(|u| u.data.len() as u64);
     let finished = |id: &str| {
+        let mut faults = state.faults.lock().unwrap();
         let mut uploads = state.uploads.lock().unwrap();
         let upload = uploads.get_mut(id).expect("upload");
         upload.complete = true;
+        if std::mem::take(&mut faults.lose_final_answer_once) {
+            return None; // the answer is lost: the connection resets
+        }
+        if faults.app_error_on_complete {
+            let headers = [("Upload-Complete", "?1".to_string())];
+            return Some(reply("500 Internal Server Error", &headers, "the application failed"));
+        }
         let digest = crate::sha256_hex(&upload.data);
         let body = format!("{{\"size\":{},\"sha256\":\"{digest}\"}}", upload.data.len());
         let headers = [
             ("Upload-Complete", "?1".to_string()),
             ("Content-Type", "application/json".to_string()),
         ];
-        reply("200 OK", &headers, &body)
+        Some(reply("200 OK", &headers, &body))
+    };
+    // A completed upload the server no longer offers (its answer was lost).
+    let forgotten = |id: &str| {
+        let completed = state.uploads.lock().unwrap().get(id).is_some_and(|u| u.complete);
+        let faults = state.faults.lock().unwrap();
+        match (completed, faults.gone_as_completed) {
+            (false, _) => None,
+            (true, false) => Some(reply("404 Not Found", &[], "")),
+            (true, true) => Some(reply(
+                "410 Gone",
+                &[("Content-Type", "application/problem+json".to_string())],
+                "{\"type\":\"https://iana.org/assignments/http-problem-types#completed-upload\"}",
+            )),
+        }
     };
     match request.method.as_str() {
         "POST" if request.path == "/upload" => {
@@ -506,14 +618,16 @@ fn ietf(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: So
             log(state, request, 0, len);
             let location = format!("http://{addr}/upload/{id}");
             if request.header("upload-draft-interop-version") == Some("8") {
+                let limit = state.faults.lock().unwrap().limit_104.clone();
+                let limit = limit.unwrap_or_else(|| "max-size=1000000000".into());
                 let interim = format!(
-                    "HTTP/1.1 104 Upload Resumption Supported\r\nLocation: {location}\r\nUpload-Draft-Interop-Version: 8\r\nUpload-Limit: max-size=1000000000\r\n\r\n"
+                    "HTTP/1.1 104 Upload Resumption Supported\r\nLocation: {location}\r\nUpload-Draft-Interop-Version: 8\r\nUpload-Limit: {limit}\r\n\r\n"
                 );
                 stream.write_all(interim.as_bytes()).ok()?;
             }
             append(stream, state, &id, len)?;
             if complete {
-                return Some(finished(&id));
+                return finished(&id);
             }
             let headers = [
                 ("Location", location),
@@ -524,6 +638,9 @@ fn ietf(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: So
         }
         "HEAD" => {
             log(state, request, 0, 0);
+            if let Some(answer) = forgotten(&id) {
+                return Some(answer);
+            }
             let uploads = state.uploads.lock().unwrap();
             let Some(upload) = uploads.get(&id) else {
                 return Some(reply("404 Not Found", &interop, ""));
@@ -541,6 +658,11 @@ fn ietf(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: So
             Some(out)
         }
         "PATCH" => {
+            if let Some(answer) = forgotten(&id) {
+                log(state, request, 0, len);
+                discard(stream, state, len)?;
+                return Some(answer);
+            }
             let check = check_append(request, stream, state, &id, "application/partial-upload", &interop)?;
             if let Append::Reply(early) = check {
                 return Some(early);
@@ -556,7 +678,7 @@ fn ietf(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: So
             }
             append(stream, state, &id, len)?;
             if complete {
-                return Some(finished(&id));
+                return finished(&id);
             }
             Some(reply("204 No Content", &[("Upload-Complete", "?0".to_string())], ""))
         }

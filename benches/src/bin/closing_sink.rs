@@ -28,7 +28,8 @@ fn read_request(stream: &mut TcpStream, idle: Option<Duration>) -> bool {
         .lines()
         .find_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
         })
         .unwrap_or(0);
     let mut body = vec![0u8; length];
@@ -37,7 +38,11 @@ fn read_request(stream: &mut TcpStream, idle: Option<Duration>) -> bool {
 
 fn serve(mut stream: TcpStream, idle: Option<Duration>) {
     while read_request(&mut stream, idle) {
-        if stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() || idle.is_none() {
+        if stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_err()
+            || idle.is_none()
+        {
             return;
         }
     }

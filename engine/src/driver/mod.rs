@@ -439,13 +439,19 @@ impl Loop {
         }
         // A redirect's head is held until the response shows whether it is
         // followed (then no one hears of it) or is the outcome.
-        if let Some((status, headers)) = exchange.poll_interim() {
+        let mut stop = None;
+        while let Some((status, headers)) = exchange.poll_interim() {
             if let Some(resume) = slot.plan.as_mut().and_then(|p| p.resumable.as_mut()) {
-                resume.session.handle_interim(status, &headers);
+                stop = stop.or(resume.session.handle_interim(status, &headers));
                 while let Some(change) = resume.session.poll_url_change() {
                     deliver(&mut *slot.sink, slot.id, Event::Resumable(change));
                 }
             }
+        }
+        if let Some(next) = stop {
+            // The request under way cannot go on (a limit it breaks): its
+            // connection is closed; the session's next step follows.
+            return self.resume_interrupted(key, next);
         }
         // A resumable upload's heads wait too: only the outcome's are heard of.
         let followable = |status: u16| {

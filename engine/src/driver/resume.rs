@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::{deliver, kept_alive, Key, Loop};
 use crate::prepare::{self, ResumeStep};
-use crate::resumable::{tus_checksum, Next};
+use crate::resumable::{tus_checksum, Answer, Next};
 use crate::retry::{self, RetryPolicy};
 use crate::source::sha1_of;
 use crate::{Command, ErrorKind, Event, UploadError, UploadId};
@@ -25,7 +25,14 @@ impl Loop {
             return self.finish(key, outcome);
         };
         let next = match &outcome {
-            Ok(response) => resume.session.handle_response(response.status, &response.headers),
+            Ok(response) => resume.session.handle_answer(&Answer {
+                status: response.status,
+                headers: &response.headers,
+                body: &response.body,
+                unix_time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            }),
             Err(error) if retry::is_retryable(error) => resume.session.handle_failure(),
             // Abort, TLS, protocol and file errors end the upload.
             Err(_) => Next::Done,
@@ -41,7 +48,7 @@ impl Loop {
         }
         let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| outcome.is_ok());
         match next {
-            Next::Send => {
+            Next::Send | Next::Interrupt => {
                 slot.held_head.clear();
                 self.resume_next(key, keep, None);
             }
@@ -71,6 +78,22 @@ impl Loop {
                     plan.attempts += 1;
                 }
                 self.resume_next(key, keep, Some(now.checked_add(delay).unwrap_or(now)));
+            }
+        }
+    }
+
+    /// A `104` showed that the request under way cannot go on: its
+    /// connection is closed, then the session's next step goes (or the
+    /// upload fails).
+    pub(super) fn resume_interrupted(&mut self, key: Key, next: Next) {
+        self.drop_conn(key);
+        match next {
+            Next::Fail(error) => self.finish(key, Err(error)),
+            _ => {
+                if let Some(slot) = self.uploads.get(key) {
+                    slot.held_head.clear();
+                }
+                self.resume_next(key, None, None);
             }
         }
     }

@@ -308,27 +308,43 @@ fn ietf_whole_body_in_creation_is_done_and_without_104_starts_over() {
 #[test]
 fn ietf_pieces_conflict_and_limits() {
     let mut s = ietf(Some(4));
+    // Careful: a chunked upload creates its resource with no body first.
     let create = send(&mut s);
-    assert_eq!((create.len, value(&create, "Upload-Complete")), (4, Some("?0")));
-    assert_eq!(
-        s.handle_response(
-            201,
-            &hs(&[
-                h("Location", "/upload/2"),
-                h("Upload-Limit", "max-append-size=3, max-age=60")
-            ])
-        ),
-        Next::Send
-    );
-    assert_eq!(s.expires(), Some("max-age=60"));
+    assert_eq!((create.len, value(&create, "Upload-Complete")), (0, Some("?0")));
+    assert_eq!(value(&create, "Upload-Length"), Some("10"));
+    let created = hs(&[
+        h("Location", "/upload/2"),
+        h("Upload-Limit", "max-append-size=3, max-age=60"),
+    ]);
+    let answer = Answer {
+        status: 201,
+        headers: &created,
+        body: b"",
+        unix_time: 784_111_717,
+    };
+    assert_eq!(s.handle_answer(&answer), Next::Send);
+    assert_eq!(s.expires(), Some("Sun, 06 Nov 1994 08:49:37 GMT"), "max-age as a date");
     let patch = send(&mut s);
-    assert_eq!((patch.start, patch.len), (4, 3), "max-append-size caps pieces");
+    assert_eq!((patch.start, patch.len), (0, 3), "max-append-size caps pieces");
     assert_eq!(value(&patch, "Upload-Complete"), Some("?0"));
+    assert_eq!(s.handle_response(204, &hs(&[h("Upload-Complete", "?0")])), Next::Send);
+    send(&mut s);
     // 409 carries the right offset.
     assert_eq!(s.handle_response(409, &hs(&[h("Upload-Offset", "2")])), Next::Send);
     assert_eq!((send(&mut s).start, s.poll_step().len), (2, 3));
     assert_eq!(s.handle_response(204, &hs(&[h("Upload-Complete", "?0")])), Next::Send);
     assert_eq!(s.poll_step().start, 5);
+    // A max-size below the length: the resource is deleted, then it fails.
+    assert_eq!(
+        s.handle_response(204, &hs(&[h("Upload-Limit", "max-size=5")])),
+        Next::Interrupt
+    );
+    let delete = send(&mut s);
+    assert_eq!(
+        (delete.method, delete.url.as_str()),
+        ("DELETE", "http://127.0.0.1:9/upload/2")
+    );
+    assert!(matches!(s.handle_response(204, &hs(&[])), Next::Fail(e) if e.message.contains("at most 5 bytes")));
     let mut s = ietf(None);
     assert!(matches!(
         s.handle_response(413, &hs(&[h("Upload-Limit", "max-size=5")])),
@@ -337,6 +353,197 @@ fn ietf_pieces_conflict_and_limits() {
     let mut s = ietf(None);
     send(&mut s);
     assert_eq!(s.handle_response(500, &hs(&[])), Next::Recover(Some(500)));
+}
+
+/// Each case: a session, the answers it gets, the outcome. A success is
+/// only a 2xx answer to the request that completed the upload.
+#[test]
+fn ietf_never_reports_a_failure_as_success() {
+    let located = |s: &mut Session| {
+        send(s);
+        assert_eq!(
+            s.handle_interim(
+                104,
+                &hs(&[h("Location", "/upload/7"), h("Upload-Draft-Interop-Version", "8")])
+            ),
+            None
+        );
+    };
+    // A 5xx that says the upload is complete is the outcome, not resumed.
+    let mut s = ietf(None);
+    located(&mut s);
+    assert_eq!(s.handle_response(500, &hs(&[h("Upload-Complete", "?1")])), Next::Done);
+    let mut s = ietf(Some(4));
+    send(&mut s);
+    s.handle_response(201, &hs(&[h("Location", "/upload/3")]));
+    send(&mut s);
+    s.handle_response(204, &hs(&[h("Upload-Complete", "?0")]));
+    send(&mut s);
+    s.handle_response(204, &hs(&[h("Upload-Complete", "?0")]));
+    let last = send(&mut s);
+    assert_eq!(value(&last, "Upload-Complete"), Some("?1"));
+    assert_eq!(s.handle_response(422, &hs(&[h("Upload-Complete", "?1")])), Next::Done);
+    // A HEAD that finds the upload complete: its answer was lost; never a success.
+    let mut s = ietf(None);
+    located(&mut s);
+    assert_eq!(s.handle_response(503, &hs(&[])), Next::Recover(Some(503)));
+    assert_eq!(send(&mut s).method, "HEAD");
+    let complete = hs(&[h("Upload-Offset", "10"), h("Upload-Complete", "?1")]);
+    assert!(matches!(s.handle_response(204, &complete), Next::Fail(e) if e.message.contains("was lost")));
+    // 404 after a lost answer: not sent again.
+    let mut s = ietf(None);
+    located(&mut s);
+    s.handle_failure();
+    send(&mut s);
+    assert!(matches!(s.handle_response(404, &hs(&[])), Next::Fail(e) if e.message.contains("not sent again")));
+    assert_eq!(
+        s.poll_url_change(),
+        Some(UrlChange::Learned("http://127.0.0.1:9/upload/7".into()))
+    );
+    assert_eq!(s.poll_url_change(), Some(UrlChange::Forgotten));
+    // 410 completed-upload: the server's word is the outcome.
+    let mut s = ietf(None);
+    located(&mut s);
+    s.handle_failure();
+    send(&mut s);
+    let problem = hs(&[h("Content-Type", "application/problem+json")]);
+    let body = br#"{"type":"https://iana.org/assignments/http-problem-types#completed-upload"}"#;
+    let gone = Answer {
+        status: 410,
+        headers: &problem,
+        body,
+        unix_time: 0,
+    };
+    assert_eq!(s.handle_answer(&gone), Next::Done);
+}
+
+#[test]
+fn ietf_refusals_fall_back_to_a_plain_upload() {
+    // tusd answers a version it does not know as plain tus (412 with
+    // Tus-Resumable): said clearly. NIOResumableUpload answers 400; a
+    // server that ignores the protocol answers a careful creation with no
+    // Location: the whole body goes plainly.
+    let mut s = ietf(Some(4));
+    send(&mut s);
+    let tusd = hs(&[h("Tus-Resumable", "1.0.0"), h("Tus-Version", "1.0.0")]);
+    assert!(matches!(s.handle_response(412, &tusd), Next::Fail(e) if e.message.contains("speaks tus 1.0.0")));
+    let refusals: [(u16, &[(&str, &str)]); 3] = [(412, &[]), (400, &[]), (201, &[])];
+    for (status, fields) in refusals {
+        let mut s = ietf(Some(4));
+        assert_eq!(send(&mut s).len, 0, "careful");
+        assert_eq!(s.handle_response(status, &hs(fields)), Next::Send, "{status}");
+        let plain = send(&mut s);
+        assert_eq!(
+            (plain.method, plain.url.as_str(), plain.start, plain.len),
+            ("POST", "http://127.0.0.1:9/upload", 0, 10),
+            "{status}"
+        );
+        assert_eq!(value(&plain, "Upload-Draft-Interop-Version"), None);
+        assert_eq!(value(&plain, "Upload-Complete"), None);
+        assert_eq!(value(&plain, "Content-Type"), Some("application/pdf"));
+        assert_eq!(s.handle_response(200, &hs(&[])), Next::Done, "{status}");
+    }
+    // Optimistic: a 400 with no 104 before it is a refusal too; the plain
+    // request's answer is the outcome, whatever it is.
+    let mut s = ietf(None);
+    send(&mut s);
+    assert_eq!(s.handle_response(400, &hs(&[])), Next::Send);
+    assert_eq!(send(&mut s).len, 10);
+    assert_eq!(s.handle_response(400, &hs(&[])), Next::Done);
+    // After a 104 named the resource, a 400 is the server's answer.
+    let mut s = ietf(None);
+    send(&mut s);
+    s.handle_interim(104, &hs(&[h("Location", "/u"), h("Upload-Draft-Interop-Version", "8")]));
+    assert_eq!(s.handle_response(400, &hs(&[])), Next::Done);
+}
+
+#[test]
+fn ietf_104s_are_checked_and_limits_act_at_once() {
+    // Versions 7 and 8 are recognised; others ignored.
+    for (version, learned) in [("7", true), ("8", true), ("6", false), ("9", false)] {
+        let mut s = ietf(None);
+        send(&mut s);
+        s.handle_interim(
+            104,
+            &hs(&[h("Location", "/u"), h("Upload-Draft-Interop-Version", version)]),
+        );
+        assert_eq!(s.upload_url().is_some(), learned, "{version}");
+    }
+    // A 104 with a max-size below the length stops the request and deletes.
+    let mut s = ietf(None);
+    send(&mut s);
+    let limit = hs(&[
+        h("Location", "/upload/9"),
+        h("Upload-Draft-Interop-Version", "8"),
+        h("Upload-Limit", "max-size=5"),
+    ]);
+    assert_eq!(s.handle_interim(104, &limit), Some(Next::Interrupt));
+    assert_eq!(send(&mut s).method, "DELETE");
+    assert!(matches!(s.handle_failure(), Next::Fail(_)));
+    // A 104 with a max-append-size below the piece under way: stop, ask
+    // the offset, go on in smaller pieces.
+    let mut s = ietf(None);
+    send(&mut s);
+    let limit = hs(&[
+        h("Location", "/upload/9"),
+        h("Upload-Draft-Interop-Version", "8"),
+        h("Upload-Limit", "max-append-size=4"),
+    ]);
+    assert_eq!(s.handle_interim(104, &limit), Some(Next::Interrupt));
+    assert_eq!(send(&mut s).method, "HEAD");
+    s.handle_response(204, &hs(&[h("Upload-Offset", "2"), h("Upload-Complete", "?0")]));
+    assert_eq!((s.poll_step().start, s.poll_step().len), (2, 4));
+    // Two 104s naming different resources: cancelled.
+    let mut s = ietf(None);
+    send(&mut s);
+    let first = hs(&[h("Location", "/upload/1"), h("Upload-Draft-Interop-Version", "8")]);
+    let second = hs(&[h("Location", "/upload/2"), h("Upload-Draft-Interop-Version", "8")]);
+    assert_eq!(s.handle_interim(104, &first), None);
+    assert_eq!(s.handle_interim(104, &second), Some(Next::Interrupt));
+    // A final Location other than the 104's: cancelled.
+    let mut s = ietf(Some(4));
+    send(&mut s);
+    assert_eq!(s.handle_interim(104, &first), None);
+    assert_eq!(
+        s.handle_response(201, &hs(&[h("Location", "/upload/2")])),
+        Next::Interrupt
+    );
+    assert_eq!(send(&mut s).url, "http://127.0.0.1:9/upload/1");
+    // A void Upload-Limit (a known key of another type) changes nothing.
+    let mut s = ietf(Some(4));
+    send(&mut s);
+    let void = hs(&[h("Location", "/u"), h("Upload-Limit", "max-append-size=2, max-size=?1")]);
+    assert_eq!(s.handle_response(201, &void), Next::Send);
+    assert_eq!(s.poll_step().len, 4);
+    // 413 with the resource known: smaller pieces from the server's offset.
+    let mut s = ietf(Some(8));
+    send(&mut s);
+    s.handle_response(201, &hs(&[h("Location", "/u")]));
+    assert_eq!(send(&mut s).len, 8);
+    assert_eq!(s.handle_response(413, &hs(&[])), Next::Send);
+    assert_eq!(send(&mut s).method, "HEAD");
+    s.handle_response(204, &hs(&[h("Upload-Offset", "0"), h("Upload-Complete", "?0")]));
+    assert_eq!(s.poll_step().len, 4, "halved");
+    // 413 to an optimistic creation with no resource: the outcome.
+    let mut s = ietf(None);
+    send(&mut s);
+    assert_eq!(s.handle_response(413, &hs(&[])), Next::Done);
+}
+
+#[test]
+fn tus_metadata_keys_are_unique_and_creation_is_post() {
+    let pairs = [
+        ("filename".to_string(), "a".to_string()),
+        ("k".to_string(), "1".to_string()),
+        ("filename".to_string(), "b".to_string()),
+    ];
+    assert_eq!(tus_metadata(&pairs), "filename Yg==,k MQ==");
+    let mut s = tus(None);
+    s.set_method("PUT");
+    assert_eq!(s.poll_step().method, "POST");
+    let mut s = ietf(None);
+    s.set_method("PUT");
+    assert_eq!(s.poll_step().method, "PUT");
 }
 
 #[test]
