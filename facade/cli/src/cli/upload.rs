@@ -46,7 +46,8 @@ pub struct UploadArgs {
     /// $XDG_CONFIG_HOME/uploadtask/resumable).
     #[arg(long, value_name = "ENDPOINT", conflicts_with_all = ["resumable", "upload_file"])]
     tus: Option<String>,
-    /// As --tus, with IETF Resumable Uploads (draft-12, interop version 8).
+    /// As --tus, with IETF Resumable Uploads (interop version 8; a server that
+    /// refuses it gets the file as a plain upload).
     #[arg(long, value_name = "ENDPOINT", conflicts_with = "upload_file")]
     resumable: Option<String>,
     /// With --tus or --resumable: most bytes per request (suffixes as 4M).
