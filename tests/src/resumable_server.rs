@@ -89,6 +89,9 @@ pub enum IetfPeer {
     /// As NIOResumableUpload: versions 3, 5, 6, else 400 before the body;
     /// a request with no resumable header passes to the application.
     Nio,
+    /// A server at interop version 9: it never sends a `104` to a client
+    /// that says 8, and otherwise answers as the draft says.
+    Interop9,
 }
 
 /// The server's state, shared by its runs.
@@ -549,7 +552,7 @@ fn ietf(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: So
         )),
         IetfPeer::Nio if !resumable => return plain_upload(request, stream, state),
         IetfPeer::Nio if !matches!(version, Some("3" | "5" | "6")) => Some(reply("400 Bad Request", &[], "")),
-        IetfPeer::Tusd | IetfPeer::Nio => None,
+        IetfPeer::Tusd | IetfPeer::Nio | IetfPeer::Interop9 => None,
     };
     if let Some(refusal) = refused {
         // Answered before the body, which is then read and dropped.
@@ -617,11 +620,12 @@ fn ietf(request: &Request, stream: &mut TcpStream, state: &ServerState, addr: So
             );
             log(state, request, 0, len);
             let location = format!("http://{addr}/upload/{id}");
-            if request.header("upload-draft-interop-version") == Some("8") {
+            let spoken = if peer == IetfPeer::Interop9 { "9" } else { "8" };
+            if request.header("upload-draft-interop-version") == Some(spoken) {
                 let limit = state.faults.lock().unwrap().limit_104.clone();
                 let limit = limit.unwrap_or_else(|| "max-size=1000000000".into());
                 let interim = format!(
-                    "HTTP/1.1 104 Upload Resumption Supported\r\nLocation: {location}\r\nUpload-Draft-Interop-Version: 8\r\nUpload-Limit: {limit}\r\n\r\n"
+                    "HTTP/1.1 104 Upload Resumption Supported\r\nLocation: {location}\r\nUpload-Draft-Interop-Version: {spoken}\r\nUpload-Limit: {limit}\r\n\r\n"
                 );
                 stream.write_all(interim.as_bytes()).ok()?;
             }

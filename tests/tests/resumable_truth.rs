@@ -127,6 +127,13 @@ fn interop_refusals_fall_back_or_say_so() {
         let uploads = state.uploads.lock().unwrap();
         assert_eq!(uploads.len(), 1, "only the plain upload is stored");
     }
+    // An interop-9 server sends no 104 to a client that says 8; the
+    // creation's own answer names the resource, in pieces or whole.
+    for chunk in [None, Some(100_000)] {
+        let (outcome, state, digest) = upload(IetfPeer::Interop9, chunk, |_| {});
+        assert_eq!(outcome.result.expect("uploaded").status, 200, "chunk {chunk:?}");
+        assert_eq!(sha256_hex(&state.only_upload().data), digest);
+    }
     // tusd (3 to 6) answers as plain tus: said clearly.
     let (outcome, _, _) = upload(IetfPeer::Tusd, Some(100_000), |_| {});
     let error = outcome.result.unwrap_err();
