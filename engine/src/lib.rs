@@ -49,6 +49,7 @@ mod prepare;
 pub mod progress;
 pub mod proxy;
 pub mod pump;
+pub mod race;
 mod recycle;
 pub mod redirect;
 pub mod resolver;
@@ -324,8 +325,14 @@ pub enum Sendfile {
 /// How an engine behaves. `Default` gives the documented defaults.
 #[derive(Clone)]
 pub struct EngineConfig {
-    /// Per connection attempt. Default 30 s.
+    /// The name lookup and the race to connect, together (as curl's
+    /// `--connect-timeout`). Default 30 s.
     pub connect_timeout: Duration,
+    /// Happy Eyeballs (RFC 8305): while a connect is under way, the next
+    /// address (alternating families) is tried after this long, the earlier
+    /// attempts going on; the first to connect wins. curl's
+    /// `--happy-eyeballs-timeout-ms` (200 ms there). Default 250 ms.
+    pub happy_eyeballs_delay: Duration,
     /// No byte moved in either direction for this long fails the upload.
     /// Default 30 s.
     pub idle_timeout: Duration,
@@ -424,6 +431,7 @@ impl fmt::Debug for EngineConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EngineConfig")
             .field("connect_timeout", &self.connect_timeout)
+            .field("happy_eyeballs_delay", &self.happy_eyeballs_delay)
             .field("idle_timeout", &self.idle_timeout)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("resend_reused", &self.resend_reused)
@@ -447,6 +455,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             connect_timeout: Duration::from_secs(30),
+            happy_eyeballs_delay: Duration::from_millis(250),
             idle_timeout: Duration::from_secs(30),
             pool_idle_timeout: Duration::from_secs(30),
             resend_reused: true,

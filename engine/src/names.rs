@@ -10,7 +10,12 @@
 //!                    └──▶ Wait           one under way: its answer comes
 //!   handle_answer(name, result) ──▶ every upload that asked or waited
 //!   handle_unreachable(name)   ──▶ the kept answer is dropped
+//!   handle_connected(name, addr) ──▶ addr is tried first next time
 //! ```
+//!
+//! The address that last connected (the race's winner, [`crate::race`]) is
+//! remembered per name for [`PREFERRED_FOR`] and put first in the next
+//! answer, so a broken family costs one race, not one per upload.
 //!
 //! Failures are not kept: the next upload asks again. At most
 //! [`MAX_NAMES`] answers are kept; past that, expired ones go first, then
@@ -36,6 +41,8 @@ use std::time::{Duration, Instant};
 
 /// Answers kept at most.
 pub const MAX_NAMES: usize = 1024;
+/// How long the address that last connected is tried first.
+pub const PREFERRED_FOR: Duration = Duration::from_secs(600);
 
 /// What an upload that needs `name` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +63,8 @@ pub struct Names<K> {
     answers: HashMap<(Arc<str>, u16), (Vec<SocketAddr>, Instant)>,
     /// When the lookup was (last) started, and who waits for it.
     asking: HashMap<(Arc<str>, u16), (Instant, Vec<K>)>,
+    /// The address that last connected, and until when it goes first.
+    preferred: HashMap<(Arc<str>, u16), (SocketAddr, Instant)>,
 }
 
 impl<K> Names<K> {
@@ -70,6 +79,34 @@ impl<K> Names<K> {
             ask_again_after,
             answers: HashMap::new(),
             asking: HashMap::new(),
+            preferred: HashMap::new(),
+        }
+    }
+
+    /// `addr` of `host`:`port` connected (won the race) at `now`.
+    pub fn handle_connected(&mut self, host: &Arc<str>, port: u16, addr: SocketAddr, now: Instant) {
+        let Some(until) = now.checked_add(PREFERRED_FOR) else {
+            return;
+        };
+        if self.preferred.len() >= MAX_NAMES {
+            self.preferred.retain(|_, (_, until)| now < *until);
+            if self.preferred.len() >= MAX_NAMES {
+                self.preferred.clear();
+            }
+        }
+        self.preferred.insert((Arc::clone(host), port), (addr, until));
+    }
+
+    /// Puts the address that last connected to `host`:`port` first (its
+    /// family then leads the race), when it is among `addrs`.
+    pub fn prefer(&self, host: &Arc<str>, port: u16, addrs: &mut [SocketAddr], now: Instant) {
+        let Some((addr, until)) = self.preferred.get(&(Arc::clone(host), port)) else {
+            return;
+        };
+        if now < *until {
+            if let Some(at) = addrs.iter().position(|a| a == addr) {
+                addrs[..=at].rotate_right(1);
+            }
         }
     }
 
@@ -191,6 +228,25 @@ mod tests {
         // None of its addresses answered: asked again.
         names.handle_unreachable(&h("c.test"), 80);
         assert_eq!(names.handle_need(&h("c.test"), 80, 10, now), Lookup::Ask);
+    }
+
+    #[test]
+    fn the_address_that_connected_goes_first_for_a_while() {
+        let now = Instant::now();
+        let mut names = Names::<u32>::new(Duration::from_secs(60), Duration::from_secs(30));
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        let mut addrs = vec![v6, addr(1), addr(2)];
+        names.prefer(&h("a.test"), 80, &mut addrs, now);
+        assert_eq!(addrs, [v6, addr(1), addr(2)], "nothing known");
+        names.handle_connected(&h("a.test"), 80, addr(2), now);
+        names.prefer(&h("a.test"), 80, &mut addrs, now);
+        assert_eq!(addrs, [addr(2), v6, addr(1)]);
+        let mut other = vec![v6, addr(1)];
+        names.prefer(&h("a.test"), 443, &mut other, now);
+        assert_eq!(other, [v6, addr(1)], "another port");
+        let mut later = vec![v6, addr(2)];
+        names.prefer(&h("a.test"), 80, &mut later, now + PREFERRED_FOR);
+        assert_eq!(later, [v6, addr(2)], "expired");
     }
 
     #[test]

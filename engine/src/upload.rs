@@ -6,11 +6,12 @@
 //!
 //! ```text
 //!  Queued ──handle_start(pooled)───────────────────────────────────────────────► Exchanging
-//!     └────handle_start(no pooled)──► Resolving ──handle_resolved──► Connecting(address i)
-//!  Resolving ──connect timeout (the lookup counts, as in curl)──► fail (timeout)
-//!  Connecting ──handle_connected──► Handshaking (https) ──handle_handshake_done──► Exchanging
+//!     └────handle_start(no pooled)──► Resolving ──handle_resolved──► Connecting (a race)
+//!  Resolving, Connecting ──connect timeout (the lookup and the race, as curl)──► fail (timeout)
+//!  Connecting ──handle_connected (the winner)──► Handshaking (https) ──handle_handshake_done──► Exchanging
 //!       │                 └───────────────────────── (http) ──────────────────► Exchanging
-//!       └─ handle_connect_failed (any error), connect timeout ──► Connecting(address i+1) | fail
+//!       └─ handle_connect_failed, attempt delay ──► Connect(next address) | Wait | fail
+//!          (Happy Eyeballs: crate::race; attempts under way go on)
 //!  Exchanging ──handle_exchange_failed: reused connection, no response byte,
 //!               first time (crate::reuse::may_resend)──► Resolving
 //!  any phase ──overall deadline; idle or too slow (Handshaking, Exchanging) ──► fail (timeout)
@@ -32,7 +33,10 @@
 //! let addrs = vec!["192.0.2.1:443".parse().unwrap(), "192.0.2.2:443".parse().unwrap()];
 //! assert_eq!(upload.handle_resolved(Ok(addrs), now), Action::Connect("192.0.2.1:443".parse().unwrap()));
 //! let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-//! assert_eq!(upload.handle_connect_failed(refused, now), Action::Connect("192.0.2.2:443".parse().unwrap()));
+//! assert_eq!(
+//!     upload.handle_connect_failed("192.0.2.1:443".parse().unwrap(), refused, now),
+//!     Action::Connect("192.0.2.2:443".parse().unwrap())
+//! );
 //! assert_eq!(upload.handle_connected(now), Action::StartTls);
 //! assert_eq!(upload.handle_handshake_done(now), Action::Exchange);
 //! ```
@@ -82,8 +86,11 @@ impl fmt::Display for Phase {
 pub enum Action {
     /// Resolve the host (again, for a retry: the exchange starts over).
     Resolve,
-    /// Close any connection of this upload and connect to this address.
+    /// Start a connect to this address; attempts under way go on (Happy
+    /// Eyeballs, [`crate::race`]).
     Connect(SocketAddr),
+    /// Nothing now: connect attempts are under way.
+    Wait,
     /// Open a `CONNECT` tunnel through the proxy on the connection.
     Tunnel,
     /// Start the TLS handshake on the connection.
@@ -103,8 +110,10 @@ pub fn deadline_after(now: Instant, duration: Duration) -> Option<Instant> {
 /// Timing settings of an upload's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
-    /// Per address, and for the name lookup.
+    /// The name lookup and the race to connect, together.
     pub connect_timeout: Duration,
+    /// Between connect attempts to the next address (Happy Eyeballs).
+    pub attempt_delay: Duration,
     /// No byte moved in either direction for this long fails the upload.
     pub idle_timeout: Duration,
     /// Bytes per second below which the upload is too slow (0: off).
@@ -118,6 +127,7 @@ impl Timing {
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
         Timing {
             connect_timeout,
+            attempt_delay: Duration::from_millis(250),
             idle_timeout,
             low_speed_limit: 0,
             low_speed_time: Duration::from_secs(30),
@@ -132,8 +142,8 @@ pub struct Upload {
     /// The host being reached (none before the start: nothing allocated).
     host: Option<Arc<str>>,
     tls: bool,
-    addrs: Vec<SocketAddr>,
-    next_addr: usize,
+    /// The race to connect (Happy Eyeballs).
+    race: crate::race::Race,
     last_connect_error: Option<UploadError>,
     deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
@@ -169,8 +179,7 @@ impl Upload {
             phase: Phase::Queued,
             host: None,
             tls: false,
-            addrs: Vec::new(),
-            next_addr: 0,
+            race: crate::race::Race::default(),
             last_connect_error: None,
             deadline,
             connect_deadline: None,
@@ -231,7 +240,7 @@ impl Upload {
         // Also the start of a redirect hop: nothing of the last one counts.
         self.reused = false;
         self.retried = false;
-        self.addrs.clear();
+        self.race = crate::race::Race::default();
         self.last_connect_error = None;
         if pooled {
             self.reused = true;
@@ -261,9 +270,10 @@ impl Upload {
     pub fn handle_resolved(&mut self, result: io::Result<Vec<SocketAddr>>, now: Instant) -> Action {
         match result {
             Ok(addrs) if !addrs.is_empty() => {
-                self.addrs = interleave_families(addrs);
-                self.next_addr = 0;
-                self.connect_next(now)
+                let (race, step) = crate::race::Race::new(addrs, self.timing.attempt_delay, now);
+                self.race = race;
+                self.phase = Phase::Connecting;
+                self.race_step(step)
             }
             Ok(_) => Action::Fail(UploadError::new(
                 ErrorKind::Network,
@@ -276,21 +286,22 @@ impl Upload {
         }
     }
 
-    /// A connect failed at once or later, whatever the error (refused,
-    /// unreachable, no local address): the next address is tried; the last
-    /// error is the outcome when none is left.
-    pub fn handle_connect_failed(&mut self, error: io::Error, now: Instant) -> Action {
-        let what = match self.current_addr() {
-            Some(addr) => format!("connect to {addr} failed"),
-            None => "connect failed".to_string(),
-        };
-        self.last_connect_error = Some(UploadError::from_io(error, &what));
-        self.connect_next(now)
+    /// The connect to `addr` failed at once or later, whatever the error
+    /// (refused, unreachable, no local address): the next address starts at
+    /// once; with none left and none under way, the last error is the
+    /// outcome, naming every address tried.
+    pub fn handle_connect_failed(&mut self, addr: SocketAddr, error: io::Error, now: Instant) -> Action {
+        self.last_connect_error = Some(UploadError::from_io(error, &format!("connect to {addr} failed")));
+        let step = self.race.handle_failed(now);
+        self.race_step(step)
     }
 
-    /// The address of the connect under way (or that just ended).
-    fn current_addr(&self) -> Option<SocketAddr> {
-        self.next_addr.checked_sub(1).and_then(|at| self.addrs.get(at)).copied()
+    fn race_step(&mut self, step: crate::race::Step) -> Action {
+        match step {
+            crate::race::Step::Connect(addr) => Action::Connect(addr),
+            crate::race::Step::Wait => Action::Wait,
+            crate::race::Step::Exhausted => Action::Fail(self.connect_failure()),
+        }
     }
 
     /// The last connect error, naming every address tried when there were
@@ -300,33 +311,47 @@ impl Upload {
             .last_connect_error
             .take()
             .unwrap_or_else(|| UploadError::new(ErrorKind::Network, "connect failed"));
-        if self.addrs.len() < 2 {
+        if self.race.tried().len() < 2 {
             return last;
         }
-        let tried: Vec<String> = self.addrs.iter().map(SocketAddr::to_string).collect();
         let mut error = last;
         error.message = format!(
             "no address of {} answered (tried {}); last: {}",
             self.host(),
-            tried.join(", "),
+            list(self.race.tried()),
             error.message
         );
         error
     }
 
-    fn connect_next(&mut self, now: Instant) -> Action {
-        match self.addrs.get(self.next_addr) {
-            Some(&addr) => {
-                self.next_addr += 1;
-                self.phase = Phase::Connecting;
-                self.connect_deadline = deadline_after(now, self.timing.connect_timeout);
-                Action::Connect(addr)
-            }
-            None => Action::Fail(self.connect_failure()),
-        }
+    /// The addresses a connect timeout cut short, in words.
+    fn connect_timeout_failure(&self) -> UploadError {
+        let millis = self.timing.connect_timeout.as_millis();
+        let message = match self.race.tried() {
+            [] => format!("connect timeout after {millis} ms"),
+            [one] => format!("connect timeout: {one} did not answer in {millis} ms"),
+            tried => format!(
+                "connect timeout: no address of {} answered in {millis} ms (tried {})",
+                self.host(),
+                list(tried)
+            ),
+        };
+        UploadError::new(ErrorKind::Timeout, message)
     }
 
-    /// The TCP connection is up.
+    /// `addr` connected and won the race: which addresses lost, for the
+    /// trace (`None` when it was the only one tried).
+    pub fn handle_race_won(&mut self, addr: SocketAddr) -> Option<Vec<SocketAddr>> {
+        self.race.handle_won(addr)
+    }
+
+    /// The delay between connect attempts.
+    pub fn attempt_delay(&self) -> Duration {
+        self.timing.attempt_delay
+    }
+
+    /// The TCP connection is up (the race's winner: see
+    /// [`Upload::handle_race_won`]).
     pub fn handle_connected(&mut self, now: Instant) -> Action {
         if self.tunnel {
             self.enter_transfer(Phase::Tunneling, now);
@@ -414,15 +439,18 @@ impl Upload {
         let slow = (transfer && self.timing.low_speed_limit > 0)
             .then(|| deadline_after(self.window_start, self.timing.low_speed_time))
             .flatten();
-        [self.deadline, self.connect_deadline, idle, slow]
+        let next_attempt = (self.phase == Phase::Connecting)
+            .then(|| self.race.poll_timeout())
+            .flatten();
+        [self.deadline, self.connect_deadline, idle, slow, next_attempt]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// Time passed: fails on the overall, lookup, idle or low-speed
-    /// deadline, moves to the next address on a connect timeout. `None` when
-    /// nothing is due.
+    /// Time passed: fails on the overall, connect (the lookup and the whole
+    /// race), idle or low-speed deadline; starts the next connect attempt
+    /// when it is due. `None` when nothing is due.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Action> {
         let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
         let timeout = |message: String| Some(Action::Fail(UploadError::new(ErrorKind::Timeout, message)));
@@ -439,16 +467,10 @@ impl Upload {
                 millis(self.timing.connect_timeout),
                 self.host()
             )),
-            Phase::Connecting if due(self.connect_deadline) => {
-                let message = match self.current_addr() {
-                    Some(addr) => format!(
-                        "connect timeout: {addr} did not answer in {} ms",
-                        millis(self.timing.connect_timeout)
-                    ),
-                    None => format!("connect timeout after {} ms", millis(self.timing.connect_timeout)),
-                };
-                self.last_connect_error = Some(UploadError::new(ErrorKind::Timeout, message));
-                Some(self.connect_next(now))
+            Phase::Connecting if due(self.connect_deadline) => Some(Action::Fail(self.connect_timeout_failure())),
+            Phase::Connecting => {
+                let step = self.race.handle_timeout(now)?;
+                Some(self.race_step(step))
             }
             Phase::Tunneling | Phase::Handshaking | Phase::Exchanging => {
                 if due(deadline_after(self.last_activity, self.timing.idle_timeout)) {
@@ -480,20 +502,9 @@ impl Upload {
     }
 }
 
-/// Orders addresses as RFC 8305 §4 does: alternating families, starting
-/// with the family of the first (the resolver's preference).
-fn interleave_families(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
-    let first_v6 = addrs.first().is_some_and(SocketAddr::is_ipv6);
-    let (mut preferred, mut other): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
-    let mut ordered = Vec::with_capacity(preferred.len() + other.len());
-    preferred.reverse();
-    other.reverse();
-    loop {
-        match (preferred.pop(), other.pop()) {
-            (None, None) => return ordered,
-            (a, b) => ordered.extend(a.into_iter().chain(b)),
-        }
-    }
+/// Addresses in words: `a, b, c`.
+fn list(addrs: &[SocketAddr]) -> String {
+    addrs.iter().map(SocketAddr::to_string).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -520,8 +531,8 @@ mod tests {
             Action::Connect(addr(1))
         );
         let refused = || io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(u.handle_connect_failed(refused(), t), Action::Connect(addr(2)));
-        let Action::Fail(e) = u.handle_connect_failed(refused(), t) else {
+        assert_eq!(u.handle_connect_failed(addr(1), refused(), t), Action::Connect(addr(2)));
+        let Action::Fail(e) = u.handle_connect_failed(addr(2), refused(), t) else {
             panic!()
         };
         assert_eq!((e.kind, e.code()), (ErrorKind::Network, 1000));
@@ -533,25 +544,44 @@ mod tests {
     }
 
     #[test]
-    fn connect_timeout_moves_on_then_fails_as_timeout() {
+    fn attempts_race_inside_one_connect_timeout() {
         let t = Instant::now();
+        let ms = Duration::from_millis(1);
         let mut u = upload(t);
         let _ = u.handle_start("h", false, false, t);
         let _ = u.handle_resolved(Ok(vec![addr(1), addr(2)]), t);
-        assert_eq!(u.poll_timeout(), Some(t + 5 * SECOND));
-        assert_eq!(u.handle_timeout(t + 4 * SECOND), None);
-        assert_eq!(u.handle_timeout(t + 5 * SECOND), Some(Action::Connect(addr(2))));
-        let Some(Action::Fail(e)) = u.handle_timeout(t + 10 * SECOND) else {
+        // The next address starts after the attempt delay; the first goes on.
+        assert_eq!(u.poll_timeout(), Some(t + 250 * ms));
+        assert_eq!(u.handle_timeout(t + 249 * ms), None);
+        assert_eq!(u.handle_timeout(t + 250 * ms), Some(Action::Connect(addr(2))));
+        assert_eq!(u.poll_timeout(), Some(t + 5 * SECOND), "then only the connect timeout");
+        // One of two attempts fails: wait for the other.
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(u.handle_connect_failed(addr(1), refused, t + SECOND), Action::Wait);
+        let Some(Action::Fail(e)) = u.handle_timeout(t + 5 * SECOND) else {
             panic!()
         };
         assert_eq!(
             (e.code(), e.message.as_str()),
             (
                 204,
-                "no address of h answered (tried 192.0.2.1:80, 192.0.2.2:80); \
-                 last: connect timeout: 192.0.2.2:80 did not answer in 5000 ms"
+                "connect timeout: no address of h answered in 5000 ms (tried 192.0.2.1:80, 192.0.2.2:80)"
             )
         );
+        // The winner names the losers; one address alone names none.
+        let mut u = upload(t);
+        let _ = u.handle_start("h", false, false, t);
+        let _ = u.handle_resolved(Ok(vec![addr(1), addr(2)]), t);
+        let _ = u.handle_timeout(t + 250 * ms);
+        assert_eq!(u.handle_race_won(addr(2)), Some(vec![addr(1)]));
+        assert_eq!(u.handle_connected(t + 300 * ms), Action::Exchange);
+        let mut u = upload(t);
+        let _ = u.handle_start("h", false, false, t);
+        let _ = u.handle_resolved(Ok(vec![addr(1)]), t);
+        let Some(Action::Fail(e)) = u.handle_timeout(t + 5 * SECOND) else {
+            panic!()
+        };
+        assert_eq!(e.message, "connect timeout: 192.0.2.1:80 did not answer in 5000 ms");
     }
 
     #[test]
@@ -561,11 +591,17 @@ mod tests {
         let _ = u.handle_start("h", false, false, t);
         let _ = u.handle_resolved(Ok(vec![addr(1), addr(2), addr(3)]), t);
         let no_local_address = io::Error::from_raw_os_error(rustix::io::Errno::ADDRNOTAVAIL.raw_os_error());
-        assert_eq!(u.handle_connect_failed(no_local_address, t), Action::Connect(addr(2)));
+        assert_eq!(
+            u.handle_connect_failed(addr(1), no_local_address, t),
+            Action::Connect(addr(2))
+        );
         let unreachable = io::Error::from_raw_os_error(rustix::io::Errno::NETUNREACH.raw_os_error());
-        assert_eq!(u.handle_connect_failed(unreachable, t), Action::Connect(addr(3)));
+        assert_eq!(
+            u.handle_connect_failed(addr(2), unreachable, t),
+            Action::Connect(addr(3))
+        );
         let emfile = io::Error::from_raw_os_error(24);
-        let Action::Fail(e) = u.handle_connect_failed(emfile, t) else {
+        let Action::Fail(e) = u.handle_connect_failed(addr(3), emfile, t) else {
             panic!()
         };
         assert_eq!((e.kind, e.code()), (ErrorKind::ResourceExhausted, 200));
@@ -574,14 +610,6 @@ mod tests {
             Some(24),
             "the io::Error is the source"
         );
-    }
-
-    #[test]
-    fn families_alternate_from_the_preferred_one() {
-        let v6 = |last: u16| SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, last], 80));
-        let ordered = interleave_families(vec![v6(1), v6(2), v6(3), addr(1), addr(2)]);
-        assert_eq!(ordered, vec![v6(1), addr(1), v6(2), addr(2), v6(3)]);
-        assert_eq!(interleave_families(vec![addr(1), addr(2)]), vec![addr(1), addr(2)]);
     }
 
     #[test]

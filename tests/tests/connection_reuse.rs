@@ -247,5 +247,6 @@ fn a_redirect_on_a_server_closing_after_every_answer_is_followed() {
         "the GET met the closing connection"
     );
     engine.shutdown();
+    drop(server); // its threads end: every answer is counted
     assert_eq!(answered.load(Ordering::SeqCst), 6);
 }

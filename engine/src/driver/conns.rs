@@ -78,6 +78,8 @@ pub(crate) struct ConnSlot {
     pub(crate) started: Instant,
     /// Microseconds; 0 until connected.
     pub(crate) rtt_us: u32,
+    /// The address it connects (or connected) to.
+    pub(crate) addr: SocketAddr,
     /// Answers it carried, and when the last one ended.
     answers: u32,
     answered_at: Option<Instant>,
@@ -227,6 +229,7 @@ impl Conns {
             idle_until: None,
             started: now,
             rtt_us: 0,
+            addr,
             peer_closed: false,
             answers: 0,
             answered_at: None,

@@ -114,6 +114,7 @@ impl Loop {
         let (dns_cache_timeout, connect_timeout) = (config.dns_cache_timeout, config.connect_timeout);
         let timing = Arc::new(Timing {
             connect_timeout: config.connect_timeout,
+            attempt_delay: config.happy_eyeballs_delay,
             idle_timeout: config.idle_timeout,
             low_speed_limit: config.low_speed_limit,
             low_speed_time: config.low_speed_time,
@@ -319,6 +320,7 @@ impl Loop {
         match action {
             Action::Resolve => self.resolve(key),
             Action::Connect(addr) => self.connect(key, addr),
+            Action::Wait => {}
             Action::Tunnel => self.tunnel(key),
             Action::StartTls => match self.start_tls(key) {
                 Ok(()) => self.on_handshaking(key),
@@ -338,7 +340,12 @@ impl Loop {
 
     /// Closes the upload's connection, if it has one.
     fn drop_conn(&mut self, key: Key) {
-        if let Some(conn) = self.uploads.get(key).and_then(|slot| slot.conn.take()) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        let racing = std::mem::take(&mut slot.racing);
+        if let Some(conn) = slot.conn.take() {
+            self.conns.close(self.poll.registry(), conn);
+        }
+        for conn in racing {
             self.conns.close(self.poll.registry(), conn);
         }
     }
@@ -624,6 +631,9 @@ impl Loop {
         let Some(mut slot) = self.uploads.remove(key) else {
             return;
         };
+        for conn in std::mem::take(&mut slot.racing) {
+            self.conns.close(self.poll.registry(), conn);
+        }
         if let Some(conn) = slot.conn.take() {
             let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| outcome.is_ok());
             self.release_conn(conn, keep);

@@ -92,19 +92,28 @@ impl Loop {
         }
     }
 
-    pub(super) fn on_resolved(&mut self, key: Key, result: io::Result<Vec<SocketAddr>>) {
+    pub(super) fn on_resolved(&mut self, key: Key, mut result: io::Result<Vec<SocketAddr>>) {
         let now = self.now;
         let Some(slot) = self.uploads.get(key) else { return };
         if slot.life.phase() != Phase::Resolving {
             return;
         }
+        if let Ok(addrs) = result.as_mut() {
+            let (host, port) = connect_point(slot);
+            self.names.prefer(&host, port, addrs, now);
+        }
+        let Some(slot) = self.uploads.get(key) else { return };
         let action = slot.life.handle_resolved(result, now);
         self.act(key, action);
     }
 
-    /// Closes the upload's connection, if any, and connects to `addr`.
+    /// Starts a connect attempt to `addr`: earlier attempts of the race go
+    /// on; an established connection of the upload (a retry's) is closed.
     pub(super) fn connect(&mut self, key: Key, addr: SocketAddr) {
-        self.drop_conn(key);
+        let Some(slot) = self.uploads.get(key) else { return };
+        if let Some(conn) = slot.conn.take() {
+            self.conns.close(self.poll.registry(), conn);
+        }
         let Some(origin) = self.uploads.get(key).map(|slot| origin_of(slot)) else {
             return;
         };
@@ -115,34 +124,56 @@ impl Loop {
         {
             Ok(conn) => {
                 if let Some(slot) = self.uploads.get(key) {
-                    slot.conn = Some(conn);
+                    slot.racing.push(conn);
                 }
             }
             Err(e) => {
-                let now = self.now;
                 if let Some(slot) = self.uploads.get(key) {
-                    let action = slot.life.handle_connect_failed(e, now);
+                    let action = slot.life.handle_connect_failed(addr, e, now);
                     self.act(key, action);
                 }
             }
         }
     }
 
+    /// An event on one of the upload's connect attempts: a failure starts
+    /// the next address; the first to connect wins, the others close.
     pub(super) fn on_connecting(&mut self, key: Key, conn_key: ConnKey) {
         let now = self.now;
         let Some(conn) = self.conns.get(conn_key) else { return };
+        let addr = conn.addr;
         let ConnIo::Connecting(transport) = &mut conn.io else {
             return;
         };
-        match transport.connected() {
-            Ok(false) => return,
-            Ok(true) => {}
-            Err(e) => {
-                let Some(slot) = self.uploads.get(key) else { return };
-                let action = slot.life.handle_connect_failed(e, now);
-                return self.act(key, action);
-            }
+        let connected = transport.connected();
+        if let Ok(false) = connected {
+            return;
         }
+        let Some(slot) = self.uploads.get(key) else { return };
+        slot.racing.retain(|&k| k != conn_key);
+        if let Err(e) = connected {
+            self.conns.close(self.poll.registry(), conn_key);
+            let Some(slot) = self.uploads.get(key) else { return };
+            let action = slot.life.handle_connect_failed(addr, e, now);
+            return self.act(key, action);
+        }
+        // The winner: the other attempts close.
+        for loser in std::mem::take(&mut slot.racing) {
+            self.conns.close(self.poll.registry(), loser);
+        }
+        let Some(slot) = self.uploads.get(key) else { return };
+        slot.conn = Some(conn_key);
+        if let Some(losers) = slot.life.handle_race_won(addr) {
+            let delay = slot.life.attempt_delay().as_millis();
+            let losers: Vec<String> = losers.iter().map(ToString::to_string).collect();
+            log::info!(
+                "connected to {addr} after {} did not answer in {delay} ms",
+                losers.join(", ")
+            );
+        }
+        let (host, port) = connect_point(slot);
+        self.names.handle_connected(&host, port, addr, now);
+        let Some(conn) = self.conns.get(conn_key) else { return };
         let ConnIo::Connecting(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
             return;
         };

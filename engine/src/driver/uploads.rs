@@ -44,6 +44,8 @@ pub(crate) struct UploadSlot {
     pub(crate) exchange: Option<Exchange>,
     pub(crate) sources: Vec<Source>,
     pub(crate) conn: Option<ConnKey>,
+    /// Connect attempts under way (Happy Eyeballs); the winner becomes `conn`.
+    pub(crate) racing: Vec<ConnKey>,
     pub(crate) timer_at: Option<Instant>,
     /// When it was submitted (retries' `max_time` counts from here).
     pub(crate) submitted: Instant,
@@ -122,6 +124,7 @@ impl Uploads {
             exchange: None,
             sources: Vec::new(),
             conn: None,
+            racing: Vec::new(),
             timer_at: None,
             submitted,
             plan: None,

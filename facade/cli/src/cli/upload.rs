@@ -71,6 +71,11 @@ pub struct UploadArgs {
     /// Connect timeout in milliseconds, the name lookup included (default 30000).
     #[arg(long, value_name = "MS")]
     connect_timeout: Option<u64>,
+    /// Happy Eyeballs: start a connect to the next address (the other
+    /// family first) after this many ms while earlier ones go on (default
+    /// 250; curl's option).
+    #[arg(long = "happy-eyeballs-timeout-ms", value_name = "MS")]
+    happy_eyeballs_timeout_ms: Option<u64>,
     /// Follow redirects (up to 10), as curl's -L; without it a 3xx is the result.
     #[arg(short = 'L', long)]
     location: bool,
@@ -305,6 +310,9 @@ pub fn run(mut args: UploadArgs) -> i32 {
             return usage("--connect-timeout must be at least 1 ms".into());
         }
         engine.connect_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.happy_eyeballs_timeout_ms {
+        engine.happy_eyeballs_delay = Duration::from_millis(ms);
     }
     let mut headers = Vec::new();
     for header in &args.headers {
