@@ -282,23 +282,11 @@ async fn summarize(mut multipart: multer::Multipart<'static>, state: &State) -> 
             continue;
         };
         let content_type = field.content_type().map(|m| m.to_string()).unwrap_or_default();
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut store = match &state.dir {
-            Some(dir) => Some(TempFile::create(dir).await.map_err(|e| e.to_string())?),
-            None => None,
-        };
+        let mut received = Received::start(state).await?;
         while let Some(chunk) = field.chunk().await.map_err(|e| e.to_string())? {
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            if let Some(store) = store.as_mut() {
-                store.file.write_all(&chunk).await.map_err(|e| e.to_string())?;
-            }
+            received.take(&chunk).await?;
         }
-        let sha256 = hex::encode(hasher.finalize());
-        if let Some(store) = store {
-            store.keep(&sha256).await.map_err(|e| e.to_string())?;
-        }
+        let (size, sha256) = received.end().await?;
         summary.files.push(FileSummary {
             field: name,
             filename,
@@ -312,25 +300,14 @@ async fn summarize(mut multipart: multer::Multipart<'static>, state: &State) -> 
 
 /// A raw body: its size and sha256 (and, with a directory, the bytes).
 async fn summarize_raw(mut body: Incoming, content_type: String, state: &State) -> Result<UploadSummary, String> {
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut store = match &state.dir {
-        Some(dir) => Some(TempFile::create(dir).await.map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let mut received = Received::start(state).await?;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| e.to_string())?;
-        let Ok(chunk) = frame.into_data() else { continue };
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
-        if let Some(store) = store.as_mut() {
-            store.file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+        if let Ok(chunk) = frame.into_data() {
+            received.take(&chunk).await?;
         }
     }
-    let sha256 = hex::encode(hasher.finalize());
-    if let Some(store) = store {
-        store.keep(&sha256).await.map_err(|e| e.to_string())?;
-    }
+    let (size, sha256) = received.end().await?;
     Ok(UploadSummary {
         body: Some(BodySummary {
             content_type,
@@ -339,6 +316,46 @@ async fn summarize_raw(mut body: Incoming, content_type: String, state: &State) 
         }),
         ..UploadSummary::default()
     })
+}
+
+/// Bytes of one file or body as they arrive: counted, hashed, and stored
+/// when the receiver has a directory.
+struct Received {
+    hasher: Sha256,
+    size: u64,
+    store: Option<TempFile>,
+}
+
+impl Received {
+    async fn start(state: &State) -> Result<Received, String> {
+        let store = match &state.dir {
+            Some(dir) => Some(TempFile::create(dir).await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Received {
+            hasher: Sha256::new(),
+            size: 0,
+            store,
+        })
+    }
+
+    async fn take(&mut self, chunk: &[u8]) -> Result<(), String> {
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        if let Some(store) = self.store.as_mut() {
+            store.file.write_all(chunk).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The size and hex sha256; the stored file is named by the latter.
+    async fn end(self) -> Result<(u64, String), String> {
+        let sha256 = hex::encode(self.hasher.finalize());
+        if let Some(store) = self.store {
+            store.keep(&sha256).await.map_err(|e| e.to_string())?;
+        }
+        Ok((self.size, sha256))
+    }
 }
 
 /// A file being received, renamed to its sha256 once complete.
