@@ -43,10 +43,27 @@ pub enum ReadStep {
     Fail(io::ErrorKind),
 }
 
+/// How a scripted transport's connect goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConnectStep {
+    /// Connected at once (the default).
+    #[default]
+    Now,
+    /// Never completes (a peer that drops SYNs).
+    Never,
+    /// Refused.
+    Refused,
+    /// Completes this long after it started.
+    Late(std::time::Duration),
+}
+
 /// A scripted transport. Once a script runs out, writes accept everything
 /// and reads return `WouldBlock`.
 #[derive(Debug, Default)]
 pub struct ScriptedTransport {
+    connect: ConnectStep,
+    /// When a `Late` connect completes (set when registered).
+    connected_at: Option<std::time::Instant>,
     writes: VecDeque<WriteStep>,
     reads: VecDeque<ReadStep>,
     /// Every byte accepted, in order.
@@ -67,6 +84,12 @@ impl ScriptedTransport {
         }
     }
 
+    /// Connects as `step` says.
+    pub fn with_connect(mut self, step: ConnectStep) -> Self {
+        self.connect = step;
+        self
+    }
+
     /// Also copies every accepted byte to `tap`.
     pub fn with_tap(mut self, tap: Arc<Mutex<Vec<u8>>>) -> Self {
         self.tap = Some(tap);
@@ -85,6 +108,15 @@ impl ScriptedTransport {
 }
 
 impl Transport for ScriptedTransport {
+    fn connected(&mut self) -> io::Result<bool> {
+        match self.connect {
+            ConnectStep::Now => Ok(true),
+            ConnectStep::Never => Ok(false),
+            ConnectStep::Refused => Err(io::ErrorKind::ConnectionRefused.into()),
+            ConnectStep::Late(_) => Ok(self.connected_at.is_some_and(|at| std::time::Instant::now() >= at)),
+        }
+    }
+
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let limit = match self.writes.pop_front() {
             None => usize::MAX,
@@ -134,10 +166,25 @@ impl Transport for ScriptedTransport {
     }
 
     fn register(&mut self, registry: &Registry, token: Token, _: Interest) -> io::Result<()> {
-        let (mut registered, writer) = mio::net::UnixStream::pair()?;
+        let (registered, writer) = std::os::unix::net::UnixStream::pair()?;
+        registered.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        if let ConnectStep::Late(after) = self.connect {
+            // The peer answers later: an edge then, from a thread of its own.
+            self.connected_at = std::time::Instant::now().checked_add(after);
+            let mut late = writer.try_clone()?;
+            std::thread::spawn(move || {
+                use std::io::Write;
+                std::thread::sleep(after);
+                let _ = late.write(&[1]);
+            });
+        }
+        let mut registered = mio::net::UnixStream::from_std(registered);
         registry.register(&mut registered, token, Interest::READABLE)?;
-        self.signal = Some((registered, writer));
-        self.wake();
+        self.signal = Some((registered, mio::net::UnixStream::from_std(writer)));
+        if self.connect != ConnectStep::Never {
+            self.wake();
+        }
         Ok(())
     }
 

@@ -181,3 +181,67 @@ fn refused_connects_try_every_address_then_fail() {
     assert_eq!(connector.connects(), 2);
     engine.shutdown();
 }
+
+/// Happy Eyeballs through the real loop: an address that never connects,
+/// one that refuses, one that connects late, each beside a good one.
+#[test]
+fn connect_attempts_race_and_the_first_connected_wins() {
+    use uploadtask_engine::scripted::ConnectStep;
+    let two = || {
+        Some(Arc::new(uploadtask_engine::StaticResolver::new().insert(
+            "two.test",
+            &["2001:db8::1".parse().unwrap(), "192.0.2.1".parse().unwrap()],
+        )) as Arc<dyn uploadtask_engine::Resolver>)
+    };
+    let request = || UploadRequest::new("http://two.test/").file(FileInput::memory("f", "a", b"x".to_vec()));
+    let cases = [
+        ("never", ConnectStep::Never),
+        ("refused", ConnectStep::Refused),
+        ("late", ConnectStep::Late(Duration::from_millis(600))),
+    ];
+    for (name, first) in cases {
+        let taps = [Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new()))];
+        let loser = ScriptedTransport::new([], [ReadStep::WouldBlock, ReadStep::Data(OK.to_vec())])
+            .with_connect(first)
+            .with_tap(Arc::clone(&taps[0]));
+        let winner = ScriptedTransport::new([], [ReadStep::WouldBlock, ReadStep::Data(OK.to_vec())])
+            .with_tap(Arc::clone(&taps[1]));
+        let connector = Arc::new(ScriptedConnector::new([loser, winner]));
+        let engine = start(
+            &connector,
+            EngineConfig {
+                resolver: two(),
+                ..EngineConfig::default()
+            },
+        );
+        assert_eq!(run(&engine, request()).1.unwrap().status, 200, "{name}");
+        assert_eq!(connector.connects(), 2, "{name}");
+        assert!(taps[0].lock().unwrap().is_empty(), "{name}: nothing went to the loser");
+        assert!(!taps[1].lock().unwrap().is_empty(), "{name}");
+        // The loser was closed: only the winner stays, pooled.
+        let stats = engine.stats().unwrap();
+        assert_eq!((stats.connections, stats.idle_connections), (1, 1), "{name}");
+        engine.shutdown();
+    }
+    // Every address silent: one connect timeout for the whole race.
+    let never = || ScriptedTransport::new([], []).with_connect(ConnectStep::Never);
+    let connector = Arc::new(ScriptedConnector::new([never(), never()]));
+    let engine = start(
+        &connector,
+        EngineConfig {
+            resolver: two(),
+            connect_timeout: Duration::from_millis(700),
+            ..EngineConfig::default()
+        },
+    );
+    let error = run(&engine, request()).1.unwrap_err();
+    assert_eq!(
+        (error.code(), error.message.as_str()),
+        (
+            204,
+            "connect timeout: no address of two.test answered in 700 ms (tried [2001:db8::1]:80, 192.0.2.1:80)"
+        )
+    );
+    assert_eq!(engine.stats().unwrap().connections, 0, "every attempt closed");
+    engine.shutdown();
+}
