@@ -2,7 +2,8 @@
 # Uploads lost to a server that closes connections at the end of each answer
 # (or after IDLE_MS of idleness), uploadtask `load` and libcurl (the curl
 # program: multi, --parallel) side by side on the same sink, ROUNDS times.
-#   benches/closing/run.sh [ROUNDS]      IDLE_MS=N for the idle-close sink
+#   benches/closing/run.sh [ROUNDS]      IDLE_MS=N for the idle-close sink,
+#                                        KEEP_ALIVE=1 to announce its timeout
 # Needs: a release build (cargo build --release -p uploadtask-cli
 # -p uploadtask-benches) and curl.
 set -euo pipefail
@@ -16,7 +17,7 @@ coproc SINK { target/release/closing_sink; }
 read -r addr <&"${SINK[0]}"
 url="http://$addr/up"
 for i in $(seq 1 "$total"); do echo "url = \"$url\""; echo "form = \"file=@$work/f.bin\""; echo "output = \"/dev/null\""; done > "$work/curl.cfg"
-echo "sink $addr (IDLE_MS=${IDLE_MS:-none}), $total uploads of 1 KiB, 16 in flight"
+echo "sink $addr (IDLE_MS=${IDLE_MS:-none} KEEP_ALIVE=${KEEP_ALIVE:-0}), $total uploads of 1 KiB, 16 in flight"
 for round in $(seq 1 "$rounds"); do
   ours=$(target/release/uploadtask load "$url" -c 16 -n "$total" --size 1k --threads 1 --json || true)
   failed=$(echo "$ours" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["failures"], r["resent"])')

@@ -2,7 +2,9 @@
 //! (no `Connection: close`), as a server whose keep-alive timeout is shorter
 //! than a client's reuse does (Python's socketserver, a Node server with a
 //! short `keepAliveTimeout`). With `IDLE_MS=N` it instead keeps each
-//! connection until it has been idle N ms. For `benches/closing/run.sh`.
+//! connection until it has been idle N ms, and says so in each answer
+//! (`Keep-Alive: timeout=S`, rounded up) when `KEEP_ALIVE=1`. For
+//! `benches/closing/run.sh`.
 //!
 //! `closing_sink [PORT]` prints `127.0.0.1:PORT` on its first line, then
 //! serves (a thread per connection) until its standard input closes.
@@ -36,13 +38,9 @@ fn read_request(stream: &mut TcpStream, idle: Option<Duration>) -> bool {
     stream.read_exact(&mut body).is_ok()
 }
 
-fn serve(mut stream: TcpStream, idle: Option<Duration>) {
+fn serve(mut stream: TcpStream, idle: Option<Duration>, answer: &[u8]) {
     while read_request(&mut stream, idle) {
-        if stream
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            .is_err()
-            || idle.is_none()
-        {
+        if stream.write_all(answer).is_err() || idle.is_none() {
             return;
         }
     }
@@ -54,11 +52,20 @@ fn main() {
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map(Duration::from_millis);
+    let keep_alive = match idle {
+        Some(idle) if std::env::var("KEEP_ALIVE").is_ok_and(|v| v == "1") => {
+            format!("Keep-Alive: timeout={}\r\n", idle.as_millis().div_ceil(1000))
+        }
+        _ => String::new(),
+    };
+    let answer: &'static [u8] = format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n{keep_alive}\r\nok")
+        .leak()
+        .as_bytes();
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     println!("{}", listener.local_addr().expect("address"));
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve(stream, idle));
+            std::thread::spawn(move || serve(stream, idle, answer));
         }
     });
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
