@@ -695,7 +695,7 @@ impl Exchange {
             Err(e) => {
                 let _ = self.fail(ExchangeError::Body(e));
             }
-            // A response that gave no reason to stop sending (SPEC §5) is
+            // A response that gave no reason to stop sending is
             // only the outcome once the whole body went out: the server
             // closing first means it never got the file.
             Ok(()) if self.state == State::Sending => {

@@ -95,7 +95,7 @@ impl fmt::Display for UploadId {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
-    /// Body bytes on the wire rose (SPEC §3 decides when).
+    /// Body bytes on the wire rose (see [`progress`] for when).
     Progress(Progress),
     /// The request head went out whole (its bytes), when the request asked
     /// for heads ([`UploadRequest::report_headers`]); again after a redirect.
@@ -447,7 +447,19 @@ impl fmt::Debug for EngineConfig {
             .field("extra_roots", &self.extra_roots.len())
             .field("client_auth", &self.client_auth.is_some())
             .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
-            .finish_non_exhaustive()
+            .field("max_idle_per_origin", &self.max_idle_per_origin)
+            .field("tls", &self.tls.is_some())
+            .field("resolver", &self.resolver.is_some())
+            .field("dns_cache_timeout", &self.dns_cache_timeout)
+            .field("write_budget", &self.write_budget)
+            .field("retry", &self.retry)
+            .field("proxies", &self.proxies.is_some())
+            .field("expect_continue_threshold", &self.expect_continue_threshold)
+            .field("max_redirects", &self.max_redirects)
+            .field("allow_https_to_http", &self.allow_https_to_http)
+            .field("progress_acked", &self.progress_acked)
+            .field("connector", &self.connector.is_some())
+            .finish()
     }
 }
 

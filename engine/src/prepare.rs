@@ -406,7 +406,7 @@ pub(crate) fn follow(
     Ok((target, next))
 }
 
-/// Opens a file part's source on the loop, classifying errors as SPEC §3 says.
+/// Opens a file part's source on the loop, classifying errors as the fail codes say.
 fn open_source(spec: SourceSpec) -> Result<Source, UploadError> {
     match spec {
         SourceSpec::Memory(bytes) => Ok(Source::Memory(MemorySource(bytes))),

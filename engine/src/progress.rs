@@ -1,4 +1,4 @@
-//! When to report progress (SPEC §3): when the integer percent rises, or
+//! When to report progress: when the integer percent rises, or
 //! when bytes moved and 100 ms passed since the last report; never twice for
 //! the same byte count, never backwards, and always at the end.
 
@@ -12,7 +12,8 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 pub struct Progress {
     /// `floor(total_bytes_sent * 100 / total_bytes_expected_to_send)`.
     pub progress: u8,
-    /// Body bytes the kernel has accepted (on TLS: whose records are on the wire).
+    /// Body bytes the kernel has accepted (on TLS: whose records are on the
+    /// wire); with acknowledged progress, those the peer acknowledged.
     pub total_bytes_sent: u64,
     /// The exact request body length.
     pub total_bytes_expected_to_send: u64,

@@ -4,8 +4,7 @@
 //! What it is for: starting uploads with the documented options and
 //! callbacks ([`upload_file`], [`UploadOptions`], [`UploadTask`]),
 //! resolving `internal://` paths in a sandbox ([`paths::Roots`]), running
-//! callbacks on the engine thread or on the host's ([`Dispatch`]), and (with
-//! the default `cli` feature) the `uploadtask` program and its receiver.
+//! callbacks on the engine thread or on the host's ([`Dispatch`]).
 //!
 //! What it is not for: HTTP in general. A task uploads a file (or several,
 //! with `files`) as `multipart/form-data`, as the documented API does, or

@@ -1,4 +1,4 @@
-//! `internal://` paths (SPEC §6): `internal://cache/`, `files/`, `mass/` and
+//! `internal://` paths: `internal://cache/`, `files/`, `mass/` and
 //! `tmp/` map to directories the embedder configures.
 //!
 //! Refused with code 202: a `..` segment (also percent-encoded), a
@@ -87,7 +87,7 @@ impl Roots {
         self.sandbox(false)
     }
 
-    /// Maps `internal://NAME/` to `dir`. Any name may be configured; SPEC §6
+    /// Maps `internal://NAME/` to `dir`. Any name may be configured; the documented API
     /// names `cache`, `files`, `mass` and `tmp`.
     pub fn root(mut self, name: &str, dir: impl Into<PathBuf>) -> Self {
         self.dirs.insert(name.to_string(), dir.into());

@@ -355,7 +355,7 @@ pub fn exchange(data: &[u8]) {
 
 /// Characters that need care in names and values. Not the backslash: it
 /// goes raw, as browsers and curl (without `--form-escape`) send it
-/// (SPEC §4), while multer reads RFC 822 quoted-pairs, so a trailing `\`
+///, while multer reads RFC 822 quoted-pairs, so a trailing `\`
 /// swallows the closing quote there: a difference between parsers, found by
 /// this target, not a framing error.
 const ALPHABET: &[char] = &[

@@ -160,7 +160,7 @@ pub fn submit_collect(
     (id, rx)
 }
 
-/// Checks the progress rules of SPEC §3 on a successful upload.
+/// Checks the documented progress rules on a successful upload.
 pub fn assert_progress_rules(progress: &[Progress], total: u64) {
     assert!(!progress.is_empty(), "no progress event");
     let mut last = 0;

@@ -1,4 +1,4 @@
-//! `Expect: 100-continue` end to end (issue 9, item 5) against three raw
+//! `Expect: 100-continue` end to end against three raw
 //! peers: one that answers `100 Continue`, one that ignores `Expect`, one
 //! that answers 417 (the request goes again without it); plus an early 413
 //! that stops the body, and small bodies sent without `Expect`.

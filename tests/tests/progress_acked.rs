@@ -1,4 +1,4 @@
-//! Acknowledged progress (issue 10, item 3) against a receiver that reads
+//! Acknowledged progress against a receiver that reads
 //! slowly (about 1 MiB/s) with a small receive buffer (`SO_RCVBUF` 32 KiB
 //! on its listening socket, so the kernel's window stays small): the bytes
 //! reported stay within 128 KiB + one progress interval of what the

@@ -1,4 +1,4 @@
-//! Proxies end to end on 127.0.0.1 (issue 9, item 3), through a small proxy
+//! Proxies end to end on 127.0.0.1, through a small proxy
 //! written for the test that forwards absolute-form requests and opens
 //! `CONNECT` tunnels, counting what passes: http through the proxy with
 //! basic credentials, https through a tunnel (byte-exact, sha256), NO_PROXY

@@ -1,4 +1,4 @@
-//! Redirects end to end on 127.0.0.1 (issue 9, item 2): each code with its
+//! Redirects end to end on 127.0.0.1: each code with its
 //! method and body rule, the body re-sent whole for 307/308 (sha256 at the
 //! end), credentials dropped on a hop to another origin, a loop cut off,
 //! progress that never goes back, and `max_redirects: 0` returning the 3xx.

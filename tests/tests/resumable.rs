@@ -1,4 +1,4 @@
-//! Resumable uploads end to end (issue 10, item 2): a tus 1.0.0 server and
+//! Resumable uploads end to end: a tus 1.0.0 server and
 //! an IETF-draft server (tests/src/resumable_server.rs) killed and started
 //! again mid-upload; the upload goes on from the server's offset, sends no
 //! byte twice beyond what the protocol makes it, and the stored file is

@@ -1,4 +1,4 @@
-//! Retries with backoff end to end (issue 10, item 1): a flaky server that
+//! Retries with backoff end to end: a flaky server that
 //! resets mid-body, then answers 503 with `Retry-After`, then takes the
 //! file: it arrives byte-exact after the expected attempts, progress never
 //! goes back, and when attempts run out the message says how many were made.

@@ -1,4 +1,4 @@
-//! TLS trust as users expect it (issue 9, item 1): a self-signed
+//! TLS trust as users expect it: a self-signed
 //! certificate passed as a root is trusted when the server presents exactly
 //! it (also the `CA:TRUE` kind `openssl req -x509` makes), with its validity
 //! and name still checked; a CN-only certificate stays refused with a clear

@@ -1,4 +1,4 @@
-//! The `uploadtask` program (SPEC §7): `upload`, `serve`, `demo`, `load`,
+//! The `uploadtask` program: `upload`, `serve`, `demo`, `load`,
 //! and the receiver it serves with ([`serve::Receiver`], a hyper + multer
 //! server that the end-to-end tests use as an independent peer).
 //!

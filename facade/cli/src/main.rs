@@ -1,4 +1,4 @@
-//! The `uploadtask` program: `upload`, `serve`, `demo`, `load` (SPEC §7).
+//! The `uploadtask` program: `upload`, `serve`, `demo`, `load`.
 //!
 //! Exit status: 0 when every upload ended in `success`, 1 when any ended in
 //! `fail`, 2 for a usage error.
