@@ -64,6 +64,11 @@ pub mod response;
 pub mod resume;
 mod task;
 
+/// The README's Rust examples, compiled as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
+
 pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue, ReentrantDispatch};
 pub use options::{FileEntry, ResumableProtocol, RetryOptions, UploadOptions};
 pub use paths::Roots;
