@@ -40,32 +40,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod ack;
 mod driver;
 pub mod error;
-pub mod exchange;
-pub mod names;
-mod prepare;
-pub mod progress;
-pub mod proxy;
-pub mod pump;
-pub mod race;
-mod recycle;
-pub mod redirect;
-pub mod resolver;
-pub mod resumable;
-pub mod retry;
-pub mod reuse;
-pub mod scripted;
-pub mod sendq;
-mod sigpipe;
-pub mod source;
-pub mod tls;
-pub mod transport;
-pub mod upload;
+pub mod io;
+pub mod proto;
+
+// The modules keep their short paths (`uploadtask_engine::exchange`, …).
+pub use io::{pump, resolver, scripted, sendq, source, tls, transport};
+pub use proto::{ack, exchange, names, progress, proxy, race, redirect, resumable, retry, reuse, upload};
+// The driver's glue, by its short paths inside the crate.
+use driver::{prepare, recycle};
+use io::sigpipe;
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -594,7 +581,7 @@ pub(crate) enum Command {
     Resolved {
         host: Arc<str>,
         port: u16,
-        result: io::Result<Vec<std::net::SocketAddr>>,
+        result: std::io::Result<Vec<std::net::SocketAddr>>,
     },
     /// A resumable piece's checksum, computed off the loop.
     Checksum {
@@ -704,16 +691,16 @@ impl fmt::Debug for Engine {
 impl Engine {
     /// Starts an engine thread with `config` (checked with
     /// [`EngineConfig::validate`]; an invalid one is `InvalidInput`).
-    pub fn new(config: EngineConfig) -> io::Result<Engine> {
+    pub fn new(config: EngineConfig) -> std::io::Result<Engine> {
         config
             .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         if config.raise_fd_limit {
             raise_fd_limit();
         }
         let tls = config
             .tls_config()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let resolver = match &config.resolver {
             Some(resolver) => Arc::clone(resolver),
             None => Arc::new(ThreadPoolResolver::new(2)?),
@@ -726,7 +713,7 @@ impl Engine {
         let admit_limit = config.max_in_flight.saturating_add(config.max_queued);
         let proxies = match &config.proxies {
             Some(proxies) => proxies.clone(),
-            None => proxy::Proxies::from_env().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            None => proxy::Proxies::from_env().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
         };
         let looper = driver::Loop::new(
             poll,

@@ -23,36 +23,19 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 use uploadtask_http1::request::Scheme;
 
-use super::uploads::Key;
+pub(crate) use super::keys::ConnKey;
+use super::keys::Key;
 use crate::reuse;
 use crate::transport::{Connector, Transport};
 
-/// Where a connection goes: scheme, host, port, and the proxy it goes
-/// through (host, port), if any: connections pool by (proxy, origin).
-pub(crate) type Origin = (Scheme, Arc<str>, u16, Option<Box<(String, u16)>>);
-
-/// A connection's slab index and generation; its mio token holds both, so
-/// an event for a closed socket cannot reach a new one in the same slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct ConnKey {
-    index: usize,
-    generation: u32,
-}
-
-impl ConnKey {
-    /// The poller token: generation in the high 32 bits, index below.
-    pub(crate) fn token(self) -> Token {
-        // On a 32-bit target the index alone (the generation is dropped).
-        let generation = (self.generation as usize).checked_shl(32).unwrap_or(0);
-        Token(generation | (self.index & 0xffff_ffff))
-    }
-
-    fn from_token(token: Token) -> ConnKey {
-        ConnKey {
-            index: token.0 & 0xffff_ffff,
-            generation: token.0.checked_shr(32).unwrap_or(0) as u32,
-        }
-    }
+/// Where a connection goes: connections pool by (proxy, origin).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Origin {
+    pub(crate) scheme: Scheme,
+    pub(crate) host: Arc<str>,
+    pub(crate) port: u16,
+    /// The proxy it goes through (host, port), if any.
+    pub(crate) proxy: Option<Box<(String, u16)>>,
 }
 
 pub(crate) enum ConnIo {
@@ -206,23 +189,21 @@ impl Conns {
         now: Instant,
     ) -> io::Result<ConnKey> {
         // An embedder's connector is app code: a panic is this connect's error.
-        let connect = std::panic::AssertUnwindSafe(|| connector.connect(addr, &origin.1));
+        let connect = std::panic::AssertUnwindSafe(|| connector.connect(addr, &origin.host));
         let mut transport =
             std::panic::catch_unwind(connect).unwrap_or_else(|_| Err(io::Error::other("the connector panicked")))?;
         self.next_generation = self.next_generation.wrapping_add(1);
         let entry = self.slab.vacant_entry();
-        let key = ConnKey {
-            index: entry.key(),
-            // Tokens have room for a generation on 64-bit targets only.
-            generation: if cfg!(target_pointer_width = "64") {
-                self.next_generation
-            } else {
-                0
-            },
+        // Tokens have room for a generation on 64-bit targets only.
+        let generation = if cfg!(target_pointer_width = "64") {
+            self.next_generation
+        } else {
+            0
         };
+        let key = ConnKey::new(entry.key(), generation);
         transport.register(registry, key.token(), Interest::READABLE | Interest::WRITABLE)?;
         entry.insert(ConnSlot {
-            generation: key.generation,
+            generation: key.generation(),
             io: ConnIo::Connecting(transport),
             origin,
             upload: Some(upload),
@@ -239,8 +220,8 @@ impl Conns {
 
     pub(crate) fn get(&mut self, key: ConnKey) -> Option<&mut ConnSlot> {
         self.slab
-            .get_mut(key.index)
-            .filter(|conn| conn.generation == key.generation)
+            .get_mut(key.index())
+            .filter(|conn| conn.generation == key.generation())
     }
 
     /// The connection an event's token names, if it still exists.
@@ -290,7 +271,11 @@ impl Conns {
     /// connection was closed instead).
     pub(crate) fn pool(&mut self, registry: &Registry, key: ConnKey, until: Instant, turn: u64, now: Instant) -> bool {
         let max = self.max_idle_per_origin;
-        let Some(conn) = self.slab.get_mut(key.index).filter(|c| c.generation == key.generation) else {
+        let Some(conn) = self
+            .slab
+            .get_mut(key.index())
+            .filter(|c| c.generation == key.generation())
+        else {
             return false;
         };
         if conn.peer_closed || !self.origins.poll_pooling(&conn.origin, now) {
@@ -312,8 +297,8 @@ impl Conns {
     /// True while `key` is idle in the pool until `at` (its timer is current).
     pub(crate) fn is_idle_until(&self, key: ConnKey, at: Instant) -> bool {
         self.slab
-            .get(key.index)
-            .is_some_and(|c| c.generation == key.generation && c.upload.is_none() && c.idle_until == Some(at))
+            .get(key.index())
+            .is_some_and(|c| c.generation == key.generation() && c.upload.is_none() && c.idle_until == Some(at))
     }
 
     /// Deregisters and drops the connection (closing its socket).
@@ -321,7 +306,7 @@ impl Conns {
         if self.get(key).is_none() {
             return;
         }
-        let mut conn = self.slab.remove(key.index);
+        let mut conn = self.slab.remove(key.index());
         if conn.upload.is_none() {
             if let Some(list) = self.idle.get_mut(&conn.origin) {
                 self.idle_count -= list.remove(key);
@@ -339,10 +324,7 @@ impl Conns {
     pub(crate) fn keys(&self) -> Vec<ConnKey> {
         self.slab
             .iter()
-            .map(|(index, conn)| ConnKey {
-                index,
-                generation: conn.generation,
-            })
+            .map(|(index, conn)| ConnKey::new(index, conn.generation))
             .collect()
     }
 
@@ -357,7 +339,7 @@ impl Conns {
 
 /// Says, for `-v`, that an origin's connections are not pooled for now.
 pub(crate) fn log_not_pooled(origin: &Origin) {
-    let (scheme, host, port, _) = origin;
+    let Origin { scheme, host, port, .. } = origin;
     let scheme = match scheme {
         Scheme::Http => "http",
         Scheme::Https => "https",

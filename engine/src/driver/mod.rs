@@ -19,6 +19,9 @@
 mod acks;
 mod attempts;
 mod conns;
+mod keys;
+pub(crate) mod prepare;
+pub(crate) mod recycle;
 mod resume;
 mod setup;
 mod timers;
@@ -35,12 +38,12 @@ use mio::{Events, Poll, Token};
 use uploadtask_http1::request::{Scheme, Target};
 
 use self::conns::{ConnIo, ConnKey, Conns, Origin};
+use self::prepare::{prepare, Entropy};
 use self::setup::connect_point;
 use self::timers::{TimerTarget, Timers};
 pub(crate) use self::uploads::Key;
 use self::uploads::Uploads;
 use crate::exchange::ExchangeError;
-use crate::prepare::{self, prepare, Entropy};
 use crate::proxy::Proxies;
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
 use crate::redirect;
@@ -309,7 +312,7 @@ impl Loop {
         let Some(target) = slot.target.as_ref() else { return };
         let https = target.scheme == Scheme::Https;
         let (host, _) = connect_point(slot);
-        slot.life.set_tunnel(https && origin.3.is_some());
+        slot.life.set_tunnel(https && origin.proxy.is_some());
         let action = slot.life.handle_start(host, https, pooled.is_some(), now);
         slot.conn = pooled;
         self.act(key, action);
@@ -741,13 +744,18 @@ impl Loop {
 fn origin_of(slot: &uploads::UploadSlot) -> Origin {
     let proxy = slot.plan.as_ref().and_then(|p| p.proxy.as_ref());
     match slot.target.as_ref() {
-        Some(t) => (
-            t.scheme,
-            t.host.clone(),
-            t.port,
-            proxy.map(|p| Box::new((p.host.clone(), p.port))),
-        ),
-        None => (Scheme::Http, Arc::from(""), 0, None),
+        Some(t) => Origin {
+            scheme: t.scheme,
+            host: t.host.clone(),
+            port: t.port,
+            proxy: proxy.map(|p| Box::new((p.host.clone(), p.port))),
+        },
+        None => Origin {
+            scheme: Scheme::Http,
+            host: Arc::from(""),
+            port: 0,
+            proxy: None,
+        },
     }
 }
 

@@ -14,7 +14,8 @@ use std::time::Instant;
 use slab::Slab;
 use uploadtask_http1::request::Target;
 
-use super::conns::ConnKey;
+use super::keys::ConnKey;
+pub(crate) use super::keys::Key;
 use crate::exchange::Exchange;
 use crate::prepare::Plan;
 use crate::source::Source;
@@ -23,14 +24,6 @@ use crate::{EventSink, UploadId, UploadRequest};
 
 /// Room for requests admitted at submission kept between loop turns.
 const READY_KEPT: usize = 256;
-
-/// A slab index with the generation of its occupant, so a stale key (a
-/// timer, a resolver answer) cannot reach a new upload in a reused slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Key {
-    index: usize,
-    generation: u32,
-}
 
 pub(crate) struct UploadSlot {
     generation: u32,
@@ -134,7 +127,7 @@ impl Uploads {
             buffered: 0,
         });
         self.ids.insert(id, index);
-        let key = Key { index, generation };
+        let key = Key::new(index, generation);
         match ready {
             Some(request) => self.ready.push_back((key, request)),
             None => self.queue.push_back(key),
@@ -144,33 +137,27 @@ impl Uploads {
 
     pub(crate) fn get(&mut self, key: Key) -> Option<&mut UploadSlot> {
         self.slab
-            .get_mut(key.index)
-            .filter(|slot| slot.generation == key.generation)
+            .get_mut(key.index())
+            .filter(|slot| slot.generation == key.generation())
     }
 
     /// The instant of the upload's current timer entry.
     pub(crate) fn timer_at(&self, key: Key) -> Option<Instant> {
         self.slab
-            .get(key.index)
-            .filter(|s| s.generation == key.generation)
+            .get(key.index())
+            .filter(|s| s.generation == key.generation())
             .and_then(|s| s.timer_at)
     }
 
     pub(crate) fn key_of(&self, id: UploadId) -> Option<Key> {
         let index = *self.ids.get(&id)?;
-        Some(Key {
-            index,
-            generation: self.slab[index].generation,
-        })
+        Some(Key::new(index, self.slab[index].generation))
     }
 
     pub(crate) fn keys(&self) -> Vec<Key> {
         self.slab
             .iter()
-            .map(|(index, slot)| Key {
-                index,
-                generation: slot.generation,
-            })
+            .map(|(index, slot)| Key::new(index, slot.generation))
             .collect()
     }
 
@@ -204,7 +191,11 @@ impl Uploads {
 
     /// Sets the response bytes `key` holds; returns the total of all uploads.
     pub(crate) fn set_buffered(&mut self, key: Key, bytes: usize) -> usize {
-        if let Some(slot) = self.slab.get_mut(key.index).filter(|s| s.generation == key.generation) {
+        if let Some(slot) = self
+            .slab
+            .get_mut(key.index())
+            .filter(|s| s.generation == key.generation())
+        {
             self.buffered = self.buffered - slot.buffered + bytes;
             slot.buffered = bytes;
         }
@@ -214,10 +205,14 @@ impl Uploads {
     /// Takes the upload out: its place in flight, its buffered bytes and its
     /// count among the engine's uploads are given back.
     pub(crate) fn remove(&mut self, key: Key) -> Option<UploadSlot> {
-        if self.slab.get(key.index).is_none_or(|s| s.generation != key.generation) {
+        if self
+            .slab
+            .get(key.index())
+            .is_none_or(|s| s.generation != key.generation())
+        {
             return None;
         }
-        let slot = self.slab.remove(key.index);
+        let slot = self.slab.remove(key.index());
         self.ids.remove(&slot.id);
         if slot.admitted {
             self.in_flight -= 1;
@@ -227,7 +222,7 @@ impl Uploads {
         if self.queue.len() > 64 + 2 * self.slab.len() {
             let slab = &self.slab;
             self.queue
-                .retain(|key| slab.get(key.index).is_some_and(|s| s.generation == key.generation));
+                .retain(|key| slab.get(key.index()).is_some_and(|s| s.generation == key.generation()));
         }
         Some(slot)
     }
