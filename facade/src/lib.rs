@@ -58,6 +58,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod dispatch;
 pub mod options;
 pub mod paths;
 pub mod response;
@@ -69,7 +70,8 @@ mod task;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
 
-pub use client::{upload_file, Client, ClientConfig, Dispatch, EventQueue, ReentrantDispatch};
+pub use client::{upload_file, Client, ClientConfig};
+pub use dispatch::{Dispatch, EventQueue, ReentrantDispatch};
 pub use options::{FileEntry, ResumableProtocol, RetryOptions, UploadOptions};
 pub use paths::Roots;
 pub use response::{HeadersReceived, ProgressUpdate, UploadResponse};

@@ -22,7 +22,7 @@ use std::thread::ThreadId;
 
 use uploadtask_engine::{Engine, ErrorKind, Event, EventSink, UploadError, UploadId};
 
-use crate::client::Dispatch;
+use crate::dispatch::Dispatch;
 use crate::options::{CompleteCallback, FailCallback, HeadersCallback, ProgressCallback, SuccessCallback};
 use crate::response::{HeadersReceived, ProgressUpdate, UploadResponse};
 
