@@ -20,12 +20,15 @@ mod acks;
 mod attempts;
 mod conns;
 mod keys;
+mod mailbox;
 pub(crate) mod prepare;
 pub(crate) mod recycle;
 mod resume;
 mod setup;
 mod timers;
 mod uploads;
+
+pub(crate) use self::mailbox::{Command, Mailbox};
 
 use std::collections::VecDeque;
 use std::io;
@@ -50,9 +53,7 @@ use crate::redirect;
 use crate::reuse;
 use crate::transport::{Connector, TcpConnector};
 use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
-use crate::{
-    Command, EngineConfig, ErrorKind, Event, EventSink, Mailbox, Resolver, Stats, UploadError, UploadId, UploadRequest,
-};
+use crate::{EngineConfig, ErrorKind, Event, EventSink, Resolver, Stats, UploadError, UploadId, UploadRequest};
 
 /// The waker's token; connection tokens never reach it.
 pub(crate) const WAKER: Token = Token(usize::MAX);

@@ -6,12 +6,13 @@
 
 use std::time::Instant;
 
+use super::Command;
 use super::{deliver, kept_alive, Key, Loop};
 use crate::prepare::{self, ResumeStep};
 use crate::resumable::{tus_checksum, Answer, Next};
 use crate::retry::{self, RetryPolicy};
 use crate::source::sha1_of;
-use crate::{Command, ErrorKind, Event, UploadError, UploadId};
+use crate::{ErrorKind, Event, UploadError, UploadId};
 
 /// Attempts of a resumable upload without progress when neither the upload
 /// nor the engine sets a retry policy (tus-js-client makes 4 retries).

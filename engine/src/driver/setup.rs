@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use super::conns::{ConnIo, ConnKey};
 use super::uploads::{Key, UploadSlot};
+use super::Command;
 use super::{origin_of, Loop, EXPECT_WAIT_MAX, EXPECT_WAIT_MIN};
 use crate::error::describe_tls;
 use crate::names::Lookup;
 use crate::proxy::{Tunnel, TunnelStatus};
 use crate::transport::TlsTransport;
 use crate::upload::Phase;
-use crate::{Command, ErrorKind, UploadError};
+use crate::{ErrorKind, UploadError};
 
 impl Loop {
     /// An exchange starting on a connection: with `Expect: 100-continue`, its
@@ -327,7 +328,7 @@ fn tls_error(e: io::Error, host: &str) -> UploadError {
 /// `done` without calling it (or panics holding it) answers with an error,
 /// so the uploads that need the name fail now, not at the connect timeout.
 struct Answer {
-    mailbox: Option<crate::Mailbox>,
+    mailbox: Option<super::Mailbox>,
     host: Arc<str>,
     port: u16,
 }

@@ -27,7 +27,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-use crate::{EngineConfig, ErrorKind, UploadError};
+use crate::config::EngineConfig;
+use crate::error::{ErrorKind, UploadError};
 
 mod verified;
 use verified::VerifiedChains;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::Sendfile;
+use crate::config::Sendfile;
 
 /// Opens byte streams for the engine, on the engine thread. Must not block:
 /// a connection still being set up reports so through

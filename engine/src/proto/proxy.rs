@@ -34,7 +34,7 @@ use std::net::IpAddr;
 use uploadtask_http1::request::Target;
 use uploadtask_http1::{Limits, ParseStatus, ResponseHeadParser};
 
-use crate::{ErrorKind, UploadError};
+use crate::error::{ErrorKind, UploadError};
 
 /// A proxy: where to connect, and the basic credentials to send.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

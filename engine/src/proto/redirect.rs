@@ -28,7 +28,7 @@
 //! assert!(!hop.cross_origin);
 //! ```
 
-use crate::{ErrorKind, UploadError};
+use crate::error::{ErrorKind, UploadError};
 
 /// How redirects are followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

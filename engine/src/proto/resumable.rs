@@ -62,7 +62,7 @@
 
 use uploadtask_http1::Headers;
 
-use crate::{ErrorKind, UploadError};
+use crate::error::{ErrorKind, UploadError};
 
 /// The tus protocol version sent in `Tus-Resumable`.
 pub const TUS_VERSION: &str = "1.0.0";

@@ -28,7 +28,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{ErrorKind, UploadError};
+use crate::error::{ErrorKind, UploadError};
 
 /// When and how often an upload is sent again.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,8 +47,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::{ErrorKind, UploadError};
 use crate::exchange::ExchangeError;
-use crate::{ErrorKind, UploadError};
 
 /// Where an upload is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
