@@ -258,9 +258,12 @@ fn serve(flavor: Flavor, mut stream: TcpStream, state: &ServerState, addr: Socke
             Flavor::Ietf => ietf(&request, &mut stream, state, addr),
         };
         let Some(reply) = reply else {
-            // Killed: reset the connection, as a dying server would (the
-            // clone kept for `Drop` holds the socket open: shut it first).
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+            // Killed: the whole server goes when the test drops it. A lost
+            // answer: this connection goes now (the clone kept for `Drop`
+            // holds the socket open, so shut it first).
+            if !state.killed.load(Ordering::SeqCst) {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
             let socket = socket2::Socket::from(stream);
             let _ = socket.set_linger(Some(Duration::ZERO));
             return;

@@ -345,7 +345,7 @@ impl Loop {
     /// Closes the upload's connection, if it has one.
     fn drop_conn(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key) else { return };
-        let racing = std::mem::take(&mut slot.racing);
+        let racing = slot.racing.take().map(|r| *r).unwrap_or_default();
         if let Some(conn) = slot.conn.take() {
             self.conns.close(self.poll.registry(), conn);
         }
@@ -635,7 +635,7 @@ impl Loop {
         let Some(mut slot) = self.uploads.remove(key) else {
             return;
         };
-        for conn in std::mem::take(&mut slot.racing) {
+        for conn in slot.racing.take().map(|r| *r).unwrap_or_default() {
             self.conns.close(self.poll.registry(), conn);
         }
         if let Some(conn) = slot.conn.take() {

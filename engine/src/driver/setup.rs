@@ -109,12 +109,9 @@ impl Loop {
     }
 
     /// Starts a connect attempt to `addr`: earlier attempts of the race go
-    /// on; an established connection of the upload (a retry's) is closed.
+    /// on (the first is the upload's `conn` until one wins, the others
+    /// `racing`; a lookup before the race closed any earlier connection).
     pub(super) fn connect(&mut self, key: Key, addr: SocketAddr) {
-        let Some(slot) = self.uploads.get(key) else { return };
-        if let Some(conn) = slot.conn.take() {
-            self.conns.close(self.poll.registry(), conn);
-        }
         let Some(origin) = self.uploads.get(key).map(|slot| origin_of(slot)) else {
             return;
         };
@@ -125,7 +122,10 @@ impl Loop {
         {
             Ok(conn) => {
                 if let Some(slot) = self.uploads.get(key) {
-                    slot.racing.push(conn);
+                    match slot.conn {
+                        None => slot.conn = Some(conn),
+                        Some(_) => slot.racing.get_or_insert_with(Box::default).push(conn),
+                    }
                 }
             }
             Err(e) => {
@@ -151,7 +151,12 @@ impl Loop {
             return;
         }
         let Some(slot) = self.uploads.get(key) else { return };
-        slot.racing.retain(|&k| k != conn_key);
+        if slot.conn == Some(conn_key) {
+            slot.conn = None;
+        }
+        if let Some(racing) = slot.racing.as_mut() {
+            racing.retain(|&k| k != conn_key);
+        }
         if let Err(e) = connected {
             self.conns.close(self.poll.registry(), conn_key);
             let Some(slot) = self.uploads.get(key) else { return };
@@ -159,7 +164,8 @@ impl Loop {
             return self.act(key, action);
         }
         // The winner: the other attempts close.
-        for loser in std::mem::take(&mut slot.racing) {
+        let losers = slot.racing.take().map(|r| *r).unwrap_or_default();
+        for loser in losers.into_iter().chain(slot.conn.take()) {
             self.conns.close(self.poll.registry(), loser);
         }
         let Some(slot) = self.uploads.get(key) else { return };

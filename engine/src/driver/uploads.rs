@@ -37,8 +37,10 @@ pub(crate) struct UploadSlot {
     pub(crate) exchange: Option<Exchange>,
     pub(crate) sources: Vec<Source>,
     pub(crate) conn: Option<ConnKey>,
-    /// Connect attempts under way (Happy Eyeballs); the winner becomes `conn`.
-    pub(crate) racing: Vec<ConnKey>,
+    /// Connect attempts under way beside `conn`'s (Happy Eyeballs), boxed:
+    /// most uploads never race; the winner becomes `conn`.
+    #[allow(clippy::box_collection)] // 8 bytes in every slot, not 24
+    pub(crate) racing: Option<Box<Vec<ConnKey>>>,
     pub(crate) timer_at: Option<Instant>,
     /// When it was submitted (retries' `max_time` counts from here).
     pub(crate) submitted: Instant,
@@ -117,7 +119,7 @@ impl Uploads {
             exchange: None,
             sources: Vec::new(),
             conn: None,
-            racing: Vec::new(),
+            racing: None,
             timer_at: None,
             submitted,
             plan: None,

@@ -19,10 +19,11 @@
 //!
 //! let now = Instant::now();
 //! let (v6, v4) = ("[2001:db8::1]:80".parse().unwrap(), "192.0.2.1:80".parse().unwrap());
-//! let (mut race, step) = Race::new(vec![v6, v4], Duration::from_millis(250), now);
+//! let delay = Duration::from_millis(250);
+//! let (mut race, step) = Race::new(vec![v6, v4], delay, now);
 //! assert_eq!(step, Step::Connect(v6));
-//! assert_eq!(race.handle_timeout(now + Duration::from_millis(100)), None);
-//! assert_eq!(race.handle_timeout(now + Duration::from_millis(250)), Some(Step::Connect(v4)));
+//! assert_eq!(race.handle_timeout(delay, now + Duration::from_millis(100)), None);
+//! assert_eq!(race.handle_timeout(delay, now + Duration::from_millis(250)), Some(Step::Connect(v4)));
 //! assert_eq!(race.handle_won(v4), Some(vec![v6]), "the address that lost");
 //! ```
 
@@ -44,11 +45,11 @@ pub enum Step {
 #[derive(Debug, Clone, Default)]
 pub struct Race {
     addrs: Vec<SocketAddr>,
-    next: usize,
+    /// Addresses started so far.
+    next: u32,
     /// Attempts under way.
-    pending: u16,
+    pending: u32,
     next_at: Option<Instant>,
-    delay: Duration,
 }
 
 impl Race {
@@ -59,30 +60,30 @@ impl Race {
             next: 0,
             pending: 0,
             next_at: None,
-            delay,
         };
-        let step = race.start(now);
+        let step = race.start(delay, now);
         (race, step)
     }
 
-    /// The next address, if any is left: its attempt starts now.
-    fn start(&mut self, now: Instant) -> Step {
-        let Some(&addr) = self.addrs.get(self.next) else {
+    /// The next address, if any is left: its attempt starts now, the one
+    /// after it `delay` later.
+    fn start(&mut self, delay: Duration, now: Instant) -> Step {
+        let Some(&addr) = self.addrs.get(self.next as usize) else {
             self.next_at = None;
             return if self.pending > 0 { Step::Wait } else { Step::Exhausted };
         };
         self.next += 1;
         self.pending += 1;
-        self.next_at = (self.next < self.addrs.len())
-            .then(|| now.checked_add(self.delay))
+        self.next_at = ((self.next as usize) < self.addrs.len())
+            .then(|| now.checked_add(delay))
             .flatten();
         Step::Connect(addr)
     }
 
     /// An attempt failed: the next address starts at once (RFC 8305 §5).
-    pub fn handle_failed(&mut self, now: Instant) -> Step {
+    pub fn handle_failed(&mut self, delay: Duration, now: Instant) -> Step {
         self.pending = self.pending.saturating_sub(1);
-        self.start(now)
+        self.start(delay, now)
     }
 
     /// `addr` connected: the race is over. Returns the addresses whose
@@ -100,26 +101,21 @@ impl Race {
     }
 
     /// Time passed: the next attempt when it is due.
-    pub fn handle_timeout(&mut self, now: Instant) -> Option<Step> {
+    pub fn handle_timeout(&mut self, delay: Duration, now: Instant) -> Option<Step> {
         match self.next_at {
-            Some(at) if at <= now => Some(self.start(now)),
+            Some(at) if at <= now => Some(self.start(delay, now)),
             _ => None,
         }
     }
 
     /// The addresses tried so far, in order.
     pub fn tried(&self) -> &[SocketAddr] {
-        &self.addrs[..self.next]
+        &self.addrs[..self.next as usize]
     }
 
     /// Every address of the race, in the order they are tried.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
-    }
-
-    /// The delay between attempts.
-    pub fn delay(&self) -> Duration {
-        self.delay
     }
 }
 
@@ -144,6 +140,7 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const D: Duration = Duration::from_millis(250);
 
     fn v4(last: u8) -> SocketAddr {
         SocketAddr::from(([192, 0, 2, last], 80))
@@ -160,17 +157,17 @@ mod tests {
         assert_eq!(race.addrs(), [v6(1), v4(1), v6(2), v4(2)], "families alternate");
         assert_eq!(step, Step::Connect(v6(1)));
         assert_eq!(race.poll_timeout(), Some(t + 250 * MS));
-        assert_eq!(race.handle_timeout(t + 249 * MS), None);
-        assert_eq!(race.handle_timeout(t + 250 * MS), Some(Step::Connect(v4(1))));
+        assert_eq!(race.handle_timeout(D, t + 249 * MS), None);
+        assert_eq!(race.handle_timeout(D, t + 250 * MS), Some(Step::Connect(v4(1))));
         // A failure starts the next at once, and the clock restarts.
-        assert_eq!(race.handle_failed(t + 300 * MS), Step::Connect(v6(2)));
+        assert_eq!(race.handle_failed(D, t + 300 * MS), Step::Connect(v6(2)));
         assert_eq!(race.poll_timeout(), Some(t + 550 * MS));
-        assert_eq!(race.handle_timeout(t + 550 * MS), Some(Step::Connect(v4(2))));
+        assert_eq!(race.handle_timeout(D, t + 550 * MS), Some(Step::Connect(v4(2))));
         assert_eq!(race.poll_timeout(), None, "none left");
         // Failures while others are under way wait; the last one exhausts.
-        assert_eq!(race.handle_failed(t + 600 * MS), Step::Wait);
-        assert_eq!(race.handle_failed(t + 600 * MS), Step::Wait);
-        assert_eq!(race.handle_failed(t + 600 * MS), Step::Exhausted);
+        assert_eq!(race.handle_failed(D, t + 600 * MS), Step::Wait);
+        assert_eq!(race.handle_failed(D, t + 600 * MS), Step::Wait);
+        assert_eq!(race.handle_failed(D, t + 600 * MS), Step::Exhausted);
         assert_eq!(race.tried().len(), 4);
     }
 
@@ -181,11 +178,11 @@ mod tests {
         assert_eq!(race.poll_timeout(), None, "one address: no second attempt");
         assert_eq!(race.handle_won(v4(1)), None);
         let (mut race, _) = Race::new(vec![v6(1), v4(1)], 250 * MS, t);
-        let _ = race.handle_timeout(t + 250 * MS);
+        let _ = race.handle_timeout(D, t + 250 * MS);
         assert_eq!(race.handle_won(v4(1)), Some(vec![v6(1)]));
         assert_eq!(race.poll_timeout(), None);
         let (mut race, step) = Race::new(Vec::new(), 250 * MS, t);
         assert_eq!(step, Step::Exhausted);
-        assert_eq!(race.handle_failed(t), Step::Exhausted);
+        assert_eq!(race.handle_failed(D, t), Step::Exhausted);
     }
 }

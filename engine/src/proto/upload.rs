@@ -292,7 +292,7 @@ impl Upload {
     /// outcome, naming every address tried.
     pub fn handle_connect_failed(&mut self, addr: SocketAddr, error: io::Error, now: Instant) -> Action {
         self.last_connect_error = Some(UploadError::from_io(error, &format!("connect to {addr} failed")));
-        let step = self.race.handle_failed(now);
+        let step = self.race.handle_failed(self.timing.attempt_delay, now);
         self.race_step(step)
     }
 
@@ -469,7 +469,7 @@ impl Upload {
             )),
             Phase::Connecting if due(self.connect_deadline) => Some(Action::Fail(self.connect_timeout_failure())),
             Phase::Connecting => {
-                let step = self.race.handle_timeout(now)?;
+                let step = self.race.handle_timeout(self.timing.attempt_delay, now)?;
                 Some(self.race_step(step))
             }
             Phase::Tunneling | Phase::Handshaking | Phase::Exchanging => {
