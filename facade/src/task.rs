@@ -482,18 +482,11 @@ impl ResumeHook {
         let (Some((engine, headers)), Some(url), true) = (self.terminate.take(), self.url.take(), terminate) else {
             return;
         };
-        use uploadtask_engine::resumable::{Protocol, IETF_INTEROP_VERSION, TUS_VERSION};
+        let (method, headers) = uploadtask_engine::resumable::termination(self.protocol, &headers);
         let mut request = uploadtask_engine::UploadRequest::new(url);
-        request.method = "DELETE".into();
+        request.method = method.into();
         request.raw_body = Some(uploadtask_engine::SourceSpec::Memory(bytes::Bytes::new()));
-        request.headers = match self.protocol {
-            Protocol::Tus => vec![("Tus-Resumable".into(), TUS_VERSION.into())],
-            Protocol::Ietf => vec![("Upload-Draft-Interop-Version".into(), IETF_INTEROP_VERSION.into())],
-        };
-        let content = |name: &str| name.to_ascii_lowercase().starts_with("content-");
-        request
-            .headers
-            .extend(headers.into_iter().filter(|(name, _)| !content(name)));
+        request.headers = headers;
         request.timeout = Some(std::time::Duration::from_secs(30));
         engine.submit(request, |_event: Event| {});
     }

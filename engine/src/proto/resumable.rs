@@ -875,6 +875,35 @@ fn inline_disposition(name: &str) -> String {
     format!("inline; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
 }
 
+/// The request that ends an upload resource for good (tus termination,
+/// IETF cancellation): `DELETE` with the protocol's header and the user's
+/// headers but content ones. Returns the method and the headers.
+///
+/// ```
+/// use uploadtask_engine::resumable::{termination, Protocol};
+///
+/// let user = [("Authorization".to_string(), "t".to_string()), ("Content-Type".to_string(), "x/y".to_string())];
+/// let (method, headers) = termination(Protocol::Tus, &user);
+/// assert_eq!(method, "DELETE");
+/// assert_eq!(headers, [("Tus-Resumable".to_string(), "1.0.0".to_string()), ("Authorization".to_string(), "t".to_string())]);
+/// ```
+pub fn termination(protocol: Protocol, user_headers: &[(String, String)]) -> (&'static str, Vec<(String, String)>) {
+    let mut headers = vec![match protocol {
+        Protocol::Tus => ("Tus-Resumable".to_string(), TUS_VERSION.to_string()),
+        Protocol::Ietf => (
+            "Upload-Draft-Interop-Version".to_string(),
+            IETF_INTEROP_VERSION.to_string(),
+        ),
+    }];
+    headers.extend(
+        user_headers
+            .iter()
+            .filter(|(name, _)| !is_content_header(name))
+            .cloned(),
+    );
+    ("DELETE", headers)
+}
+
 /// `sha1 <base64>` for the tus checksum extension.
 pub fn tus_checksum(digest: &[u8; 20]) -> String {
     use base64::Engine as _;
