@@ -62,25 +62,27 @@ impl Loop {
         let wall_clock_secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let retry_after = outcome.as_ref().ok().and_then(|r| {
-            r.headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
-                .map(|h| String::from_utf8_lossy(h.value).into_owned())
-        });
-        let refused;
-        let cause = match (outcome, status) {
-            (Ok(_), Some(status)) => retry::Cause::Status {
-                status,
-                retry_after: retry_after.as_deref(),
-            },
-            (Ok(response), None) => {
-                let message = format!("the server answered {} {}", response.status, response.reason);
-                refused = UploadError::new(ErrorKind::Network, message);
-                retry::Cause::Error(&refused)
-            }
-            (Err(error), _) => retry::Cause::Error(error),
+        // A response judged as an error (no status to judge) is a network
+        // failure.
+        let refused = match (outcome, status) {
+            (Ok(response), None) => Some(UploadError::new(
+                ErrorKind::Network,
+                format!("the server answered {} {}", response.status, response.reason),
+            )),
+            _ => None,
         };
+        let judged = match (outcome, status, &refused) {
+            (_, _, Some(refused)) => Err(refused),
+            (Ok(_), Some(status), None) => Ok(status),
+            (Err(error), _, None) => Err(error),
+            (Ok(_), None, None) => return None,
+        };
+        let header = |name: &str| {
+            let response = outcome.as_ref().ok()?;
+            let field = response.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
+            std::str::from_utf8(field.value).ok()
+        };
+        let cause = retry::Cause::of(judged, header);
         let attempt = retry::Attempt {
             made: plan.attempts,
             deadline: slot.life.deadline(),

@@ -92,6 +92,20 @@ pub enum Cause<'a> {
     Error(&'a UploadError),
 }
 
+impl<'a> Cause<'a> {
+    /// The cause an attempt's outcome gives: a response by its status and
+    /// `Retry-After` (`header` finds a field by name), an error as it is.
+    pub fn of(outcome: Result<u16, &'a UploadError>, header: impl Fn(&str) -> Option<&'a str>) -> Cause<'a> {
+        match outcome {
+            Ok(status) => Cause::Status {
+                status,
+                retry_after: header("retry-after"),
+            },
+            Err(error) => Cause::Error(error),
+        }
+    }
+}
+
 /// What to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
@@ -190,6 +204,27 @@ pub fn parse_retry_after(value: &str, now_secs: u64) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cause_of_an_outcome() {
+        let error = UploadError::new(ErrorKind::Network, "reset");
+        let header = |name: &str| (name == "retry-after").then_some("7");
+        assert!(matches!(
+            Cause::of(Ok(503), header),
+            Cause::Status {
+                status: 503,
+                retry_after: Some("7")
+            }
+        ));
+        assert!(matches!(
+            Cause::of(Ok(200), |_| None),
+            Cause::Status {
+                status: 200,
+                retry_after: None
+            }
+        ));
+        assert!(matches!(Cause::of(Err(&error), header), Cause::Error(e) if e.message == "reset"));
+    }
+
     use super::*;
 
     fn attempt(made: u32, random: u64) -> Attempt {
