@@ -147,12 +147,19 @@ impl Conns {
     /// The connection carried an answer and may carry another: a reused one
     /// shows that its origin's connections live past one answer.
     pub(crate) fn handle_answered(&mut self, key: ConnKey, now: Instant) {
-        let Some(conn) = self.get(key) else { return };
+        // Every upload on a kept-alive connection passes here: the origin is
+        // borrowed, never cloned, and looked up only when one has strikes.
+        let Some(conn) = self
+            .slab
+            .get_mut(key.index())
+            .filter(|c| c.generation == key.generation())
+        else {
+            return;
+        };
         conn.answers = conn.answers.saturating_add(1);
         conn.answered_at = Some(now);
-        if conn.answers > 1 {
-            let origin = conn.origin.clone();
-            self.origins.handle_reuse_answered(&origin);
+        if conn.answers > 1 && !self.origins.is_empty() {
+            self.origins.handle_reuse_answered(&conn.origin);
         }
     }
 

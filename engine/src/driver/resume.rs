@@ -29,7 +29,6 @@ impl Loop {
             Ok(response) => resume.session.handle_answer(&Answer {
                 status: response.status,
                 headers: &response.headers,
-                body: &response.body,
                 unix_time: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),

@@ -164,8 +164,6 @@ pub struct Answer<'a> {
     pub status: u16,
     /// Header fields.
     pub headers: &'a Headers,
-    /// The body.
-    pub body: &'a [u8],
     /// The wall clock, seconds since the Unix epoch (`max-age` becomes a
     /// date for the store).
     pub unix_time: u64,
@@ -449,7 +447,6 @@ impl Session {
         self.handle_answer(&Answer {
             status,
             headers,
-            body: &[],
             unix_time: 0,
         })
     }
