@@ -53,7 +53,7 @@ mod request;
 pub use io::{pump, resolver, scripted, sendq, source, tls, transport};
 pub use proto::{ack, exchange, names, progress, proxy, race, redirect, resumable, retry, reuse, upload};
 // The driver's glue, by its short paths inside the crate.
-use driver::{prepare, recycle};
+use driver::recycle;
 use io::sigpipe;
 
 pub use config::{EngineConfig, Sendfile};

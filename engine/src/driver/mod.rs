@@ -7,7 +7,7 @@
 //! Each resource has its own file: [`uploads`] (the slab, admission and
 //! the queue), [`conns`] (sockets, tokens with generations, the keep-alive
 //! pool), [`setup`] (lookup, connect, proxy tunnel, TLS), [`timers`],
-//! [`attempts`] (retries), [`resume`] (resumable uploads' steps) and
+//! [`transfers`] (what a transfer decides: outcomes, redirects, retries), [`resume`] (resumable uploads' steps) and
 //! [`acks`] (acknowledged progress). [`Loop::finish`] is the one place that ends an
 //! upload and frees what it holds, on every path: its slot and place in
 //! flight, its files, its connection (pooled or closed); its timer entries
@@ -17,7 +17,6 @@
 //! panic is logged with the upload's id and the loop goes on.
 
 mod acks;
-mod attempts;
 mod conns;
 mod keys;
 mod mailbox;
@@ -26,6 +25,7 @@ pub(crate) mod recycle;
 mod resume;
 mod setup;
 mod timers;
+mod transfers;
 mod uploads;
 
 pub(crate) use self::mailbox::{Command, Mailbox};
@@ -47,6 +47,7 @@ use self::timers::{TimerTarget, Timers};
 pub(crate) use self::uploads::Key;
 use self::uploads::Uploads;
 use crate::exchange::ExchangeError;
+use crate::proto::transfer::{Held, Moment, Transfer};
 use crate::proxy::Proxies;
 use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
 use crate::redirect;
@@ -298,7 +299,7 @@ impl Loop {
         slot.exchange = Some(prepared.exchange);
         slot.sources = prepared.sources;
         slot.target = Some(prepared.target);
-        slot.plan = Some(prepared.plan);
+        slot.transfer = Some(prepared.transfer);
         self.begin_exchange(key);
         Ok(())
     }
@@ -336,7 +337,7 @@ impl Loop {
             }
             Action::Fail(error) => {
                 self.forget_unreachable(key);
-                return self.end_attempt(key, Err(error));
+                return self.on_failure(key, error);
             }
         }
         self.schedule(key);
@@ -448,38 +449,30 @@ impl Loop {
         if let Some(heads) = exchange.poll_response_heads() {
             deliver(&mut *slot.sink, slot.id, Event::ResponseHeadBytes(heads));
         }
-        // A redirect's head is held until the response shows whether it is
-        // followed (then no one hears of it) or is the outcome.
+        // A 1xx of a resumable session may stop the request under way.
         let mut stop = None;
         while let Some((status, headers)) = exchange.poll_interim() {
-            if let Some(resume) = slot.plan.as_mut().and_then(|p| p.resumable.as_mut()) {
-                stop = stop.or(resume.session.handle_interim(status, &headers));
-                while let Some(change) = resume.session.poll_url_change() {
+            if let Some(transfer) = slot.transfer.as_mut() {
+                stop = stop.or(transfer.handle_interim(status, &headers));
+                while let Some(change) = transfer.poll_url_change() {
                     deliver(&mut *slot.sink, slot.id, Event::Resumable(change));
                 }
             }
         }
         if let Some(next) = stop {
-            // The request under way cannot go on (a limit it breaks): its
-            // connection is closed; the session's next step follows.
+            // Its connection is closed; the session's next step follows.
             return self.resume_interrupted(key, next);
         }
-        // A resumable upload's heads wait too: only the outcome's are heard of.
-        let followable = |status: u16| {
-            slot.plan
-                .as_ref()
-                .is_some_and(|p| (redirect::is_redirect(status) && p.policy.max > 0) || p.resumable.is_some())
-        };
+        // A head whose response may be followed waits: only the outcome's
+        // heads are heard of.
         if let Some(status) = exchange.poll_response_head() {
-            match followable(status) {
-                true => slot.held_head.push(Event::ResponseHead(status)),
-                false => deliver(&mut *slot.sink, slot.id, Event::ResponseHead(status)),
+            if let Some(head) = hold(slot.transfer.as_mut(), Held::Status(status)) {
+                deliver(&mut *slot.sink, slot.id, event_of(head));
             }
         }
         if let Some((status, headers)) = exchange.poll_headers() {
-            match followable(status) {
-                true => slot.held_head.push(Event::Headers(status, headers)),
-                false => deliver(&mut *slot.sink, slot.id, Event::Headers(status, headers)),
+            if let Some(head) = hold(slot.transfer.as_mut(), Held::Headers(status, headers)) {
+                deliver(&mut *slot.sink, slot.id, event_of(head));
             }
         }
         let buffered = exchange.buffered_bytes();
@@ -521,11 +514,13 @@ impl Loop {
             .exchange
             .as_ref()
             .map_or((false, false), |e| (e.response_started(), e.body_accepted()));
-        // A resumable upload recovers by asking the server what it kept.
-        let resend = match slot.plan.as_ref() {
-            Some(plan) if plan.resumable.is_some() => reuse::Resend::Never,
-            plan => reuse::Resend::from_choice(plan.and_then(|p| p.resend_reused).unwrap_or(self.config.resend_reused)),
-        };
+        let engine_resends = self.config.resend_reused;
+        let resend = slot
+            .transfer
+            .as_ref()
+            .map_or(reuse::Resend::from_choice(engine_resends), |t| {
+                t.resend_rule(engine_resends)
+            });
         let action = slot.life.handle_exchange_failed(error, started, accepted, resend, now);
         if action == Action::Resolve {
             // A stale pooled connection: the request goes again on a new one.
@@ -540,60 +535,25 @@ impl Loop {
         self.act(key, action);
     }
 
-    /// A complete response: the outcome, or a redirect to follow (the
-    /// decision is `redirect::decide`'s).
+    /// A complete response: the transfer decides what follows.
     fn on_response(&mut self, key: Key, response: crate::Response) {
+        let unix_secs = unix_secs();
         let Some(slot) = self.uploads.get(key) else { return };
-        let Some(plan) = slot.plan.as_mut() else {
+        let (Some(transfer), Some(target)) = (slot.transfer.as_mut(), slot.target.as_ref()) else {
             return self.finish(key, Ok(response));
         };
-        if plan.resumable.is_some() {
-            return self.end_attempt(key, Ok(response));
-        }
-        let plan: &mut prepare::Plan = plan;
-        if response.status == 417 && plan.expect {
-            // The server refuses `Expect`: the same request again without it.
-            slot.held_head.clear();
-            let again = match (slot.exchange.as_ref(), slot.target.clone()) {
-                (Some(exchange), Some(target)) => prepare::without_expect(plan, target, exchange),
-                _ => return,
-            };
-            return self.next_exchange(key, again);
-        }
-        // Only a redirect status needs its Location and the current URL.
-        let decision = if redirect::is_redirect(response.status) {
-            let location = response
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("location"))
-                .map(|h| String::from_utf8_lossy(h.value).into_owned());
-            let url = slot.target.as_ref().map(prepare::url_of).unwrap_or_default();
-            let request = redirect::Request {
-                url: &url,
-                method: &plan.method,
-                hops: plan.hops,
-            };
-            redirect::decide(&plan.policy, &request, response.status, location.as_deref())
-        } else {
-            redirect::Next::Done
+        let entropy = &mut self.entropy;
+        let mut random = || entropy.u64();
+        let mut moment = Moment {
+            now: self.now,
+            unix_secs,
+            random: &mut random,
+            submitted: slot.submitted,
+            deadline: slot.life.deadline(),
+            engine_retry: &self.config.retry,
         };
-        let hop = match decision {
-            redirect::Next::Done => {
-                // A 3xx head held back while it might have been followed.
-                for event in std::mem::take(&mut slot.held_head) {
-                    deliver(&mut *slot.sink, slot.id, event);
-                }
-                return self.end_attempt(key, Ok(response));
-            }
-            redirect::Next::Fail(error) => return self.finish(key, Err(error)),
-            redirect::Next::Follow(hop) => hop,
-        };
-        slot.held_head.clear();
-        let next = match (slot.plan.as_mut(), slot.exchange.as_ref()) {
-            (Some(plan), Some(exchange)) => prepare::follow(plan, hop, exchange, &self.proxies),
-            _ => return,
-        };
-        self.next_exchange(key, next);
+        let next = transfer.handle_response(response, target, &mut moment);
+        self.carry_out(key, next, true);
     }
 
     /// Starts the upload's next exchange (a redirect hop, a resend), after
@@ -661,7 +621,7 @@ impl Loop {
     fn schedule(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key) else { return };
         let exchange_at = slot.exchange.as_ref().and_then(|e| e.poll_timeout());
-        let retry_at = slot.plan.as_ref().and_then(|p| p.retry_at);
+        let retry_at = slot.transfer.as_ref().and_then(|t| t.poll_timeout());
         let Some(at) = [slot.life.poll_timeout(), exchange_at, retry_at]
             .into_iter()
             .flatten()
@@ -691,12 +651,16 @@ impl Loop {
                         continue; // superseded, or the upload is gone
                     };
                     slot.timer_at = None;
-                    let retry_due = slot.plan.as_ref().and_then(|p| p.retry_at).is_some_and(|at| at <= now);
+                    let retry_due = slot
+                        .transfer
+                        .as_ref()
+                        .and_then(|t| t.poll_timeout())
+                        .is_some_and(|at| at <= now);
                     match slot.life.handle_timeout(now) {
                         // The overall deadline wins over a retry that is due.
                         None if retry_due => {
-                            if let Some(plan) = slot.plan.as_mut() {
-                                plan.retry_at = None;
+                            if let Some(transfer) = slot.transfer.as_mut() {
+                                transfer.handle_timeout(now);
                             }
                             self.begin_exchange(key);
                         }
@@ -743,7 +707,7 @@ impl Loop {
 
 /// The pool key of an upload's connections: its origin and its proxy.
 fn origin_of(slot: &uploads::UploadSlot) -> Origin {
-    let proxy = slot.plan.as_ref().and_then(|p| p.proxy.as_ref());
+    let proxy = slot.transfer.as_ref().and_then(|t| t.proxy.as_ref());
     match slot.target.as_ref() {
         Some(t) => Origin {
             scheme: t.scheme,
@@ -766,4 +730,27 @@ fn kept_alive(exchange: Option<&crate::exchange::Exchange>, keep_alive: bool) ->
     exchange
         .filter(|e| keep_alive && e.reusable() && e.is_finished())
         .map(|e| e.keep_alive_secs())
+}
+
+/// `Some(head)` to report now, `None` when the transfer holds it.
+fn hold(transfer: Option<&mut Transfer>, head: Held) -> Option<Held> {
+    match transfer {
+        Some(transfer) => transfer.handle_head(head),
+        None => Some(head),
+    }
+}
+
+/// The event that reports a head.
+fn event_of(head: Held) -> Event {
+    match head {
+        Held::Status(status) => Event::ResponseHead(status),
+        Held::Headers(status, headers) => Event::Headers(status, headers),
+    }
+}
+
+/// Seconds since the Unix epoch (a `Retry-After` date, an upload's expiry).
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

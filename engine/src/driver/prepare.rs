@@ -4,123 +4,25 @@
 
 use std::io;
 
-use uploadtask_http1::request::{RequestHead, Target};
+use uploadtask_http1::request::Target;
 use uploadtask_multipart::{Body, FilePart, Form};
 
-use crate::exchange::Exchange;
-use crate::proxy::{self, Proxies, ProxyUrl};
-use crate::recycle::Recycle;
-use crate::redirect::{self, Hop, Policy};
-use crate::resumable::Session;
-use crate::source::{FileSource, MemorySource, Source};
-use crate::{ErrorKind, SourceSpec, UploadError, UploadRequest};
-use uploadtask_http1::request::Scheme;
+use super::recycle::Recycle;
+use crate::error::{ErrorKind, UploadError};
+use crate::io::source::{FileSource, MemorySource, Source};
+use crate::proto::exchange::Exchange;
+use crate::proto::proxy::Proxies;
+use crate::proto::redirect::Policy;
+use crate::proto::resumable::Session;
+use crate::proto::transfer::{invalid, write_head, Step, Transfer};
+use crate::request::{FileInput, SourceSpec, UploadRequest};
 
 /// What an upload needs to connect, and to send again after a redirect.
 pub(crate) struct Prepared {
     pub(crate) target: Target,
     pub(crate) exchange: Exchange,
     pub(crate) sources: Vec<Source>,
-    pub(crate) plan: Plan,
-}
-
-/// The request as the user gave it, kept for redirect hops (the current
-/// URL is the slot's `Target`).
-#[derive(Debug)]
-pub(crate) struct Plan {
-    /// `POST` (the default) without a string of its own.
-    pub(crate) method: std::borrow::Cow<'static, str>,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) policy: Policy,
-    /// Hops followed so far.
-    pub(crate) hops: u32,
-    /// Send `Expect: 100-continue` and wait before the body.
-    pub(crate) expect: bool,
-    /// The proxy the current URL goes through.
-    pub(crate) proxy: Option<Box<ProxyUrl>>,
-    /// This upload's retry policy when it has its own (else the engine's).
-    pub(crate) retry: Option<Box<crate::retry::RetryPolicy>>,
-    /// Attempts made (1 during the first).
-    pub(crate) attempts: u32,
-    /// When the next attempt begins, while waiting for it.
-    pub(crate) retry_at: Option<std::time::Instant>,
-    /// A resumable upload's protocol state.
-    pub(crate) resumable: Option<Box<Resume>>,
-    /// This upload's resend rule when it has its own (else the engine's).
-    pub(crate) resend_reused: Option<bool>,
-}
-
-/// A resumable upload's protocol state, and the checksum of the piece it
-/// sends when the protocol asks for one.
-#[derive(Debug)]
-pub(crate) struct Resume {
-    pub(crate) session: Session,
-    /// The whole body's length.
-    pub(crate) total: u64,
-    /// `Upload-Checksum` of the piece `(start, len)`, once computed.
-    pub(crate) checksum: Option<((u64, u64), String)>,
-    /// When the request waiting for its checksum may go.
-    pub(crate) resume_at: Option<std::time::Instant>,
-}
-
-/// The next request of a resumable upload, or the checksum it waits for.
-pub(crate) enum ResumeStep {
-    Ready(Target, Box<Exchange>),
-    NeedsChecksum(u64, u64),
-}
-
-/// Builds the resumable session's next request (after `previous`, whose
-/// progress carries over). Redirects are not followed within it.
-pub(crate) fn resume_step(
-    plan: &mut Plan,
-    previous: Option<&Exchange>,
-    limits: uploadtask_http1::Limits,
-    proxies: &Proxies,
-) -> Result<ResumeStep, UploadError> {
-    let internal = || UploadError::new(ErrorKind::Internal, "not a resumable upload");
-    let resume = plan.resumable.as_mut().ok_or_else(internal)?;
-    let step = resume.session.poll_step();
-    let piece = (step.start, step.len);
-    let checksum = match &resume.checksum {
-        _ if !step.checksum => None,
-        Some((at, value)) if *at == piece => Some(value.clone()),
-        _ => return Ok(ResumeStep::NeedsChecksum(step.start, step.len)),
-    };
-    resume.session.handle_sent(&step);
-    let total = resume.total;
-    let target = Target::parse(&step.url).map_err(|e| invalid(&e))?;
-    plan.method = step.method.into();
-    plan.headers = step.headers;
-    if let Some(value) = checksum {
-        plan.headers.push(("Upload-Checksum".into(), value));
-    }
-    plan.route(&target, proxies);
-    let body = Body::raw(step.len, "");
-    let head = write_head(&target, plan, &plan.headers, &body, Vec::new())?;
-    let mut exchange = match previous {
-        Some(previous) => previous.follow(head, body),
-        None => Exchange::new(head, body, limits),
-    };
-    exchange.set_window(step.start, total, step.method == "HEAD", step.interim);
-    Ok(ResumeStep::Ready(target, Box::new(exchange)))
-}
-
-impl Plan {
-    /// Picks the proxy for `target` (after a redirect, again).
-    fn route(&mut self, target: &Target, proxies: &Proxies) {
-        self.proxy = proxies
-            .for_target(target.scheme == Scheme::Https, &target.host)
-            .map(|p| Box::new(p.clone()));
-    }
-}
-
-/// The absolute URL of a target (for resolving a relative `Location`).
-pub(crate) fn url_of(target: &Target) -> String {
-    let scheme = match target.scheme {
-        Scheme::Http => "http",
-        Scheme::Https => "https",
-    };
-    format!("{scheme}://{}{}", target.authority, target.path_and_query)
+    pub(crate) transfer: Transfer,
 }
 
 /// The last URL parsed and its target: uploads to one endpoint (a load
@@ -171,29 +73,20 @@ pub(crate) fn prepare(
         }
         None => form_body(request.fields, request.files, entropy, recycle)?,
     };
-    let mut plan = Plan {
-        method: request.method,
-        headers: request.headers,
-        policy,
-        hops: 0,
-        expect: expect_threshold.is_some_and(|at| body.content_length() >= at.max(1)),
-        proxy: None,
-        retry: request.retry.map(Box::new),
-        attempts: 1,
-        retry_at: None,
-        resumable: None,
-        resend_reused: request.resend_reused,
-    };
-    plan.route(&target, proxies);
-    let head = write_head(&target, &plan, &plan.headers, &body, recycle.head())?;
+    let mut transfer = Transfer::new(request.method, request.headers, policy);
+    transfer.expect = expect_threshold.is_some_and(|at| body.content_length() >= at.max(1));
+    transfer.retry = request.retry.map(Box::new);
+    transfer.resend_reused = request.resend_reused;
+    transfer.route(&target, proxies);
+    let head = write_head(&target, &transfer, &body, recycle.head())?;
     let mut exchange = Exchange::new(head, body, limits);
-    mark_head_request(&mut exchange, &plan.method);
+    transfer.mark_head_request(&mut exchange);
     exchange.set_report_headers(request.report_headers);
     Ok(Prepared {
         target,
         exchange,
         sources,
-        plan,
+        transfer,
     })
 }
 
@@ -218,59 +111,29 @@ fn prepare_resumable(
         "PATCH" => "PATCH",
         _ => "POST",
     });
-    let mut plan = Plan {
-        method: "POST".into(),
-        headers: Vec::new(),
-        policy: Policy {
-            max: 0,
-            allow_https_to_http: false,
-        },
-        hops: 0,
-        expect: false,
-        proxy: None,
-        retry: request.retry.map(Box::new),
-        attempts: 1,
-        retry_at: None,
-        resumable: Some(Box::new(Resume {
-            session,
-            total,
-            checksum: None,
-            resume_at: None,
-        })),
-        resend_reused: request.resend_reused,
-    };
-    match resume_step(&mut plan, None, limits, proxies)? {
-        ResumeStep::Ready(target, mut exchange) => {
+    let mut transfer = Transfer::resumable(session, total);
+    transfer.retry = request.retry.map(Box::new);
+    transfer.resend_reused = request.resend_reused;
+    match transfer.resume_step(None, limits, proxies)? {
+        Step::Ready(target, mut exchange) => {
             exchange.set_report_headers(request.report_headers);
             Ok(Prepared {
                 target,
                 exchange: *exchange,
                 sources: vec![source],
-                plan,
+                transfer,
             })
         }
         // Creation and offset requests carry no checksum.
-        ResumeStep::NeedsChecksum(..) => Err(UploadError::new(ErrorKind::Internal, "a checksum before creation")),
+        Step::NeedsChecksum(..) => Err(UploadError::new(ErrorKind::Internal, "a checksum before creation")),
     }
-}
-
-/// A `HEAD` request's response has no body, whatever its head says.
-fn mark_head_request(exchange: &mut Exchange, method: &str) {
-    if method == "HEAD" {
-        let total = exchange.body().content_length();
-        exchange.set_window(0, total, true, false);
-    }
-}
-
-fn invalid(e: &dyn std::fmt::Display) -> UploadError {
-    UploadError::new(ErrorKind::InvalidArgument, e.to_string())
 }
 
 /// Opens the files and frames the form (in the loop's one form and spare
 /// storage).
 fn form_body(
     fields: Vec<(String, String)>,
-    files: Vec<crate::FileInput>,
+    files: Vec<FileInput>,
     entropy: &mut Entropy,
     recycle: &mut Recycle,
 ) -> Result<(Body, Vec<Source>), UploadError> {
@@ -293,7 +156,7 @@ fn form_body(
 fn fill_form(
     form: &mut Form,
     fields: Vec<(String, String)>,
-    files: Vec<crate::FileInput>,
+    files: Vec<FileInput>,
     sources: &mut Vec<Source>,
 ) -> Result<(), UploadError> {
     for (name, value) in fields {
@@ -309,101 +172,6 @@ fn fill_form(
         sources.push(source);
     }
     Ok(())
-}
-
-/// The request head for `body` (a form, raw bytes, or none) with `headers`,
-/// in `spare` when it is about the right size, else at its exact size.
-fn write_head(
-    target: &Target,
-    plan: &Plan,
-    headers: &[(String, String)],
-    body: &Body,
-    mut spare: Vec<u8>,
-) -> Result<Vec<u8>, UploadError> {
-    let mut pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    // Plain http through a proxy: the absolute-form target and the proxy's
-    // credentials (https goes through a tunnel: the origin sees neither).
-    let absolute;
-    let target = match &plan.proxy {
-        Some(proxy) if target.scheme == Scheme::Http => {
-            if let Some(authorization) = &proxy.authorization {
-                pairs.push(("Proxy-Authorization", authorization));
-            }
-            absolute = proxy::absolute_form(target);
-            &absolute
-        }
-        _ => target,
-    };
-    let head = if body.content_type().is_empty() {
-        RequestHead::raw(target, body.content_length())
-    } else {
-        RequestHead::new(target, body.content_type(), body.content_length())
-    };
-    let expect = plan.expect && body.content_length() > 0;
-    let head = head.method(&plan.method).headers(pairs).expect_continue(expect);
-    HEAD_SCRATCH.with_borrow_mut(|scratch| {
-        scratch.clear();
-        head.write(scratch).map_err(|e| invalid(&e))?;
-        spare.clear();
-        let exact = if crate::recycle::fits(spare.capacity(), scratch.len()) {
-            spare.extend_from_slice(scratch);
-            spare
-        } else {
-            scratch.to_vec()
-        };
-        if scratch.capacity() > 16 * 1024 {
-            *scratch = Vec::new();
-        }
-        Ok(exact)
-    })
-}
-
-thread_local! {
-    /// Heads are written here first, then copied at their exact size (one
-    /// allocation per head, none wasted while the upload is in flight).
-    static HEAD_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The same request again without `Expect` (after a 417).
-pub(crate) fn without_expect(
-    plan: &mut Plan,
-    target: Target,
-    previous: &Exchange,
-) -> Result<(Target, Exchange), UploadError> {
-    plan.expect = false;
-    let body = previous.body().clone();
-    let head = write_head(&target, plan, &plan.headers, &body, Vec::new())?;
-    let mut next = previous.follow(head, body);
-    mark_head_request(&mut next, &plan.method);
-    Ok((target, next))
-}
-
-/// The next request after a redirect: the same body (re-sent from byte 0)
-/// or none, to the hop's URL; credentials dropped on another origin. The
-/// plan follows the hop.
-pub(crate) fn follow(
-    plan: &mut Plan,
-    hop: Hop,
-    previous: &Exchange,
-    proxies: &Proxies,
-) -> Result<(Target, Exchange), UploadError> {
-    let target = Target::parse(&hop.url).map_err(|e| invalid(&e))?;
-    if hop.cross_origin {
-        plan.headers.retain(|(name, _)| !redirect::is_credential(name));
-    }
-    let body = if hop.keep_body {
-        previous.body().clone()
-    } else {
-        plan.headers.retain(|(name, _)| !redirect::is_content_header(name));
-        Body::raw(0, "")
-    };
-    plan.method = hop.method.into();
-    plan.hops += 1;
-    plan.route(&target, proxies);
-    let head = write_head(&target, plan, &plan.headers, &body, Vec::new())?;
-    let mut next = previous.follow(head, body);
-    mark_head_request(&mut next, &plan.method);
-    Ok((target, next))
 }
 
 /// Opens a file part's source on the loop, classifying errors as the fail codes say.

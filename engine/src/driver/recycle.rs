@@ -15,19 +15,13 @@
 
 use uploadtask_multipart::{Form, Spare};
 
-use crate::exchange::Exchange;
-use crate::source::Source;
+use crate::io::source::Source;
+use crate::proto::exchange::Exchange;
 
 /// Spares of each kind kept.
 pub(crate) const KEPT: usize = 256;
 /// Larger storage is freed, not kept.
 pub(crate) const MAX_BYTES: usize = 4096;
-
-/// True when storage of `capacity` holds `needed` bytes and not much more
-/// (a request keeps its storage while in flight).
-pub(crate) fn fits(capacity: usize, needed: usize) -> bool {
-    (needed..=2 * needed + 256).contains(&capacity)
-}
 
 /// Spare storage, and the one form every upload is framed from.
 #[derive(Default)]

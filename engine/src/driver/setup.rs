@@ -26,7 +26,7 @@ impl Loop {
     /// body waits a few of this connection's round trips at most.
     pub(super) fn arm_expect(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key) else { return };
-        if !slot.plan.as_ref().is_some_and(|p| p.expect) {
+        if !slot.transfer.as_ref().is_some_and(|p| p.expect) {
             return;
         }
         let conn = slot.conn;
@@ -223,8 +223,10 @@ impl Loop {
         let now = self.now;
         let Some(slot) = self.uploads.get(key) else { return };
         if slot.tunnel.is_none() {
-            let (Some(target), Some(proxy)) = (slot.target.as_ref(), slot.plan.as_ref().and_then(|p| p.proxy.as_ref()))
-            else {
+            let (Some(target), Some(proxy)) = (
+                slot.target.as_ref(),
+                slot.transfer.as_ref().and_then(|p| p.proxy.as_ref()),
+            ) else {
                 return;
             };
             slot.tunnel = Some(Box::new(Tunnel::new(target, proxy)));
@@ -309,7 +311,10 @@ impl Loop {
 
 /// Where an upload connects: its proxy, or its origin.
 pub(super) fn connect_point(slot: &UploadSlot) -> (Arc<str>, u16) {
-    match (slot.plan.as_ref().and_then(|p| p.proxy.as_ref()), slot.target.as_ref()) {
+    match (
+        slot.transfer.as_ref().and_then(|p| p.proxy.as_ref()),
+        slot.target.as_ref(),
+    ) {
         (Some(proxy), _) => (Arc::from(proxy.host.as_str()), proxy.port),
         (None, Some(target)) => (target.host.clone(), target.port),
         (None, None) => (Arc::from(""), 0),

@@ -17,7 +17,7 @@ use uploadtask_http1::request::Target;
 use super::keys::ConnKey;
 pub(crate) use super::keys::Key;
 use crate::exchange::Exchange;
-use crate::prepare::Plan;
+use crate::proto::transfer::Transfer;
 use crate::source::Source;
 use crate::upload::Upload;
 use crate::{EventSink, UploadId, UploadRequest};
@@ -44,10 +44,9 @@ pub(crate) struct UploadSlot {
     pub(crate) timer_at: Option<Instant>,
     /// When it was submitted (retries' `max_time` counts from here).
     pub(crate) submitted: Instant,
-    /// The request as given, for redirect hops.
-    pub(crate) plan: Option<Plan>,
-    /// Head events of a 3xx that may be followed, held until it is known.
-    pub(crate) held_head: Vec<crate::Event>,
+    /// The request's course across its exchanges (redirects, retries, a
+    /// resumable session), from its start.
+    pub(crate) transfer: Option<Transfer>,
     /// A `CONNECT` exchange under way.
     pub(crate) tunnel: Option<Box<crate::proxy::Tunnel>>,
     /// Holds a place in flight.
@@ -122,8 +121,7 @@ impl Uploads {
             racing: None,
             timer_at: None,
             submitted,
-            plan: None,
-            held_head: Vec::new(),
+            transfer: None,
             tunnel: None,
             admitted,
             buffered: 0,

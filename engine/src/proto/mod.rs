@@ -13,4 +13,5 @@ pub mod redirect;
 pub mod resumable;
 pub mod retry;
 pub mod reuse;
+pub(crate) mod transfer;
 pub mod upload;
