@@ -5,22 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{ErrorKind, UploadError};
-use crate::{proxy, retry, tls, Connector, Limits, Resolver};
-
-/// When file regions go out with `sendfile(2)` on plain TCP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Sendfile {
-    /// Except to loopback peers (the default). Measured on loopback,
-    /// `sendfile` costs more than a copy: there is no device to save work
-    /// for, and the receiver's path (which loopback runs in the sender's
-    /// context) handles page fragments more slowly. See the README.
-    #[default]
-    Auto,
-    /// Always, where the platform has it.
-    Always,
-    /// Never: file bytes are read into the loop's buffer and written.
-    Never,
-}
+use crate::io::resolver::Resolver;
+use crate::io::tls;
+use crate::io::transport::{Connector, Sendfile};
+use crate::proto::proxy;
+use crate::proto::retry;
+use uploadtask_http1::Limits;
 
 /// How an engine behaves. `Default` gives the documented defaults.
 #[derive(Clone)]
@@ -239,7 +229,14 @@ impl EngineConfig {
 
     /// The TLS configuration the engine will use (see [`tls`]).
     pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, UploadError> {
-        tls::client_config(self)
+        if let Some(tls) = &self.tls {
+            return Ok(Arc::clone(tls));
+        }
+        tls::client_config(&tls::Trust {
+            extra_roots: &self.extra_roots,
+            client_auth: self.client_auth.as_ref(),
+            danger_accept_invalid_certs: self.danger_accept_invalid_certs,
+        })
     }
 
     /// Builds the TLS configuration now and keeps it in [`EngineConfig::tls`],

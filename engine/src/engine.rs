@@ -7,9 +7,16 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::config::EngineConfig;
 use crate::driver::{self, Command, Mailbox};
 use crate::error::{ErrorKind, UploadError};
-use crate::{proxy, EngineConfig, Event, EventSink, ThreadPoolResolver, UploadId, UploadRequest};
+use crate::events::Event;
+use crate::events::EventSink;
+use crate::events::UploadId;
+use crate::io::resolver::ThreadPoolResolver;
+use crate::proto::proxy;
+use crate::request::UploadRequest;
+use crate::stats::Stats;
 
 struct Shared {
     mailbox: Mailbox,
@@ -218,35 +225,6 @@ impl<S> fmt::Debug for Refused<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Refused(upload queue is full)")
     }
-}
-
-/// Counts of what an engine holds; see [`Engine::stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Uploads in the slab (queued or in flight).
-    pub uploads: usize,
-    /// Uploads holding a place in flight.
-    pub in_flight: usize,
-    /// Uploads waiting for a place.
-    pub queued: usize,
-    /// Connections open (busy, connecting or idle).
-    pub connections: usize,
-    /// Idle connections in the pool.
-    pub idle_connections: usize,
-    /// Timer entries (stale ones dropped first).
-    pub timers: usize,
-    /// Response bytes held for uploads in flight.
-    pub buffered_response_bytes: usize,
-    /// Uploads submitted and not yet ended, as the submitters count them.
-    pub admitted: usize,
-    /// Requests sent again on a new connection after their reused
-    /// connection failed before any response byte, since the engine started
-    /// ([`EngineConfig::resend_reused`]).
-    pub resent: u64,
-    /// Origins not pooled for now, as their connections closed right after
-    /// their first answer ([`reuse`]).
-    pub origins_not_pooled: usize,
 }
 
 /// Reports an outcome when the loop cannot: on a short-lived thread, so

@@ -4,7 +4,10 @@
 use std::fmt;
 
 use crate::error::UploadError;
-use crate::{resumable, Headers, Progress, Response};
+use crate::proto::exchange::Response;
+use crate::proto::progress::Progress;
+use crate::proto::resumable;
+use uploadtask_http1::Headers;
 
 /// Identifies one submitted upload. Never reused within an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -48,16 +48,14 @@ mod events;
 pub mod io;
 pub mod proto;
 mod request;
+mod stats;
 
 // The modules keep their short paths (`uploadtask_engine::exchange`, …).
 pub use io::{pump, resolver, scripted, sendq, source, tls, transport};
 pub use proto::{ack, exchange, names, progress, proxy, race, redirect, resumable, retry, reuse, upload};
-// The driver's glue, by its short paths inside the crate.
-use driver::recycle;
-use io::sigpipe;
 
-pub use config::{EngineConfig, Sendfile};
-pub use engine::{Engine, Refused, Stats};
+pub use config::EngineConfig;
+pub use engine::{Engine, Refused};
 pub use error::{ErrorKind, TlsFailure, UploadError};
 pub use events::{Event, EventSink, UploadId};
 pub use exchange::Response;
@@ -65,5 +63,6 @@ pub use progress::Progress;
 pub use request::{FileInput, Opener, SourceSpec, UploadRequest};
 pub use resolver::{Resolver, StaticResolver, ThreadPoolResolver};
 pub use source::{BodySource, FileSource, MemorySource};
-pub use transport::{Connector, TcpConnector, Transport};
+pub use stats::Stats;
+pub use transport::{Connector, Sendfile, TcpConnector, Transport};
 pub use uploadtask_http1::{Header, Headers, Limits};

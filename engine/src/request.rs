@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::UploadError;
-use crate::{resumable, retry, BodySource};
+use crate::io::source::BodySource;
+use crate::proto::resumable;
+use crate::proto::retry;
 
 /// Opens a file part's source on the engine thread when the upload starts.
 pub type Opener = Box<dyn FnOnce() -> Result<Box<dyn BodySource>, UploadError> + Send>;

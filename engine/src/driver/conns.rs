@@ -25,8 +25,8 @@ use uploadtask_http1::request::Scheme;
 
 pub(crate) use super::keys::ConnKey;
 use super::keys::Key;
-use crate::reuse;
-use crate::transport::{Connector, Transport};
+use crate::io::transport::{Connector, Transport};
+use crate::proto::reuse;
 
 /// Where a connection goes: connections pool by (proxy, origin).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

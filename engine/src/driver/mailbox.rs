@@ -6,7 +6,10 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use crate::error::UploadError;
-use crate::{EventSink, Stats, UploadId, UploadRequest};
+use crate::events::EventSink;
+use crate::events::UploadId;
+use crate::request::UploadRequest;
+use crate::stats::Stats;
 
 /// Messages to the loop. `Submit` carries its request unboxed: boxing it
 /// cost every upload an allocation (freed on another thread), while the

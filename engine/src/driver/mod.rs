@@ -1,8 +1,8 @@
 //! The event loop: readiness, timers, commands. It decides nothing about an
 //! upload itself: each slot's [`Upload`] says what to do next (resolve,
 //! connect to an address, start TLS, exchange, fail) and the loop does it,
-//! feeding back what happened; the [`Exchange`](crate::exchange::Exchange) says what to write and
-//! takes what was read, through [`crate::pump`].
+//! feeding back what happened; the [`Exchange`](crate::proto::exchange::Exchange) says what to write and
+//! takes what was read, through [`crate::io::pump`].
 //!
 //! Each resource has its own file: [`uploads`] (the slab, admission and
 //! the queue), [`conns`] (sockets, tokens with generations, the keep-alive
@@ -42,19 +42,27 @@ use uploadtask_http1::request::{Scheme, Target};
 
 use self::conns::{ConnIo, ConnKey, Conns, Origin};
 use self::prepare::{prepare, Entropy};
-use self::setup::connect_point;
 use self::timers::{TimerTarget, Timers};
 pub(crate) use self::uploads::Key;
 use self::uploads::Uploads;
-use crate::exchange::ExchangeError;
+use crate::config::EngineConfig;
+use crate::error::ErrorKind;
+use crate::error::UploadError;
+use crate::events::Event;
+use crate::events::EventSink;
+use crate::events::UploadId;
+use crate::io::pump::{pump_read, pump_write, Scratch, WriteFlow};
+use crate::io::resolver::Resolver;
+use crate::io::sendq::Acks;
+use crate::io::transport::{Connector, TcpConnector};
+use crate::proto::exchange::ExchangeError;
+use crate::proto::proxy::Proxies;
+use crate::proto::redirect;
+use crate::proto::reuse;
 use crate::proto::transfer::{Held, Moment, Transfer};
-use crate::proxy::Proxies;
-use crate::pump::{pump_read, pump_write, Scratch, WriteFlow};
-use crate::redirect;
-use crate::reuse;
-use crate::transport::{Connector, TcpConnector};
-use crate::upload::{deadline_after, Action, Phase, Timing, Upload};
-use crate::{EngineConfig, ErrorKind, Event, EventSink, Resolver, Stats, UploadError, UploadId, UploadRequest};
+use crate::proto::upload::{deadline_after, Action, Phase, Timing, Upload};
+use crate::request::UploadRequest;
+use crate::stats::Stats;
 
 /// The waker's token; connection tokens never reach it.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -87,9 +95,9 @@ pub(crate) struct Loop {
     entropy: Entropy,
     targets: prepare::TargetCache,
     /// Storage of ended uploads for new ones.
-    recycle: crate::recycle::Recycle,
+    recycle: crate::driver::recycle::Recycle,
     /// Lookups under way and answers kept.
-    names: crate::names::Names<Key>,
+    names: crate::proto::names::Names<Key>,
     uploads: Uploads,
     conns: Conns,
     timers: Timers,
@@ -101,7 +109,7 @@ pub(crate) struct Loop {
     /// Loop turns so far (one poll each).
     turn: u64,
     /// The kernel's answers for acknowledged progress.
-    acks: acks::Acks,
+    acks: Acks,
     /// Requests sent again after a reused connection failed.
     resent: u64,
 }
@@ -140,8 +148,8 @@ impl Loop {
             mailbox,
             entropy: Entropy::default(),
             targets: prepare::TargetCache::default(),
-            recycle: crate::recycle::Recycle::default(),
-            names: crate::names::Names::new(dns_cache_timeout, connect_timeout),
+            recycle: crate::driver::recycle::Recycle::default(),
+            names: crate::proto::names::Names::new(dns_cache_timeout, connect_timeout),
             proxies,
             timing,
             timers: Timers::default(),
@@ -151,7 +159,7 @@ impl Loop {
             shutting_down: false,
             now: Instant::now(),
             turn: 0,
-            acks: acks::Acks::default(),
+            acks: Acks::default(),
             resent: 0,
         }
     }
@@ -161,7 +169,7 @@ impl Loop {
     /// ended, and every later submit fails as the engine is gone.
     pub(crate) fn run(mut self) {
         self.mailbox.set_loop_thread();
-        crate::sigpipe::block_on_this_thread();
+        crate::io::sigpipe::block_on_this_thread();
         if catch_unwind(AssertUnwindSafe(|| self.turns())).is_err() {
             log::error!("uploadtask: the engine loop panicked; its uploads fail");
         }
@@ -313,7 +321,7 @@ impl Loop {
         let Some(slot) = self.uploads.get(key) else { return };
         let Some(target) = slot.target.as_ref() else { return };
         let https = target.scheme == Scheme::Https;
-        let (host, _) = connect_point(slot);
+        let (host, _) = slot.connect_point();
         slot.life.set_tunnel(https && origin.proxy.is_some());
         let action = slot.life.handle_start(host, https, pooled.is_some(), now);
         slot.conn = pooled;
@@ -503,7 +511,7 @@ impl Loop {
         }
     }
 
-    fn on_outcome(&mut self, key: Key, outcome: Result<crate::Response, ExchangeError>) {
+    fn on_outcome(&mut self, key: Key, outcome: Result<crate::proto::exchange::Response, ExchangeError>) {
         let error = match outcome {
             Ok(response) => return self.on_response(key, response),
             Err(error) => error,
@@ -536,7 +544,7 @@ impl Loop {
     }
 
     /// A complete response: the transfer decides what follows.
-    fn on_response(&mut self, key: Key, response: crate::Response) {
+    fn on_response(&mut self, key: Key, response: crate::proto::exchange::Response) {
         let unix_secs = unix_secs();
         let Some(slot) = self.uploads.get(key) else { return };
         let (Some(transfer), Some(target)) = (slot.transfer.as_mut(), slot.target.as_ref()) else {
@@ -558,7 +566,7 @@ impl Loop {
 
     /// Starts the upload's next exchange (a redirect hop, a resend), after
     /// pooling or closing the connection of the last one.
-    fn next_exchange(&mut self, key: Key, next: Result<(Target, crate::exchange::Exchange), UploadError>) {
+    fn next_exchange(&mut self, key: Key, next: Result<(Target, crate::proto::exchange::Exchange), UploadError>) {
         let Some(slot) = self.uploads.get(key) else { return };
         match next {
             Ok((target, exchange)) => {
@@ -591,7 +599,7 @@ impl Loop {
 
     /// Ends an upload: frees its slot, place in flight and files; pools or
     /// closes its connection; then reports the outcome.
-    fn finish(&mut self, key: Key, outcome: Result<crate::Response, UploadError>) {
+    fn finish(&mut self, key: Key, outcome: Result<crate::proto::exchange::Response, UploadError>) {
         let Some(mut slot) = self.uploads.remove(key) else {
             return;
         };
@@ -726,7 +734,7 @@ fn origin_of(slot: &uploads::UploadSlot) -> Origin {
 
 /// `Some(keep-alive timeout)` when the exchange ended so that its
 /// connection can carry another (and the engine keeps connections alive).
-fn kept_alive(exchange: Option<&crate::exchange::Exchange>, keep_alive: bool) -> Option<Option<u32>> {
+fn kept_alive(exchange: Option<&crate::proto::exchange::Exchange>, keep_alive: bool) -> Option<Option<u32>> {
     exchange
         .filter(|e| keep_alive && e.reusable() && e.is_finished())
         .map(|e| e.keep_alive_secs())

@@ -1,4 +1,4 @@
-//! Performs a resumable upload's steps; [`crate::resumable`] decides them
+//! Performs a resumable upload's steps; [`crate::proto::resumable`] decides them
 //! (through the upload's transfer).
 //! Each request is an exchange of the same upload (one slot, one place in
 //! flight, one overall deadline); progress counts toward the whole body

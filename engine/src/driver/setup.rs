@@ -1,7 +1,7 @@
 //! Connection setup for an upload: the name lookup, the connect to each
 //! address, a `CONNECT` tunnel through a proxy, the TLS handshake, and the
 //! `Expect: 100-continue` wait that depends on the connection's round trip.
-//! The upload's life ([`crate::upload::Upload`]) decides each step; these
+//! The upload's life ([`crate::proto::upload::Upload`]) decides each step; these
 //! methods perform them.
 
 use std::io;
@@ -15,11 +15,12 @@ use super::uploads::{Key, UploadSlot};
 use super::Command;
 use super::{origin_of, Loop, EXPECT_WAIT_MAX, EXPECT_WAIT_MIN};
 use crate::error::describe_tls;
-use crate::names::Lookup;
-use crate::proxy::{Tunnel, TunnelStatus};
-use crate::transport::TlsTransport;
-use crate::upload::Phase;
-use crate::{ErrorKind, UploadError};
+use crate::error::ErrorKind;
+use crate::error::UploadError;
+use crate::io::transport::TlsTransport;
+use crate::proto::names::Lookup;
+use crate::proto::proxy::{Tunnel, TunnelStatus};
+use crate::proto::upload::Phase;
 
 impl Loop {
     /// An exchange starting on a connection: with `Expect: 100-continue`, its
@@ -45,7 +46,7 @@ impl Loop {
     pub(super) fn resolve(&mut self, key: Key) {
         self.drop_conn(key);
         let Some(slot) = self.uploads.get(key) else { return };
-        let (host, port) = connect_point(slot);
+        let (host, port) = slot.connect_point();
         // An IP literal needs no lookup (and no resolver thread).
         if let Ok(ip) = host.parse::<std::net::IpAddr>() {
             return self.on_resolved(key, Ok(vec![SocketAddr::new(ip, port)]));
@@ -60,7 +61,7 @@ impl Loop {
             host: Arc::clone(&host),
             port,
         };
-        let done: crate::resolver::ResolveDone = Box::new(move |result| answer.send(result));
+        let done: crate::io::resolver::ResolveDone = Box::new(move |result| answer.send(result));
         // An embedder's resolver is app code too: a panic drops `done`,
         // whose answer then fails the uploads that need the name.
         if catch_unwind(AssertUnwindSafe(|| self.resolver.resolve(&host, port, done))).is_err() {
@@ -73,7 +74,7 @@ impl Loop {
     pub(super) fn forget_unreachable(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key) else { return };
         if slot.life.phase() == Phase::Connecting {
-            let (host, port) = connect_point(slot);
+            let (host, port) = slot.connect_point();
             self.names.handle_unreachable(&host, port);
         }
     }
@@ -100,7 +101,7 @@ impl Loop {
             return;
         }
         if let Ok(addrs) = result.as_mut() {
-            let (host, port) = connect_point(slot);
+            let (host, port) = slot.connect_point();
             self.names.prefer(&host, port, addrs, now);
         }
         let Some(slot) = self.uploads.get(key) else { return };
@@ -178,7 +179,7 @@ impl Loop {
                 losers.join(", ")
             );
         }
-        let (host, port) = connect_point(slot);
+        let (host, port) = slot.connect_point();
         self.names.handle_connected(&host, port, addr, now);
         let Some(conn) = self.conns.get(conn_key) else { return };
         let ConnIo::Connecting(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
@@ -309,20 +310,8 @@ impl Loop {
     }
 }
 
-/// Where an upload connects: its proxy, or its origin.
-pub(super) fn connect_point(slot: &UploadSlot) -> (Arc<str>, u16) {
-    match (
-        slot.transfer.as_ref().and_then(|p| p.proxy.as_ref()),
-        slot.target.as_ref(),
-    ) {
-        (Some(proxy), _) => (Arc::from(proxy.host.as_str()), proxy.port),
-        (None, Some(target)) => (target.host.clone(), target.port),
-        (None, None) => (Arc::from(""), 0),
-    }
-}
-
 fn tunnel_proxy_name(slot: &UploadSlot) -> String {
-    let (host, port) = connect_point(slot);
+    let (host, port) = slot.connect_point();
     format!("{host}:{port}")
 }
 

@@ -16,11 +16,13 @@ use uploadtask_http1::request::Target;
 
 use super::keys::ConnKey;
 pub(crate) use super::keys::Key;
-use crate::exchange::Exchange;
+use crate::events::EventSink;
+use crate::events::UploadId;
+use crate::io::source::Source;
+use crate::proto::exchange::Exchange;
 use crate::proto::transfer::Transfer;
-use crate::source::Source;
-use crate::upload::Upload;
-use crate::{EventSink, UploadId, UploadRequest};
+use crate::proto::upload::Upload;
+use crate::request::UploadRequest;
 
 /// Room for requests admitted at submission kept between loop turns.
 const READY_KEPT: usize = 256;
@@ -48,11 +50,25 @@ pub(crate) struct UploadSlot {
     /// resumable session), from its start.
     pub(crate) transfer: Option<Transfer>,
     /// A `CONNECT` exchange under way.
-    pub(crate) tunnel: Option<Box<crate::proxy::Tunnel>>,
+    pub(crate) tunnel: Option<Box<crate::proto::proxy::Tunnel>>,
     /// Holds a place in flight.
     admitted: bool,
     /// Response bytes this upload holds, counted in the engine's budget.
     buffered: usize,
+}
+
+impl UploadSlot {
+    /// Where the upload connects: its proxy, or its origin.
+    pub(crate) fn connect_point(&self) -> (Arc<str>, u16) {
+        match (
+            self.transfer.as_ref().and_then(|t| t.proxy.as_ref()),
+            self.target.as_ref(),
+        ) {
+            (Some(proxy), _) => (Arc::from(proxy.host.as_str()), proxy.port),
+            (None, Some(target)) => (target.host.clone(), target.port),
+            (None, None) => (Arc::from(""), 0),
+        }
+    }
 }
 
 /// The slab, the queue and the counts; see the module doc.

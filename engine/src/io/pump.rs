@@ -6,9 +6,9 @@
 use std::io::{self, IoSlice};
 use std::ops::Deref;
 
-use crate::exchange::{Exchange, Piece, MAX_PIECES};
-use crate::source::BodySource;
-use crate::transport::Transport;
+use crate::io::source::BodySource;
+use crate::io::transport::Transport;
+use crate::proto::exchange::{Exchange, Piece, MAX_PIECES};
 
 /// How a write pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use mio::{Interest, Registry, Token};
 
-use crate::transport::{Connector, Transport};
+use crate::io::transport::{Connector, Transport};
 
 /// What the next write call does.
 #[derive(Debug, Clone, PartialEq, Eq)]

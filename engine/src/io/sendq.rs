@@ -19,6 +19,10 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::io::transport::Transport;
+use crate::proto::exchange::Exchange;
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
@@ -147,6 +151,41 @@ impl SendQueues {
     pub fn unacked(&mut self, _local: SocketAddr, _peer: SocketAddr) -> io::Result<u64> {
         let _ = (&self.seq, &self.buf);
         Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// Asks the kernel what peers acknowledged (this module); opened on
+/// first use. Where that is impossible, acknowledged progress stays at
+/// zero until the response (late, never ahead), and that is logged once.
+#[derive(Debug, Default)]
+pub(crate) struct Acks {
+    queues: Option<SendQueues>,
+    unavailable: bool,
+}
+
+impl Acks {
+    pub(crate) fn ask(&mut self, transport: &mut dyn Transport, exchange: &mut Exchange, now: Instant) {
+        if self.unavailable {
+            return;
+        }
+        let Some((local, peer)) = transport.tcp_addrs() else {
+            return;
+        };
+        if self.queues.is_none() {
+            match SendQueues::open() {
+                Ok(queues) => self.queues = Some(queues),
+                Err(e) => {
+                    self.unavailable = true;
+                    log::warn!("uploadtask: acknowledged progress is not available here ({e})");
+                    return;
+                }
+            }
+        }
+        let Some(queues) = self.queues.as_mut() else { return };
+        match queues.unacked(local, peer) {
+            Ok(unacked) => exchange.handle_unacked(transport.wire_written(), unacked, now),
+            Err(e) => log::debug!("uploadtask: no acknowledged count for {local} -> {peer}: {e}"),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! TLS trust: which server certificates the engine accepts, and the rustls
-//! client configuration built from [`EngineConfig`].
+//! client configuration built from [`EngineConfig`](crate::EngineConfig).
 //!
 //! - A chain to `webpki-roots` or to an extra root, checked by rustls'
 //!   webpki verifier (validity, name against subjectAltName, usage).
@@ -11,7 +11,7 @@
 //!   Its validity period and name are still checked; the name against
 //!   subjectAltName only (a certificate with only a CN is refused, as by
 //!   browsers and rustls).
-//! - [`EngineConfig::danger_accept_invalid_certs`] accepts any certificate
+//! - [`EngineConfig::danger_accept_invalid_certs`](crate::EngineConfig::danger_accept_invalid_certs) accepts any certificate
 //!   (the handshake signatures are still checked): for tests against a
 //!   throwaway server, never in production; the program's `-k` only.
 //! - A chain webpki accepted is kept (the 16 used last), so that the next
@@ -27,7 +27,6 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-use crate::config::EngineConfig;
 use crate::error::{ErrorKind, UploadError};
 
 mod verified;
@@ -68,11 +67,18 @@ impl ClientAuth {
     }
 }
 
+/// What the client trusts and shows: the engine configuration's TLS fields.
+pub(crate) struct Trust<'a> {
+    /// Roots beside webpki's, also trusted as the end entity itself.
+    pub(crate) extra_roots: &'a [CertificateDer<'static>],
+    /// A client certificate and key, if the server asks.
+    pub(crate) client_auth: Option<&'a ClientAuth>,
+    /// Accept any certificate.
+    pub(crate) danger_accept_invalid_certs: bool,
+}
+
 /// The rustls client configuration for `config` (see the module doc).
-pub(crate) fn client_config(config: &EngineConfig) -> Result<Arc<rustls::ClientConfig>, UploadError> {
-    if let Some(tls) = &config.tls {
-        return Ok(Arc::clone(tls));
-    }
+pub(crate) fn client_config(config: &Trust<'_>) -> Result<Arc<rustls::ClientConfig>, UploadError> {
     let internal = |e: &dyn std::fmt::Display| UploadError::new(ErrorKind::Internal, e.to_string());
     let provider = Arc::new(provider());
     let verifier = Arc::new(Verifier::new(config, Arc::clone(&provider))?);
@@ -84,7 +90,7 @@ pub(crate) fn client_config(config: &EngineConfig) -> Result<Arc<rustls::ClientC
         .map_err(|e| internal(&e))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut tls = match &config.client_auth {
+    let mut tls = match config.client_auth {
         Some(auth) => builder
             .with_client_auth_cert(auth.certs.clone(), auth.key.clone_key())
             .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad client certificate: {e}")))?,
@@ -136,11 +142,11 @@ struct Verifier {
 impl Verifier {
     /// webpki with its roots and `config`'s extra roots, which are also
     /// trusted as the end entity itself.
-    fn new(config: &EngineConfig, provider: Arc<rustls::crypto::CryptoProvider>) -> Result<Verifier, UploadError> {
+    fn new(config: &Trust<'_>, provider: Arc<rustls::crypto::CryptoProvider>) -> Result<Verifier, UploadError> {
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        for cert in &config.extra_roots {
+        for cert in config.extra_roots {
             roots
                 .add(cert.clone())
                 .map_err(|e| UploadError::new(ErrorKind::InvalidArgument, format!("bad root certificate: {e}")))?;
@@ -150,7 +156,7 @@ impl Verifier {
             .map_err(|e| UploadError::new(ErrorKind::Internal, e.to_string()))?;
         Ok(Verifier {
             webpki,
-            pinned: config.extra_roots.clone(),
+            pinned: config.extra_roots.to_vec(),
             insecure: config.danger_accept_invalid_certs,
             verified: VerifiedChains::default(),
         })
@@ -384,9 +390,11 @@ mod tests {
     #[test]
     fn the_verifier_keeps_what_webpki_accepted_and_refuses_what_it_would_refuse() {
         let (ca, leaf) = ca_and_leaf();
-        let config = EngineConfig {
-            extra_roots: vec![ca],
-            ..EngineConfig::default()
+        let roots = [ca];
+        let config = Trust {
+            extra_roots: &roots,
+            client_auth: None,
+            danger_accept_invalid_certs: false,
         };
         let verifier = Verifier::new(&config, Arc::new(rustls::crypto::ring::default_provider())).unwrap();
         let localhost = name("localhost");

@@ -2,11 +2,11 @@
 //!
 //! [`Transport`] is the seam: [`TcpTransport`] (plain, with `sendfile(2)`),
 //! [`TlsTransport`] (rustls over any transport, with exact flush
-//! accounting), and [`ScriptedTransport`](crate::scripted::ScriptedTransport)
+//! accounting), and [`ScriptedTransport`](crate::io::scripted::ScriptedTransport)
 //! for tests. A [`Connector`] opens transports for the engine:
 //! [`TcpConnector`] by default; an embedder's own (a Unix domain socket, a
 //! device's network stack, a simulated network) through
-//! [`EngineConfig::connector`](crate::EngineConfig::connector). TLS is
+//! [`EngineConfig::connector`](crate::config::EngineConfig::connector). TLS is
 //! layered by the engine on whatever the connector returns.
 
 use std::fs::File;
@@ -17,7 +17,20 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::config::Sendfile;
+/// When file regions go out with `sendfile(2)` on plain TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sendfile {
+    /// Except to loopback peers (the default). Measured on loopback,
+    /// `sendfile` costs more than a copy: there is no device to save work
+    /// for, and the receiver's path (which loopback runs in the sender's
+    /// context) handles page fragments more slowly. See docs/BENCHMARKS.md.
+    #[default]
+    Auto,
+    /// Always, where the platform has it.
+    Always,
+    /// Never: file bytes are read into the loop's buffer and written.
+    Never,
+}
 
 /// Opens byte streams for the engine, on the engine thread. Must not block:
 /// a connection still being set up reports so through
@@ -491,9 +504,9 @@ mod tests {
             .with_no_client_auth()
             .with_single_cert(vec![cert.clone()], key)
             .unwrap();
-        let client_config = crate::EngineConfig {
+        let client_config = crate::config::EngineConfig {
             extra_roots: vec![cert],
-            ..crate::EngineConfig::default()
+            ..crate::config::EngineConfig::default()
         }
         .tls_config()
         .unwrap();

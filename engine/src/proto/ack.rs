@@ -4,7 +4,7 @@
 //! wire bytes handed to the kernel so far, and the body bytes among them
 //! (on TLS, only body bytes whose records went out whole). When asked, the
 //! kernel says how many wire bytes it still holds unsent or unacknowledged
-//! ([`crate::sendq`]); the wire bytes acknowledged are the rest. The body
+//! ([`crate::io::sendq`]); the wire bytes acknowledged are the rest. The body
 //! bytes acknowledged are those of the last checkpoint at or below that,
 //! plus, inside the next checkpoint's span, what is acknowledged beyond its
 //! other bytes (the head, TLS record overhead, earlier requests on the

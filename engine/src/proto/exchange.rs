@@ -30,8 +30,8 @@ use uploadtask_http1::{
 };
 use uploadtask_multipart::{Body, Chunk, Cursor};
 
-use crate::ack::AckTracker;
-use crate::progress::{Progress, ProgressGate};
+use crate::proto::ack::AckTracker;
+use crate::proto::progress::{Progress, ProgressGate};
 
 /// One piece of a gathered write: see [`Exchange::poll_gather`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,7 +328,7 @@ impl Exchange {
         next
     }
 
-    /// Progress counts body bytes the peer acknowledged ([`crate::ack`])
+    /// Progress counts body bytes the peer acknowledged ([`crate::proto::ack`])
     /// instead of those the kernel accepted.
     pub fn set_ack_progress(&mut self, on: bool) {
         self.ack = on.then(Box::default);
@@ -347,7 +347,7 @@ impl Exchange {
         if let Some(ack) = self.ack.as_mut() {
             ack.0.handle_written(wire, body);
             if ack.1.is_none() && ack.0.acked() < self.body.content_length() {
-                ack.1 = now.checked_add(crate::progress::PROGRESS_INTERVAL);
+                ack.1 = now.checked_add(crate::proto::progress::PROGRESS_INTERVAL);
             }
         }
     }
@@ -370,7 +370,7 @@ impl Exchange {
         if let Some(ack) = self.ack.as_mut() {
             let acked = ack.0.handle_unacked(wire, unacked);
             if acked < total && !matches!(self.state, State::Done | State::Failed) {
-                ack.1 = now.checked_add(crate::progress::PROGRESS_INTERVAL);
+                ack.1 = now.checked_add(crate::proto::progress::PROGRESS_INTERVAL);
             }
         }
     }

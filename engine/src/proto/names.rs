@@ -13,7 +13,7 @@
 //!   handle_connected(name, addr) ──▶ addr is tried first next time
 //! ```
 //!
-//! The address that last connected (the race's winner, [`crate::race`]) is
+//! The address that last connected (the race's winner, [`crate::proto::race`]) is
 //! remembered per name for [`PREFERRED_FOR`] and put first in the next
 //! answer, so a broken family costs one race, not one per upload.
 //!

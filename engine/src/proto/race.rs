@@ -3,7 +3,7 @@
 //! first answer's family first); a new attempt starts every `delay` while
 //! the earlier ones stay under way, or at once when one fails; the first to
 //! connect wins and the driver closes the others. The whole race lives
-//! inside the upload's one connect timeout ([`crate::upload`]).
+//! inside the upload's one connect timeout ([`crate::proto::upload`]).
 //!
 //! ```text
 //!  new ──► Connect(a1) ─┬─ delay passed ──────────► Connect(a2) …

@@ -84,7 +84,7 @@ pub enum Protocol {
     Ietf,
 }
 
-/// How an upload is made resumable ([`crate::UploadRequest::resumable`]).
+/// How an upload is made resumable ([`crate::request::UploadRequest::resumable`]).
 /// The request's URL is the endpoint that creates upload resources; its
 /// body is its one raw source, sent in pieces from any offset.
 #[derive(Debug, Clone, PartialEq, Eq)]

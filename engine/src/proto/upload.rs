@@ -11,16 +11,16 @@
 //!  Connecting ──handle_connected (the winner)──► Handshaking (https) ──handle_handshake_done──► Exchanging
 //!       │                 └───────────────────────── (http) ──────────────────► Exchanging
 //!       └─ handle_connect_failed, attempt delay ──► Connect(next address) | Wait | fail
-//!          (Happy Eyeballs: crate::race; attempts under way go on)
+//!          (Happy Eyeballs: crate::proto::race; attempts under way go on)
 //!  Exchanging ──handle_exchange_failed: reused connection, no response byte,
-//!               first time (crate::reuse::may_resend)──► Resolving
+//!               first time (crate::proto::reuse::may_resend)──► Resolving
 //!  any phase ──overall deadline; idle or too slow (Handshaking, Exchanging) ──► fail (timeout)
 //! ```
 //!
 //! Deadlines are `now + duration` saturated: a duration too long for
 //! `Instant` (such as `Duration::MAX`) means no deadline.
 //!
-//! The resend rule is [`crate::reuse`]'s: a request that failed on a reused
+//! The resend rule is [`crate::proto::reuse`]'s: a request that failed on a reused
 //! connection before any response byte is sent once more on a new one.
 //!
 //! ```
@@ -48,7 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{ErrorKind, UploadError};
-use crate::exchange::ExchangeError;
+use crate::proto::exchange::ExchangeError;
 
 /// Where an upload is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub enum Action {
     /// Resolve the host (again, for a retry: the exchange starts over).
     Resolve,
     /// Start a connect to this address; attempts under way go on (Happy
-    /// Eyeballs, [`crate::race`]).
+    /// Eyeballs, [`crate::proto::race`]).
     Connect(SocketAddr),
     /// Nothing now: connect attempts are under way.
     Wait,
@@ -143,7 +143,7 @@ pub struct Upload {
     host: Option<Arc<str>>,
     tls: bool,
     /// The race to connect (Happy Eyeballs).
-    race: crate::race::Race,
+    race: crate::proto::race::Race,
     last_connect_error: Option<UploadError>,
     deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
@@ -179,7 +179,7 @@ impl Upload {
             phase: Phase::Queued,
             host: None,
             tls: false,
-            race: crate::race::Race::default(),
+            race: crate::proto::race::Race::default(),
             last_connect_error: None,
             deadline,
             connect_deadline: None,
@@ -240,7 +240,7 @@ impl Upload {
         // Also the start of a redirect hop: nothing of the last one counts.
         self.reused = false;
         self.retried = false;
-        self.race = crate::race::Race::default();
+        self.race = crate::proto::race::Race::default();
         self.last_connect_error = None;
         if pooled {
             self.reused = true;
@@ -270,7 +270,7 @@ impl Upload {
     pub fn handle_resolved(&mut self, result: io::Result<Vec<SocketAddr>>, now: Instant) -> Action {
         match result {
             Ok(addrs) if !addrs.is_empty() => {
-                let (race, step) = crate::race::Race::new(addrs, self.timing.attempt_delay, now);
+                let (race, step) = crate::proto::race::Race::new(addrs, self.timing.attempt_delay, now);
                 self.race = race;
                 self.phase = Phase::Connecting;
                 self.race_step(step)
@@ -296,11 +296,11 @@ impl Upload {
         self.race_step(step)
     }
 
-    fn race_step(&mut self, step: crate::race::Step) -> Action {
+    fn race_step(&mut self, step: crate::proto::race::Step) -> Action {
         match step {
-            crate::race::Step::Connect(addr) => Action::Connect(addr),
-            crate::race::Step::Wait => Action::Wait,
-            crate::race::Step::Exhausted => Action::Fail(self.connect_failure()),
+            crate::proto::race::Step::Connect(addr) => Action::Connect(addr),
+            crate::proto::race::Step::Wait => Action::Wait,
+            crate::proto::race::Step::Exhausted => Action::Fail(self.connect_failure()),
         }
     }
 
@@ -390,28 +390,28 @@ impl Upload {
 
     /// The exchange failed. A request that failed on a reused connection
     /// before any response byte is sent again once on a new connection as
-    /// `resend` allows ([`crate::reuse::may_resend`]); then the driver
+    /// `resend` allows ([`crate::proto::reuse::may_resend`]); then the driver
     /// counts a resend. Otherwise the error is classified for the caller.
     pub fn handle_exchange_failed(
         &mut self,
         error: ExchangeError,
         response_started: bool,
         whole_body_accepted: bool,
-        resend: crate::reuse::Resend,
+        resend: crate::proto::reuse::Resend,
         now: Instant,
     ) -> Action {
         let transport = matches!(
             error,
             ExchangeError::Io { .. } | ExchangeError::ClosedBeforeResponse { .. }
         );
-        let failure = crate::reuse::Failure {
+        let failure = crate::proto::reuse::Failure {
             reused: self.reused,
             response_started,
             whole_body_accepted,
             transport,
             resent: self.retried,
         };
-        if crate::reuse::may_resend(failure, resend) {
+        if crate::proto::reuse::may_resend(failure, resend) {
             self.retried = true;
             self.reused = false;
             return self.resolve(now);
@@ -719,7 +719,7 @@ mod tests {
 
     #[test]
     fn a_stale_pooled_connection_is_resent_once() {
-        use crate::reuse::Resend;
+        use crate::proto::reuse::Resend;
         let t = Instant::now();
         let reset = || ExchangeError::Io {
             kind: io::ErrorKind::ConnectionReset,
@@ -787,7 +787,7 @@ mod tests {
 
     #[test]
     fn tls_stream_errors_are_tls() {
-        use crate::reuse::Resend;
+        use crate::proto::reuse::Resend;
         let t = Instant::now();
         let mut u = upload(t);
         let _ = u.handle_start("h", true, false, t);

@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(
-            crate::retry::parse_retry_after(&http_date(4_102_444_800), 4_102_444_700),
+            crate::proto::retry::parse_retry_after(&http_date(4_102_444_800), 4_102_444_700),
             Some(std::time::Duration::from_secs(100))
         );
     }
