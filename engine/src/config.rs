@@ -28,15 +28,15 @@ pub struct EngineConfig {
     pub idle_timeout: Duration,
     /// How long an idle connection waits in the pool for the next upload to
     /// its origin; shortened to end a second before a server's `Keep-Alive:
-    /// timeout=N` ([`reuse::pool_until`]). Default 30 s.
+    /// timeout=N`. Default 30 s.
     pub pool_idle_timeout: Duration,
     /// A request that failed on a reused connection before any byte of a
     /// response arrived is sent again once on a new connection, as browsers
     /// and curl do, even when the server may have received it whole (RFC
-    /// 9110 §9.2.2; see [`reuse`]). Off: only a request the server cannot
+    /// 9110 §9.2.2). Off: only a request the server cannot
     /// have received whole is sent again (at most once delivery, at the
     /// cost of failures when a server closes an idle connection). Each
-    /// resend is counted in [`Stats::resent`]. Resumable uploads never
+    /// resend is counted in [`Stats::resent`](crate::Stats::resent). Resumable uploads never
     /// resend a piece: they ask the server what it kept. Default on.
     pub resend_reused: bool,
     /// Uploads in flight at once; the rest wait in FIFO order. Default 256.
@@ -102,14 +102,14 @@ pub struct EngineConfig {
     /// curl); `None` never.
     pub expect_continue_threshold: Option<u64>,
     /// Redirects followed (301/302/303 as browsers, 307/308 with the whole
-    /// body again; see [`redirect`]). Default 10; 0 follows none.
+    /// body again). Default 10; 0 follows none.
     pub max_redirects: u32,
     /// Follow a redirect from `https` to `http`. Default off.
     pub allow_https_to_http: bool,
     /// Every upload's progress counts body bytes the peer acknowledged
-    /// ([`UploadRequest::progress_acked`]). Default off: kernel-accepted.
+    /// ([`UploadRequest::progress_acked`](crate::UploadRequest::progress_acked)). Default off: kernel-accepted.
     pub progress_acked: bool,
-    /// Opens connections; plain TCP ([`TcpConnector`] with `sendfile`
+    /// Opens connections; plain TCP ([`TcpConnector`](crate::TcpConnector) with `sendfile`
     /// above) when `None`. TLS is layered on whatever it returns.
     pub connector: Option<Arc<dyn Connector>>,
     /// Raise this process's soft `RLIMIT_NOFILE` to its hard limit at start

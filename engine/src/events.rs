@@ -24,21 +24,21 @@ impl fmt::Display for UploadId {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
-    /// Body bytes on the wire rose (see [`progress`] for when).
+    /// Body bytes on the wire rose (see [`progress`](crate::progress) for when).
     Progress(Progress),
     /// The request head went out whole (its bytes), when the request asked
-    /// for heads ([`UploadRequest::report_headers`]); again after a redirect.
+    /// for heads ([`UploadRequest::report_headers`](crate::UploadRequest::report_headers)); again after a redirect.
     RequestHead(Vec<u8>),
     /// Response heads arrived, as received: every 1xx interim head and the
     /// final one, also those of redirects that are followed (for tracing,
     /// as curl's `-v`), when the request asked for heads
-    /// ([`UploadRequest::report_headers`]).
+    /// ([`UploadRequest::report_headers`](crate::UploadRequest::report_headers)).
     ResponseHeadBytes(Vec<u8>),
     /// The final response head arrived (status code).
     ResponseHead(u16),
     /// The final response head's status and headers, right after
     /// `ResponseHead`, when the request asked for them
-    /// ([`UploadRequest::report_headers`]).
+    /// ([`UploadRequest::report_headers`](crate::UploadRequest::report_headers)).
     Headers(u16, Headers),
     /// A resumable upload's resource was learned or lost (for a store that
     /// resumes the upload after a restart).

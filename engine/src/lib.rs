@@ -10,14 +10,19 @@
 //! or callbacks on another thread; the `uploadtask` facade crate builds
 //! those on this one.
 //!
-//! Layers, from pure to I/O:
-//! - [`upload::Upload`]: one upload's life (resolve, connect to each address,
-//!   TLS, timeouts, one retry of a stale pooled connection), sans-I/O.
-//! - [`exchange::Exchange`]: one request/response, sans-I/O (`handle_*`/`poll_*`).
-//! - [`pump`]: writes and reads between an exchange and a [`Transport`] until
-//!   `WouldBlock`; shared by the loop and the scripted tests.
-//! - the driver (private): `Poll`, a `Slab` of uploads and one of connections,
+//! Inside, from pure to I/O (private; `docs/DESIGN.md` tells the design):
+//! - `proto`: everything that decides without I/O, as `handle_*`/`poll_*`
+//!   state machines: an upload's transfer across its exchanges (redirects,
+//!   retries, resumable sessions), its life (resolve, connect, TLS,
+//!   timeouts), one request/response exchange.
+//! - `io`: transports (TCP, TLS over any [`Transport`]), file sources, the
+//!   resolver's threads, the pump that moves bytes between an exchange and
+//!   a transport.
+//! - the driver: `Poll`, a `Slab` of uploads and one of connections,
 //!   timers, the idle pool, commands through a channel and `mio::Waker`.
+//!
+//! The `testing` feature makes `proto` and `io` public, with a scripted
+//! transport, for tests and fuzzing.
 //!
 //! ```no_run
 //! use uploadtask_engine::{Engine, EngineConfig, Event, FileInput, UploadRequest};
@@ -45,21 +50,32 @@ mod driver;
 mod engine;
 pub mod error;
 mod events;
+#[cfg(feature = "testing")]
 pub mod io;
+#[cfg(not(feature = "testing"))]
+mod io;
+#[cfg(feature = "testing")]
 pub mod proto;
+#[cfg(not(feature = "testing"))]
+mod proto;
 mod request;
 mod stats;
 
-// The modules keep their short paths (`uploadtask_engine::exchange`, …).
-pub use io::{pump, resolver, scripted, sendq, source, tls, transport};
-pub use proto::{ack, exchange, names, progress, proxy, race, redirect, resumable, retry, reuse, upload};
+// What a library user configures and extends, by short paths.
+pub use io::{resolver, source, tls, transport};
+pub use proto::{progress, proxy, resumable, retry};
+// The sans-I/O cores and the test doubles, for tests and fuzzing.
+#[cfg(feature = "testing")]
+pub use io::{pump, scripted, sendq};
+#[cfg(feature = "testing")]
+pub use proto::exchange;
 
 pub use config::EngineConfig;
 pub use engine::{Engine, Refused};
 pub use error::{ErrorKind, TlsFailure, UploadError};
 pub use events::{Event, EventSink, UploadId};
-pub use exchange::Response;
 pub use progress::Progress;
+pub use proto::exchange::Response;
 pub use request::{FileInput, Opener, SourceSpec, UploadRequest};
 pub use resolver::{Resolver, StaticResolver, ThreadPoolResolver};
 pub use source::{BodySource, FileSource, MemorySource};

@@ -97,31 +97,31 @@ pub struct UploadRequest {
     /// header, if any, is sent as given. `fields` and `files` must then be
     /// empty (else 202).
     pub raw_body: Option<SourceSpec>,
-    /// Retries for this upload; the engine's [`EngineConfig::retry`] when
+    /// Retries for this upload; the engine's [`EngineConfig::retry`](crate::EngineConfig::retry) when
     /// `None`.
     pub retry: Option<retry::RetryPolicy>,
     /// Most redirects followed for this upload; the engine's
-    /// [`EngineConfig::max_redirects`] when `None`; 0 follows none.
+    /// [`EngineConfig::max_redirects`](crate::EngineConfig::max_redirects) when `None`; 0 follows none.
     pub max_redirects: Option<u32>,
-    /// Report the request head ([`Event::RequestHead`]) when it went out and
-    /// the final head's headers ([`Event::Headers`]) when they arrive,
+    /// Report the request head ([`Event::RequestHead`](crate::Event::RequestHead)) when it went out and
+    /// the final head's headers ([`Event::Headers`](crate::Event::Headers)) when they arrive,
     /// before the body (costs a copy of each). Default off.
     pub report_headers: bool,
     /// Send the raw body as a resumable upload ([`resumable`]): `url` is the
     /// endpoint that creates upload resources, `raw_body` the data, sent in
     /// pieces from the server's offset after any failure. Retries follow
-    /// `retry` (or the engine's); with neither, 5 attempts without progress.
-    /// Redirects are not followed. [`Event::Resumable`] reports the upload
+    /// `retry` (or the engine's); with neither, 5 retries without progress.
+    /// Redirects are not followed. [`Event::Resumable`](crate::Event::Resumable) reports the upload
     /// resource, for a store.
     pub resumable: Option<resumable::Resumable>,
     /// Progress counts body bytes the peer acknowledged, not those the
-    /// kernel accepted ([`ack`]); also on for every upload with
-    /// [`EngineConfig::progress_acked`].
+    /// kernel accepted; also on for every upload with
+    /// [`EngineConfig::progress_acked`](crate::EngineConfig::progress_acked).
     pub progress_acked: bool,
     /// Whether a request that failed on a reused connection before any
     /// response byte is sent again once on a new connection, even when the
-    /// server may have received all of it ([`reuse`]); the engine's
-    /// [`EngineConfig::resend_reused`] when `None`.
+    /// server may have received all of it; the engine's
+    /// [`EngineConfig::resend_reused`](crate::EngineConfig::resend_reused) when `None`.
     pub resend_reused: Option<bool>,
 }
 

@@ -25,6 +25,6 @@ pub struct Stats {
     /// ([`EngineConfig::resend_reused`](crate::config::EngineConfig::resend_reused)).
     pub resent: u64,
     /// Origins not pooled for now, as their connections closed right after
-    /// their first answer ([`reuse`](crate::proto::reuse)).
+    /// their first answer.
     pub origins_not_pooled: usize,
 }

@@ -5,6 +5,7 @@
 
 pub mod pump;
 pub mod resolver;
+#[cfg(any(test, feature = "testing"))]
 pub mod scripted;
 pub mod sendq;
 pub(crate) mod sigpipe;

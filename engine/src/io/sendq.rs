@@ -6,7 +6,7 @@
 //! fails with `Unsupported`.
 //!
 //! ```
-//! use uploadtask_engine::sendq::{parse_reply, request};
+//! use uploadtask_engine::io::sendq::{parse_reply, request};
 //!
 //! let local = "127.0.0.1:40000".parse().unwrap();
 //! let peer = "127.0.0.1:8080".parse().unwrap();

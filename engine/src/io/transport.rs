@@ -2,8 +2,7 @@
 //!
 //! [`Transport`] is the seam: [`TcpTransport`] (plain, with `sendfile(2)`),
 //! [`TlsTransport`] (rustls over any transport, with exact flush
-//! accounting), and [`ScriptedTransport`](crate::io::scripted::ScriptedTransport)
-//! for tests. A [`Connector`] opens transports for the engine:
+//! accounting), and a scripted one for tests (the `testing` feature). A [`Connector`] opens transports for the engine:
 //! [`TcpConnector`] by default; an embedder's own (a Unix domain socket, a
 //! device's network stack, a simulated network) through
 //! [`EngineConfig::connector`](crate::config::EngineConfig::connector). TLS is

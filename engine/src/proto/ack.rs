@@ -13,7 +13,7 @@
 //! and never ahead of the peer.
 //!
 //! ```
-//! use uploadtask_engine::ack::AckTracker;
+//! use uploadtask_engine::proto::ack::AckTracker;
 //!
 //! let mut ack = AckTracker::default();
 //! ack.handle_written(1_000, 900);   // head (100 B) + 900 body bytes handed over

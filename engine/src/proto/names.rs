@@ -24,7 +24,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::{Duration, Instant};
-//! use uploadtask_engine::names::{Lookup, Names};
+//! use uploadtask_engine::proto::names::{Lookup, Names};
 //!
 //! let (now, addr, host) = (Instant::now(), "127.0.0.1:80".parse().unwrap(), Arc::from("example.test"));
 //! let mut names = Names::new(Duration::from_secs(60), Duration::from_secs(30));
@@ -172,6 +172,7 @@ impl<K> Names<K> {
     }
 
     /// Lookups under way (for tests and stats).
+    #[cfg(any(test, feature = "testing"))]
     pub fn asking(&self) -> usize {
         self.asking.len()
     }

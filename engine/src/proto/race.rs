@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use uploadtask_engine::race::{Race, Step};
+//! use uploadtask_engine::proto::race::{Race, Step};
 //!
 //! let now = Instant::now();
 //! let (v6, v4) = ("[2001:db8::1]:80".parse().unwrap(), "192.0.2.1:80".parse().unwrap());
@@ -114,6 +114,7 @@ impl Race {
     }
 
     /// Every address of the race, in the order they are tried.
+    #[cfg(any(test, feature = "testing"))]
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }

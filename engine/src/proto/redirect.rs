@@ -19,7 +19,7 @@
 //! `max == 0` follows none.
 //!
 //! ```
-//! use uploadtask_engine::redirect::{decide, Next, Policy, Request};
+//! use uploadtask_engine::proto::redirect::{decide, Next, Policy, Request};
 //!
 //! let request = Request { url: "https://a.example/up", method: "POST", hops: 0 };
 //! let next = decide(&Policy::default(), &request, 307, Some("/v2/up"));

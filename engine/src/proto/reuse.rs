@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use uploadtask_engine::reuse::{pool_until, Origins};
+//! use uploadtask_engine::proto::reuse::{pool_until, Origins};
 //!
 //! let now = Instant::now();
 //! // `Keep-Alive: timeout=5`: retired a second before the server would close it.
@@ -217,6 +217,7 @@ impl<K: Hash + Eq + Clone> Origins<K> {
     }
 
     /// Origins remembered.
+    #[cfg(any(test, feature = "testing"))]
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -25,7 +25,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use uploadtask_engine::upload::{Action, Upload};
+//! use uploadtask_engine::proto::upload::{Action, Upload};
 //!
 //! let now = Instant::now();
 //! let mut upload = Upload::new(None, Duration::from_secs(30), Duration::from_secs(30), now);
@@ -124,6 +124,7 @@ pub struct Timing {
 
 impl Timing {
     /// The given connect and idle timeouts, no low-speed limit.
+    #[cfg(any(test, feature = "testing"))]
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
         Timing {
             connect_timeout,
@@ -163,11 +164,13 @@ pub struct Upload {
 
 impl Upload {
     /// A queued upload whose overall deadline is `deadline`.
+    #[cfg(any(test, feature = "testing"))]
     pub fn new(deadline: Option<Instant>, connect_timeout: Duration, idle_timeout: Duration, now: Instant) -> Self {
         Upload::with_timing(deadline, Timing::new(connect_timeout, idle_timeout), now)
     }
 
     /// A queued upload with these timing settings.
+    #[cfg(any(test, feature = "testing"))]
     pub fn with_timing(deadline: Option<Instant>, timing: Timing, now: Instant) -> Self {
         Upload::with_shared_timing(deadline, std::sync::Arc::new(timing), now)
     }
@@ -206,6 +209,7 @@ impl Upload {
     }
 
     /// True when the exchange runs on a connection another upload used before.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_reused(&self) -> bool {
         self.reused
     }
