@@ -15,6 +15,29 @@ use crate::paths::Roots;
 use crate::resume::ResumeStore;
 use crate::task::{Callbacks, ResumeHook, TaskSink, UploadTask};
 
+/// Starts `count` engines (at least one, a thread each) that share the
+/// work of one `config`: one TLS configuration (one session cache, one set
+/// of verified chains), and `max_in_flight` and `max_queued` shared out
+/// among them. [`Client`] runs on these; so does a load generator that
+/// submits to the engines itself.
+///
+/// ```no_run
+/// use uploadtask::{start_engines, EngineConfig};
+///
+/// let config = EngineConfig { max_in_flight: 1000, ..EngineConfig::default() };
+/// let engines = start_engines(config, 4)?; // 250 in flight each
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn start_engines(mut config: EngineConfig, count: usize) -> io::Result<Vec<Engine>> {
+    let count = count.max(1);
+    config
+        .share_tls()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    config.max_in_flight = config.max_in_flight.div_ceil(count).max(1);
+    config.max_queued = config.max_queued.div_ceil(count).max(1);
+    (0..count).map(|_| Engine::new(config.clone())).collect()
+}
+
 /// How to build a [`Client`].
 #[derive(Debug, Clone, Default)]
 pub struct ClientConfig {
@@ -83,20 +106,13 @@ static GLOBAL: OnceLock<Result<Client, String>> = OnceLock::new();
 impl Client {
     /// Starts an engine thread with `config`.
     pub fn new(config: ClientConfig) -> io::Result<Client> {
-        let count = config.engines.max(1);
-        let mut engine = config.engine;
-        engine
-            .share_tls()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        engine.max_in_flight = engine.max_in_flight.div_ceil(count).max(1);
-        engine.max_queued = engine.max_queued.div_ceil(count).max(1);
-        let mut lanes = Vec::with_capacity(count);
-        for _ in 0..count {
-            lanes.push(Lane {
-                engine: Engine::new(engine.clone())?,
+        let lanes: Vec<Lane> = start_engines(config.engine, config.engines)?
+            .into_iter()
+            .map(|engine| Lane {
+                engine,
                 load: Arc::default(),
-            });
-        }
+            })
+            .collect();
         Ok(Client {
             lanes: lanes.into(),
             turn: Arc::default(),

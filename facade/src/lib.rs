@@ -70,7 +70,7 @@ mod task;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
 
-pub use client::{upload_file, Client, ClientConfig};
+pub use client::{start_engines, upload_file, Client, ClientConfig};
 pub use dispatch::{Dispatch, EventQueue, ReentrantDispatch};
 pub use options::{FileEntry, ResumableProtocol, RetryOptions, UploadOptions};
 pub use paths::Roots;

@@ -125,7 +125,7 @@ impl Host {
 
 /// Prints an exception QuickJS threw: its message and stack (with the
 /// script's name and line).
-fn report(error: rquickjs::CaughtError<'_>, where_: &str) {
+fn report_error(error: rquickjs::CaughtError<'_>, where_: &str) {
     eprintln!("uploadtask run: uncaught error in {where_}: {error}");
 }
 
@@ -171,14 +171,29 @@ fn install(ctx: &Ctx<'_>, host: &Rc<RefCell<Host>>) -> rquickjs::Result<()> {
     ctx.eval::<(), _>(PRELUDE)
 }
 
+/// Runs scripts: parse → build → drive → report.
 pub fn run(args: RunArgs) -> i32 {
+    let (roots, sources) = match parse(&args) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
+    };
+    let js = match build(roots) {
+        Ok(js) => js,
+        Err(status) => return status,
+    };
+    let failed = drive(&js, &sources);
+    report(failed)
+}
+
+/// The roots and the scripts' sources.
+fn parse(args: &RunArgs) -> Result<(Roots, Vec<(PathBuf, String)>), i32> {
     let mut roots = Roots::new().allow_plain_paths();
     for root in &args.roots {
         match root.split_once('=') {
             Some((name, dir)) if !name.is_empty() => roots = roots.root(name, dir),
             _ => {
                 eprintln!("uploadtask: --root must look like NAME=DIR: {root:?}");
-                return USAGE;
+                return Err(USAGE);
             }
         }
     }
@@ -188,22 +203,34 @@ pub fn run(args: RunArgs) -> i32 {
             Ok(source) => sources.push((path.clone(), source)),
             Err(e) => {
                 eprintln!("uploadtask: {}: {e}", path.display());
-                return USAGE;
+                return Err(USAGE);
             }
         }
     }
+    Ok((roots, sources))
+}
+
+/// The JavaScript runtime with its host: a client whose callbacks are
+/// queued for this thread.
+struct Js {
+    // Dropped in this order, as locals of one function would be.
+    context: Context,
+    runtime: Runtime,
+    host: Rc<RefCell<Host>>,
+    queue: EventQueue,
+}
+
+fn build(roots: Roots) -> Result<Js, i32> {
     let queue = EventQueue::new();
-    let client = match Client::new(ClientConfig {
+    let client = Client::new(ClientConfig {
         roots,
         dispatch: Dispatch::Queue(queue.clone()),
         ..ClientConfig::default()
-    }) {
-        Ok(client) => client,
-        Err(e) => {
-            eprintln!("uploadtask: cannot start the engine: {e}");
-            return 1;
-        }
-    };
+    })
+    .map_err(|e| {
+        eprintln!("uploadtask: cannot start the engine: {e}");
+        1
+    })?;
     let host = Rc::new(RefCell::new(Host {
         client,
         events: Events::default(),
@@ -212,49 +239,29 @@ pub fn run(args: RunArgs) -> i32 {
         timers: BTreeSet::new(),
         timer_at: HashMap::new(),
     }));
-    let (runtime, context) = match Runtime::new().and_then(|rt| Context::full(&rt).map(|ctx| (rt, ctx))) {
-        Ok(pair) => pair,
-        Err(e) => {
+    let (runtime, context) = Runtime::new()
+        .and_then(|rt| Context::full(&rt).map(|ctx| (rt, ctx)))
+        .map_err(|e| {
             eprintln!("uploadtask: cannot start QuickJS: {e}");
-            return 1;
-        }
-    };
+            1
+        })?;
     runtime.set_loader(
         BuiltinResolver::default().with_module("@system.uploadtask"),
         BuiltinLoader::default().with_module("@system.uploadtask", "export default globalThis.__uploadtask;"),
     );
-    let mut failed = false;
-    context.with(|ctx| {
-        if let Err(e) = install(&ctx, &host).catch(&ctx) {
-            report(e, "the runtime's prelude");
-            failed = true;
-            return;
-        }
-        for (path, source) in &sources {
-            let name = path
-                .file_name()
-                .map_or_else(|| "script.js".into(), |n| n.to_string_lossy().into_owned());
-            let is_module = source.lines().any(|l| {
-                let l = l.trim_start();
-                l.starts_with("import ") || l.starts_with("export ")
-            });
-            let result = if is_module {
-                Module::evaluate(ctx.clone(), name.as_str(), source.as_str())
-                    .and_then(|promise| promise.finish::<()>())
-                    .catch(&ctx)
-            } else {
-                let mut options = EvalOptions::default();
-                options.global = true;
-                options.strict = false;
-                // From the file, so errors name it and its lines.
-                ctx.eval_file_with_options::<(), _>(path, options).catch(&ctx)
-            };
-            if let Err(e) = result {
-                report(e, &name);
-                failed = true;
-            }
-        }
-    });
+    Ok(Js {
+        context,
+        runtime,
+        host,
+        queue,
+    })
+}
+
+/// Evaluates the scripts, then runs jobs, timers and callbacks until none
+/// is pending; `true` when a script failed.
+fn drive(js: &Js, sources: &[(PathBuf, String)]) -> bool {
+    let failed = evaluate(js, sources);
+    let (host, runtime, context) = (&js.host, &js.runtime, &js.context);
     loop {
         while runtime.is_job_pending() {
             if runtime.execute_pending_job().is_err() {
@@ -278,13 +285,13 @@ pub fn run(args: RunArgs) -> i32 {
                         .and_then(|f| f.call::<_, ()>((kind, id as f64, payload)))
                         .catch(&ctx);
                     if let Err(e) = result {
-                        report(e, "the runtime");
+                        report_error(e, "the runtime");
                     }
                 }
                 for id in due {
                     let fire: rquickjs::Result<Function<'_>> = ctx.globals().get("__fireTimer");
                     if let Err(e) = fire.and_then(|f| f.call::<_, ()>((id as f64,))).catch(&ctx) {
-                        report(e, "the runtime");
+                        report_error(e, "the runtime");
                     }
                 }
             });
@@ -304,8 +311,51 @@ pub fn run(args: RunArgs) -> i32 {
             .map(|at| at.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_millis(100))
             .min(Duration::from_millis(100));
-        queue.run_timeout(wait);
+        js.queue.run_timeout(wait);
     }
+    failed
+}
+
+/// Installs the runtime and evaluates each script (a module when it
+/// imports or exports); `true` when one failed.
+fn evaluate(js: &Js, sources: &[(PathBuf, String)]) -> bool {
+    let mut failed = false;
+    js.context.with(|ctx| {
+        if let Err(e) = install(&ctx, &js.host).catch(&ctx) {
+            report_error(e, "the runtime's prelude");
+            failed = true;
+            return;
+        }
+        for (path, source) in sources {
+            let name = path
+                .file_name()
+                .map_or_else(|| "script.js".into(), |n| n.to_string_lossy().into_owned());
+            let is_module = source.lines().any(|l| {
+                let l = l.trim_start();
+                l.starts_with("import ") || l.starts_with("export ")
+            });
+            let result = if is_module {
+                Module::evaluate(ctx.clone(), name.as_str(), source.as_str())
+                    .and_then(|promise| promise.finish::<()>())
+                    .catch(&ctx)
+            } else {
+                let mut options = EvalOptions::default();
+                options.global = true;
+                options.strict = false;
+                // From the file, so errors name it and its lines.
+                ctx.eval_file_with_options::<(), _>(path, options).catch(&ctx)
+            };
+            if let Err(e) = result {
+                report_error(e, &name);
+                failed = true;
+            }
+        }
+    });
+    failed
+}
+
+/// Output is flushed; 1 when a script failed.
+fn report(failed: bool) -> i32 {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     i32::from(failed)

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
-use uploadtask::{Client, ClientConfig, EngineConfig, FileEntry, ProgressUpdate, Roots, UploadOptions, UploadResponse};
+use uploadtask::{
+    Client, ClientConfig, EngineConfig, FileEntry, ProgressUpdate, Roots, UploadOptions, UploadResponse, UploadTask,
+};
 
 use super::{ProgressMode, USAGE};
 
@@ -208,7 +210,32 @@ fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
     Ok(entry)
 }
 
-pub fn run(mut args: UploadArgs) -> i32 {
+/// Runs `upload`: parse → build → drive → report.
+pub fn run(args: UploadArgs) -> i32 {
+    let (args, job) = match parse(args) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
+    };
+    let client = match build(&job) {
+        Ok(client) => client,
+        Err(status) => return status,
+    };
+    let (tasks, display) = drive(&args, &client, job);
+    report(&args, tasks, &display)
+}
+
+/// The requests to make and the client to make them with.
+struct Job {
+    /// (label, options) per request.
+    requests: Vec<(String, UploadOptions)>,
+    config: ClientConfig,
+    headers: Vec<(String, String)>,
+    form: Vec<(String, String)>,
+    resumable: Option<uploadtask::ResumableProtocol>,
+}
+
+/// Reads the arguments into requests and a client configuration.
+fn parse(mut args: UploadArgs) -> Result<(UploadArgs, Job), i32> {
     // With --tus/--resumable every positional is a file.
     let resumable = match (args.tus.take(), args.resumable.take()) {
         (Some(endpoint), _) => Some((uploadtask::ResumableProtocol::Tus, endpoint)),
@@ -225,46 +252,101 @@ pub fn run(mut args: UploadArgs) -> i32 {
     }
     match url::Url::parse(&args.url) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-        Ok(url) => return usage(format!("unsupported URL scheme {:?} in {}", url.scheme(), args.url)),
-        Err(e) => return usage(format!("bad URL {:?}: {e}", args.url)),
+        Ok(url) => {
+            return Err(usage(format!(
+                "unsupported URL scheme {:?} in {}",
+                url.scheme(),
+                args.url
+            )))
+        }
+        Err(e) => return Err(usage(format!("bad URL {:?}: {e}", args.url))),
     }
     let mut form = Vec::new();
     let mut parts = Vec::new();
     for entry in &args.form {
         match entry.split_once('=') {
             Some((k, v)) if !k.is_empty() => match v.strip_prefix('@') {
-                Some(spec) => match file_part(k, spec) {
-                    Ok(part) => parts.push(part),
-                    Err(e) => return usage(e),
-                },
+                Some(spec) => parts.push(file_part(k, spec).map_err(usage)?),
                 None => form.push((k.to_string(), v.to_string())),
             },
-            _ => return usage(format!("-F must look like K=V or name=@file: {entry:?}")),
+            _ => return Err(usage(format!("-F must look like K=V or name=@file: {entry:?}"))),
         }
     }
-    // What to send: (label, options) per request.
-    let requests: Vec<(String, UploadOptions)> = match &args.upload_file {
+    let requests = requests(&args, &parts)?;
+    if args.files.iter().any(|f| f == "-") {
+        stdin_bytes().map_err(usage)?;
+    }
+    let mut engine = EngineConfig {
+        max_in_flight: requests.len(),
+        max_redirects: if args.location { 10 } else { 0 },
+        raise_fd_limit: true,
+        ..EngineConfig::default()
+    };
+    args.tls
+        .apply(&mut engine)
+        .and_then(|()| args.proxy.apply(&mut engine))
+        .map_err(usage)?;
+    let mut roots = Roots::new().allow_plain_paths();
+    for root in &args.roots {
+        let (name, dir) = split_pair(root, '=', "--root").map_err(usage)?;
+        roots = roots.root(&name, dir);
+    }
+    if let Some(attempts) = args.retry {
+        engine.retry.attempts = attempts;
+        engine.retry.max_time = args.retry_max_time.map(Duration::from_millis);
+    }
+    if let Some(ms) = args.connect_timeout {
+        if ms == 0 {
+            return Err(usage("--connect-timeout must be at least 1 ms".into()));
+        }
+        engine.connect_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.happy_eyeballs_timeout_ms {
+        engine.happy_eyeballs_delay = Duration::from_millis(ms);
+    }
+    let mut headers = Vec::new();
+    for header in &args.headers {
+        if let Some(pair) = header_arg(header).map_err(usage)? {
+            headers.push(pair);
+        }
+    }
+    let job = Job {
+        requests,
+        config: ClientConfig {
+            engine,
+            roots,
+            ..ClientConfig::default()
+        },
+        headers,
+        form,
+        resumable: resumable.map(|(protocol, _)| protocol),
+    };
+    Ok((args, job))
+}
+
+/// What to send: (label, options) per request.
+fn requests(args: &UploadArgs, parts: &[FileEntry]) -> Result<Vec<(String, UploadOptions)>, i32> {
+    Ok(match &args.upload_file {
         Some(_) if !args.files.is_empty() || !args.form.is_empty() => {
-            return usage("-T sends one file as the whole body: no FILE or -F with it".into())
+            return Err(usage(
+                "-T sends one file as the whole body: no FILE or -F with it".into(),
+            ))
         }
         Some(file) => {
             let mut options = UploadOptions::new(&args.url, file, "")
                 .raw(true)
                 .method(args.method.clone().unwrap_or_else(|| "PUT".into()));
             if file == "-" {
-                match stdin_bytes() {
-                    Ok(bytes) => options.body_bytes = Some(bytes),
-                    Err(e) => return usage(e),
-                }
+                options.body_bytes = Some(stdin_bytes().map_err(usage)?);
             }
             vec![(file.clone(), options)]
         }
         None if args.files.is_empty() && parts.is_empty() => {
-            return usage("nothing to upload: give FILE, -F name=@file or -T FILE".into())
+            return Err(usage("nothing to upload: give FILE, -F name=@file or -T FILE".into()))
         }
         None if args.files.is_empty() => {
             let mut options = UploadOptions::new(&args.url, "", "");
-            options.files = parts.clone();
+            options.files = parts.to_vec();
             vec![("form".into(), options)]
         }
         None => args
@@ -275,111 +357,57 @@ pub fn run(mut args: UploadArgs) -> i32 {
                 if file == "-" {
                     options.body_bytes = stdin_bytes().ok();
                 }
-                options.files = parts.clone();
+                options.files = parts.to_vec();
                 (file.clone(), options)
             })
             .collect(),
-    };
-    if args.files.iter().any(|f| f == "-") {
-        if let Err(e) = stdin_bytes() {
-            return usage(e);
-        }
-    }
-    let mut engine = EngineConfig {
-        max_in_flight: requests.len(),
-        max_redirects: if args.location { 10 } else { 0 },
-        raise_fd_limit: true,
-        ..EngineConfig::default()
-    };
-    if let Err(e) = args.tls.apply(&mut engine).and_then(|()| args.proxy.apply(&mut engine)) {
-        return usage(e);
-    }
-    let mut roots = Roots::new().allow_plain_paths();
-    for root in &args.roots {
-        match split_pair(root, '=', "--root") {
-            Ok((name, dir)) => roots = roots.root(&name, dir),
-            Err(e) => return usage(e),
-        }
-    }
-    if let Some(attempts) = args.retry {
-        engine.retry.attempts = attempts;
-        engine.retry.max_time = args.retry_max_time.map(Duration::from_millis);
-    }
-    if let Some(ms) = args.connect_timeout {
-        if ms == 0 {
-            return usage("--connect-timeout must be at least 1 ms".into());
-        }
-        engine.connect_timeout = Duration::from_millis(ms);
-    }
-    if let Some(ms) = args.happy_eyeballs_timeout_ms {
-        engine.happy_eyeballs_delay = Duration::from_millis(ms);
-    }
-    let mut headers = Vec::new();
-    for header in &args.headers {
-        match header_arg(header) {
-            Ok(Some(pair)) => headers.push(pair),
-            Ok(None) => {}
-            Err(e) => return usage(e),
-        }
-    }
-    let client = match Client::new(ClientConfig {
-        engine,
-        roots,
-        ..ClientConfig::default()
-    }) {
-        Ok(client) => client,
-        Err(e) => {
-            eprintln!("uploadtask: cannot start the engine: {e}");
-            return 1;
-        }
-    };
+    })
+}
+
+/// Starts the client (its engine).
+fn build(job: &Job) -> Result<Client, i32> {
+    Client::new(job.config.clone()).map_err(|e| {
+        eprintln!("uploadtask: cannot start the engine: {e}");
+        1
+    })
+}
+
+/// Where results and progress go.
+struct Display {
+    bars: Bars,
+    labels: Vec<String>,
+}
+
+/// Starts every request, with its progress display and `-v` trace.
+fn drive(args: &UploadArgs, client: &Client, job: Job) -> (Vec<UploadTask>, Display) {
     let mode = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
         ProgressMode::Bar
     } else {
         ProgressMode::None
     });
-    let several = requests.len() > 1;
-    let labels: Vec<String> = requests.iter().map(|(label, _)| label.clone()).collect();
+    let several = job.requests.len() > 1;
+    let labels: Vec<String> = job.requests.iter().map(|(label, _)| label.clone()).collect();
     let bars = Bars::new(mode, &labels);
     let stderr_lock = Arc::new(Mutex::new(()));
-
-    let tasks: Vec<_> = requests
+    let tasks = job
+        .requests
         .into_iter()
         .enumerate()
         .map(|(index, (file, mut options))| {
-            options.header = headers.clone();
-            options.form_data = form.clone();
+            options.header = job.headers.clone();
+            options.form_data = job.form.clone();
             options.timeout = args.timeout.map(Duration::from_millis);
             if let Some(method) = &args.method {
                 options.method = Some(method.clone());
             }
             options.progress_acked = args.progress_acked;
-            if let Some((protocol, _)) = resumable {
+            if let Some(protocol) = job.resumable {
                 options.resumable = Some(protocol);
                 options.chunk_size = args.chunk_size;
                 options.checksum = args.checksum;
             }
             if args.verbose {
-                let lock = Arc::clone(&stderr_lock);
-                options = options.on_request_head(move |head| {
-                    let _guard = lock.lock();
-                    for line in String::from_utf8_lossy(head).lines().filter(|l| !l.is_empty()) {
-                        eprintln!("> {line}");
-                    }
-                    eprintln!(">");
-                });
-                let lock = Arc::clone(&stderr_lock);
-                options = options.on_response_head(move |heads| {
-                    let _guard = lock.lock();
-                    // Several heads may come at once (1xx, then the final one).
-                    for line in String::from_utf8_lossy(heads).split_terminator("\r\n") {
-                        if line.is_empty() {
-                            eprintln!("<");
-                        } else {
-                            eprintln!("< {line}");
-                        }
-                    }
-                });
+                options = trace_heads(options, &stderr_lock);
             }
             let label = several.then(|| file.clone());
             let bars = bars.clone();
@@ -399,9 +427,39 @@ pub fn run(mut args: UploadArgs) -> i32 {
             client.upload_file(options)
         })
         .collect();
+    (tasks, Display { bars, labels })
+}
 
+/// `-v`: the request head as `>` lines, every response head as `<` lines.
+fn trace_heads(options: UploadOptions, stderr_lock: &Arc<Mutex<()>>) -> UploadOptions {
+    let lock = Arc::clone(stderr_lock);
+    let options = options.on_request_head(move |head| {
+        let _guard = lock.lock();
+        for line in String::from_utf8_lossy(head).lines().filter(|l| !l.is_empty()) {
+            eprintln!("> {line}");
+        }
+        eprintln!(">");
+    });
+    let lock = Arc::clone(stderr_lock);
+    options.on_response_head(move |heads| {
+        let _guard = lock.lock();
+        // Several heads may come at once (1xx, then the final one).
+        for line in String::from_utf8_lossy(heads).split_terminator("\r\n") {
+            if line.is_empty() {
+                eprintln!("<");
+            } else {
+                eprintln!("< {line}");
+            }
+        }
+    })
+}
+
+/// Waits for each upload in order and prints its result; the exit status.
+fn report(args: &UploadArgs, tasks: Vec<UploadTask>, display: &Display) -> i32 {
+    let (bars, labels) = (&display.bars, &display.labels);
+    let several = labels.len() > 1;
     let mut status = 0;
-    for (index, (task, file)) in tasks.iter().zip(&labels).enumerate() {
+    for (index, (task, file)) in tasks.iter().zip(labels).enumerate() {
         let outcome = task.wait();
         bars.finish(index, outcome.is_ok());
         let label = several.then_some(file.as_str());

@@ -293,25 +293,48 @@ fn submit(engines: &Arc<Vec<Engine>>, run: &Arc<Run>, n: u64, intended: Instant,
     });
 }
 
+/// Runs a load: parse → build → drive → report.
 pub fn run(args: LoadArgs) -> i32 {
+    let job = match parse(&args) {
+        Ok(job) => job,
+        Err(status) => return status,
+    };
+    let setup = match build(&args, job) {
+        Ok(setup) => setup,
+        Err(status) => return status,
+    };
+    let ended = drive(&args, &setup);
+    report(&args, setup, ended)
+}
+
+/// What the arguments ask for, checked: an upload's headers, fields and
+/// extra parts, its body's size, the engine threads.
+struct Job {
+    headers: Vec<(String, String)>,
+    fields: Vec<(String, String)>,
+    parts: Vec<(String, super::FormPart)>,
+    body_bytes: u64,
+    threads: usize,
+}
+
+/// Prints a usage error; the exit status for it.
+fn usage(message: impl std::fmt::Display) -> i32 {
+    eprintln!("uploadtask: {message}");
+    USAGE
+}
+
+fn parse(args: &LoadArgs) -> Result<Job, i32> {
     if args.concurrency == 0 || args.total == Some(0) || args.threads == Some(0) {
-        eprintln!("uploadtask: -c, -n and --threads must be at least 1");
-        return USAGE;
+        return Err(usage("-c, -n and --threads must be at least 1"));
     }
     if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        eprintln!("uploadtask: --rate must be a positive number");
-        return USAGE;
+        return Err(usage("--rate must be a positive number"));
     }
     let mut headers = Vec::new();
     for header in &args.headers {
         // As `upload` reads them (curl's `K;` and `K:` included).
-        match super::upload::header_arg(header) {
-            Ok(Some(pair)) => headers.push(pair),
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("uploadtask: {e}");
-                return USAGE;
-            }
+        if let Some(pair) = super::upload::header_arg(header).map_err(usage)? {
+            headers.push(pair);
         }
     }
     let mut fields = Vec::new();
@@ -319,59 +342,68 @@ pub fn run(args: LoadArgs) -> i32 {
     for field in &args.form {
         match field.split_once('=') {
             Some((k, v)) if !k.is_empty() => match v.strip_prefix('@') {
-                Some(spec) => match super::FormPart::parse(k, spec) {
-                    Ok(part) if part.path != "-" => parts.push((k.to_string(), part)),
-                    Ok(_) => {
-                        eprintln!("uploadtask: load cannot read standard input for every upload: -F {field}");
-                        return USAGE;
+                Some(spec) => {
+                    let part = super::FormPart::parse(k, spec).map_err(usage)?;
+                    if part.path == "-" {
+                        return Err(usage(format!(
+                            "load cannot read standard input for every upload: -F {field}"
+                        )));
                     }
-                    Err(e) => {
-                        eprintln!("uploadtask: {e}");
-                        return USAGE;
-                    }
-                },
+                    parts.push((k.to_string(), part));
+                }
                 None => fields.push((k.to_string(), v.to_string())),
             },
-            _ => {
-                eprintln!("uploadtask: -F must look like K=V: {field:?}");
-                return USAGE;
-            }
+            _ => return Err(usage(format!("-F must look like K=V: {field:?}"))),
         }
     }
-    let body_bytes = match &args.file {
+    let mut body_bytes = match &args.file {
         Some(path) => match std::fs::metadata(path) {
             Ok(meta) if meta.is_file() => meta.len(),
-            Ok(_) => {
-                eprintln!("uploadtask: not a regular file: {}", path.display());
-                return USAGE;
-            }
-            Err(e) => {
-                eprintln!("uploadtask: {}: {e}", path.display());
-                return USAGE;
-            }
+            Ok(_) => return Err(usage(format!("not a regular file: {}", path.display()))),
+            Err(e) => return Err(usage(format!("{}: {e}", path.display()))),
         },
         None => args.size,
     };
-    let mut body_bytes = body_bytes;
     for (_, part) in &parts {
         match std::fs::metadata(&part.path) {
             Ok(meta) if meta.is_file() => body_bytes += meta.len(),
-            _ => {
-                eprintln!("uploadtask: not a readable regular file: {}", part.path);
-                return USAGE;
-            }
+            _ => return Err(usage(format!("not a readable regular file: {}", part.path))),
         }
     }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    Ok(Job {
+        headers,
+        fields,
+        parts,
+        body_bytes,
+        threads,
+    })
+}
+
+/// What a run drives: the receiver (if embedded), the engines, the shared
+/// state of the run, and the Ctrl-C flag.
+struct Setup {
+    /// Kept alive for the run.
+    _receiver: Option<Receiver>,
+    receiver_note: &'static str,
+    url: String,
+    threads: usize,
+    engines: Arc<Vec<Engine>>,
+    run: Arc<Run>,
+    interrupted: Arc<AtomicBool>,
+    started_wall: SystemTime,
+}
+
+fn build(args: &LoadArgs, job: Job) -> Result<Setup, i32> {
     let receiver = match &args.url {
         Some(_) => None,
         None => match Receiver::start(ReceiverConfig::default()) {
             Ok(receiver) => Some(receiver),
             Err(e) => {
                 eprintln!("uploadtask: cannot start the receiver: {e}");
-                return 1;
+                return Err(1);
             }
         },
     };
@@ -385,38 +417,32 @@ pub fn run(args: LoadArgs) -> i32 {
             receiver.as_ref().map_or_else(String::new, |r| r.addr().to_string())
         )
     });
+    // Every engine takes its share of the uploads in flight, as a client's.
     let mut config = EngineConfig {
-        max_in_flight: args.concurrency.div_ceil(threads).max(1),
+        max_in_flight: args.concurrency,
         raise_fd_limit: true,
         ..EngineConfig::default()
     };
-    if let Err(e) = args
-        .tls
+    args.tls
         .apply(&mut config)
         .and_then(|()| args.proxy.apply(&mut config))
-        .and_then(|()| config.share_tls().map_err(|e| e.to_string()))
-    {
-        eprintln!("uploadtask: {e}");
-        return USAGE;
-    }
-    let mut engines = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        match Engine::new(config.clone()) {
-            Ok(engine) => engines.push(engine),
-            Err(e) => {
-                eprintln!("uploadtask: cannot start the engine: {e}");
-                return 1;
-            }
-        }
-    }
-    let engines = Arc::new(engines);
-    let tallies = match engines.iter().map(|_| Tally::new().map(Mutex::new)).collect() {
-        Ok(tallies) => tallies,
+        .map_err(usage)?;
+    let engines = match uploadtask::start_engines(config, job.threads) {
+        Ok(engines) => Arc::new(engines),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(usage(e)),
         Err(e) => {
-            eprintln!("uploadtask: {e}");
-            return 1;
+            eprintln!("uploadtask: cannot start the engine: {e}");
+            return Err(1);
         }
     };
+    let tallies = engines
+        .iter()
+        .map(|_| Tally::new().map(Mutex::new))
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            eprintln!("uploadtask: {e}");
+            1
+        })?;
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = Arc::clone(&interrupted);
@@ -433,8 +459,8 @@ pub fn run(args: LoadArgs) -> i32 {
     let run = Arc::new(Run {
         shape: Shape {
             url: url.as_str().into(),
-            headers,
-            fields,
+            headers: job.headers,
+            fields: job.fields,
             name: args.name.as_str().into(),
             filename: match &args.file {
                 Some(path) => uploadtask_multipart::basename(&path.to_string_lossy()).into(),
@@ -445,9 +471,9 @@ pub fn run(args: LoadArgs) -> i32 {
                 .is_none()
                 .then(|| (0..args.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()),
             file: args.file.clone(),
-            parts,
+            parts: job.parts,
         },
-        body_bytes,
+        body_bytes: job.body_bytes,
         total,
         deadline: args.duration.and_then(|d| started.checked_add(d)),
         started,
@@ -459,6 +485,30 @@ pub fn run(args: LoadArgs) -> i32 {
         stop: AtomicBool::new(false),
         tallies,
     });
+    Ok(Setup {
+        _receiver: receiver,
+        receiver_note,
+        url,
+        threads: job.threads,
+        engines,
+        run,
+        interrupted,
+        started_wall,
+    })
+}
+
+/// How a run ended.
+struct Ended {
+    elapsed: Duration,
+    interrupted: bool,
+    in_flight_at_end: usize,
+    live: bool,
+}
+
+/// Issues the uploads (closed or open model) and waits for the end or
+/// Ctrl-C, with a live line on a terminal.
+fn drive(args: &LoadArgs, setup: &Setup) -> Ended {
+    let (run, engines, interrupted) = (&setup.run, &setup.engines, &setup.interrupted);
     let live = std::io::stderr().is_terminal() && !args.json;
     let mut last_tick = Instant::now();
     let mut tick = |run: &Run| {
@@ -479,7 +529,7 @@ pub fn run(args: LoadArgs) -> i32 {
         None => {
             for _ in 0..args.concurrency {
                 match run.take_next() {
-                    Some(n) => submit(&engines, &run, n, Instant::now(), true),
+                    Some(n) => submit(engines, run, n, Instant::now(), true),
                     None => break,
                 }
             }
@@ -491,11 +541,11 @@ pub fn run(args: LoadArgs) -> i32 {
                     break;
                 }
                 let n = run.issued.load(Ordering::Acquire);
-                let due = started + Duration::from_secs_f64(n as f64 / rate);
+                let due = run.started + Duration::from_secs_f64(n as f64 / rate);
                 let now = Instant::now();
                 if now < due {
                     std::thread::sleep((due - now).min(Duration::from_millis(50)));
-                    tick(&run);
+                    tick(run);
                     continue;
                 }
                 if run.in_flight.load(Ordering::Acquire) >= args.concurrency {
@@ -504,7 +554,7 @@ pub fn run(args: LoadArgs) -> i32 {
                     continue;
                 }
                 let Some(n) = run.take_next_at(due) else { break };
-                submit(&engines, &run, n, due, false);
+                submit(engines, run, n, due, false);
             }
         }
     }
@@ -526,14 +576,24 @@ pub fn run(args: LoadArgs) -> i32 {
             run.stop.store(true, Ordering::Release);
             break;
         }
-        tick(&run);
+        tick(run);
         // Woken by the last completion; Ctrl-C is seen within 100 ms.
         std::thread::park_timeout(Duration::from_millis(100));
     }
-    let elapsed = started.elapsed();
-    let was_interrupted = interrupted.load(Ordering::SeqCst);
-    let in_flight_at_end = run.in_flight.load(Ordering::Acquire);
-    if live {
+    Ended {
+        elapsed: run.started.elapsed(),
+        interrupted: interrupted.load(Ordering::SeqCst),
+        in_flight_at_end: run.in_flight.load(Ordering::Acquire),
+        live,
+    }
+}
+
+/// Prints the report (text or JSON), writes the interval log and the plot,
+/// stops the engines; the exit status.
+fn report(args: &LoadArgs, setup: Setup, ended: Ended) -> i32 {
+    let (run, engines, threads, url) = (&setup.run, &setup.engines, setup.threads, &setup.url);
+    let body_bytes = run.body_bytes;
+    if ended.live {
         eprintln!();
     }
     let tally = match run.tally() {
@@ -543,19 +603,19 @@ pub fn run(args: LoadArgs) -> i32 {
             return 1;
         }
     };
-    let mut report = tally.report(elapsed);
+    let mut report = tally.report(ended.elapsed);
     report.resent = engines.iter().filter_map(|e| e.stats()).map(|s| s.resent).sum();
     if args.json {
         let json = JsonReport {
-            url: &url,
+            url,
             report: &report,
             concurrency: args.concurrency,
             threads,
             rate: args.rate,
             body_bytes,
-            interrupted: was_interrupted,
-            in_flight_at_end,
-            receiver: receiver_note,
+            interrupted: ended.interrupted,
+            in_flight_at_end: ended.in_flight_at_end,
+            receiver: setup.receiver_note,
         };
         println!("{}", serde_json::to_string(&json).unwrap_or_default());
     } else {
@@ -568,23 +628,24 @@ pub fn run(args: LoadArgs) -> i32 {
                 ", {rate} started per second (latency from each intended start)"
             ));
         }
-        header.push_str(&format!("\nreceiver: {receiver_note}"));
-        if was_interrupted {
+        header.push_str(&format!("\nreceiver: {}", setup.receiver_note));
+        if ended.interrupted {
             header.push_str(&format!(
-                "\ninterrupted (Ctrl-C): {in_flight_at_end} uploads were still in flight"
+                "\ninterrupted (Ctrl-C): {} uploads were still in flight",
+                ended.in_flight_at_end
             ));
         }
         let mut stdout = std::io::stdout().lock();
         let _ = output::text(&report, &header, &mut stdout);
         let _ = stdout.flush();
     }
-    let mut status = if was_interrupted {
+    let mut status = if ended.interrupted {
         INTERRUPTED
     } else {
         i32::from(report.failures > 0)
     };
     if let Some(path) = &args.hdr_log {
-        if let Err(e) = output::hdr_log(&tally, started_wall, path) {
+        if let Err(e) = output::hdr_log(&tally, setup.started_wall, path) {
             eprintln!("uploadtask: cannot write {}: {e}", path.display());
             status = status.max(1);
         }
