@@ -10,14 +10,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use uploadtask::{Client, ClientConfig, UploadOptions};
 
-use super::bytes;
+use super::args::bytes;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
     /// Files to upload; without any, a sample file is made (and removed after).
     files: Vec<PathBuf>,
     /// Size of the sample file: bytes, or with a suffix (64M, 1G).
-    #[arg(long, default_value = "256M", value_parser = super::parse_size)]
+    #[arg(long, default_value = "256M", value_parser = super::args::parse_size)]
     size: u64,
 }
 

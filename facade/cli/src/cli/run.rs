@@ -28,7 +28,7 @@ use uploadtask::{
     Client, ClientConfig, Dispatch, ErrorKind, EventQueue, Roots, UploadError, UploadOptions, UploadTask,
 };
 
-use super::USAGE;
+use super::args::USAGE;
 
 const PRELUDE: &str = include_str!("run_prelude.js");
 

@@ -10,7 +10,7 @@ use uploadtask::{
     Client, ClientConfig, EngineConfig, FileEntry, ProgressUpdate, Roots, UploadOptions, UploadResponse, UploadTask,
 };
 
-use super::{ProgressMode, USAGE};
+use super::args::{header_arg, split_pair, ProgressMode, USAGE};
 
 /// More files than this share one overall bar.
 const BARS_MAX: usize = 8;
@@ -53,7 +53,7 @@ pub struct UploadArgs {
     #[arg(long, value_name = "ENDPOINT", conflicts_with = "upload_file")]
     resumable: Option<String>,
     /// With --tus or --resumable: most bytes per request (suffixes as 4M).
-    #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = super::args::parse_size)]
     chunk_size: Option<u64>,
     /// With --tus: an Upload-Checksum (sha1) on each piece.
     #[arg(long)]
@@ -91,9 +91,9 @@ pub struct UploadArgs {
     #[arg(long = "root", value_name = "NAME=DIR")]
     roots: Vec<String>,
     #[command(flatten)]
-    tls: super::TlsArgs,
+    tls: super::args::TlsArgs,
     #[command(flatten)]
-    proxy: super::ProxyArgs,
+    proxy: super::args::ProxyArgs,
     /// Progress display; default: bar on a terminal, none otherwise.
     #[arg(long, value_enum)]
     progress: Option<ProgressMode>,
@@ -131,16 +131,6 @@ fn usage(message: String) -> i32 {
     USAGE
 }
 
-fn split_pair(text: &str, separator: char, what: &str) -> Result<(String, String), String> {
-    match text.split_once(separator) {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim_start().to_string())),
-        _ => Err(format!(
-            "{what} must look like {}: {text:?}",
-            if separator == ':' { "'K: V'" } else { "K=V" }
-        )),
-    }
-}
-
 /// Exit status with `--fail` when a response had status 400 or more (curl's 22).
 pub const HTTP_ERROR: i32 = 22;
 
@@ -157,29 +147,6 @@ fn stdin_bytes() -> Result<bytes::Bytes, String> {
                 .map_err(|e| format!("cannot read standard input: {e}"))
         })
         .clone()
-}
-
-/// A header from `-H`: `K: V`; `K;` sends K with an empty value (curl's
-/// syntax); `K:` with nothing after it is dropped (curl removes it). A
-/// header the engine would refuse (a bad name or value, one it sets
-/// itself such as `Content-Length`) is a usage error here; a
-/// `Content-Type` is checked against the body later.
-pub(super) fn header_arg(text: &str) -> Result<Option<(String, String)>, String> {
-    use uploadtask_http1::request::{check_header, HeadError};
-    let pair = match text.strip_suffix(';').filter(|n| !n.contains(':')) {
-        Some(name) => Some((name.trim().to_string(), String::new())),
-        None => {
-            let (name, value) = split_pair(text, ':', "-H")?;
-            (!value.trim().is_empty()).then_some((name, value))
-        }
-    };
-    if let Some((name, value)) = &pair {
-        match check_header(name, value) {
-            Ok(_) | Err(HeadError::UnsupportedContentType(_)) => {}
-            Err(e) => return Err(format!("-H {text:?}: {e}")),
-        }
-    }
-    Ok(pair)
 }
 
 /// A result on one line: line breaks, tabs and other controls in the body
@@ -200,7 +167,7 @@ fn one_line(text: &str) -> String {
 
 /// A file part from `-F name=@path[;type=T][;filename=F]`.
 fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
-    let part = super::FormPart::parse(name, spec)?;
+    let part = super::args::FormPart::parse(name, spec)?;
     let mut entry = FileEntry::new(name, &part.path);
     if part.path == "-" {
         entry.bytes = Some(stdin_bytes()?);
@@ -246,7 +213,7 @@ fn parse(mut args: UploadArgs) -> Result<(UploadArgs, Job), i32> {
         let first = std::mem::replace(&mut args.url, endpoint.clone());
         args.files.insert(0, first);
     }
-    args.url = super::with_default_scheme(&args.url);
+    args.url = super::args::with_default_scheme(&args.url);
     if args.verbose {
         super::verbose::install();
     }

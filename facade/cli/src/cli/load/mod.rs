@@ -20,7 +20,7 @@ use serde::Serialize;
 use uploadtask_engine::{Engine, EngineConfig, Event, FileInput, SourceSpec, UploadError, UploadRequest};
 
 use self::stats::{Outcome, Report, Tally};
-use super::USAGE;
+use super::args::USAGE;
 use crate::serve::{Receiver, ReceiverConfig};
 
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
@@ -48,7 +48,7 @@ pub struct LoadArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Bytes of the file part of each upload (without --file).
-    #[arg(long, default_value = "16k", value_parser = super::parse_size)]
+    #[arg(long, default_value = "16k", value_parser = super::args::parse_size)]
     size: u64,
     /// Upload this file (opened by each upload) instead of --size bytes.
     #[arg(long, value_name = "PATH")]
@@ -73,9 +73,9 @@ pub struct LoadArgs {
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
     #[command(flatten)]
-    tls: super::TlsArgs,
+    tls: super::args::TlsArgs,
     #[command(flatten)]
-    proxy: super::ProxyArgs,
+    proxy: super::args::ProxyArgs,
 }
 
 /// `30s`, `2m`, `1h`, `500ms`, or plain seconds.
@@ -125,7 +125,7 @@ struct Shape {
     payload: Option<bytes::Bytes>,
     file: Option<PathBuf>,
     /// `-F name=@path` parts, opened by each upload.
-    parts: Vec<(String, super::FormPart)>,
+    parts: Vec<(String, super::args::FormPart)>,
 }
 
 impl Shape {
@@ -312,7 +312,7 @@ pub fn run(args: LoadArgs) -> i32 {
 struct Job {
     headers: Vec<(String, String)>,
     fields: Vec<(String, String)>,
-    parts: Vec<(String, super::FormPart)>,
+    parts: Vec<(String, super::args::FormPart)>,
     body_bytes: u64,
     threads: usize,
 }
@@ -333,7 +333,7 @@ fn parse(args: &LoadArgs) -> Result<Job, i32> {
     let mut headers = Vec::new();
     for header in &args.headers {
         // As `upload` reads them (curl's `K;` and `K:` included).
-        if let Some(pair) = super::upload::header_arg(header).map_err(usage)? {
+        if let Some(pair) = super::args::header_arg(header).map_err(usage)? {
             headers.push(pair);
         }
     }
@@ -343,7 +343,7 @@ fn parse(args: &LoadArgs) -> Result<Job, i32> {
         match field.split_once('=') {
             Some((k, v)) if !k.is_empty() => match v.strip_prefix('@') {
                 Some(spec) => {
-                    let part = super::FormPart::parse(k, spec).map_err(usage)?;
+                    let part = super::args::FormPart::parse(k, spec).map_err(usage)?;
                     if part.path == "-" {
                         return Err(usage(format!(
                             "load cannot read standard input for every upload: -F {field}"
@@ -411,12 +411,16 @@ fn build(args: &LoadArgs, job: Job) -> Result<Setup, i32> {
         Some(_) => "embedded in this process (one worker thread): it competes with the client for the same cores",
         None => "external",
     };
-    let url = args.url.as_deref().map(super::with_default_scheme).unwrap_or_else(|| {
-        format!(
-            "http://{}/load",
-            receiver.as_ref().map_or_else(String::new, |r| r.addr().to_string())
-        )
-    });
+    let url = args
+        .url
+        .as_deref()
+        .map(super::args::with_default_scheme)
+        .unwrap_or_else(|| {
+            format!(
+                "http://{}/load",
+                receiver.as_ref().map_or_else(String::new, |r| r.addr().to_string())
+            )
+        });
     // Every engine takes its share of the uploads in flight, as a client's.
     let mut config = EngineConfig {
         max_in_flight: args.concurrency,
