@@ -14,7 +14,7 @@ use std::fmt;
 pub use crate::chunked::Decoded;
 use crate::chunked::{ChunkedDecoder, ChunkedError};
 use crate::framing::BodyKind;
-use crate::Limits;
+use crate::limits::Limits;
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

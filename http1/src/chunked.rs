@@ -33,7 +33,8 @@
 use std::fmt;
 use std::ops::Range;
 
-use crate::{is_tchar, Limits};
+use crate::headers::is_tchar;
+use crate::limits::Limits;
 
 /// Why a chunked body was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -174,6 +174,11 @@ impl fmt::Debug for Headers {
     }
 }
 
+/// True for the bytes RFC 9110 allows in a token (header names, methods).
+pub(crate) fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::is_tchar;
+use crate::headers::is_tchar;
 
 /// `User-Agent` sent unless the user gives one.
 pub const DEFAULT_USER_AGENT: &str = concat!("uploadtask/", "0.1");

@@ -32,7 +32,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::{Headers, Limits};
+use crate::headers::Headers;
+use crate::limits::Limits;
 
 /// Why a response head was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use crate::events::Event;
 impl Loop {
     /// Acknowledged progress: asks the kernel what the peer has of this
     /// upload's bytes, and reports it.
-    pub(super) fn poll_acked(&mut self, key: Key) {
+    pub(super) fn ask_acked(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key) else { return };
         let (Some(conn_key), Some(exchange)) = (slot.conn, slot.exchange.as_mut()) else {
             return;

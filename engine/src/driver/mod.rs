@@ -1,17 +1,20 @@
 //! The event loop: readiness, timers, commands. It decides nothing about an
 //! upload itself: each slot's [`Upload`] says what to do next (resolve,
-//! connect to an address, start TLS, exchange, fail) and the loop does it,
-//! feeding back what happened; the [`Exchange`](crate::proto::exchange::Exchange) says what to write and
-//! takes what was read, through [`crate::io::pump`].
+//! connect to an address, start TLS, exchange, fail), its
+//! [`Exchange`](crate::proto::exchange::Exchange) what to write and what
+//! the bytes read mean (moved through [`crate::io::pump`]), and its
+//! [`Transfer`] what follows an exchange's end; the loop does it and feeds
+//! back what happened.
 //!
 //! Each resource has its own file: [`uploads`] (the slab, admission and
 //! the queue), [`conns`] (sockets, tokens with generations, the keep-alive
 //! pool), [`setup`] (lookup, connect, proxy tunnel, TLS), [`timers`],
-//! [`transfers`] (what a transfer decides: outcomes, redirects, retries), [`resume`] (resumable uploads' steps) and
-//! [`acks`] (acknowledged progress). [`Loop::finish`] is the one place that ends an
-//! upload and frees what it holds, on every path: its slot and place in
-//! flight, its files, its connection (pooled or closed); its timer entries
-//! go stale and are dropped lazily.
+//! [`transfers`] (doing what a transfer decided: the outcome, a redirect,
+//! a retry), [`resume`] (a resumable session's requests and checksums) and
+//! [`acks`] (acknowledged progress). [`Loop::finish`] is the one place that
+//! ends an upload and frees what it holds, on every path: its slot and
+//! place in flight, its files, its connection (pooled or closed); its timer
+//! entries go stale and are dropped lazily.
 //!
 //! App code (event sinks, jobs) runs under `catch_unwind` ([`deliver`]): a
 //! panic is logged with the upload's id and the loop goes on.
@@ -121,7 +124,7 @@ impl Loop {
         tls: Arc<rustls::ClientConfig>,
         resolver: Arc<dyn Resolver>,
         (inbox, mailbox): (mpsc::Receiver<Command>, Mailbox),
-        held: Arc<AtomicUsize>,
+        admitted: Arc<AtomicUsize>,
         proxies: Arc<Proxies>,
     ) -> Self {
         let (dns_cache_timeout, connect_timeout) = (config.dns_cache_timeout, config.connect_timeout);
@@ -134,7 +137,7 @@ impl Loop {
         });
         Loop {
             poll,
-            uploads: Uploads::new(config.max_in_flight, held),
+            uploads: Uploads::new(config.max_in_flight, admitted),
             conns: Conns::new(config.max_idle_per_origin),
             connector: config.connector.clone().unwrap_or_else(|| {
                 Arc::new(TcpConnector {
@@ -254,7 +257,7 @@ impl Loop {
             idle_connections: self.conns.idle_len(),
             timers: self.timers.len(),
             buffered_response_bytes: self.uploads.buffered(),
-            admitted: self.uploads.held(),
+            admitted: self.uploads.admitted(),
             resent: self.resent,
             origins_not_pooled: self.conns.origins_not_pooled(self.now),
         }
@@ -677,7 +680,7 @@ impl Loop {
                             let released = slot.exchange.as_mut().is_some_and(|e| e.handle_time(now));
                             let ask = slot.exchange.as_mut().is_some_and(|e| e.ack_due(now));
                             if ask {
-                                self.poll_acked(key);
+                                self.ask_acked(key);
                             }
                             if released {
                                 self.serve(key, false, true);
@@ -703,7 +706,7 @@ impl Loop {
             let shut_down = || Event::Done(Err(UploadError::new(ErrorKind::Aborted, "engine shut down")));
             match command {
                 Command::Submit { id, mut sink, .. } => {
-                    self.uploads.release_unheld();
+                    self.uploads.release_admitted();
                     deliver(&mut *sink, id, shut_down());
                 }
                 Command::Reject { error, mut sink } => deliver(&mut *sink, UploadId(0), Event::Done(Err(error))),

@@ -1,10 +1,12 @@
 //! Uploads and admission: the slab of upload slots, the FIFO of uploads
-//! waiting for a place in flight, and the count of places taken.
+//! waiting for a place in flight, the count of places taken, and the count
+//! of uploads admitted (submitted and not ended, shared with the
+//! submitters, which bounds in flight plus queued).
 //!
 //! A place in flight belongs to the slot that took it ([`UploadSlot`]'s
-//! `admitted`): removing the slot ([`Uploads::remove`], the only way out)
-//! gives it back, whatever phase the upload had reached. So does the
-//! submitters' count of uploads the engine holds.
+//! `in_flight`): removing the slot ([`Uploads::remove`], the only way out)
+//! gives it back, whatever phase the upload had reached, and takes the
+//! upload off the admitted count.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +26,8 @@ use crate::proto::transfer::Transfer;
 use crate::proto::upload::Upload;
 use crate::request::UploadRequest;
 
-/// Room for requests admitted at submission kept between loop turns.
+/// Room for requests given a place in flight at submission kept between
+/// loop turns.
 const READY_KEPT: usize = 256;
 
 pub(crate) struct UploadSlot {
@@ -52,7 +55,7 @@ pub(crate) struct UploadSlot {
     /// A `CONNECT` exchange under way.
     pub(crate) tunnel: Option<Box<crate::proto::proxy::Tunnel>>,
     /// Holds a place in flight.
-    admitted: bool,
+    in_flight: bool,
     /// Response bytes this upload holds, counted in the engine's budget.
     buffered: usize,
 }
@@ -84,12 +87,13 @@ pub(crate) struct Uploads {
     max_in_flight: usize,
     buffered: usize,
     next_generation: u32,
-    /// Uploads submitted and not ended, shared with the submitters.
-    held: Arc<AtomicUsize>,
+    /// Uploads submitted and not ended (admitted), shared with the
+    /// submitters.
+    admitted: Arc<AtomicUsize>,
 }
 
 impl Uploads {
-    pub(crate) fn new(max_in_flight: usize, held: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(max_in_flight: usize, admitted: Arc<AtomicUsize>) -> Self {
         Uploads {
             slab: Slab::new(),
             ids: HashMap::new(),
@@ -99,7 +103,7 @@ impl Uploads {
             max_in_flight: max_in_flight.max(1),
             buffered: 0,
             next_generation: 0,
-            held,
+            admitted,
         }
     }
 
@@ -115,8 +119,8 @@ impl Uploads {
         request: UploadRequest,
         submitted: Instant,
     ) -> Key {
-        let admitted = self.queue.is_empty() && self.in_flight < self.max_in_flight;
-        let (waiting, ready) = if admitted {
+        let flies = self.queue.is_empty() && self.in_flight < self.max_in_flight;
+        let (waiting, ready) = if flies {
             self.in_flight += 1;
             (None, Some(request))
         } else {
@@ -139,7 +143,7 @@ impl Uploads {
             submitted,
             transfer: None,
             tunnel: None,
-            admitted,
+            in_flight: flies,
             buffered: 0,
         });
         self.ids.insert(id, index);
@@ -177,8 +181,8 @@ impl Uploads {
             .collect()
     }
 
-    /// The next upload to start, with its request: first those admitted
-    /// when submitted, then queued ones given a place while places are free.
+    /// The next upload to start, with its request: first those given a
+    /// place when submitted, then queued ones given a place while places are free.
     /// Requests of uploads that ended before starting are dropped here.
     /// (A queued slot without its request cannot be; it is handed over as
     /// `None`, for the caller to fail it.)
@@ -194,10 +198,10 @@ impl Uploads {
         }
         while self.in_flight < self.max_in_flight {
             let key = self.queue.pop_front()?;
-            let Some(slot) = self.get(key).filter(|slot| !slot.admitted) else {
+            let Some(slot) = self.get(key).filter(|slot| !slot.in_flight) else {
                 continue;
             };
-            slot.admitted = true;
+            slot.in_flight = true;
             let request = slot.request.take().map(|request| *request);
             self.in_flight += 1;
             return Some((key, request));
@@ -230,11 +234,11 @@ impl Uploads {
         }
         let slot = self.slab.remove(key.index());
         self.ids.remove(&slot.id);
-        if slot.admitted {
+        if slot.in_flight {
             self.in_flight -= 1;
         }
         self.buffered -= slot.buffered;
-        self.held.fetch_sub(1, Ordering::AcqRel);
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
         if self.queue.len() > 64 + 2 * self.slab.len() {
             let slab = &self.slab;
             self.queue
@@ -244,8 +248,8 @@ impl Uploads {
     }
 
     /// Gives back the submitters' count for an upload that never got a slot.
-    pub(crate) fn release_unheld(&self) {
-        self.held.fetch_sub(1, Ordering::AcqRel);
+    pub(crate) fn release_admitted(&self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -264,7 +268,7 @@ impl Uploads {
         self.buffered
     }
 
-    pub(crate) fn held(&self) -> usize {
-        self.held.load(Ordering::Acquire)
+    pub(crate) fn admitted(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
     }
 }

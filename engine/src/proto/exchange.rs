@@ -723,7 +723,7 @@ impl Exchange {
         // one with a length or chunks that stopped short is an error.
         let body_ends_here = self.decoder.as_mut().is_some_and(|d| d.handle_eof().is_ok());
         if self.stopped_early && self.head_in.is_some() && body_ends_here {
-            self.deliver();
+            self.record_response();
             return;
         }
         let error = self.io_error(error);
@@ -820,11 +820,12 @@ impl Exchange {
     fn try_complete(&mut self) {
         let body_done = self.decoder.as_ref().is_some_and(|d| d.is_done());
         if self.state == State::Receiving && body_done {
-            self.deliver();
+            self.record_response();
         }
     }
 
-    fn deliver(&mut self) {
+    /// The response is whole: it becomes the outcome.
+    fn record_response(&mut self) {
         let Some(head) = self.head_in.take() else {
             return;
         };
