@@ -71,9 +71,6 @@ use crate::stats::Stats;
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
 const READ_BUF: usize = 64 * 1024;
-/// Bounds of the wait for `100 Continue` (4 × the connect RTT in between).
-const EXPECT_WAIT_MIN: Duration = Duration::from_millis(100);
-const EXPECT_WAIT_MAX: Duration = Duration::from_secs(1);
 const FILE_BUF: usize = 256 * 1024;
 
 /// Runs app code (an event sink) so that a panic in it cannot end the
@@ -573,7 +570,7 @@ impl Loop {
         let Some(slot) = self.uploads.get(key) else { return };
         match next {
             Ok((target, exchange)) => {
-                let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive);
+                let keep = reuse::kept_alive(slot.exchange.as_ref(), self.config.keep_alive);
                 slot.exchange = Some(exchange);
                 slot.target = Some(target);
                 if let Some(conn) = slot.conn.take() {
@@ -610,7 +607,7 @@ impl Loop {
             self.conns.close(self.poll.registry(), conn);
         }
         if let Some(conn) = slot.conn.take() {
-            let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| outcome.is_ok());
+            let keep = reuse::kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| outcome.is_ok());
             self.release_conn(conn, keep);
         }
         self.recycle.keep(slot.exchange.take(), slot.sources);
@@ -733,14 +730,6 @@ fn origin_of(slot: &uploads::UploadSlot) -> Origin {
             proxy: None,
         },
     }
-}
-
-/// `Some(keep-alive timeout)` when the exchange ended so that its
-/// connection can carry another (and the engine keeps connections alive).
-fn kept_alive(exchange: Option<&crate::proto::exchange::Exchange>, keep_alive: bool) -> Option<Option<u32>> {
-    exchange
-        .filter(|e| keep_alive && e.reusable() && e.is_finished())
-        .map(|e| e.keep_alive_secs())
 }
 
 /// `Some(head)` to report now, `None` when the transfer holds it.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::conns::{ConnIo, ConnKey};
 use super::uploads::{Key, UploadSlot};
 use super::Command;
-use super::{origin_of, Loop, EXPECT_WAIT_MAX, EXPECT_WAIT_MIN};
+use super::{origin_of, Loop};
 use crate::error::describe_tls;
 use crate::error::ErrorKind;
 use crate::error::UploadError;
@@ -27,19 +27,17 @@ impl Loop {
     /// body waits a few of this connection's round trips at most.
     pub(super) fn arm_expect(&mut self, key: Key) {
         let Some(slot) = self.uploads.get(key) else { return };
-        if !slot.transfer.as_ref().is_some_and(|p| p.expect) {
-            return;
-        }
-        let conn = slot.conn;
-        let rtt = conn
+        let rtt = slot
+            .conn
             .and_then(|c| self.conns.get(c))
             .filter(|c| c.rtt_us > 0)
             .map(|c| Duration::from_micros(u64::from(c.rtt_us)));
-        let wait = rtt.map_or(EXPECT_WAIT_MAX, |rtt| (rtt * 4).clamp(EXPECT_WAIT_MIN, EXPECT_WAIT_MAX));
-        if let Some(exchange) = self.uploads.get(key).and_then(|s| s.exchange.as_mut()) {
-            if exchange.body().content_length() > 0 {
-                exchange.expect_continue(wait);
-            }
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (Some(transfer), Some(exchange)) = (slot.transfer.as_ref(), slot.exchange.as_mut()) else {
+            return;
+        };
+        if let Some(wait) = transfer.expect_wait(exchange.body().content_length(), rtt) {
+            exchange.expect_continue(wait);
         }
     }
 

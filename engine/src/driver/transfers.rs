@@ -3,9 +3,10 @@
 //! the request again without `Expect`, a redirect hop, a retry after a
 //! wait, a resumable session's next request.
 
-use super::{deliver, event_of, kept_alive, unix_secs, Key, Loop};
+use super::{deliver, event_of, unix_secs, Key, Loop};
 use crate::error::UploadError;
 use crate::events::Event;
+use crate::proto::reuse;
 use crate::proto::transfer::{Moment, Next};
 
 impl Loop {
@@ -40,7 +41,7 @@ impl Loop {
                 deliver(&mut *slot.sink, slot.id, Event::Resumable(change));
             }
         }
-        let keep = kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| answered);
+        let keep = reuse::kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| answered);
         match next {
             Next::Finish(outcome) => {
                 for head in slot.transfer.as_mut().map(|t| t.take_held()).unwrap_or_default() {

@@ -40,6 +40,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use crate::proto::exchange::Exchange;
+
 /// Connections closed by the peer right after their only answer, in a row,
 /// before an origin stops being pooled.
 pub const STRIKES: u8 = 3;
@@ -51,6 +53,14 @@ pub const EARLY_CLOSE: Duration = Duration::from_secs(1);
 /// The most a connection is retired before the server's `Keep-Alive`
 /// timeout: the request needs time to reach it.
 pub const KEEP_ALIVE_MARGIN: Duration = Duration::from_secs(1);
+
+/// `Some(keep-alive timeout)` when the exchange ended so that its
+/// connection can carry another (and the engine keeps connections alive).
+pub(crate) fn kept_alive(exchange: Option<&Exchange>, keep_alive: bool) -> Option<Option<u32>> {
+    exchange
+        .filter(|e| keep_alive && e.reusable() && e.is_finished())
+        .map(|e| e.keep_alive_secs())
+}
 
 /// Until when an idle connection may wait in the pool, from `now`: the
 /// pool's own expiry, or the server's `Keep-Alive: timeout=N` less a margin

@@ -41,6 +41,10 @@ use crate::proto::resumable::{Answer, Next as SessionNext, Session, UrlChange};
 use crate::proto::retry::{self, RetryPolicy};
 use crate::proto::reuse::Resend;
 
+/// Bounds of the wait for `100 Continue` (4 × the connection's round trip
+/// in between; the upper one when the round trip is not known).
+pub(crate) const EXPECT_WAIT: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
 /// Retries of a resumable upload without progress when neither the upload
 /// nor the engine sets a retry policy (tus-js-client makes 4).
 pub(crate) const RESUMABLE_RETRIES: u32 = 5;
@@ -173,6 +177,14 @@ impl Transfer {
             Some(_) => Resend::Never,
             None => Resend::from_choice(self.resend_reused.unwrap_or(engine_resends)),
         }
+    }
+
+    /// How long a body of `body_len` bytes waits for `100 Continue` on a
+    /// connection whose round trip is `rtt`: `None` when it does not wait
+    /// (no `Expect` sent, or no body).
+    pub(crate) fn expect_wait(&self, body_len: u64, rtt: Option<Duration>) -> Option<Duration> {
+        let (min, max) = EXPECT_WAIT;
+        (self.expect && body_len > 0).then(|| rtt.map_or(max, |rtt| rtt.saturating_mul(4).clamp(min, max)))
     }
 
     /// A final head arrived: `Some(head)` to report it now, `None` when it

@@ -277,3 +277,16 @@ fn a_resumable_answer_that_completes_is_the_outcome_with_its_heads() {
     assert_eq!(status_of(&next), Some(204));
     assert_eq!(transfer.take_held(), vec![Held::Status(204)]);
 }
+
+#[test]
+fn a_body_waits_for_100_continue_four_round_trips_within_bounds() {
+    let ms = Duration::from_millis;
+    let mut transfer = plain(0);
+    assert_eq!(transfer.expect_wait(10, Some(ms(5))), None, "no Expect sent");
+    transfer.expect = true;
+    assert_eq!(transfer.expect_wait(0, Some(ms(5))), None, "no body");
+    assert_eq!(transfer.expect_wait(10, Some(ms(5))), Some(ms(100)));
+    assert_eq!(transfer.expect_wait(10, Some(ms(50))), Some(ms(200)));
+    assert_eq!(transfer.expect_wait(10, Some(ms(900))), Some(ONE_SEC));
+    assert_eq!(transfer.expect_wait(10, None), Some(ONE_SEC), "round trip unknown");
+}
