@@ -659,3 +659,117 @@ pub fn resumable(data: &[u8]) {
         }
     }
 }
+
+/// HTTP/2 frames read from arbitrary bytes, whole and fed in pieces: both
+/// give the same frames and the same error; every frame that can be
+/// written again reads back equal.
+pub fn h2_frames(data: &[u8]) {
+    use uploadtask_http2::frame::{self, Frame, Parsed};
+    let max = frame::MIN_MAX_FRAME_SIZE;
+    let (step, data) = cut_points(data);
+    let mut whole = Vec::new();
+    let mut at = 0;
+    let whole_end = loop {
+        match frame::parse(&data[at..], max) {
+            Ok(Parsed::Frame(f, used)) => {
+                assert!(used >= frame::HEADER_LEN && used <= data.len() - at, "used {used}");
+                whole.push(format!("{f:?}"));
+                let mut again = Vec::new();
+                match f {
+                    Frame::Ping(d) => frame::write_ping(d, false, &mut again),
+                    Frame::PingAck(d) => frame::write_ping(d, true, &mut again),
+                    Frame::WindowUpdate { stream, increment } => {
+                        frame::write_window_update(stream, increment, &mut again)
+                    }
+                    Frame::Reset { stream, code } => frame::write_reset(stream, code, &mut again),
+                    Frame::GoAway {
+                        last_stream,
+                        code,
+                        debug,
+                    } => frame::write_goaway(last_stream, code, debug, &mut again),
+                    Frame::SettingsAck => frame::write_settings_ack(&mut again),
+                    _ => {}
+                }
+                if !again.is_empty() {
+                    match frame::parse(&again, max) {
+                        Ok(Parsed::Frame(back, n)) => {
+                            assert_eq!(n, again.len());
+                            assert_eq!(format!("{back:?}"), format!("{f:?}"));
+                        }
+                        other => panic!("a written frame reads back as {other:?}"),
+                    }
+                }
+                at += used;
+            }
+            Ok(Parsed::Incomplete(n)) => {
+                assert!(n > 0);
+                break Ok(());
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let mut buffer = Vec::new();
+    let mut pieces = Vec::new();
+    let mut fed = 0;
+    let pieces_end = 'feed: loop {
+        let end = (fed + step).min(data.len());
+        buffer.extend_from_slice(&data[fed..end]);
+        fed = end;
+        loop {
+            match frame::parse(&buffer, max) {
+                Ok(Parsed::Frame(f, used)) => {
+                    pieces.push(format!("{f:?}"));
+                    buffer.drain(..used);
+                }
+                Ok(Parsed::Incomplete(_)) if fed < data.len() => break,
+                Ok(Parsed::Incomplete(_)) => break 'feed Ok(()),
+                Err(e) => break 'feed Err(e),
+            }
+        }
+    };
+    assert_eq!(whole, pieces);
+    assert_eq!(whole_end, pieces_end);
+}
+
+/// An HPACK header block from arbitrary bytes under bounds its first two
+/// bytes choose: no panic; the table stays within its size; what was
+/// decoded, encoded again, decodes to the same fields; Huffman data that
+/// decodes encodes back to bytes that decode the same.
+pub fn hpack(data: &[u8]) {
+    use uploadtask_http2::hpack::{huffman, Decoder, Encoder, HpackError};
+    let (table, list, block) = match data {
+        [a, b, rest @ ..] => (usize::from(*a) * 16, usize::from(*b) * 64, rest),
+        _ => return,
+    };
+    let mut decoder = Decoder::new(table, list);
+    let mut fields = Vec::new();
+    let outcome = decoder.decode(block, |n, v| fields.push((n.to_vec(), v.to_vec())));
+    assert!(
+        decoder.table().size() <= table,
+        "table {} over {table}",
+        decoder.table().size()
+    );
+    let listed: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+    assert!(listed <= list, "{listed} bytes of fields over {list}");
+    if outcome.is_ok() || outcome == Err(HpackError::ListTooLarge) {
+        let mut again = Vec::new();
+        let mut encoder = Encoder::default();
+        for (n, v) in &fields {
+            encoder.encode(n, v, &mut again);
+        }
+        let mut back = Vec::new();
+        Decoder::new(0, usize::MAX)
+            .decode(&again, |n, v| back.push((n.to_vec(), v.to_vec())))
+            .expect("our own block decodes");
+        assert_eq!(back, fields);
+    }
+    let mut plain = Vec::new();
+    if huffman::decode(block, &mut plain).is_ok() {
+        let mut coded = Vec::new();
+        huffman::encode(&plain, &mut coded);
+        assert_eq!(coded.len(), huffman::encoded_len(&plain));
+        let mut back = Vec::new();
+        huffman::decode(&coded, &mut back).expect("our own Huffman data decodes");
+        assert_eq!(back, plain);
+    }
+}

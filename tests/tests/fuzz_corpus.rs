@@ -55,3 +55,13 @@ fn internal_paths_corpus() {
 fn resumable_corpus() {
     replay("resumable", fuzz_logic::resumable);
 }
+
+#[test]
+fn h2_frames_corpus() {
+    replay("h2_frames", fuzz_logic::h2_frames);
+}
+
+#[test]
+fn hpack_corpus() {
+    replay("hpack", fuzz_logic::hpack);
+}
