@@ -773,3 +773,123 @@ pub fn hpack(data: &[u8]) {
         assert_eq!(back, plain);
     }
 }
+
+/// The client connection fed a server's bytes (after a valid SETTINGS),
+/// in pieces, while its streams send what they may. Oracles: no panic;
+/// what the client writes parses back as frames; a stream hears nothing
+/// after its end (a final event, a reset, a refusal, a failure); a body
+/// only after a final head; `send_data` takes exactly what
+/// `send_capacity` allows; after a connection error every stream has
+/// failed and nothing more is taken.
+pub fn h2_client(data: &[u8]) {
+    use std::collections::{HashMap, HashSet};
+    use uploadtask_http2::conn::{Config, Connection, Event};
+    use uploadtask_http2::frame::{self, Parsed};
+    let (step, data) = cut_points(data);
+    let (streams, data) = match data.split_first() {
+        Some((&n, rest)) => (usize::from(n % 8) + 1, rest),
+        None => return,
+    };
+    let mut c = Connection::new(Config::default());
+    let mut server = Vec::new();
+    frame::write_settings(&[], &mut server);
+    server.extend_from_slice(data);
+    let fields: [(&[u8], &[u8]); 4] = [
+        (b":method", b"PUT"),
+        (b":scheme", b"http"),
+        (b":authority", b"a"),
+        (b":path", b"/"),
+    ];
+    let opened: Vec<u32> = (0..streams)
+        .filter_map(|i| c.open_stream(&fields, i % 3 == 2).ok())
+        .collect();
+    let mut ended: HashSet<u32> = HashSet::new();
+    let mut final_head: HashSet<u32> = HashSet::new();
+    let mut sent: HashMap<u32, u32> = HashMap::new();
+    let mut written = Vec::new();
+    let mut buffer = Vec::new();
+    let mut fed = 0;
+    let mut failed = false;
+    while fed < server.len() && !failed {
+        let end = (fed + step).min(server.len());
+        buffer.extend_from_slice(&server[fed..end]);
+        fed = end;
+        match c.handle_received(&buffer) {
+            Ok(used) => {
+                buffer.drain(..used);
+            }
+            Err(_) => failed = true,
+        }
+        while let Some(event) = c.poll_event() {
+            let stream = match &event {
+                Event::Headers { stream, .. }
+                | Event::Trailers { stream, .. }
+                | Event::Data { stream, .. }
+                | Event::Reset { stream, .. }
+                | Event::Refused { stream }
+                | Event::Failed { stream } => *stream,
+                _ => continue,
+            };
+            assert!(opened.contains(&stream), "an event for stream {stream}, never opened");
+            assert!(!ended.contains(&stream), "{event:?} after the stream ended");
+            match &event {
+                Event::Headers { status, end_stream, .. } => {
+                    assert!(*status >= 100 && *status <= 999);
+                    if *status >= 200 {
+                        final_head.insert(stream);
+                    }
+                    if *end_stream {
+                        ended.insert(stream);
+                    }
+                }
+                Event::Data { end_stream, .. } => {
+                    assert!(final_head.contains(&stream), "a body before a final head");
+                    if *end_stream {
+                        ended.insert(stream);
+                    }
+                }
+                _ => {
+                    ended.insert(stream);
+                }
+            }
+        }
+        // Every stream sends what it may, exactly.
+        for &stream in &opened {
+            let capacity = c.send_capacity(stream);
+            if capacity == 0 {
+                continue;
+            }
+            assert!(
+                c.send_data(stream, capacity + 1, false).is_none(),
+                "more than the capacity"
+            );
+            let len = capacity.min(20_000);
+            let header = c.send_data(stream, len, false).expect("the capacity");
+            assert_eq!(frame::FrameHeader::read(&header).len, len);
+            *sent.entry(stream).or_default() += len;
+            assert!(sent[&stream] <= (1u32 << 31), "a stream sent beyond any window");
+        }
+        if let Some(bytes) = c.poll_transmit() {
+            written.extend_from_slice(&bytes);
+        }
+    }
+    if failed {
+        assert!(c.handle_received(&[]).is_err());
+        for &stream in &opened {
+            assert_eq!(c.send_capacity(stream), 0);
+        }
+        assert_eq!(c.open_streams(), 0);
+    }
+    if let Some(bytes) = c.poll_transmit() {
+        written.extend_from_slice(&bytes);
+    }
+    // What the client wrote: the preface, then frames that parse.
+    assert!(written.starts_with(uploadtask_http2::PREFACE));
+    let mut at = uploadtask_http2::PREFACE.len();
+    while at < written.len() {
+        match frame::parse(&written[at..], frame::MAX_MAX_FRAME_SIZE) {
+            Ok(Parsed::Frame(_, n)) => at += n,
+            other => panic!("the client wrote {other:?}"),
+        }
+    }
+}

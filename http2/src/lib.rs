@@ -1,6 +1,9 @@
 //! Sans-I/O HTTP/2 (RFC 9113) for uploadtask: bytes in, bytes out, no
 //! sockets, no clock, no allocation that a peer can make grow unbounded.
 //!
+//! - [`conn`]: the client side of one connection: streams opened with
+//!   HPACK-coded requests, what each may send now, the server's frames
+//!   read into events (heads, bodies, resets, refused streams, GOAWAY).
 //! - [`frame`]: every frame type read from the front of a buffer, checked
 //!   as the RFC requires (a connection error carries its GOAWAY code), and
 //!   written to one.
@@ -23,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod conn;
 pub mod flow;
 pub mod frame;
 pub mod hpack;

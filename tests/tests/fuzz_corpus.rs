@@ -65,3 +65,8 @@ fn h2_frames_corpus() {
 fn hpack_corpus() {
     replay("hpack", fuzz_logic::hpack);
 }
+
+#[test]
+fn h2_client_corpus() {
+    replay("h2_client", fuzz_logic::h2_client);
+}
