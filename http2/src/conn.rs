@@ -19,6 +19,10 @@
 //!            RST_STREAM sent or received, Refused ────────────────────────► gone
 //! ```
 //!
+//! A stream whose response ended (END_STREAM received) hears nothing more:
+//! a later reset or connection failure only ends its sending
+//! ([`Connection::send_capacity`] is 0), as the response is whole.
+//!
 //! Bounds: a header block (HEADERS and its CONTINUATIONs) of at most
 //! [`MAX_BLOCK_FRAMES`] frames and the header list size we announce plus
 //! 16 KiB (the CONTINUATION flood: a connection error, `ENHANCE_YOUR_CALM`);
@@ -395,8 +399,11 @@ impl Connection {
         let last = self.next_id.saturating_sub(2);
         frame::write_goaway(last, error.code, error.reason.as_bytes(), &mut self.out);
         self.state = State::Failed;
-        for stream in std::mem::take(&mut self.streams).into_keys() {
-            self.events.push_back(Event::Failed { stream });
+        for (stream, s) in std::mem::take(&mut self.streams) {
+            // A stream whose response ended has its outcome already.
+            if !s.remote_done {
+                self.events.push_back(Event::Failed { stream });
+            }
         }
         error
     }
@@ -464,7 +471,7 @@ impl Connection {
             }
             Frame::Reset { stream, code } => {
                 self.check_known(stream)?;
-                if self.streams.remove(&stream).is_some() {
+                if self.streams.remove(&stream).is_some_and(|s| !s.remote_done) {
                     self.events.push_back(match code {
                         ErrorCode::REFUSED_STREAM => Event::Refused { stream },
                         code => Event::Reset { stream, code },
@@ -655,9 +662,11 @@ impl Connection {
 
     /// A stream broke a rule (or its window overflowed): reset it, tell.
     fn reset_for(&mut self, stream: u32, code: ErrorCode) {
-        if self.streams.remove(&stream).is_some() {
+        if let Some(s) = self.streams.remove(&stream) {
             frame::write_reset(stream, code, &mut self.out);
-            self.events.push_back(Event::Reset { stream, code });
+            if !s.remote_done {
+                self.events.push_back(Event::Reset { stream, code });
+            }
         }
     }
 }

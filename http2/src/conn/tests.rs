@@ -489,3 +489,24 @@ fn the_split_of_the_input_does_not_matter() {
     assert!(buffer.is_empty());
     assert_eq!(events(&mut whole), events(&mut pieces));
 }
+
+#[test]
+fn a_stream_whose_response_ended_hears_nothing_more_and_stops_sending() {
+    let mut c = ready();
+    let (a, b) = (request(&mut c, false), request(&mut c, false));
+    // Complete answers while both still send (an early 413, a 200).
+    let server = Server::default()
+        .headers(a, &[(":status", "413")], true)
+        .headers(b, &[(":status", "200")], true)
+        // The RFC's "stop sending": RST_STREAM(NO_ERROR) after the response.
+        .reset(a, ErrorCode::NO_ERROR);
+    feed(&mut c, server).unwrap();
+    assert_eq!(events(&mut c).len(), 2, "the two heads, nothing for the reset");
+    assert_eq!(c.send_capacity(a), 0);
+    assert!(c.send_capacity(b) > 0, "b may still send");
+    // A connection error: b's response was whole, so b does not fail.
+    let error = feed(&mut c, Server::default().raw(kind::PING, 0, 1, &[0; 8])).unwrap_err();
+    assert_eq!(error.code, ErrorCode::PROTOCOL_ERROR);
+    assert_eq!(events(&mut c), []);
+    assert_eq!(c.send_capacity(b), 0);
+}

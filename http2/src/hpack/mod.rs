@@ -84,6 +84,11 @@ pub fn decode_integer(input: &[u8], at: &mut usize, n: u8) -> Result<u64, HpackE
     loop {
         let byte = *input.get(*at).ok_or(HpackError::Truncated)?;
         *at += 1;
+        // Four continuation bytes hold 28 bits: more is too large, even
+        // when they add nothing.
+        if shift > 21 {
+            return Err(HpackError::IntegerOverflow);
+        }
         value += u64::from(byte & 0x7f) << shift;
         if value > MAX_INTEGER {
             return Err(HpackError::IntegerOverflow);

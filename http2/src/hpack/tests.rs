@@ -194,6 +194,11 @@ fn integers_of_c1() {
     out.clear();
     encode_integer(42, 8, 0, &mut out);
     assert_eq!(out, [42]);
+    // Many continuation bytes that add nothing: refused, not shifted out.
+    let mut zeros = vec![0x1f];
+    zeros.extend_from_slice(&[0x80; 20]);
+    zeros.push(0);
+    assert_eq!(decode_integer(&zeros, &mut 0, 5), Err(HpackError::IntegerOverflow));
     // A continuation that never ends, and one too large.
     assert_eq!(decode_integer(&[0x1f, 0x80], &mut 0, 5), Err(HpackError::Truncated));
     assert_eq!(
