@@ -7,7 +7,10 @@
 //! as throughput and have latencies; failures are listed by kind. Ctrl-C
 //! prints the summary of what ended.
 
+pub mod log;
+pub mod merge;
 pub mod output;
+pub mod segment;
 pub mod stats;
 
 use std::io::{IsTerminal, Write};
@@ -19,6 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use uploadtask_engine::{Engine, EngineConfig, Event, FileInput, SourceSpec, UploadError, UploadRequest};
 
+use self::log::{Job, RunTotals};
+use self::segment::Segment;
 use self::stats::{Outcome, Report, Tally};
 use super::args::USAGE;
 use crate::serve::{Receiver, ReceiverConfig};
@@ -27,7 +32,10 @@ use crate::serve::{Receiver, ReceiverConfig};
 pub const INTERRUPTED: i32 = 130;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LoadArgs {
+    #[command(subcommand)]
+    action: Option<LoadAction>,
     /// Endpoint; without one, an embedded receiver is started on loopback
     /// (in this process: it competes for the same cores, and the report says so).
     url: Option<String>,
@@ -72,6 +80,17 @@ pub struct LoadArgs {
     /// Write throughput and latency over time as an SVG.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Run segment I of N of the job: -n, -c and --rate are the whole
+    /// job's, this process runs its share (see docs/DISTRIBUTED.md).
+    #[arg(long, value_name = "I/N")]
+    segment: Option<Segment>,
+    /// Start at this time (RFC 3339 in UTC, `2026-12-03T17:30:00Z`, or
+    /// `@` and Unix seconds), so that segments started apart begin together.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    start_at: Option<SystemTime>,
+    /// A name for the job, kept in the log (merge refuses logs of other names).
+    #[arg(long, default_value = "")]
+    tag: String,
     #[command(flatten)]
     tls: super::args::TlsArgs,
     #[command(flatten)]
@@ -94,6 +113,57 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("not a duration: {text:?} (use s, ms, m or h)")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
+}
+
+/// What `load` does besides running a load.
+#[derive(clap::Subcommand, Debug)]
+pub enum LoadAction {
+    /// One report from the interval logs of many runs (`--hdr-log`).
+    Merge(merge::MergeArgs),
+}
+
+/// `--start-at`: RFC 3339 in UTC (`2026-12-03T17:30:00Z`, fractions of a
+/// second allowed) or `@` and Unix seconds.
+pub fn parse_start_at(text: &str) -> Result<SystemTime, String> {
+    let bad = || format!("a time as 2026-12-03T17:30:00Z or @1764783000: {text:?}");
+    if let Some(secs) = text.strip_prefix('@') {
+        let secs: f64 = secs.parse().map_err(|_| bad())?;
+        if !(secs >= 0.0 && secs.is_finite()) {
+            return Err(bad());
+        }
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    let text_utc = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = text_utc.split_once('T').ok_or_else(bad)?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (Some(Ok(year)), Some(Ok(month)), Some(Ok(day)), None) = (d.next(), d.next(), d.next(), d.next()) else {
+        return Err(bad());
+    };
+    let mut t = time.split(':');
+    let (Some(h), Some(m), Some(sec), None) = (t.next(), t.next(), t.next(), t.next()) else {
+        return Err(bad());
+    };
+    let (h, m, sec): (i64, i64, f64) = (
+        h.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        sec.parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || !(0.0..61.0).contains(&sec) {
+        return Err(bad());
+    }
+    // Days from the civil date (proleptic Gregorian), as in Howard Hinnant's algorithm.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + m * 60;
+    if secs < 0 {
+        return Err(bad());
+    }
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64) + Duration::from_secs_f64(sec))
 }
 
 /// The JSON report: the counts and the run's shape.
@@ -129,9 +199,14 @@ struct Shape {
 }
 
 impl Shape {
-    fn request(&self) -> UploadRequest {
+    /// The request of one upload; `number`: its number in a job run in
+    /// segments, sent as `X-Upload-Number`.
+    fn request(&self, number: Option<u64>) -> UploadRequest {
         let mut request = UploadRequest::new(Arc::clone(&self.url));
         request.headers = self.headers.clone();
+        if let Some(number) = number {
+            request.headers.push(("X-Upload-Number".into(), number.to_string()));
+        }
         request.fields = self.fields.clone();
         let source = match (&self.file, &self.payload) {
             (Some(path), _) => SourceSpec::Path(path.clone()),
@@ -163,6 +238,8 @@ impl Shape {
 /// The state of one run, shared by the completions.
 struct Run {
     shape: Shape,
+    /// This process's share of the job.
+    segment: Segment,
     body_bytes: u64,
     total: Option<u64>,
     deadline: Option<Instant>,
@@ -217,10 +294,17 @@ impl Run {
         Some(n)
     }
 
+    /// When this process's `k`-th upload is due after the start, in the
+    /// open model: the job's schedule (one upload every 1 / rate seconds),
+    /// of which this segment takes its numbers.
+    fn intended(&self, k: u64, rate: f64) -> Duration {
+        Duration::from_secs_f64(self.segment.upload_number(k) as f64 / rate)
+    }
+
     fn done_issuing(&self) -> bool {
         // Open model: done once the next intended start is past the end.
         let next = match self.rate {
-            Some(rate) => self.started + Duration::from_secs_f64(self.issued.load(Ordering::Acquire) as f64 / rate),
+            Some(rate) => self.started + self.intended(self.issued.load(Ordering::Acquire), rate),
             None => Instant::now(),
         };
         self.stop.load(Ordering::Acquire)
@@ -262,7 +346,8 @@ fn submit(engines: &Arc<Vec<Engine>>, run: &Arc<Run>, n: u64, intended: Instant,
     let engine = &engines[lane];
     run.in_flight.fetch_add(1, Ordering::AcqRel);
     let (engines_next, run_next) = (Arc::clone(engines), Arc::clone(run));
-    engine.submit(run.shape.request(), move |event: Event| {
+    let number = (run.segment != Segment::WHOLE).then(|| run.segment.upload_number(n));
+    engine.submit(run.shape.request(number), move |event: Event| {
         let Event::Done(result) = event else { return };
         let now = Instant::now();
         let outcome = match &result {
@@ -294,12 +379,15 @@ fn submit(engines: &Arc<Vec<Engine>>, run: &Arc<Run>, n: u64, intended: Instant,
 }
 
 /// Runs a load: parse → build → drive → report.
-pub fn run(args: LoadArgs) -> i32 {
-    let job = match parse(&args) {
-        Ok(job) => job,
+pub fn run(mut args: LoadArgs) -> i32 {
+    if let Some(LoadAction::Merge(merge)) = args.action.take() {
+        return merge::run(merge);
+    }
+    let parsed = match parse(&args) {
+        Ok(parsed) => parsed,
         Err(status) => return status,
     };
-    let setup = match build(&args, job) {
+    let setup = match build(&args, parsed) {
         Ok(setup) => setup,
         Err(status) => return status,
     };
@@ -308,13 +396,19 @@ pub fn run(args: LoadArgs) -> i32 {
 }
 
 /// What the arguments ask for, checked: an upload's headers, fields and
-/// extra parts, its body's size, the engine threads.
-struct Job {
+/// extra parts, its body's size, the engine threads, and this process's
+/// share of the job (all of it without `--segment`).
+struct Parsed {
     headers: Vec<(String, String)>,
     fields: Vec<(String, String)>,
     parts: Vec<(String, super::args::FormPart)>,
     body_bytes: u64,
     threads: usize,
+    segment: Segment,
+    /// This process's uploads, if bounded by a count.
+    total: Option<u64>,
+    /// This process's uploads in flight at most.
+    concurrency: usize,
 }
 
 /// Prints a usage error; the exit status for it.
@@ -323,7 +417,7 @@ fn usage(message: impl std::fmt::Display) -> i32 {
     USAGE
 }
 
-fn parse(args: &LoadArgs) -> Result<Job, i32> {
+fn parse(args: &LoadArgs) -> Result<Parsed, i32> {
     if args.concurrency == 0 || args.total == Some(0) || args.threads == Some(0) {
         return Err(usage("-c, -n and --threads must be at least 1"));
     }
@@ -373,12 +467,28 @@ fn parse(args: &LoadArgs) -> Result<Job, i32> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    Ok(Job {
+    let segment = args.segment.unwrap_or(Segment::WHOLE);
+    let concurrency = segment.share(args.concurrency as u64) as usize;
+    if concurrency == 0 {
+        return Err(usage(format!(
+            "-c {} leaves segment {segment} no upload in flight",
+            args.concurrency
+        )));
+    }
+    let total = match (args.total, args.duration) {
+        (None, None) => Some(10_000),
+        (total, _) => total,
+    }
+    .map(|total| segment.share(total));
+    Ok(Parsed {
         headers,
         fields,
         parts,
         body_bytes,
         threads,
+        segment,
+        total,
+        concurrency,
     })
 }
 
@@ -389,6 +499,10 @@ struct Setup {
     _receiver: Option<Receiver>,
     receiver_note: &'static str,
     url: String,
+    /// The job as the log gives it.
+    log_job: Job,
+    /// This process's uploads in flight at most.
+    concurrency: usize,
     threads: usize,
     engines: Arc<Vec<Engine>>,
     run: Arc<Run>,
@@ -396,7 +510,7 @@ struct Setup {
     started_wall: SystemTime,
 }
 
-fn build(args: &LoadArgs, job: Job) -> Result<Setup, i32> {
+fn build(args: &LoadArgs, job: Parsed) -> Result<Setup, i32> {
     let receiver = match &args.url {
         Some(_) => None,
         None => match Receiver::start(ReceiverConfig::default()) {
@@ -423,7 +537,7 @@ fn build(args: &LoadArgs, job: Job) -> Result<Setup, i32> {
         });
     // Every engine takes its share of the uploads in flight, as a client's.
     let mut config = EngineConfig {
-        max_in_flight: args.concurrency,
+        max_in_flight: job.concurrency,
         raise_fd_limit: true,
         ..EngineConfig::default()
     };
@@ -454,12 +568,7 @@ fn build(args: &LoadArgs, job: Job) -> Result<Setup, i32> {
         // (tests) keeps the first handler, which is fine.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-    let total = match (args.total, args.duration) {
-        (None, None) => Some(10_000),
-        (total, _) => total,
-    };
-    let started = Instant::now();
-    let started_wall = SystemTime::now();
+    let (started, started_wall) = start_time(args.start_at);
     let run = Arc::new(Run {
         shape: Shape {
             url: url.as_str().into(),
@@ -477,8 +586,9 @@ fn build(args: &LoadArgs, job: Job) -> Result<Setup, i32> {
             file: args.file.clone(),
             parts: job.parts,
         },
+        segment: job.segment,
         body_bytes: job.body_bytes,
-        total,
+        total: job.total,
         deadline: args.duration.and_then(|d| started.checked_add(d)),
         started,
         rate: args.rate,
@@ -489,10 +599,22 @@ fn build(args: &LoadArgs, job: Job) -> Result<Setup, i32> {
         stop: AtomicBool::new(false),
         tallies,
     });
+    let log_job = Job {
+        tag: args.tag.clone(),
+        url: url.clone(),
+        total: args.total.or(args.duration.is_none().then_some(10_000)),
+        rate: args.rate,
+        concurrency: args.concurrency as u64,
+        duration: args.duration.map(|d| d.as_secs_f64()),
+        body_bytes: job.body_bytes,
+        segment: job.segment,
+    };
     Ok(Setup {
         _receiver: receiver,
         receiver_note,
         url,
+        log_job,
+        concurrency: job.concurrency,
         threads: job.threads,
         engines,
         run,
@@ -531,7 +653,7 @@ fn drive(args: &LoadArgs, setup: &Setup) -> Ended {
     };
     match args.rate {
         None => {
-            for _ in 0..args.concurrency {
+            for _ in 0..setup.concurrency {
                 match run.take_next() {
                     Some(n) => submit(engines, run, n, Instant::now(), true),
                     None => break,
@@ -545,14 +667,14 @@ fn drive(args: &LoadArgs, setup: &Setup) -> Ended {
                     break;
                 }
                 let n = run.issued.load(Ordering::Acquire);
-                let due = run.started + Duration::from_secs_f64(n as f64 / rate);
+                let due = run.started + run.intended(n, rate);
                 let now = Instant::now();
                 if now < due {
                     std::thread::sleep((due - now).min(Duration::from_millis(50)));
                     tick(run);
                     continue;
                 }
-                if run.in_flight.load(Ordering::Acquire) >= args.concurrency {
+                if run.in_flight.load(Ordering::Acquire) >= setup.concurrency {
                     // Late starts count: latency is measured from `due`.
                     std::thread::sleep(Duration::from_micros(200));
                     continue;
@@ -613,7 +735,7 @@ fn report(args: &LoadArgs, setup: Setup, ended: Ended) -> i32 {
         let json = JsonReport {
             url,
             report: &report,
-            concurrency: args.concurrency,
+            concurrency: setup.concurrency,
             threads,
             rate: args.rate,
             body_bytes,
@@ -625,8 +747,11 @@ fn report(args: &LoadArgs, setup: Setup, ended: Ended) -> i32 {
     } else {
         let mut header = format!(
             "{} uploads of {body_bytes} bytes to {url}, {} in flight at most, {threads} engine thread(s)",
-            report.uploads, args.concurrency
+            report.uploads, setup.concurrency
         );
+        if setup.log_job.segment != Segment::WHOLE {
+            header.push_str(&format!(", segment {} of the job", setup.log_job.segment));
+        }
         if let Some(rate) = args.rate {
             header.push_str(&format!(
                 ", {rate} started per second (latency from each intended start)"
@@ -649,7 +774,12 @@ fn report(args: &LoadArgs, setup: Setup, ended: Ended) -> i32 {
         i32::from(report.failures > 0)
     };
     if let Some(path) = &args.hdr_log {
-        if let Err(e) = output::hdr_log(&tally, setup.started_wall, path) {
+        let end = RunTotals {
+            totals: tally.totals(),
+            seconds: ended.elapsed.as_secs_f64(),
+            resent: report.resent,
+        };
+        if let Err(e) = log::write(&tally, setup.started_wall, &setup.log_job, &end, path) {
             eprintln!("uploadtask: cannot write {}: {e}", path.display());
             status = status.max(1);
         }
@@ -665,4 +795,29 @@ fn report(args: &LoadArgs, setup: Setup, ended: Ended) -> i32 {
         engine.shutdown();
     }
     status
+}
+
+/// The run's start: now, or at `--start-at` (waited for; when already
+/// past, the start is still that time, so that segments share their
+/// schedule and a late one catches up).
+fn start_time(at: Option<SystemTime>) -> (Instant, SystemTime) {
+    let Some(at) = at else {
+        return (Instant::now(), SystemTime::now());
+    };
+    match at.duration_since(SystemTime::now()) {
+        Ok(wait) => {
+            std::thread::sleep(wait);
+            (Instant::now(), at)
+        }
+        Err(late) => {
+            let late = late.duration();
+            if late > Duration::from_secs(1) {
+                eprintln!(
+                    "uploadtask: --start-at was {:.1} s ago; starting now on its schedule",
+                    late.as_secs_f64()
+                );
+            }
+            (Instant::now().checked_sub(late).unwrap_or_else(Instant::now), at)
+        }
+    }
 }

@@ -1,12 +1,8 @@
-//! What a load run writes: the text summary, the HdrHistogram interval log
-//! (`--hdr-log`), and the SVG plot (`--plot`).
+//! What a load run (or a merge) prints and draws: the text summary and the
+//! SVG plot (`--plot`); the interval log is [`super::log`]'s.
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
-
-use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-use hdrhistogram::serialization::V2DeflateSerializer;
 
 use super::stats::{Report, Tally};
 
@@ -77,27 +73,6 @@ pub fn text(report: &Report, header: &str, out: &mut dyn Write) -> io::Result<()
         }
     }
     Ok(())
-}
-
-/// The successes' latency per second as an HdrHistogram interval log (V2,
-/// compressed; values in microseconds, `max` in ms): tools such as
-/// HistogramLogProcessor merge the logs of several machines.
-pub fn hdr_log(tally: &Tally, started: SystemTime, path: &Path) -> io::Result<()> {
-    let mut file = io::BufWriter::new(std::fs::File::create(path)?);
-    let mut serializer = V2DeflateSerializer::new();
-    let since_epoch = started.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let mut log = IntervalLogWriterBuilder::new()
-        .add_comment("uploadtask load: latency of successful uploads, microseconds")
-        .with_start_time(started)
-        .with_max_value_divisor(1000.0)
-        .begin_log_with(&mut file, &mut serializer)?;
-    for interval in tally.intervals() {
-        let start = since_epoch + Duration::from_secs(interval.second);
-        log.write_histogram(&interval.latency, start, Duration::from_secs(1), Tag::new("uploads"))
-            .map_err(|e| io::Error::other(format!("{e:?}")))?;
-    }
-    drop(log);
-    file.flush()
 }
 
 /// Throughput and latency percentiles per second, as an SVG.

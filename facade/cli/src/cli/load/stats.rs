@@ -44,6 +44,22 @@ pub struct Tally {
     intervals: Vec<Interval>,
 }
 
+/// The counts a run's log carries for a merge (beside its intervals).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    /// Responses below 400.
+    pub successes: u64,
+    /// Everything else.
+    pub failures: u64,
+    /// Body bytes of the successes.
+    pub bytes: u64,
+    /// Responses by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Failures by kind.
+    pub failed: BTreeMap<String, u64>,
+}
+
 /// The report: what `load` prints, and `--json` whole.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -191,6 +207,37 @@ impl Tally {
             }
         }
         self.intervals.sort_by_key(|i| i.second);
+    }
+
+    /// A run's tally from its log: its counts and its intervals (the
+    /// latency of the whole is their sum, exact to the histograms'
+    /// precision).
+    pub fn from_log(totals: Totals, mut intervals: Vec<Interval>) -> Result<Tally, String> {
+        let mut latency = Histogram::new(3).map_err(|e| e.to_string())?;
+        for interval in &intervals {
+            latency.add(&interval.latency).map_err(|e| format!("{e:?}"))?;
+        }
+        intervals.sort_by_key(|i| i.second);
+        Ok(Tally {
+            latency,
+            statuses: totals.statuses,
+            failed: totals.failed,
+            successes: totals.successes,
+            failures: totals.failures,
+            bytes: totals.bytes,
+            intervals,
+        })
+    }
+
+    /// The counts, for a log.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            successes: self.successes,
+            failures: self.failures,
+            bytes: self.bytes,
+            statuses: self.statuses.clone(),
+            failed: self.failed.clone(),
+        }
     }
 
     /// The per-second intervals so far, in order.
