@@ -449,8 +449,11 @@ impl Connection {
                 }
                 let refused: Vec<u32> = self.streams.range(last_stream + 1..).map(|(&id, _)| id).collect();
                 for stream in refused {
-                    self.streams.remove(&stream);
-                    self.events.push_back(Event::Refused { stream });
+                    // One whose response ended was processed, whatever the
+                    // GOAWAY says: it only stops sending.
+                    if self.streams.remove(&stream).is_some_and(|s| !s.remote_done) {
+                        self.events.push_back(Event::Refused { stream });
+                    }
                 }
                 self.events.push_back(Event::GoAway { last_stream, code });
             }

@@ -504,9 +504,27 @@ fn a_stream_whose_response_ended_hears_nothing_more_and_stops_sending() {
     assert_eq!(events(&mut c).len(), 2, "the two heads, nothing for the reset");
     assert_eq!(c.send_capacity(a), 0);
     assert!(c.send_capacity(b) > 0, "b may still send");
+    // A GOAWAY that says b was not processed cannot undo its response.
+    let (c2, d) = (request(&mut c, false), request(&mut c, false));
+    feed(
+        &mut c,
+        Server::default().headers(d, &[(":status", "200")], true).goaway(c2),
+    )
+    .unwrap();
+    let got = events(&mut c);
+    assert!(
+        matches!(got[0], Event::Headers { stream, .. } if stream == d),
+        "{got:?}"
+    );
+    assert!(!got.contains(&Event::Refused { stream: d }), "{got:?}");
+    assert_eq!(c.send_capacity(d), 0);
     // A connection error: b's response was whole, so b does not fail.
     let error = feed(&mut c, Server::default().raw(kind::PING, 0, 1, &[0; 8])).unwrap_err();
     assert_eq!(error.code, ErrorCode::PROTOCOL_ERROR);
-    assert_eq!(events(&mut c), []);
+    assert_eq!(
+        events(&mut c),
+        [Event::Failed { stream: c2 }],
+        "only the stream still waiting"
+    );
     assert_eq!(c.send_capacity(b), 0);
 }
