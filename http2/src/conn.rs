@@ -36,7 +36,7 @@ use crate::flow::{ReceiveWindow, SendWindow};
 use crate::frame::{self, Frame, FrameError, Parsed, HEADER_LEN};
 use crate::hpack::{Decoder, Encoder, HpackError};
 use crate::settings::Settings;
-use crate::{ErrorCode, PREFACE};
+use crate::{ErrorCode, Fields, PREFACE};
 
 /// Frames one header block may take (HEADERS and CONTINUATIONs).
 pub const MAX_BLOCK_FRAMES: usize = 64;
@@ -74,7 +74,7 @@ pub enum Event {
         /// `:status`.
         status: u16,
         /// The other fields, in order (names in lower case).
-        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        fields: Fields,
         /// The response ends here (no body).
         end_stream: bool,
     },
@@ -83,7 +83,7 @@ pub enum Event {
         /// The stream.
         stream: u32,
         /// The fields.
-        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        fields: Fields,
     },
     /// Response body bytes.
     Data {
@@ -677,7 +677,7 @@ impl Connection {
 /// Takes `:status` out of a response's fields; `None` when it is missing,
 /// not three digits, repeated, or another pseudo-field or an upper-case
 /// name is there (a malformed response, RFC 9113 §8.1.1).
-fn response_status(fields: &mut Vec<(Vec<u8>, Vec<u8>)>) -> Option<u16> {
+fn response_status(fields: &mut Fields) -> Option<u16> {
     let mut status = None;
     for (name, value) in fields.iter() {
         if name.first() == Some(&b':') {

@@ -9,6 +9,9 @@
 //!   written to one.
 //! - [`hpack`]: header compression (RFC 7541) with its Huffman code; the
 //!   decoder is bounded (table size, table size updates, header list size).
+//! - [`message`]: a request's fields from an HTTP/1.1-shaped request (the
+//!   headers HTTP/2 forbids dropped), a response gathered from a stream's
+//!   events with its body bounded.
 //! - [`settings`]: SETTINGS, checked as they arrive.
 //! - [`flow`]: the windows we send into and those we give the peer, with
 //!   credit returned in large steps.
@@ -30,9 +33,13 @@ pub mod conn;
 pub mod flow;
 pub mod frame;
 pub mod hpack;
+pub mod message;
 pub mod settings;
 
 use std::fmt;
+
+/// Header fields in order: (name, value) pairs, names in lower case.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The connection preface a client sends first (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
