@@ -38,6 +38,11 @@ use crate::hpack::{Decoder, Encoder, HpackError};
 use crate::settings::Settings;
 use crate::{ErrorCode, Fields, PREFACE};
 
+/// Streams opened before the server's SETTINGS say how many it takes: the
+/// least RFC 9113 §6.5.2 recommends a server allow. A server that allows
+/// fewer refuses the rest (REFUSED_STREAM), and they are sent again.
+pub const STREAMS_BEFORE_SETTINGS: usize = 100;
+
 /// Frames one header block may take (HEADERS and CONTINUATIONs).
 pub const MAX_BLOCK_FRAMES: usize = 64;
 
@@ -270,14 +275,16 @@ impl Connection {
         self.streams.len()
     }
 
-    /// True when a new stream may be opened now.
+    /// True when a new stream may be opened now: within the peer's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`, or [`STREAMS_BEFORE_SETTINGS`]
+    /// until its SETTINGS arrive.
     pub fn can_open(&self) -> bool {
-        self.state == State::Open
-            && self.next_id <= frame::MAX_WINDOW
-            && self
-                .peer
-                .max_concurrent_streams
-                .is_none_or(|max| self.streams.len() < max as usize)
+        let limit = match (self.peer_ready, self.peer.max_concurrent_streams) {
+            (_, Some(max)) => max as usize,
+            (false, None) => STREAMS_BEFORE_SETTINGS,
+            (true, None) => usize::MAX,
+        };
+        self.state == State::Open && self.next_id <= frame::MAX_WINDOW && self.streams.len() < limit
     }
 
     /// Opens a stream with a request's fields (pseudo-fields first, names

@@ -528,3 +528,15 @@ fn a_stream_whose_response_ended_hears_nothing_more_and_stops_sending() {
     );
     assert_eq!(c.send_capacity(b), 0);
 }
+
+#[test]
+fn before_the_servers_settings_a_hundred_streams_at_most() {
+    let mut c = Connection::new(Config::default());
+    for _ in 0..STREAMS_BEFORE_SETTINGS {
+        request(&mut c, true);
+    }
+    assert!(!c.can_open());
+    // SETTINGS without a limit: no limit.
+    feed(&mut c, Server::default().settings(&[])).unwrap();
+    assert!(c.can_open());
+}
