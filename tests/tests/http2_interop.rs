@@ -193,3 +193,24 @@ fn an_early_413_ends_the_stream_and_the_connection_goes_on() {
     let (responses, _) = upload_all(addr, &[body(10, 2), body(200_000, 3)], "/up");
     assert!(responses.iter().all(|r| r.status == 200));
 }
+
+/// The same uploads against another HTTP/2 server given by address, for
+/// trying peers by hand (Node's `http2`, nginx): `UPLOADTASK_H2_PEER=127.0.0.1:8093
+/// cargo test -p uploadtask-tests --test http2_interop -- --ignored`. The
+/// server must answer `LEN SHA256` of each body (`benches/h2/node_sink.js`).
+#[test]
+#[ignore = "needs a server given by UPLOADTASK_H2_PEER"]
+fn another_server_given_by_address() {
+    let addr = std::env::var("UPLOADTASK_H2_PEER").expect("UPLOADTASK_H2_PEER=host:port");
+    let addr = addr.parse().expect("an address");
+    let bodies: Vec<Vec<u8>> = (0..120)
+        .map(|i| body([0, 1, 16_383, 16_384, 16_385, 100_000, 300_000][i % 7], i as u8))
+        .collect();
+    let (responses, refused) = upload_all(addr, &bodies, "/up");
+    for (body, response) in bodies.iter().zip(&responses) {
+        assert_eq!(response.status, 200);
+        let expected = format!("{} {}", body.len(), hex::encode(Sha256::digest(body)));
+        assert_eq!(String::from_utf8_lossy(&response.body), expected);
+    }
+    eprintln!("{} uploads byte-exact, {refused} refused and sent again", bodies.len());
+}
