@@ -821,15 +821,7 @@ pub fn h2_client(data: &[u8]) {
             Err(_) => failed = true,
         }
         while let Some(event) = c.poll_event() {
-            let stream = match &event {
-                Event::Headers { stream, .. }
-                | Event::Trailers { stream, .. }
-                | Event::Data { stream, .. }
-                | Event::Reset { stream, .. }
-                | Event::Refused { stream }
-                | Event::Failed { stream } => *stream,
-                _ => continue,
-            };
+            let Some(stream) = event.stream() else { continue };
             assert!(opened.contains(&stream), "an event for stream {stream}, never opened");
             assert!(!ended.contains(&stream), "{event:?} after the stream ended");
             match &event {

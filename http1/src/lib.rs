@@ -42,6 +42,7 @@
 
 pub mod body;
 pub mod chunked;
+pub mod date;
 pub mod framing;
 pub mod headers;
 mod limits;

@@ -130,6 +130,21 @@ pub enum Event {
     PingAck([u8; 8]),
 }
 
+impl Event {
+    /// The stream the event is about, if it is about one.
+    pub fn stream(&self) -> Option<u32> {
+        match self {
+            Event::Headers { stream, .. }
+            | Event::Trailers { stream, .. }
+            | Event::Data { stream, .. }
+            | Event::Reset { stream, .. }
+            | Event::Refused { stream }
+            | Event::Failed { stream } => Some(*stream),
+            Event::Writable | Event::GoAway { .. } | Event::PingAck(_) => None,
+        }
+    }
+}
+
 /// Why a stream cannot be opened now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

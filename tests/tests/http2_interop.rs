@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
-use uploadtask_http2::conn::{Config, Connection, Event};
+use uploadtask_http2::conn::{Config, Connection};
 use uploadtask_http2::message::{request_fields, Request, ResponseBuilder};
 
 /// A server answering each request with `LEN SHA256` of its body, with a
@@ -124,15 +124,7 @@ fn upload_all(
         let used = c.handle_received(&input).unwrap();
         input.drain(..used);
         while let Some(event) = c.poll_event() {
-            let stream = match &event {
-                Event::Headers { stream, .. }
-                | Event::Data { stream, .. }
-                | Event::Trailers { stream, .. }
-                | Event::Reset { stream, .. }
-                | Event::Refused { stream }
-                | Event::Failed { stream } => *stream,
-                _ => continue,
-            };
+            let Some(stream) = event.stream() else { continue };
             let i = streams.iter().position(|s| s.0 == Some(stream)).unwrap();
             streams[i].2.handle_event(event);
             if let Some(outcome) = streams[i].2.poll_outcome() {

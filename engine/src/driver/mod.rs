@@ -62,7 +62,7 @@ use crate::proto::exchange::ExchangeError;
 use crate::proto::proxy::Proxies;
 use crate::proto::redirect;
 use crate::proto::reuse;
-use crate::proto::transfer::{Held, Moment, Transfer};
+use crate::proto::transfer::{Held, Transfer};
 use crate::proto::upload::{deadline_after, Action, Phase, Timing, Upload};
 use crate::request::UploadRequest;
 use crate::stats::Stats;
@@ -541,27 +541,6 @@ impl Loop {
             }
         }
         self.act(key, action);
-    }
-
-    /// A complete response: the transfer decides what follows.
-    fn on_response(&mut self, key: Key, response: crate::proto::exchange::Response) {
-        let unix_secs = unix_secs();
-        let Some(slot) = self.uploads.get(key) else { return };
-        let (Some(transfer), Some(target)) = (slot.transfer.as_mut(), slot.target.as_ref()) else {
-            return self.finish(key, Ok(response));
-        };
-        let entropy = &mut self.entropy;
-        let mut random = || entropy.u64();
-        let mut moment = Moment {
-            now: self.now,
-            unix_secs,
-            random: &mut random,
-            submitted: slot.submitted,
-            deadline: slot.life.deadline(),
-            engine_retry: &self.config.retry,
-        };
-        let next = transfer.handle_response(response, target, &mut moment);
-        self.carry_out(key, next, true);
     }
 
     /// Starts the upload's next exchange (a redirect hop, a resend), after

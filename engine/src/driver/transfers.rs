@@ -6,18 +6,55 @@
 use super::{deliver, event_of, unix_secs, Key, Loop};
 use crate::error::UploadError;
 use crate::events::Event;
+use crate::proto::exchange::Response;
 use crate::proto::reuse;
-use crate::proto::transfer::{Moment, Next};
+use crate::proto::transfer::{Moment, Next, Transfer};
+use uploadtask_http1::request::Target;
 
 impl Loop {
+    /// A complete response: the transfer decides what follows.
+    pub(super) fn on_response(&mut self, key: Key, response: Response) {
+        if !self.has_transfer(key) {
+            return self.finish(key, Ok(response));
+        }
+        let decided = self.decide(key, |transfer, target, moment| match target {
+            Some(target) => Ok(transfer.handle_response(response, target, moment)),
+            None => Err(response),
+        });
+        match decided {
+            Some(Ok(next)) => self.carry_out(key, next, true),
+            Some(Err(response)) => self.finish(key, Ok(response)),
+            None => {}
+        }
+    }
+
     /// The attempt failed before a final response, and the upload's life
     /// did not recover it: the transfer decides what follows.
     pub(super) fn on_failure(&mut self, key: Key, error: UploadError) {
-        let unix_secs = unix_secs();
-        let Some(slot) = self.uploads.get(key) else { return };
-        let Some(transfer) = slot.transfer.as_mut() else {
+        if !self.has_transfer(key) {
             return self.finish(key, Err(error));
-        };
+        }
+        if let Some(next) = self.decide(key, |transfer, _, moment| transfer.handle_failure(error, moment)) {
+            self.carry_out(key, next, false);
+        }
+    }
+
+    /// True when the upload started (its transfer exists).
+    fn has_transfer(&mut self, key: Key) -> bool {
+        self.uploads.get(key).is_some_and(|slot| slot.transfer.is_some())
+    }
+
+    /// Runs `decision` on the upload's transfer with the moment (both
+    /// clocks, a random draw, the upload's bounds); `None` when the upload
+    /// has no transfer (it never started).
+    fn decide<T>(
+        &mut self,
+        key: Key,
+        decision: impl FnOnce(&mut Transfer, Option<&Target>, &mut Moment<'_>) -> T,
+    ) -> Option<T> {
+        let unix_secs = unix_secs();
+        let slot = self.uploads.get(key)?;
+        let transfer = slot.transfer.as_mut()?;
         let entropy = &mut self.entropy;
         let mut random = || entropy.u64();
         let mut moment = Moment {
@@ -28,8 +65,7 @@ impl Loop {
             deadline: slot.life.deadline(),
             engine_retry: &self.config.retry,
         };
-        let next = transfer.handle_failure(error, &mut moment);
-        self.carry_out(key, next, false);
+        Some(decision(transfer, slot.target.as_ref(), &mut moment))
     }
 
     /// Does what the transfer decided. `answered`: the exchange ended with

@@ -193,12 +193,7 @@ pub fn parse_retry_after(value: &str, now_secs: u64) -> Option<Duration> {
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let mut hms = time.split(':').map(|p| p.parse::<i64>().ok());
     let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let at = u64::try_from(days * 86_400 + h * 3600 + m * 60 + s).ok()?;
+    let at = uploadtask_http1::date::unix_seconds(year, month, day, h, m, s)?;
     Some(Duration::from_secs(at.saturating_sub(now_secs)))
 }
 

@@ -100,14 +100,7 @@ pub fn decode(coded: &[u8], out: &mut Vec<u8>) -> Result<(), HpackError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::hpack::tests::hex;
 
     #[test]
     fn the_examples_of_appendix_c4_encode_and_decode() {

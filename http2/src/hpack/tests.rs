@@ -2,7 +2,8 @@
 
 use super::*;
 
-fn hex(s: &str) -> Vec<u8> {
+/// Bytes from hex, spaces ignored (as the RFC prints them).
+pub(crate) fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     (0..s.len())
         .step_by(2)

@@ -148,22 +148,11 @@ pub fn parse_start_at(text: &str) -> Result<SystemTime, String> {
         m.parse().map_err(|_| bad())?,
         sec.parse().map_err(|_| bad())?,
     );
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || !(0.0..61.0).contains(&sec) {
+    if !(0.0..61.0).contains(&sec) {
         return Err(bad());
     }
-    // Days from the civil date (proleptic Gregorian), as in Howard Hinnant's algorithm.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + m * 60;
-    if secs < 0 {
-        return Err(bad());
-    }
-    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64) + Duration::from_secs_f64(sec))
+    let whole = uploadtask_http1::date::unix_seconds(year, month, day, h, m, sec.trunc() as i64).ok_or_else(bad)?;
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(whole) + Duration::from_secs_f64(sec.fract()))
 }
 
 /// The JSON report: the counts and the run's shape.
@@ -818,6 +807,29 @@ fn start_time(at: Option<SystemTime>) -> (Instant, SystemTime) {
                 );
             }
             (Instant::now().checked_sub(late).unwrap_or_else(Instant::now), at)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_times_in_rfc_3339_utc_or_unix_seconds() {
+        let at = |secs: f64| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs);
+        assert_eq!(parse_start_at("1994-11-06T08:49:37Z"), Ok(at(784_111_777.0)));
+        assert_eq!(parse_start_at("1994-11-06T08:49:37.5Z"), Ok(at(784_111_777.5)));
+        assert_eq!(parse_start_at("@784111777.25"), Ok(at(784_111_777.25)));
+        for bad in [
+            "1994-11-06T08:49:37",
+            "1994-13-06T08:49:37Z",
+            "1994-11-06 08:49:37Z",
+            "@-1",
+            "@x",
+            "tomorrow",
+        ] {
+            assert!(parse_start_at(bad).is_err(), "{bad}");
         }
     }
 }
