@@ -112,6 +112,14 @@ pub struct EngineConfig {
     /// Opens connections; plain TCP ([`TcpConnector`](crate::TcpConnector) with `sendfile`
     /// above) when `None`. TLS is layered on whatever it returns.
     pub connector: Option<Arc<dyn Connector>>,
+    /// The HTTP version of uploads that do not choose one. Default
+    /// [`HttpVersion::Auto`](crate::HttpVersion::Auto): HTTP/2 where TLS
+    /// negotiates it.
+    pub http: crate::request::HttpVersion,
+    /// Most streams one HTTP/2 connection carries at once (the server's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` bounds it too); beyond, another
+    /// connection opens. Default `None`: the server's limit.
+    pub max_streams_per_connection: Option<u32>,
     /// Raise this process's soft `RLIMIT_NOFILE` to its hard limit at start
     /// (the program does; a library leaves the process alone). Default off.
     pub raise_fd_limit: bool,
@@ -148,6 +156,8 @@ impl fmt::Debug for EngineConfig {
             .field("max_redirects", &self.max_redirects)
             .field("allow_https_to_http", &self.allow_https_to_http)
             .field("progress_acked", &self.progress_acked)
+            .field("http", &self.http)
+            .field("max_streams_per_connection", &self.max_streams_per_connection)
             .field("connector", &self.connector.is_some())
             .finish()
     }
@@ -185,6 +195,8 @@ impl Default for EngineConfig {
             expect_continue_threshold: Some(1 << 20),
             allow_https_to_http: false,
             progress_acked: false,
+            http: crate::request::HttpVersion::Auto,
+            max_streams_per_connection: None,
         }
     }
 }

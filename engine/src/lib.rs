@@ -68,7 +68,7 @@ pub use proto::{progress, proxy, resumable, retry};
 #[cfg(feature = "testing")]
 pub use io::{pump, scripted, sendq};
 #[cfg(feature = "testing")]
-pub use proto::exchange;
+pub use proto::{exchange, mux};
 
 pub use config::EngineConfig;
 pub use engine::{Engine, Refused};
@@ -76,7 +76,7 @@ pub use error::{ErrorKind, TlsFailure, UploadError};
 pub use events::{Event, EventSink, UploadId};
 pub use progress::Progress;
 pub use proto::exchange::Response;
-pub use request::{FileInput, Opener, SourceSpec, UploadRequest};
+pub use request::{FileInput, HttpVersion, Opener, SourceSpec, UploadRequest};
 pub use resolver::{Resolver, StaticResolver, ThreadPoolResolver};
 pub use source::{BodySource, FileSource, MemorySource};
 pub use stats::Stats;

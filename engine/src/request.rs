@@ -75,6 +75,35 @@ impl FileInput {
     }
 }
 
+/// Which HTTP version carries an upload, as curl's `--http1.1`, `--http2`
+/// and `--http2-prior-knowledge` choose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// Over TLS, HTTP/2 when the server picks it (ALPN offers `h2` and
+    /// `http/1.1`), else HTTP/1.1; plain `http://` is HTTP/1.1.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// As `Auto` (curl's `--http2`; a plain-text `Upgrade: h2c` is not
+    /// tried: plain `http://` stays HTTP/1.1).
+    Http2,
+    /// HTTP/2 without asking, on plain `http://` too (h2c); over TLS, as
+    /// `Auto`.
+    Http2PriorKnowledge,
+}
+
+impl HttpVersion {
+    /// Whether a connection with `https` (TLS) may carry HTTP/2.
+    pub fn allows_h2(self, https: bool) -> bool {
+        match self {
+            HttpVersion::Http1 => false,
+            HttpVersion::Auto | HttpVersion::Http2 => https,
+            HttpVersion::Http2PriorKnowledge => true,
+        }
+    }
+}
+
 /// An upload to submit: URL, headers, text fields, file parts, timeout.
 #[derive(Debug)]
 #[must_use = "an UploadRequest does nothing until submitted"]
@@ -123,6 +152,8 @@ pub struct UploadRequest {
     /// server may have received all of it; the engine's
     /// [`EngineConfig::resend_reused`](crate::EngineConfig::resend_reused) when `None`.
     pub resend_reused: Option<bool>,
+    /// The HTTP version; the engine's [`EngineConfig::http`](crate::EngineConfig::http) when `None`.
+    pub http: Option<HttpVersion>,
 }
 
 impl UploadRequest {
@@ -142,6 +173,7 @@ impl UploadRequest {
             resumable: None,
             progress_acked: false,
             resend_reused: None,
+            http: None,
         }
     }
 

@@ -804,6 +804,8 @@ pub fn h2_client(data: &[u8]) {
         .filter_map(|i| c.open_stream(&fields, i % 3 == 2).ok())
         .collect();
     let mut ended: HashSet<u32> = HashSet::new();
+    let mut stopped: HashSet<u32> = HashSet::new();
+    let bodiless: HashSet<u32> = opened.iter().copied().filter(|s| (s / 2) % 3 == 2).collect();
     let mut final_head: HashSet<u32> = HashSet::new();
     let mut sent: HashMap<u32, u32> = HashMap::new();
     let mut written = Vec::new();
@@ -823,6 +825,13 @@ pub fn h2_client(data: &[u8]) {
         while let Some(event) = c.poll_event() {
             let Some(stream) = event.stream() else { continue };
             assert!(opened.contains(&stream), "an event for stream {stream}, never opened");
+            if let Event::SendStopped { .. } = event {
+                // Once, after a whole response, while the body goes out.
+                assert!(ended.contains(&stream) && !stopped.contains(&stream), "{event:?}");
+                assert!(!bodiless.contains(&stream), "{event:?} of a stream that sent its end");
+                stopped.insert(stream);
+                continue;
+            }
             assert!(!ended.contains(&stream), "{event:?} after the stream ended");
             match &event {
                 Event::Headers { status, end_stream, .. } => {

@@ -19,8 +19,9 @@
 //!            RST_STREAM sent or received, Refused ────────────────────────► gone
 //! ```
 //!
-//! A stream whose response ended (END_STREAM received) hears nothing more:
-//! a later reset or connection failure only ends its sending
+//! A stream whose response ended (END_STREAM received) hears nothing more,
+//! but for one [`Event::SendStopped`] when the peer resets it while its
+//! body is still going out; a connection failure only ends its sending
 //! ([`Connection::send_capacity`] is 0), as the response is whole.
 //!
 //! Bounds: a header block (HEADERS and its CONTINUATIONs) of at most
@@ -117,6 +118,16 @@ pub enum Event {
         /// The stream.
         stream: u32,
     },
+    /// The peer reset a stream whose response had ended while we were
+    /// still sending its body: stop sending; the response stands (a
+    /// server may answer before it read the whole request and then ask
+    /// the client to stop, RFC 9113 §8.1).
+    SendStopped {
+        /// The stream.
+        stream: u32,
+        /// The reset's code (`NO_ERROR` for that request).
+        code: ErrorCode,
+    },
     /// Streams may send more (a window or the stream limit grew).
     Writable,
     /// The peer will take no new stream.
@@ -139,7 +150,8 @@ impl Event {
             | Event::Data { stream, .. }
             | Event::Reset { stream, .. }
             | Event::Refused { stream }
-            | Event::Failed { stream } => Some(*stream),
+            | Event::Failed { stream }
+            | Event::SendStopped { stream, .. } => Some(*stream),
             Event::Writable | Event::GoAway { .. } | Event::PingAck(_) => None,
         }
     }
@@ -331,6 +343,26 @@ impl Connection {
         Ok(id)
     }
 
+    /// Bytes the connection's send window allows now, all streams together.
+    pub fn connection_send_window(&self) -> u32 {
+        if self.state == State::Failed {
+            return 0;
+        }
+        self.send.available()
+    }
+
+    /// True while `stream` is open on our side or the peer's (not ended
+    /// both ways, not reset, not refused).
+    pub fn has_stream(&self, stream: u32) -> bool {
+        self.streams.contains_key(&stream)
+    }
+
+    /// True when the connection takes no new stream and never will again
+    /// (GOAWAY sent or received, a connection error, stream ids used up).
+    pub fn is_closing(&self) -> bool {
+        self.state != State::Open || self.next_id > frame::MAX_WINDOW
+    }
+
     /// How many body bytes `stream` may send in its next DATA frame now:
     /// the least of the connection's window, the stream's and the peer's
     /// frame size (0 when it may not send).
@@ -473,8 +505,10 @@ impl Connection {
                 for stream in refused {
                     // One whose response ended was processed, whatever the
                     // GOAWAY says: it only stops sending.
-                    if self.streams.remove(&stream).is_some_and(|s| !s.remote_done) {
-                        self.events.push_back(Event::Refused { stream });
+                    match self.streams.remove(&stream) {
+                        Some(s) if !s.remote_done => self.events.push_back(Event::Refused { stream }),
+                        Some(s) if !s.local_done => self.events.push_back(Event::SendStopped { stream, code }),
+                        _ => {}
                     }
                 }
                 self.events.push_back(Event::GoAway { last_stream, code });
@@ -496,11 +530,13 @@ impl Connection {
             }
             Frame::Reset { stream, code } => {
                 self.check_known(stream)?;
-                if self.streams.remove(&stream).is_some_and(|s| !s.remote_done) {
-                    self.events.push_back(match code {
+                match self.streams.remove(&stream) {
+                    Some(s) if !s.remote_done => self.events.push_back(match code {
                         ErrorCode::REFUSED_STREAM => Event::Refused { stream },
                         code => Event::Reset { stream, code },
-                    });
+                    }),
+                    Some(s) if !s.local_done => self.events.push_back(Event::SendStopped { stream, code }),
+                    _ => {}
                 }
             }
             Frame::StreamError { stream, code } => {

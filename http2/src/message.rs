@@ -192,7 +192,8 @@ impl ResponseBuilder {
             Event::Reset { code, .. } => self.outcome = Some(Err(MessageError::Reset(code))),
             Event::Refused { .. } => self.outcome = Some(Err(MessageError::Refused)),
             Event::Failed { .. } => self.outcome = Some(Err(MessageError::ConnectionFailed)),
-            Event::Writable | Event::GoAway { .. } | Event::PingAck(_) => {}
+            // The response is whole (its outcome came first): only sending stops.
+            Event::SendStopped { .. } | Event::Writable | Event::GoAway { .. } | Event::PingAck(_) => {}
         }
         false
     }

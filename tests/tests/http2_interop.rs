@@ -125,7 +125,10 @@ fn upload_all(
         input.drain(..used);
         while let Some(event) = c.poll_event() {
             let Some(stream) = event.stream() else { continue };
-            let i = streams.iter().position(|s| s.0 == Some(stream)).unwrap();
+            // A stream already answered (it told us to stop sending, say).
+            let Some(i) = streams.iter().position(|s| s.0 == Some(stream)) else {
+                continue;
+            };
             streams[i].2.handle_event(event);
             if let Some(outcome) = streams[i].2.poll_outcome() {
                 if outcome == Err(uploadtask_http2::message::MessageError::Refused) {

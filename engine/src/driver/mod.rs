@@ -27,6 +27,7 @@ pub(crate) mod prepare;
 pub(crate) mod recycle;
 mod resume;
 mod setup;
+mod streams;
 mod timers;
 mod transfers;
 mod uploads;
@@ -85,6 +86,8 @@ pub(crate) struct Loop {
     poll: Poll,
     config: EngineConfig,
     tls: Arc<rustls::ClientConfig>,
+    /// The same, offering HTTP/2 first (ALPN `h2`, `http/1.1`).
+    tls_h2: Arc<rustls::ClientConfig>,
     resolver: Arc<dyn Resolver>,
     connector: Arc<dyn Connector>,
     proxies: Arc<Proxies>,
@@ -102,6 +105,10 @@ pub(crate) struct Loop {
     conns: Conns,
     timers: Timers,
     ready: VecDeque<Key>,
+    /// HTTP/2 connections with bytes to write this turn.
+    ready_conns: VecDeque<ConnKey>,
+    /// Uploads that waited for a connection and may start now.
+    woken: VecDeque<Key>,
     read_buf: Box<[u8]>,
     file_buf: Scratch,
     shutting_down: bool,
@@ -142,6 +149,7 @@ impl Loop {
                 })
             }),
             config,
+            tls_h2: streams::offering_h2(&tls),
             tls,
             resolver,
             inbox,
@@ -154,6 +162,8 @@ impl Loop {
             timing,
             timers: Timers::default(),
             ready: VecDeque::new(),
+            ready_conns: VecDeque::new(),
+            woken: VecDeque::new(),
             read_buf: vec![0; READ_BUF].into_boxed_slice(),
             file_buf: Scratch::new(FILE_BUF),
             shutting_down: false,
@@ -210,7 +220,9 @@ impl Loop {
             }
             self.serve_ready();
             self.fire_timers();
+            self.start_woken();
             self.start_queued();
+            self.serve_ready_conns();
         }
     }
 
@@ -292,6 +304,11 @@ impl Loop {
             allow_https_to_http: self.config.allow_https_to_http,
         };
         let acked = request.progress_acked || self.config.progress_acked;
+        // Acknowledged progress counts a connection's bytes: one upload's.
+        let http = match request.http.unwrap_or(self.config.http) {
+            _ if acked => crate::request::HttpVersion::Http1,
+            http => http,
+        };
         let mut prepared = prepare(
             request,
             self.config.limits,
@@ -308,6 +325,7 @@ impl Loop {
         slot.sources = prepared.sources;
         slot.target = Some(prepared.target);
         slot.transfer = Some(prepared.transfer);
+        slot.h2 = http;
         self.begin_exchange(key);
         Ok(())
     }
@@ -317,7 +335,18 @@ impl Loop {
         let now = self.now;
         let Some(slot) = self.uploads.get(key) else { return };
         let origin = origin_of(slot);
-        let pooled = self.conns.take_idle(self.poll.registry(), &origin, key, self.turn, now);
+        let shared = match self.share_or_wait(key, &origin) {
+            streams::Shared::Wait => return,
+            streams::Shared::Stream(conn) => Some(conn),
+            streams::Shared::Own => None,
+        };
+        let pooled = match shared {
+            Some(conn) => Some(conn),
+            None => self.conns.take_idle(self.poll.registry(), &origin, key, self.turn, now),
+        };
+        if pooled.is_none() {
+            self.conns.begin_setup(&origin, key);
+        }
         let Some(slot) = self.uploads.get(key) else { return };
         let Some(target) = slot.target.as_ref() else { return };
         let https = target.scheme == Scheme::Https;
@@ -341,9 +370,12 @@ impl Loop {
             },
             Action::Exchange => {
                 self.arm_expect(key);
-                self.serve(key, false, true)
+                if !self.attach_stream(key) {
+                    self.serve(key, false, true)
+                }
             }
             Action::Fail(error) => {
+                self.end_setup(key);
                 self.forget_unreachable(key);
                 return self.on_failure(key, error);
             }
@@ -353,6 +385,12 @@ impl Loop {
 
     /// Closes the upload's connection, if it has one.
     fn drop_conn(&mut self, key: Key) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        if let (Some(conn), Some(stream)) = (slot.conn, slot.stream.take()) {
+            // A stream: the connection goes on with the others.
+            slot.conn = None;
+            self.detach_stream(conn, stream);
+        }
         let Some(slot) = self.uploads.get(key) else { return };
         let racing = slot.racing.take().map(|r| *r).unwrap_or_default();
         if let Some(conn) = slot.conn.take() {
@@ -368,6 +406,9 @@ impl Loop {
             return; // a socket closed since the poll
         };
         conn.peer_closed |= closed;
+        if conn.mux.is_some() {
+            return self.serve_mux(conn_key, readable, writable);
+        }
         let Some(key) = conn.upload else {
             // An idle pooled connection that spoke, closed or failed cannot be
             // reused. A writable edge alone (ACKs of the last bytes) is no news.
@@ -397,6 +438,13 @@ impl Loop {
     fn serve(&mut self, key: Key, readable: bool, writable: bool) {
         let budget = self.config.write_budget;
         let Some(slot) = self.uploads.get(key) else { return };
+        if slot.stream.is_some() {
+            // Its connection writes for all its streams.
+            if let Some(conn) = slot.conn {
+                self.ready_conns.push_back(conn);
+            }
+            return;
+        }
         let (Some(conn_key), Some(exchange)) = (slot.conn, slot.exchange.as_mut()) else {
             return;
         };
@@ -443,13 +491,35 @@ impl Loop {
         if let Some(e) = file_error {
             return self.finish(key, Err(UploadError::new(ErrorKind::File, e.0)));
         }
-        if let Some(head) = exchange.poll_request_head() {
-            deliver(&mut *slot.sink, slot.id, Event::RequestHead(head));
-        }
         let acked_mode = exchange.is_ack_progress();
         if acked_mode && exchange.is_finished() {
             // The last word on what the peer has, before the outcome.
             self.acks.ask(transport.as_mut(), exchange, self.now);
+        }
+        if !self.report(key) {
+            return;
+        }
+        if flow == WriteFlow::Yield {
+            self.ready.push_back(key);
+        }
+        if acked_mode {
+            self.schedule(key);
+        }
+    }
+
+    /// Reports what the upload's exchange has for its sink (the request
+    /// head, progress, heads), then its outcome, or ends it when its
+    /// responses outgrow the memory budget. `false` when the exchange is
+    /// over (the upload went on to what follows, or ended).
+    fn report(&mut self, key: Key) -> bool {
+        let Some(slot) = self.uploads.get(key) else {
+            return false;
+        };
+        let Some(exchange) = slot.exchange.as_mut() else {
+            return false;
+        };
+        if let Some(head) = exchange.poll_request_head() {
+            deliver(&mut *slot.sink, slot.id, Event::RequestHead(head));
         }
         while let Some(progress) = exchange.poll_progress(self.now) {
             deliver(&mut *slot.sink, slot.id, Event::Progress(progress));
@@ -469,7 +539,8 @@ impl Loop {
         }
         if let Some(next) = stop {
             // Its connection is closed; the session's next step follows.
-            return self.resume_interrupted(key, next);
+            self.resume_interrupted(key, next);
+            return false;
         }
         // A head whose response may be followed waits: only the outcome's
         // heads are heard of.
@@ -485,21 +556,18 @@ impl Loop {
         }
         let buffered = exchange.buffered_bytes();
         if let Some(outcome) = exchange.poll_outcome() {
-            return self.on_outcome(key, outcome);
+            self.on_outcome(key, outcome);
+            return false;
         }
         if self.uploads.set_buffered(key, buffered) > self.config.max_buffered_response_bytes {
             let message = format!(
                 "responses held in memory would exceed the engine's budget of {} bytes",
                 self.config.max_buffered_response_bytes
             );
-            return self.finish(key, Err(UploadError::new(ErrorKind::ResourceExhausted, message)));
+            self.finish(key, Err(UploadError::new(ErrorKind::ResourceExhausted, message)));
+            return false;
         }
-        if flow == WriteFlow::Yield {
-            self.ready.push_back(key);
-        }
-        if acked_mode {
-            self.schedule(key);
-        }
+        true
     }
 
     fn serve_ready(&mut self) {
@@ -552,12 +620,23 @@ impl Loop {
                 let keep = reuse::kept_alive(slot.exchange.as_ref(), self.config.keep_alive);
                 slot.exchange = Some(exchange);
                 slot.target = Some(target);
-                if let Some(conn) = slot.conn.take() {
-                    self.release_conn(conn, keep);
-                }
+                self.leave_conn(key, keep);
                 self.begin_exchange(key);
             }
             Err(error) => self.finish(key, Err(error)),
+        }
+    }
+
+    /// Gives up the upload's connection: its stream ends (an HTTP/2
+    /// connection goes on with the others), or the connection is pooled
+    /// (`keep`, see [`Loop::release_conn`]) or closed.
+    fn leave_conn(&mut self, key: Key, keep: Option<Option<u32>>) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        let (conn, stream) = (slot.conn.take(), slot.stream.take());
+        match (conn, stream) {
+            (Some(conn), Some(stream)) => self.detach_stream(conn, stream),
+            (Some(conn), None) => self.release_conn(conn, keep),
+            (None, _) => {}
         }
     }
 
@@ -579,11 +658,16 @@ impl Loop {
     /// Ends an upload: frees its slot, place in flight and files; pools or
     /// closes its connection; then reports the outcome.
     fn finish(&mut self, key: Key, outcome: Result<crate::proto::exchange::Response, UploadError>) {
+        self.end_setup(key);
         let Some(mut slot) = self.uploads.remove(key) else {
             return;
         };
         for conn in slot.racing.take().map(|r| *r).unwrap_or_default() {
             self.conns.close(self.poll.registry(), conn);
+        }
+        if let (Some(conn), Some(stream)) = (slot.conn, slot.stream) {
+            slot.conn = None;
+            self.detach_stream(conn, stream);
         }
         if let Some(conn) = slot.conn.take() {
             let keep = reuse::kept_alive(slot.exchange.as_ref(), self.config.keep_alive).filter(|_| outcome.is_ok());
@@ -630,7 +714,7 @@ impl Loop {
             match target {
                 TimerTarget::IdleConn(conn) => {
                     if self.conns.is_idle_until(conn, at) {
-                        self.conns.close(self.poll.registry(), conn);
+                        self.close_conn(conn);
                     }
                 }
                 TimerTarget::Upload(key) => {
@@ -696,17 +780,24 @@ impl Loop {
 fn origin_of(slot: &uploads::UploadSlot) -> Origin {
     let proxy = slot.transfer.as_ref().and_then(|t| t.proxy.as_ref());
     match slot.target.as_ref() {
-        Some(t) => Origin {
-            scheme: t.scheme,
-            host: t.host.clone(),
-            port: t.port,
-            proxy: proxy.map(|p| Box::new((p.host.clone(), p.port))),
-        },
+        Some(t) => {
+            let https = t.scheme == Scheme::Https;
+            // A forwarding proxy (plain http through it) speaks HTTP/1.1.
+            let h2 = slot.h2.allows_h2(https) && (https || proxy.is_none());
+            Origin {
+                scheme: t.scheme,
+                host: t.host.clone(),
+                port: t.port,
+                proxy: proxy.map(|p| Box::new((p.host.clone(), p.port))),
+                h2,
+            }
+        }
         None => Origin {
             scheme: Scheme::Http,
             host: Arc::from(""),
             port: 0,
             proxy: None,
+            h2: false,
         },
     }
 }

@@ -30,9 +30,7 @@ impl Loop {
     /// Sends the session's next request, at `at` (after a wait) or now;
     /// first the piece's checksum when the protocol asks for one.
     pub(super) fn resume_next(&mut self, key: Key, keep: Option<Option<u32>>, at: Option<Instant>) {
-        if let Some(conn) = self.uploads.get(key).and_then(|slot| slot.conn.take()) {
-            self.release_conn(conn, keep);
-        }
+        self.leave_conn(key, keep);
         let now = self.now;
         let Some(slot) = self.uploads.get(key) else { return };
         let Some(transfer) = slot.transfer.as_mut() else { return };

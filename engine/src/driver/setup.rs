@@ -201,13 +201,15 @@ impl Loop {
             return Ok(());
         };
         let host = target.host.clone();
+        let config = if origin_of(slot).h2 { &self.tls_h2 } else { &self.tls };
+        let config = Arc::clone(config);
         let Some(conn) = self.conns.get(conn_key) else {
             return Ok(());
         };
         let ConnIo::Ready(transport) = std::mem::replace(&mut conn.io, ConnIo::Empty) else {
             return Ok(());
         };
-        match TlsTransport::new(transport, Arc::clone(&self.tls), &host) {
+        match TlsTransport::new(transport, config, &host) {
             Ok(tls) => {
                 conn.io = ConnIo::Ready(Box::new(tls));
                 Ok(())

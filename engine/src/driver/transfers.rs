@@ -106,9 +106,7 @@ impl Loop {
                     exchange.restart();
                 }
                 slot.life.handle_wait();
-                if let Some(conn) = slot.conn.take() {
-                    self.release_conn(conn, keep);
-                }
+                self.leave_conn(key, keep);
                 self.schedule(key);
             }
             Next::Resume(at) => self.resume_next(key, keep, at),

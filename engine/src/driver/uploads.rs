@@ -42,6 +42,11 @@ pub(crate) struct UploadSlot {
     pub(crate) exchange: Option<Exchange>,
     pub(crate) sources: Vec<Source>,
     pub(crate) conn: Option<ConnKey>,
+    /// The HTTP/2 stream carrying the exchange on `conn`, when it multiplexes.
+    pub(crate) stream: Option<u32>,
+    /// May go over HTTP/2 (its version allows it, and so does what it
+    /// asks: not acknowledged progress).
+    pub(crate) h2: crate::request::HttpVersion,
     /// Connect attempts under way beside `conn`'s (Happy Eyeballs), boxed:
     /// most uploads never race; the winner becomes `conn`.
     #[allow(clippy::box_collection)] // 8 bytes in every slot, not 24
@@ -54,6 +59,8 @@ pub(crate) struct UploadSlot {
     pub(crate) transfer: Option<Transfer>,
     /// A `CONNECT` exchange under way.
     pub(crate) tunnel: Option<Box<crate::proto::proxy::Tunnel>>,
+    /// Waits for a connection another upload sets up (HTTP/2).
+    pub(crate) waiting: bool,
     /// Holds a place in flight.
     in_flight: bool,
     /// Response bytes this upload holds, counted in the engine's budget.
@@ -138,6 +145,9 @@ impl Uploads {
             exchange: None,
             sources: Vec::new(),
             conn: None,
+            stream: None,
+            waiting: false,
+            h2: crate::request::HttpVersion::Http1,
             racing: None,
             timer_at: None,
             submitted,
@@ -159,6 +169,14 @@ impl Uploads {
         self.slab
             .get_mut(key.index())
             .filter(|slot| slot.generation == key.generation())
+    }
+
+    /// The upload's phase, if it is still here.
+    pub(crate) fn phase(&self, key: Key) -> Option<crate::proto::upload::Phase> {
+        self.slab
+            .get(key.index())
+            .filter(|slot| slot.generation == key.generation())
+            .map(|slot| slot.life.phase())
     }
 
     /// The instant of the upload's current timer entry.

@@ -287,6 +287,58 @@ fn write_file(
     Ok(transport.write_vectored(&[IoSlice::new(bytes)]))
 }
 
+/// Appends exactly `len` body bytes of `exchange` to `out` (an HTTP/2
+/// DATA frame's payload), file regions read from their sources; the
+/// exchange counts them accepted. Once the whole body is out, every file
+/// is checked for a change of size.
+pub fn copy_body<S: Deref<Target = dyn BodySource>>(
+    exchange: &mut Exchange,
+    sources: &[S],
+    len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FileError> {
+    let mut left = len;
+    while left > 0 {
+        let (pieces, count) = exchange.poll_gather(left as u64);
+        if count == 0 {
+            return Err(FileError("the body ended before its length".into()));
+        }
+        let mut taken = 0;
+        for piece in &pieces[..count] {
+            let room = left - taken;
+            taken += match *piece {
+                Piece::Bytes(bytes) => {
+                    let take = bytes.len().min(room);
+                    out.extend_from_slice(&bytes[..take]);
+                    take
+                }
+                Piece::File { part, offset, len } => {
+                    let take = usize::try_from(len).unwrap_or(usize::MAX).min(room);
+                    let source = source(sources, part)?;
+                    match in_memory(source, offset, take as u64) {
+                        Some(bytes) => out.extend_from_slice(bytes),
+                        None => {
+                            let at = out.len();
+                            out.resize(at + take, 0);
+                            read_exact_at(source, offset, &mut out[at..])?;
+                        }
+                    }
+                    take
+                }
+            };
+            if taken == left {
+                break;
+            }
+        }
+        exchange.handle_sent(taken);
+        left -= taken;
+    }
+    if exchange.body_accepted() && sources.iter().any(|s| s.current_len().ok() != Some(s.len())) {
+        return Err(changed_size());
+    }
+    Ok(())
+}
+
 /// Reads until the transport blocks or the exchange is finished. Returns the
 /// bytes read.
 pub fn pump_read(exchange: &mut Exchange, transport: &mut dyn Transport, buf: &mut [u8]) -> usize {

@@ -111,6 +111,11 @@ pub trait Transport: Send {
         Ok(true)
     }
 
+    /// True when TLS negotiated HTTP/2 (ALPN `h2`).
+    fn negotiated_h2(&self) -> bool {
+        false
+    }
+
     /// Called on an idle pooled connection before it carries another
     /// request: `false` when the peer closed it, reset it, or sent bytes
     /// nobody asked for (the connection must then be dropped). Must not
@@ -416,6 +421,10 @@ impl Transport for TlsTransport {
 
     fn wire_written(&self) -> u64 {
         self.inner.wire_written()
+    }
+
+    fn negotiated_h2(&self) -> bool {
+        self.tls.alpn_protocol() == Some(b"h2")
     }
 
     fn tcp_addrs(&mut self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {

@@ -59,7 +59,7 @@ pub struct Response {
     pub status: u16,
     /// Reason phrase (the usual ones are borrowed, not allocated).
     pub reason: Cow<'static, str>,
-    /// `0` for HTTP/1.0, `1` for HTTP/1.1.
+    /// `0` for HTTP/1.0, `1` for HTTP/1.1, `2` for HTTP/2.
     pub version: u8,
     /// Headers in order, duplicates kept.
     pub headers: Headers,
@@ -90,6 +90,17 @@ pub enum ExchangeError {
         /// The body's length.
         body_length: u64,
     },
+    /// The HTTP/2 stream was reset (by the server, or by us for a rule it
+    /// broke) before the response ended.
+    StreamReset {
+        /// The RST_STREAM error code.
+        code: u32,
+        /// Body bytes sent before.
+        body_bytes_sent: u64,
+    },
+    /// An HTTP/2 response that breaks RFC 9113 §8.1 (body before the head,
+    /// more body than its Content-Length).
+    Malformed(&'static str),
     /// A read or write failed before the exchange completed.
     Io {
         /// The error's kind.
@@ -123,7 +134,10 @@ impl ExchangeError {
             ExchangeError::Head(e) => Some(std::sync::Arc::new(*e)),
             ExchangeError::Framing(e) => Some(std::sync::Arc::new(*e)),
             ExchangeError::Body(e) => Some(std::sync::Arc::new(*e)),
-            ExchangeError::ClosedBeforeResponse { .. } | ExchangeError::ClosedWhileSending { .. } => None,
+            ExchangeError::ClosedBeforeResponse { .. }
+            | ExchangeError::ClosedWhileSending { .. }
+            | ExchangeError::StreamReset { .. }
+            | ExchangeError::Malformed(_) => None,
             ExchangeError::Io { source, .. } => source.0.clone().map(|e| e as crate::error::Source),
         }
     }
@@ -148,6 +162,11 @@ impl fmt::Display for ExchangeError {
                 f,
                 "connection closed after {body_bytes_sent} of {body_length} body bytes were sent"
             ),
+            ExchangeError::StreamReset { code, body_bytes_sent } => {
+                let code = uploadtask_http2::ErrorCode(*code);
+                write!(f, "HTTP/2 stream reset ({code}) after {body_bytes_sent} body bytes")
+            }
+            ExchangeError::Malformed(what) => write!(f, "malformed HTTP/2 response: {what}"),
             ExchangeError::Io {
                 kind,
                 message,
@@ -190,6 +209,8 @@ struct Window {
     head_request: bool,
     /// Keep `104` interim heads for `poll_interim`.
     interim: bool,
+    /// An HTTP/2 stream carries the exchange ([`Exchange::start_stream`]).
+    stream: bool,
 }
 
 /// Waiting for `100 Continue`: for `wait` once the head is out, then the
@@ -296,6 +317,7 @@ impl Exchange {
             start,
             head_request,
             interim,
+            stream: self.window.stream,
         };
         self.progress.set_total(total);
     }
@@ -306,7 +328,11 @@ impl Exchange {
         let fresh = Exchange::new(std::mem::take(&mut self.head), self.body.clone(), *self.parser.limits());
         let progress = self.progress.clone();
         let reports = self.reports.as_ref().map(|_| Box::default());
-        let window = self.window;
+        // The next connection may speak HTTP/1.1.
+        let window = Window {
+            stream: false,
+            ..self.window
+        };
         let ack = self.ack.as_ref().map(|_| Box::default());
         *self = Exchange {
             progress,
@@ -412,6 +438,12 @@ impl Exchange {
     pub fn body_bytes_sent(&self) -> u64 {
         let on_wire = self.accepted.saturating_sub(self.unflushed);
         on_wire.saturating_sub(self.head.len() as u64)
+    }
+
+    /// Body bytes not yet accepted by the transport.
+    pub fn body_remaining(&self) -> u64 {
+        let body_accepted = self.accepted.saturating_sub(self.head.len() as u64);
+        self.body.content_length().saturating_sub(body_accepted)
     }
 
     /// Up to [`MAX_PIECES`] pieces to write in one vectored call: the head,
@@ -737,6 +769,146 @@ impl Exchange {
             body_bytes_sent: self.body_bytes_sent(),
             source: IoSource(Some(std::sync::Arc::new(error))),
         }
+    }
+
+    /// An HTTP/2 stream carries this exchange: the request head goes as a
+    /// HEADERS frame (not through [`Exchange::poll_gather`], which then
+    /// gives body bytes only), and the response arrives as
+    /// [`Exchange::handle_stream_head`], [`Exchange::handle_stream_data`]
+    /// and [`Exchange::handle_stream_end`]. `trace` is the request head as
+    /// `-v` shows it, reported once the stream opened (with
+    /// `set_report_headers(true)`).
+    pub fn start_stream(&mut self, trace: Option<Vec<u8>>) {
+        self.window.stream = true;
+        let rest = self.head.len() - self.head_sent;
+        self.head_sent = self.head.len();
+        self.accepted += rest as u64;
+        if let (Some(reports), Some(trace)) = (self.reports.as_mut(), trace) {
+            reports.request_head = Some(trace);
+        }
+        if self.state == State::Sending && self.cursor.is_done(&self.body) {
+            self.state = State::Receiving;
+        }
+    }
+
+    /// The request head this exchange was built with (HTTP/1.1 bytes; an
+    /// HTTP/2 stream takes its fields from it).
+    pub fn request_head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// A response head on the stream: an interim one (1xx) or the final one.
+    /// `trace` is the head as `-v` shows it.
+    pub fn handle_stream_head(&mut self, status: u16, headers: Headers, end_stream: bool, trace: &[u8]) {
+        if self.is_finished() {
+            return;
+        }
+        self.response_started = true;
+        if let Some(reports) = self.reports.as_mut() {
+            reports.response_heads.extend_from_slice(trace);
+        }
+        if status < 200 {
+            if status == 100 {
+                self.expect = None;
+            }
+            if status == 104 && self.window.interim {
+                let max = self.parser.limits().max_interim_responses;
+                let interim = &mut self.reports.get_or_insert_with(Box::default).interim;
+                if interim.len() < max {
+                    interim.push_back((status, headers));
+                }
+            }
+            return;
+        }
+        let length = headers
+            .get("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let kind = if end_stream || self.window.head_request || status == 204 || status == 304 {
+            uploadtask_http1::BodyKind::None
+        } else if let Some(length) = length {
+            uploadtask_http1::BodyKind::Length(length)
+        } else {
+            uploadtask_http1::BodyKind::CloseDelimited
+        };
+        self.reusable = true;
+        if self.state == State::Sending && (status >= 400 || self.expect.is_some()) {
+            // An early final answer: the body stops here (the stream is reset).
+            self.expect = None;
+            self.stop_sending();
+        }
+        self.expect = None;
+        self.decoder = Some(BodyDecoder::new(kind, self.parser.limits()));
+        self.head_event = Some(status);
+        if let Some(reports) = self.reports.as_mut() {
+            reports.headers = Some((status, headers.clone()));
+        }
+        self.head_in = Some(ResponseHead {
+            version: 2,
+            status,
+            reason: Cow::Borrowed(""),
+            headers,
+        });
+        if end_stream {
+            self.handle_stream_end();
+        }
+    }
+
+    /// Response body bytes on the stream.
+    pub fn handle_stream_data(&mut self, data: &[u8]) {
+        if self.is_finished() || data.is_empty() {
+            return;
+        }
+        let Some(decoder) = self.decoder.as_mut() else {
+            let _ = self.fail(ExchangeError::Malformed("body before the head"));
+            return;
+        };
+        match decoder.decode(data) {
+            Ok(step) if step.consumed == data.len() => {
+                self.response_body.extend_from_slice(&data[step.body]);
+            }
+            Ok(_) => {
+                let _ = self.fail(ExchangeError::Malformed("more body than its Content-Length"));
+            }
+            Err(e) => {
+                let _ = self.fail(ExchangeError::Body(e));
+            }
+        }
+    }
+
+    /// The response ended on the stream (END_STREAM, or trailers). It is the
+    /// outcome once the body is out, or at once when sending stopped early.
+    pub fn handle_stream_end(&mut self) {
+        if self.is_finished() {
+            return;
+        }
+        let Some(decoder) = self.decoder.as_mut() else {
+            let _ = self.fail(ExchangeError::ClosedBeforeResponse {
+                body_bytes_sent: self.body_bytes_sent(),
+            });
+            return;
+        };
+        if let Err(e) = decoder.handle_eof() {
+            let _ = self.fail(ExchangeError::Body(e));
+            return;
+        }
+        self.try_complete();
+    }
+
+    /// The stream can send no more (reset, or its connection went) while
+    /// the body is still going out: a whole response that came first stands
+    /// (the server answered and stopped the upload, RFC 9113 §8.1); else
+    /// `error` is the outcome.
+    pub fn handle_stream_closed(&mut self, error: ExchangeError) {
+        if self.is_finished() {
+            return;
+        }
+        if self.decoder.as_ref().is_some_and(|d| d.is_done()) {
+            self.stop_sending();
+            self.record_response();
+            return;
+        }
+        let _ = self.fail(error);
     }
 
     /// True once every body byte has been accepted by the transport (the

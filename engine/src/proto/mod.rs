@@ -5,6 +5,7 @@
 
 pub mod ack;
 pub mod exchange;
+pub mod mux;
 pub mod names;
 pub mod progress;
 pub mod proxy;
@@ -13,5 +14,6 @@ pub mod redirect;
 pub mod resumable;
 pub mod retry;
 pub mod reuse;
+pub mod stream_head;
 pub(crate) mod transfer;
 pub mod upload;

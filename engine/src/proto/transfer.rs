@@ -107,6 +107,10 @@ pub(crate) struct Resume {
 
 /// The request as the user gave it, as redirects, retries and a resumable
 /// session change it, and the state of those decisions.
+/// Times one request is sent again after an HTTP/2 server refused it
+/// unprocessed.
+pub(crate) const MAX_REFUSED: u8 = 10;
+
 #[derive(Debug)]
 pub(crate) struct Transfer {
     /// `POST` (the default) without a string of its own.
@@ -131,6 +135,8 @@ pub(crate) struct Transfer {
     pub(crate) resend_reused: Option<bool>,
     /// Heads held while it is not known whether the response is followed.
     held: Vec<Held>,
+    /// Times an HTTP/2 server refused the request unprocessed.
+    refused: u8,
 }
 
 impl Transfer {
@@ -149,6 +155,7 @@ impl Transfer {
             resumable: None,
             resend_reused: None,
             held: Vec::new(),
+            refused: 0,
         }
     }
 
@@ -226,6 +233,16 @@ impl Transfer {
     /// When a retry's wait ends.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.retry_at
+    }
+
+    /// An HTTP/2 server did not process the request (REFUSED_STREAM, or
+    /// above a GOAWAY's last stream id; RFC 9113 §8.7): `true` to send it
+    /// again at once, whatever the retry policy says, as nothing of it was
+    /// processed; `false` once that happened [`MAX_REFUSED`] times (a
+    /// server that refuses everything must not loop forever).
+    pub(crate) fn handle_refused(&mut self) -> bool {
+        self.refused = self.refused.saturating_add(1);
+        self.refused <= MAX_REFUSED
     }
 
     /// A timer fired: `true` when the wait for the next attempt is over.

@@ -43,6 +43,20 @@ pub struct ReceiverConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Runtime worker threads (default 1, leaving the other core to clients).
     pub workers: Option<usize>,
+    /// Speak HTTP/2 too: over TLS when the client offers `h2` (ALPN),
+    /// over plain TCP when it starts with the HTTP/2 preface.
+    pub http2: Option<Http2Settings>,
+}
+
+/// The receiver's HTTP/2 settings (hyper's defaults when `None`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Http2Settings {
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub max_concurrent_streams: Option<u32>,
+    /// Each stream's receive window.
+    pub stream_window: Option<u32>,
+    /// The connection's receive window.
+    pub connection_window: Option<u32>,
 }
 
 /// One text field of an upload.
@@ -141,11 +155,20 @@ impl Receiver {
             dir: config.dir,
             stats: Arc::clone(&stats),
         });
-        let acceptor = config.tls.map(tokio_rustls::TlsAcceptor::from);
+        let http2 = config.http2;
+        let tls = match (config.tls, http2) {
+            (Some(tls), Some(_)) => {
+                let mut tls = (*tls).clone();
+                tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                Some(Arc::new(tls))
+            }
+            (tls, _) => tls,
+        };
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let thread = std::thread::Builder::new()
             .name("uploadtask-receiver-main".into())
             .spawn(move || {
-                runtime.block_on(accept_loop(listener, state, acceptor, stopped));
+                runtime.block_on(accept_loop(listener, state, (acceptor, http2), stopped));
                 runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             })?;
         Ok(Receiver {
@@ -193,7 +216,7 @@ struct State {
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    (acceptor, http2): (Option<tokio_rustls::TlsAcceptor>, Option<Http2Settings>),
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     loop {
@@ -211,6 +234,9 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&state)));
+            if let Some(settings) = http2 {
+                return serve_both(stream, acceptor, settings, service).await;
+            }
             let builder = hyper::server::conn::http1::Builder::new();
             match acceptor {
                 Some(acceptor) => {
@@ -223,6 +249,43 @@ async fn accept_loop(
                 }
             }
         });
+    }
+}
+
+/// Serves one connection in HTTP/1.1 or HTTP/2, as the client chose.
+async fn serve_both<S>(
+    stream: tokio::net::TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    settings: Http2Settings,
+    service: S,
+) where
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = Response<Full<Bytes>>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    {
+        let mut h2 = builder.http2();
+        h2.max_concurrent_streams(settings.max_concurrent_streams);
+        if let Some(window) = settings.stream_window {
+            h2.initial_stream_window_size(window);
+        }
+        if let Some(window) = settings.connection_window {
+            h2.initial_connection_window_size(window);
+        }
+    }
+    match acceptor {
+        Some(acceptor) => {
+            if let Ok(tls) = acceptor.accept(stream).await {
+                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+            }
+        }
+        None => {
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+        }
     }
 }
 
@@ -254,6 +317,18 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         .unwrap_or("")
         .to_string();
     let summary = match multer::parse_boundary(&content_type) {
+        Ok(boundary) if req.version() == hyper::Version::HTTP_2 => {
+            // The whole body is read before the answer: answering at the
+            // closing delimiter would reset the stream (RFC 9113 §8.1)
+            // before the client sent its last bytes.
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let reader = tokio::spawn(read_all(req.into_body(), tx));
+            let stream =
+                futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+            let summary = summarize(multer::Multipart::new(stream, boundary), &state).await;
+            let _ = reader.await;
+            summary
+        }
         Ok(boundary) => {
             let stream = req.into_body().into_data_stream();
             summarize(multer::Multipart::new(stream, boundary), &state).await
@@ -269,6 +344,23 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
             ))
         }
         Err(message) => Ok(error_reply(StatusCode::BAD_REQUEST, &message)),
+    }
+}
+
+/// Reads `body` to its end, passing its bytes on while anyone listens.
+async fn read_all(mut body: Incoming, tx: tokio::sync::mpsc::Sender<Result<Bytes, hyper::Error>>) {
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    let _ = tx.send(Ok(data)).await;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
     }
 }
 

@@ -491,7 +491,7 @@ fn the_split_of_the_input_does_not_matter() {
 }
 
 #[test]
-fn a_stream_whose_response_ended_hears_nothing_more_and_stops_sending() {
+fn a_stream_whose_response_ended_hears_only_that_it_must_stop_sending() {
     let mut c = ready();
     let (a, b) = (request(&mut c, false), request(&mut c, false));
     // Complete answers while both still send (an early 413, a 200).
@@ -501,7 +501,15 @@ fn a_stream_whose_response_ended_hears_nothing_more_and_stops_sending() {
         // The RFC's "stop sending": RST_STREAM(NO_ERROR) after the response.
         .reset(a, ErrorCode::NO_ERROR);
     feed(&mut c, server).unwrap();
-    assert_eq!(events(&mut c).len(), 2, "the two heads, nothing for the reset");
+    let got = events(&mut c);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(
+        got[2],
+        Event::SendStopped {
+            stream: a,
+            code: ErrorCode::NO_ERROR
+        }
+    );
     assert_eq!(c.send_capacity(a), 0);
     assert!(c.send_capacity(b) > 0, "b may still send");
     // A GOAWAY that says b was not processed cannot undo its response.
@@ -517,6 +525,13 @@ fn a_stream_whose_response_ended_hears_nothing_more_and_stops_sending() {
         "{got:?}"
     );
     assert!(!got.contains(&Event::Refused { stream: d }), "{got:?}");
+    assert!(
+        got.contains(&Event::SendStopped {
+            stream: d,
+            code: ErrorCode::NO_ERROR
+        }),
+        "{got:?}"
+    );
     assert_eq!(c.send_capacity(d), 0);
     // A connection error: b's response was whole, so b does not fail.
     let error = feed(&mut c, Server::default().raw(kind::PING, 0, 1, &[0; 8])).unwrap_err();

@@ -383,3 +383,132 @@ fn keep_alive_hints_shape_reuse() {
     assert_eq!(answer("Keep-Alive: timeout=5, max=0\r\n"), (false, Some(5)));
     assert_eq!(answer("Keep-Alive: timeout=99999999999\r\n"), (true, Some(u32::MAX)));
 }
+
+/// An exchange on an HTTP/2 stream, its body sent whole.
+fn on_stream(file_len: u64) -> Exchange {
+    let mut ex = exchange(file_len);
+    ex.set_report_headers(true);
+    ex.start_stream(Some(b"POST / HTTP/2\r\n\r\n".to_vec()));
+    assert_eq!(ex.poll_request_head().as_deref(), Some(&b"POST / HTTP/2\r\n\r\n"[..]));
+    ex
+}
+
+fn send_body(ex: &mut Exchange) {
+    let remaining = ex.body_remaining() as usize;
+    ex.handle_sent(remaining);
+    assert_eq!(ex.body_remaining(), 0);
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Headers {
+    pairs.iter().copied().collect()
+}
+
+#[test]
+fn a_stream_response_is_the_outcome_with_its_headers_and_version() {
+    let mut ex = on_stream(10);
+    let total = ex.body().content_length();
+    // The head went as HEADERS: only body bytes are gathered and counted.
+    assert_eq!(ex.body_remaining(), total);
+    send_body(&mut ex);
+    ex.handle_unflushed(5);
+    assert_eq!(ex.body_bytes_sent(), total - 5);
+    ex.handle_unflushed(0);
+    ex.handle_stream_head(100, Headers::default(), false, b"HTTP/2 100\r\n\r\n");
+    ex.handle_stream_head(
+        200,
+        headers(&[("content-length", "2"), ("x-a", "1")]),
+        false,
+        b"HTTP/2 200\r\n",
+    );
+    assert_eq!(ex.poll_response_head(), Some(200));
+    ex.handle_stream_data(b"o");
+    assert_eq!(ex.poll_outcome(), None);
+    ex.handle_stream_data(b"k");
+    ex.handle_stream_end();
+    let response = ex.poll_outcome().unwrap().unwrap();
+    assert_eq!(
+        (response.status, response.version, &response.body[..]),
+        (200, 2, &b"ok"[..])
+    );
+    assert_eq!(response.headers.get("X-A"), Some(&b"1"[..]));
+    assert_eq!(
+        ex.poll_response_heads().as_deref(),
+        Some(&b"HTTP/2 100\r\n\r\nHTTP/2 200\r\n"[..])
+    );
+}
+
+#[test]
+fn a_stream_body_longer_than_its_content_length_or_before_a_head_is_malformed() {
+    let mut ex = on_stream(1);
+    send_body(&mut ex);
+    ex.handle_stream_data(b"x");
+    assert_eq!(
+        ex.poll_outcome(),
+        Some(Err(ExchangeError::Malformed("body before the head")))
+    );
+    let mut ex = on_stream(1);
+    send_body(&mut ex);
+    ex.handle_stream_head(200, headers(&[("content-length", "1")]), false, b"");
+    ex.handle_stream_data(b"xy");
+    assert_eq!(
+        ex.poll_outcome(),
+        Some(Err(ExchangeError::Malformed("more body than its Content-Length")))
+    );
+    // Shorter: the end of the stream says so.
+    let mut ex = on_stream(1);
+    send_body(&mut ex);
+    ex.handle_stream_head(200, headers(&[("content-length", "3")]), false, b"");
+    ex.handle_stream_data(b"xy");
+    ex.handle_stream_end();
+    assert!(matches!(ex.poll_outcome(), Some(Err(ExchangeError::Body(_)))));
+}
+
+#[test]
+fn an_early_final_stream_answer_stops_the_body_and_stands() {
+    let mut ex = on_stream(100_000);
+    ex.handle_sent(1000);
+    ex.handle_stream_head(413, Headers::default(), true, b"");
+    assert!(!ex.wants_write(), "no more body after a 413");
+    let response = ex.poll_outcome().unwrap().unwrap();
+    assert_eq!(response.status, 413);
+}
+
+#[test]
+fn a_whole_2xx_answer_before_the_body_ended_waits_then_stands_when_sending_stops() {
+    let mut ex = on_stream(100);
+    ex.handle_sent(10);
+    ex.handle_stream_head(200, Headers::default(), true, b"");
+    // The body still goes (the server may read it), as on HTTP/1.1.
+    assert!(ex.wants_write());
+    assert_eq!(ex.poll_outcome(), None);
+    // The server resets the stream (NO_ERROR): the answer stands.
+    ex.handle_stream_closed(ExchangeError::ClosedWhileSending {
+        body_bytes_sent: 10,
+        body_length: 100,
+    });
+    assert_eq!(ex.poll_outcome().unwrap().unwrap().status, 200);
+    // A reset before any answer is the outcome.
+    let mut ex = on_stream(100);
+    ex.handle_stream_closed(ExchangeError::StreamReset {
+        code: 2,
+        body_bytes_sent: 0,
+    });
+    assert_eq!(
+        ex.poll_outcome().unwrap().unwrap_err().to_string(),
+        "HTTP/2 stream reset (INTERNAL_ERROR) after 0 body bytes"
+    );
+}
+
+#[test]
+fn a_restarted_stream_exchange_may_go_over_http1() {
+    let mut ex = on_stream(10);
+    ex.handle_sent(5);
+    ex.restart();
+    let (pieces, count) = ex.poll_gather(1 << 20);
+    assert!(count > 0);
+    assert_eq!(
+        pieces[0],
+        Piece::Bytes(b"POST / HTTP/1.1\r\n\r\n"),
+        "the head goes again"
+    );
+}

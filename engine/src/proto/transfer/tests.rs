@@ -290,3 +290,14 @@ fn a_body_waits_for_100_continue_four_round_trips_within_bounds() {
     assert_eq!(transfer.expect_wait(10, Some(ms(900))), Some(ONE_SEC));
     assert_eq!(transfer.expect_wait(10, None), Some(ONE_SEC), "round trip unknown");
 }
+
+#[test]
+fn a_refused_stream_goes_again_whatever_the_retry_policy_but_not_forever() {
+    // No retries at all: a request the server never processed still goes.
+    let mut transfer = retrying(1);
+    for _ in 0..MAX_REFUSED {
+        assert!(transfer.handle_refused());
+    }
+    assert!(!transfer.handle_refused(), "a server that refuses everything ends it");
+    assert_eq!(transfer.attempts, 1, "refusals are not attempts");
+}

@@ -1,0 +1,527 @@
+//! HTTP/2 connections: uploads to one origin share them as streams.
+//!
+//! An upload whose version allows HTTP/2 takes a stream on a connection
+//! to its origin that has room ([`Conns::take_shared`](super::conns::Conns::take_shared));
+//! else, while another upload sets up a connection that may multiplex, it
+//! waits for that one (curl's wait for multiplexing) instead of opening its
+//! own; else it sets one up. When a connection is ready, TLS's choice (or
+//! prior knowledge) says whether it multiplexes; the waiting uploads then
+//! start again. The streams' bytes go through one [`Mux`] per connection:
+//! this file moves them to and from the socket and hands each stream's
+//! events to its exchange; the decisions are the mux's and the exchange's.
+//!
+//! A stream refused by the server (REFUSED_STREAM, or above a GOAWAY's
+//! last stream id) was never processed: it is sent again whole, on
+//! whatever connection has room or a new one, whatever the retry option
+//! says ([`Transfer::handle_refused`](crate::proto::transfer::Transfer::handle_refused)
+//! bounds how often).
+
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+
+use uploadtask_http1::request::Scheme;
+use uploadtask_http2::conn::{Config, Event as H2Event};
+
+use super::conns::{ConnIo, ConnKey, Origin};
+use super::timers::TimerTarget;
+use super::uploads::{Key, Uploads};
+use super::{origin_of, Loop};
+use crate::error::{ErrorKind, UploadError};
+use crate::io::pump::{copy_body, FileError};
+use crate::io::source::Source;
+use crate::proto::exchange::{ExchangeError, IoSource};
+use crate::proto::mux::{Bodies, Mux, Want};
+use crate::proto::stream_head;
+use crate::proto::upload::Phase;
+
+/// What an upload does for a connection.
+pub(super) enum Shared {
+    /// A stream on this HTTP/2 connection.
+    Stream(ConnKey),
+    /// Waits for a connection another upload sets up.
+    Wait,
+    /// Its own connection (pooled or new).
+    Own,
+}
+
+/// Bytes of frames gathered for one write.
+const FILL: usize = 64 * 1024;
+
+/// The TLS configuration `tls` offering HTTP/2 first.
+pub(super) fn offering_h2(tls: &Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
+    let mut config = (**tls).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+impl Loop {
+    /// A stream on a shared connection, a wait for one being set up, or
+    /// neither.
+    pub(super) fn share_or_wait(&mut self, key: Key, origin: &Origin) -> Shared {
+        if !origin.h2 {
+            return Shared::Own;
+        }
+        if let Some(conn) = self.conns.take_shared(origin, self.config.max_streams_per_connection) {
+            return Shared::Stream(conn);
+        }
+        let uploads = &self.uploads;
+        if self
+            .conns
+            .should_wait(origin, key, |k| uploads.phase(k).is_some_and(setting_up))
+        {
+            if let Some(slot) = self.uploads.get(key) {
+                slot.waiting = true;
+            }
+            return Shared::Wait;
+        }
+        Shared::Own
+    }
+
+    /// The uploads woken since the last turn start again.
+    pub(super) fn start_woken(&mut self) {
+        while let Some(key) = self.woken.pop_front() {
+            let Some(slot) = self.uploads.get(key) else { continue };
+            if std::mem::take(&mut slot.waiting) {
+                self.begin_exchange(key);
+            }
+        }
+    }
+
+    /// The upload no longer sets up a connection for its origin: those
+    /// that waited for it start again.
+    pub(super) fn end_setup(&mut self, key: Key) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        let Some(target) = slot.target.as_ref() else { return };
+        if !slot.h2.allows_h2(target.scheme == Scheme::Https) {
+            return;
+        }
+        let origin = origin_of(slot);
+        if origin.h2 {
+            let woken = self.conns.end_setup(&origin, key);
+            self.woken.extend(woken);
+        }
+    }
+
+    /// The upload's connection is ready for its exchange: when it speaks
+    /// HTTP/2 (TLS chose `h2`, or prior knowledge), the exchange goes on a
+    /// stream. `false` when the exchange runs on the connection alone.
+    pub(super) fn attach_stream(&mut self, key: Key) -> bool {
+        let Some(slot) = self.uploads.get(key) else {
+            return false;
+        };
+        let Some(conn_key) = slot.conn else { return false };
+        let https = slot.target.as_ref().is_some_and(|t| t.scheme == Scheme::Https);
+        if !slot.h2.allows_h2(https) {
+            return false;
+        }
+        let origin = origin_of(slot);
+        let Some(conn) = self.conns.get(conn_key) else {
+            return false;
+        };
+        if conn.mux.is_none() {
+            let h2 = match &conn.io {
+                ConnIo::Ready(transport) => transport.negotiated_h2() || (origin.h2 && !https),
+                _ => false,
+            };
+            let woken = self.conns.end_setup(&origin, key);
+            self.woken.extend(woken);
+            if !h2 {
+                if origin.h2 {
+                    self.conns.learn_http1(&origin);
+                }
+                return false;
+            }
+            self.conns.share(conn_key, Mux::new(Config::default()));
+        }
+        self.open_stream(key, conn_key, https);
+        true
+    }
+
+    /// Opens the upload's stream on `conn_key`.
+    fn open_stream(&mut self, key: Key, conn_key: ConnKey, https: bool) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        let Some(exchange) = slot.exchange.as_mut() else { return };
+        let scheme = if https { "https" } else { "http" };
+        let (fields, trace) = match stream_head::request(exchange.request_head(), scheme) {
+            Ok(request) => request,
+            Err(e) => {
+                let error = UploadError::new(ErrorKind::InvalidArgument, e.to_string());
+                return self.finish(key, Err(error));
+            }
+        };
+        let refs: Vec<(&[u8], &[u8])> = fields.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        let empty = exchange.body().content_length() == 0;
+        let Some(conn) = self.conns.get(conn_key) else { return };
+        let Some(mux) = conn.mux.as_mut() else { return };
+        match mux.open(key, &refs, empty) {
+            Ok(stream) => {
+                conn.idle_until = None;
+                slot.stream = Some(stream);
+                exchange.start_stream(Some(trace));
+                self.ready_conns.push_back(conn_key);
+            }
+            Err(_) => {
+                // The server lowered its stream limit, or is closing: again,
+                // on whatever connection has room.
+                slot.conn = None;
+                slot.waiting = true;
+                self.woken.push_back(key);
+            }
+        }
+    }
+
+    /// The exchange on `stream` is over; the connection goes on. When it
+    /// has no stream left it idles until the pool's timeout.
+    pub(super) fn detach_stream(&mut self, conn_key: ConnKey, stream: u32) {
+        let now = self.now;
+        let idle_for = self.config.pool_idle_timeout;
+        let Some(conn) = self.conns.get(conn_key) else { return };
+        let Some(mux) = conn.mux.as_mut() else { return };
+        mux.detach(stream);
+        self.ready_conns.push_back(conn_key);
+        let origin = conn.origin.clone();
+        if mux.streams() == 0 {
+            if mux.is_closing() {
+                return self.close_conn(conn_key);
+            }
+            if let Some(until) = now.checked_add(idle_for) {
+                conn.idle_until = Some(until);
+                self.timers.push(until, TimerTarget::IdleConn(conn_key));
+            }
+        }
+        if let Some(waiting) = self.conns.pop_waiter(&origin) {
+            self.woken.push_back(waiting);
+        }
+    }
+
+    /// Closes a connection; an HTTP/2 one says GOAWAY first (best effort).
+    pub(super) fn close_conn(&mut self, conn_key: ConnKey) {
+        if let Some(conn) = self.conns.get(conn_key) {
+            if let (Some(mux), ConnIo::Ready(transport)) = (conn.mux.as_mut(), &mut conn.io) {
+                mux.close();
+                let _ = mux.fill(0, &mut NoBodies);
+                if let Ok(n) = transport.write_vectored(&[IoSlice::new(mux.pending())]) {
+                    mux.handle_written(n);
+                }
+                let _ = transport.flush();
+            }
+        }
+        self.conns.close(self.poll.registry(), conn_key);
+    }
+
+    /// Serves the HTTP/2 connections with bytes to write.
+    pub(super) fn serve_ready_conns(&mut self) {
+        while let Some(conn) = self.ready_conns.pop_front() {
+            self.serve_mux(conn, false, true);
+        }
+    }
+
+    /// Moves bytes both ways on an HTTP/2 connection, hands each stream's
+    /// events to its exchange, then reports what changed.
+    pub(super) fn serve_mux(&mut self, conn_key: ConnKey, readable: bool, _writable: bool) {
+        let now = self.now;
+        let budget = self.config.write_budget;
+        let Loop {
+            conns,
+            uploads,
+            read_buf,
+            ready_conns,
+            ..
+        } = self;
+        let Some(conn) = conns.get(conn_key) else { return };
+        let (Some(mux), ConnIo::Ready(transport)) = (conn.mux.as_deref_mut(), &mut conn.io) else {
+            return;
+        };
+        let mut touched: Vec<Key> = Vec::new();
+        let mut broken: Option<ExchangeError> = None;
+        if readable {
+            loop {
+                match transport.read(read_buf) {
+                    Ok(0) => {
+                        broken = Some(ExchangeError::ClosedBeforeResponse { body_bytes_sent: 0 });
+                        break;
+                    }
+                    Ok(n) => {
+                        if let Err(e) = mux.handle_received(&read_buf[..n]) {
+                            broken = Some(io_error(io::Error::other(e.to_string())));
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        broken = Some(io_error(e));
+                        break;
+                    }
+                }
+            }
+        }
+        // Writes: control frames first (a connection error's GOAWAY too),
+        // then the streams' DATA, until the socket is full or the budget spent.
+        let mut bodies = StreamBodies {
+            uploads,
+            failed: Vec::new(),
+        };
+        let mut moved = 0;
+        let mut gone = Vec::new();
+        while broken.is_none() || !mux.pending().is_empty() {
+            if let Err(e) = transport.flush() {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    broken.get_or_insert(io_error(e));
+                }
+                break;
+            }
+            mux.handle_unflushed(transport.unflushed());
+            if broken.is_none() {
+                gone.extend(mux.fill(FILL, &mut bodies));
+            } else {
+                // A connection error's GOAWAY.
+                mux.fill(0, &mut NoBodies);
+            }
+            if mux.pending().is_empty() {
+                break;
+            }
+            if moved >= budget {
+                ready_conns.push_back(conn_key);
+                break;
+            }
+            match transport.write_vectored(&[IoSlice::new(mux.pending())]) {
+                Ok(0) => {
+                    broken.get_or_insert(io_error(io::ErrorKind::WriteZero.into()));
+                    break;
+                }
+                Ok(n) => {
+                    moved += n;
+                    mux.handle_written(n);
+                    mux.handle_unflushed(transport.unflushed());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    mux.handle_unflushed(transport.unflushed());
+                    break;
+                }
+                Err(e) => {
+                    broken.get_or_insert(io_error(e));
+                    break;
+                }
+            }
+        }
+        let failed = std::mem::take(&mut bodies.failed);
+        let uploads = bodies.uploads;
+        if broken.is_some() {
+            mux.handle_closed();
+        }
+        while let Some((key, unconfirmed)) = mux.poll_unconfirmed() {
+            if let Some(exchange) = uploads.get(key).and_then(|s| s.exchange.as_mut()) {
+                let before = exchange.body_bytes_sent();
+                exchange.handle_unflushed(unconfirmed as usize);
+                let moved = exchange.body_bytes_sent().saturating_sub(before);
+                if let Some(slot) = uploads.get(key) {
+                    slot.life.handle_activity(now, moved);
+                }
+                touched.push(key);
+            }
+        }
+        for key in gone {
+            if let Some(exchange) = uploads.get(key).and_then(|s| s.exchange.as_mut()) {
+                exchange.handle_stream_closed(ExchangeError::ClosedWhileSending {
+                    body_bytes_sent: exchange.body_bytes_sent(),
+                    body_length: exchange.body().content_length(),
+                });
+                touched.push(key);
+            }
+        }
+        let mut refused = Vec::new();
+        while let Some((key, event)) = mux.poll_event() {
+            match (key, event) {
+                (Some(key), H2Event::Refused { .. }) => refused.push(key),
+                (Some(key), event) => {
+                    if let Some(slot) = uploads.get(key) {
+                        if let Some(exchange) = slot.exchange.as_mut() {
+                            let bytes = hand(exchange, event, broken.as_ref());
+                            slot.life.handle_activity(now, bytes);
+                            touched.push(key);
+                        }
+                    }
+                }
+                (None, H2Event::GoAway { last_stream, code }) => {
+                    log::info!(
+                        "the server sent GOAWAY ({code}, last stream {last_stream}): no new stream on its connection"
+                    );
+                }
+                (None, _) => {}
+            }
+        }
+        for (key, error) in failed {
+            self.finish(key, Err(UploadError::new(ErrorKind::File, error.0)));
+        }
+        for key in refused {
+            self.resend_refused(key);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for key in touched {
+            self.report(key);
+        }
+        if broken.is_some() {
+            self.close_conn(conn_key);
+        } else if let Some(conn) = self.conns.get(conn_key) {
+            if conn.mux.as_ref().is_some_and(|m| m.is_closing() && m.streams() == 0) {
+                self.close_conn(conn_key);
+            }
+        }
+    }
+
+    /// The server did not process the upload's stream: the exchange starts
+    /// over, elsewhere, as the transfer allows.
+    fn resend_refused(&mut self, key: Key) {
+        let Some(slot) = self.uploads.get(key) else { return };
+        if let (Some(conn), Some(stream)) = (slot.conn.take(), slot.stream.take()) {
+            self.detach_stream(conn, stream);
+        }
+        let Some(slot) = self.uploads.get(key) else { return };
+        let again = slot.transfer.as_mut().is_none_or(|t| t.handle_refused());
+        if !again {
+            let error = UploadError::new(
+                ErrorKind::Network,
+                "the server refused the HTTP/2 stream every time it was sent",
+            );
+            return self.finish(key, Err(error));
+        }
+        if let Some(exchange) = slot.exchange.as_mut() {
+            exchange.restart();
+        }
+        self.resent += 1;
+        self.begin_exchange(key);
+    }
+}
+
+/// True while an upload sets up its connection.
+fn setting_up(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Resolving | Phase::Connecting | Phase::Tunneling | Phase::Handshaking
+    )
+}
+
+/// Hands one stream event to its exchange; returns the response bytes it
+/// carried (for the idle clock).
+fn hand(exchange: &mut crate::proto::exchange::Exchange, event: H2Event, broken: Option<&ExchangeError>) -> u64 {
+    let sent = exchange.body_bytes_sent();
+    match event {
+        H2Event::Headers {
+            status,
+            fields,
+            end_stream,
+            ..
+        } => {
+            let (headers, trace) = stream_head::response(status, &fields);
+            exchange.handle_stream_head(status, headers, end_stream, &trace);
+            trace.len() as u64
+        }
+        H2Event::Data { data, end_stream, .. } => {
+            exchange.handle_stream_data(&data);
+            if end_stream {
+                exchange.handle_stream_end();
+            }
+            data.len() as u64
+        }
+        H2Event::SendStopped { .. } => {
+            exchange.handle_stream_closed(ExchangeError::ClosedWhileSending {
+                body_bytes_sent: sent,
+                body_length: exchange.body().content_length(),
+            });
+            0
+        }
+        H2Event::Trailers { .. } => {
+            exchange.handle_stream_end();
+            0
+        }
+        H2Event::Reset { code, .. } => {
+            exchange.handle_stream_closed(ExchangeError::StreamReset {
+                code: code.0,
+                body_bytes_sent: sent,
+            });
+            0
+        }
+        H2Event::Failed { .. } => {
+            let error = match broken {
+                Some(ExchangeError::ClosedBeforeResponse { .. }) | None => {
+                    ExchangeError::ClosedBeforeResponse { body_bytes_sent: sent }
+                }
+                Some(ExchangeError::Io {
+                    kind, message, source, ..
+                }) => ExchangeError::Io {
+                    kind: *kind,
+                    message: message.clone(),
+                    body_bytes_sent: sent,
+                    source: source.clone(),
+                },
+                Some(other) => other.clone(),
+            };
+            exchange.handle_stream_closed(error);
+            0
+        }
+        _ => 0,
+    }
+}
+
+fn io_error(error: io::Error) -> ExchangeError {
+    ExchangeError::Io {
+        kind: error.kind(),
+        message: error.to_string(),
+        body_bytes_sent: 0,
+        source: IoSource(Some(Arc::new(error))),
+    }
+}
+
+/// The streams' bodies, read from the uploads' exchanges and files.
+struct StreamBodies<'a> {
+    uploads: &'a mut Uploads,
+    failed: Vec<(Key, FileError)>,
+}
+
+impl Bodies<Key> for StreamBodies<'_> {
+    fn want(&mut self, key: Key) -> Want {
+        let Some(exchange) = self.uploads.get(key).and_then(|s| s.exchange.as_ref()) else {
+            return Want::Done;
+        };
+        if !exchange.wants_write() {
+            Want::Done
+        } else if exchange.awaiting_continue() {
+            Want::Wait
+        } else {
+            Want::Send(exchange.body_remaining())
+        }
+    }
+
+    fn write(&mut self, key: Key, len: usize, out: &mut Vec<u8>) -> bool {
+        let Some(slot) = self.uploads.get(key) else {
+            return false;
+        };
+        let Some(exchange) = slot.exchange.as_mut() else {
+            return false;
+        };
+        let sources: &[Source] = &slot.sources;
+        match copy_body(exchange, sources, len, out) {
+            Ok(()) => true,
+            Err(e) => {
+                self.failed.push((key, e));
+                false
+            }
+        }
+    }
+}
+
+/// No stream sends (closing).
+struct NoBodies;
+
+impl Bodies<Key> for NoBodies {
+    fn want(&mut self, _: Key) -> Want {
+        Want::Done
+    }
+
+    fn write(&mut self, _: Key, _: usize, _: &mut Vec<u8>) -> bool {
+        false
+    }
+}
