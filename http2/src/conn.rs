@@ -297,6 +297,11 @@ impl Connection {
         &self.peer
     }
 
+    /// True once the peer's first SETTINGS arrived (its limits are known).
+    pub fn has_peer_settings(&self) -> bool {
+        self.peer_ready
+    }
+
     /// Streams open (sending or awaiting their response).
     pub fn open_streams(&self) -> usize {
         self.streams.len()

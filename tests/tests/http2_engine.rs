@@ -155,3 +155,35 @@ fn http1_only_and_servers_without_h2_stay_on_http1() {
     );
     engine.shutdown();
 }
+
+#[test]
+fn a_thousand_uploads_at_once_go_on_one_connection() {
+    let server = Receiver::start(ReceiverConfig {
+        http2: Some(Http2Settings {
+            max_concurrent_streams: Some(1000),
+            ..Http2Settings::default()
+        }),
+        ..ReceiverConfig::default()
+    })
+    .unwrap();
+    let engine = localhost_engine(None, HttpVersion::Http2PriorKnowledge, 1000);
+    let url = format!("http://localhost:{}/up", server.addr().port());
+    let mut waiting = Vec::new();
+    for i in 0..1000u32 {
+        let bytes: Vec<u8> = (0..16 * 1024u32).map(|b| (b * 7 + i) as u8).collect();
+        let digest = sha256_hex(&bytes);
+        let request = UploadRequest::new(url.as_str()).file(FileInput::memory("file", format!("{i}.bin"), bytes));
+        waiting.push((submit_collect(&engine, request).1, digest));
+    }
+    for (rx, digest) in waiting {
+        let outcome = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("upload ended");
+        let response = outcome.result.unwrap();
+        assert_eq!(response.version, 2);
+        assert_eq!(summary(&response.body).files[0].sha256, digest);
+    }
+    let stats = engine.stats().unwrap();
+    assert_eq!((stats.connections, stats.resent), (1, 0), "{stats:?}");
+    engine.shutdown();
+}

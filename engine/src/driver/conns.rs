@@ -28,6 +28,7 @@ use super::keys::Key;
 use crate::io::transport::{Connector, Transport};
 use crate::proto::mux::Mux;
 use crate::proto::reuse;
+use crate::proto::sharing::Room;
 
 /// Where a connection goes: connections pool by (proxy, origin).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -136,14 +137,6 @@ pub(crate) struct Conns {
     next_generation: u32,
     /// Origins whose connections die right after their first answer.
     origins: reuse::Origins<Origin>,
-    /// HTTP/2 connections per origin, in the order they opened.
-    shared: HashMap<Origin, Vec<ConnKey>>,
-    /// Per origin that may speak HTTP/2: the upload setting up a
-    /// connection to it, and the uploads waiting to learn whether that
-    /// connection multiplexes (curl's wait for multiplexing).
-    setup: HashMap<Origin, (Key, Vec<Key>)>,
-    /// Origins whose TLS servers chose HTTP/1.1 (no wait for them).
-    http1_only: std::collections::HashSet<Origin>,
 }
 
 impl Conns {
@@ -155,82 +148,30 @@ impl Conns {
             max_idle_per_origin,
             next_generation: 0,
             origins: reuse::Origins::new(ORIGINS_KEPT),
-            shared: HashMap::new(),
-            setup: HashMap::new(),
-            http1_only: std::collections::HashSet::new(),
         }
     }
 
-    /// An HTTP/2 connection to `origin` that takes another stream now
-    /// (within `cap` streams, if given).
-    pub(crate) fn take_shared(&mut self, origin: &Origin, cap: Option<u32>) -> Option<ConnKey> {
-        let list = self.shared.get(origin)?;
-        list.iter().copied().find(|&key| {
-            self.slab
-                .get(key.index())
-                .filter(|c| c.generation == key.generation() && !c.peer_closed)
-                .and_then(|c| c.mux.as_deref())
-                .is_some_and(|mux| mux.can_open() && cap.is_none_or(|cap| mux.streams() < cap as usize))
-        })
+    /// Room for another stream on `key` (an HTTP/2 connection), within
+    /// `cap` streams if given.
+    pub(crate) fn room(&self, key: ConnKey, cap: Option<u32>) -> Room {
+        let conn = self.slab.get(key.index()).filter(|c| c.generation == key.generation());
+        let Some(mux) = conn.filter(|c| !c.peer_closed).and_then(|c| c.mux.as_deref()) else {
+            return Room::Full;
+        };
+        let under_cap = cap.is_none_or(|cap| mux.streams() < cap as usize);
+        match (mux.can_open() && under_cap, mux.settings_known() || mux.is_closing()) {
+            (true, _) => Room::Open,
+            (false, false) if under_cap => Room::Soon,
+            _ => Room::Full,
+        }
     }
 
-    /// The connection speaks HTTP/2 from now on: it joins its origin's list.
+    /// The connection speaks HTTP/2 from now on: its streams share it.
     pub(crate) fn share(&mut self, key: ConnKey, mux: Mux<Key>) {
-        let Some(conn) = self.get(key) else { return };
-        conn.mux = Some(Box::new(mux));
-        conn.upload = None;
-        let origin = conn.origin.clone();
-        self.http1_only.remove(&origin);
-        self.shared.entry(origin).or_default().push(key);
-    }
-
-    /// The server of `origin` chose HTTP/1.1: its uploads do not wait for
-    /// a connection to multiplex.
-    pub(crate) fn learn_http1(&mut self, origin: &Origin) {
-        if self.http1_only.len() >= ORIGINS_KEPT {
-            self.http1_only.clear();
+        if let Some(conn) = self.get(key) {
+            conn.mux = Some(Box::new(mux));
+            conn.upload = None;
         }
-        self.http1_only.insert(origin.clone());
-    }
-
-    /// True when uploads to `origin` wait for the connection `upload` sets
-    /// up (an origin that may multiplex, with a setup under way by
-    /// another upload that `alive` says is still setting up).
-    pub(crate) fn should_wait(&mut self, origin: &Origin, upload: Key, alive: impl Fn(Key) -> bool) -> bool {
-        if !origin.h2 || self.http1_only.contains(origin) {
-            return false;
-        }
-        match self.setup.get_mut(origin) {
-            Some((setter, waiters)) if *setter != upload && alive(*setter) => {
-                waiters.push(upload);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// `upload` sets up a connection to `origin` that may multiplex.
-    pub(crate) fn begin_setup(&mut self, origin: &Origin, upload: Key) {
-        if origin.h2 && !self.http1_only.contains(origin) {
-            self.setup
-                .entry(origin.clone())
-                .or_insert_with(|| (upload, Vec::new()))
-                .0 = upload;
-        }
-    }
-
-    /// The setup by `upload` for `origin` is over (a connection is ready,
-    /// or it failed): the uploads that waited for it, to start again.
-    pub(crate) fn end_setup(&mut self, origin: &Origin, upload: Key) -> Vec<Key> {
-        match self.setup.get(origin) {
-            Some((setter, _)) if *setter == upload => self.setup.remove(origin).map(|(_, w)| w).unwrap_or_default(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// One upload waiting for `origin`, when a stream there ended.
-    pub(crate) fn pop_waiter(&mut self, origin: &Origin) -> Option<Key> {
-        self.setup.get_mut(origin).and_then(|(_, waiters)| waiters.pop())
     }
 
     /// The connection carried an answer and may carry another: a reused one
@@ -405,14 +346,7 @@ impl Conns {
             return;
         }
         let mut conn = self.slab.remove(key.index());
-        if conn.mux.is_some() {
-            if let Some(list) = self.shared.get_mut(&conn.origin) {
-                list.retain(|&k| k != key);
-                if list.is_empty() {
-                    self.shared.remove(&conn.origin);
-                }
-            }
-        } else if conn.upload.is_none() {
+        if conn.mux.is_none() && conn.upload.is_none() {
             if let Some(list) = self.idle.get_mut(&conn.origin) {
                 self.idle_count -= list.remove(key);
                 if list.len() == 0 && self.idle.len() > EMPTY_LISTS_KEPT {

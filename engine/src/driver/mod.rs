@@ -63,6 +63,7 @@ use crate::proto::exchange::ExchangeError;
 use crate::proto::proxy::Proxies;
 use crate::proto::redirect;
 use crate::proto::reuse;
+use crate::proto::sharing::Sharing;
 use crate::proto::transfer::{Held, Transfer};
 use crate::proto::upload::{deadline_after, Action, Phase, Timing, Upload};
 use crate::request::UploadRequest;
@@ -103,6 +104,8 @@ pub(crate) struct Loop {
     names: crate::proto::names::Names<Key>,
     uploads: Uploads,
     conns: Conns,
+    /// Which HTTP/2 connections uploads share, and who waits for one.
+    sharing: Sharing<Origin, ConnKey, Key>,
     timers: Timers,
     ready: VecDeque<Key>,
     /// HTTP/2 connections with bytes to write this turn.
@@ -143,6 +146,7 @@ impl Loop {
             poll,
             uploads: Uploads::new(config.max_in_flight, admitted),
             conns: Conns::new(config.max_idle_per_origin),
+            sharing: Sharing::default(),
             connector: config.connector.clone().unwrap_or_else(|| {
                 Arc::new(TcpConnector {
                     sendfile: config.sendfile,
@@ -191,7 +195,8 @@ impl Loop {
     fn turns(&mut self) {
         let mut events = Events::with_capacity(1024);
         while !self.shutting_down {
-            let timeout = if self.ready.is_empty() && !self.mailbox.has_local() {
+            let idle = self.ready.is_empty() && self.ready_conns.is_empty() && self.woken.is_empty();
+            let timeout = if idle && !self.mailbox.has_local() {
                 self.timers
                     .next()
                     .map(|at| at.saturating_duration_since(Instant::now()))
@@ -344,8 +349,8 @@ impl Loop {
             Some(conn) => Some(conn),
             None => self.conns.take_idle(self.poll.registry(), &origin, key, self.turn, now),
         };
-        if pooled.is_none() {
-            self.conns.begin_setup(&origin, key);
+        if pooled.is_none() && origin.h2 {
+            self.sharing.handle_setup(&origin, key);
         }
         let Some(slot) = self.uploads.get(key) else { return };
         let Some(target) = slot.target.as_ref() else { return };

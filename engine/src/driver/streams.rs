@@ -31,6 +31,7 @@ use crate::io::pump::{copy_body, FileError};
 use crate::io::source::Source;
 use crate::proto::exchange::{ExchangeError, IoSource};
 use crate::proto::mux::{Bodies, Mux, Want};
+use crate::proto::sharing::Need;
 use crate::proto::stream_head;
 use crate::proto::upload::Phase;
 
@@ -61,20 +62,23 @@ impl Loop {
         if !origin.h2 {
             return Shared::Own;
         }
-        if let Some(conn) = self.conns.take_shared(origin, self.config.max_streams_per_connection) {
-            return Shared::Stream(conn);
-        }
-        let uploads = &self.uploads;
-        if self
-            .conns
-            .should_wait(origin, key, |k| uploads.phase(k).is_some_and(setting_up))
-        {
-            if let Some(slot) = self.uploads.get(key) {
-                slot.waiting = true;
+        let (conns, uploads, cap) = (&self.conns, &self.uploads, self.config.max_streams_per_connection);
+        let need = self.sharing.handle_need(
+            origin,
+            key,
+            |conn| conns.room(conn, cap),
+            |k| uploads.phase(k).is_some_and(setting_up),
+        );
+        match need {
+            Need::Stream(conn) => Shared::Stream(conn),
+            Need::Own => Shared::Own,
+            Need::Wait => {
+                if let Some(slot) = self.uploads.get(key) {
+                    slot.waiting = true;
+                }
+                Shared::Wait
             }
-            return Shared::Wait;
         }
-        Shared::Own
     }
 
     /// The uploads woken since the last turn start again.
@@ -97,7 +101,7 @@ impl Loop {
         }
         let origin = origin_of(slot);
         if origin.h2 {
-            let woken = self.conns.end_setup(&origin, key);
+            let woken = self.sharing.handle_setup_failed(&origin, key);
             self.woken.extend(woken);
         }
     }
@@ -123,15 +127,16 @@ impl Loop {
                 ConnIo::Ready(transport) => transport.negotiated_h2() || (origin.h2 && !https),
                 _ => false,
             };
-            let woken = self.conns.end_setup(&origin, key);
-            self.woken.extend(woken);
             if !h2 {
                 if origin.h2 {
-                    self.conns.learn_http1(&origin);
+                    let woken = self.sharing.handle_ready(&origin, key, None);
+                    self.woken.extend(woken);
                 }
                 return false;
             }
             self.conns.share(conn_key, Mux::new(Config::default()));
+            let woken = self.sharing.handle_ready(&origin, key, Some(conn_key));
+            self.woken.extend(woken);
         }
         self.open_stream(key, conn_key, https);
         true
@@ -189,14 +194,17 @@ impl Loop {
                 self.timers.push(until, TimerTarget::IdleConn(conn_key));
             }
         }
-        if let Some(waiting) = self.conns.pop_waiter(&origin) {
-            self.woken.push_back(waiting);
-        }
+        let uploads = &self.uploads;
+        let woken = self.sharing.handle_room(&origin, false, |k| uploads.is_waiting(k));
+        self.woken.extend(woken);
     }
 
     /// Closes a connection; an HTTP/2 one says GOAWAY first (best effort).
     pub(super) fn close_conn(&mut self, conn_key: ConnKey) {
         if let Some(conn) = self.conns.get(conn_key) {
+            if conn.mux.is_some() {
+                self.sharing.handle_closed(&conn.origin, conn_key);
+            }
             if let (Some(mux), ConnIo::Ready(transport)) = (conn.mux.as_mut(), &mut conn.io) {
                 mux.close();
                 let _ = mux.fill(0, &mut NoBodies);
@@ -234,6 +242,7 @@ impl Loop {
         };
         let mut touched: Vec<Key> = Vec::new();
         let mut broken: Option<ExchangeError> = None;
+        let settings_known = mux.settings_known();
         if readable {
             loop {
                 match transport.read(read_buf) {
@@ -352,11 +361,19 @@ impl Loop {
                 (None, _) => {}
             }
         }
+        let limit_learned = !settings_known && mux.settings_known();
+        let origin = limit_learned.then(|| conn.origin.clone());
         for (key, error) in failed {
             self.finish(key, Err(UploadError::new(ErrorKind::File, error.0)));
         }
         for key in refused {
             self.resend_refused(key);
+        }
+        if let Some(origin) = origin {
+            // The server said how many streams it takes: those waiting for
+            // it take them (or set up the next connection).
+            let woken = self.sharing.handle_room(&origin, true, |_| true);
+            self.woken.extend(woken);
         }
         touched.sort_unstable();
         touched.dedup();

@@ -171,6 +171,13 @@ impl Uploads {
             .filter(|slot| slot.generation == key.generation())
     }
 
+    /// True while the upload waits for a connection another sets up.
+    pub(crate) fn is_waiting(&self, key: Key) -> bool {
+        self.slab
+            .get(key.index())
+            .is_some_and(|slot| slot.generation == key.generation() && slot.waiting)
+    }
+
     /// The upload's phase, if it is still here.
     pub(crate) fn phase(&self, key: Key) -> Option<crate::proto::upload::Phase> {
         self.slab

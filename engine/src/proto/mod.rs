@@ -14,6 +14,7 @@ pub mod redirect;
 pub mod resumable;
 pub mod retry;
 pub mod reuse;
+pub mod sharing;
 pub mod stream_head;
 pub(crate) mod transfer;
 pub mod upload;

@@ -111,6 +111,11 @@ impl<K: Copy> Mux<K> {
         self.failed.is_none() && self.conn.can_open()
     }
 
+    /// True once the server said its settings (its stream limit).
+    pub fn settings_known(&self) -> bool {
+        self.conn.has_peer_settings()
+    }
+
     /// True when it will never take a new stream (GOAWAY, a failure).
     pub fn is_closing(&self) -> bool {
         self.failed.is_some() || self.conn.is_closing()
