@@ -187,3 +187,235 @@ fn a_thousand_uploads_at_once_go_on_one_connection() {
     assert_eq!((stats.connections, stats.resent), (1, 0), "{stats:?}");
     engine.shutdown();
 }
+
+/// What the scripted HTTP/2 peer saw.
+#[derive(Default)]
+struct Seen {
+    connections: std::sync::atomic::AtomicUsize,
+    /// Request bodies that ended in an error (a client's RST_STREAM).
+    cancelled: std::sync::atomic::AtomicUsize,
+    /// DATA frames smaller than 1,024 bytes that did not end their body.
+    tiny_frames: std::sync::atomic::AtomicUsize,
+}
+
+/// How the scripted peer behaves.
+#[derive(Clone, Copy, Default)]
+struct Script {
+    max_streams: u32,
+    stream_window: u32,
+    /// Each connection says GOAWAY (gracefully) once it got this many requests.
+    goaway_after: Option<usize>,
+    /// The server reads each DATA frame this many ms after the last.
+    read_delay_ms: u64,
+}
+
+/// hyper's HTTP/2 server (h2c) answering `LEN SHA256` of each body; at
+/// `/too-large` a 413 at once, the body never read.
+fn scripted(script: Script) -> (std::net::SocketAddr, Arc<Seen>, tokio::runtime::Runtime) {
+    use http_body_util::BodyExt;
+    use sha2::Digest;
+    use std::sync::atomic::Ordering::Relaxed;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let all = Arc::clone(&seen);
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            all.connections.fetch_add(1, Relaxed);
+            let seen = Arc::clone(&all);
+            tokio::spawn(async move {
+                let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let goaway = Arc::new(tokio::sync::Notify::new());
+                let (count, notify) = (Arc::clone(&requests), Arc::clone(&goaway));
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let seen = Arc::clone(&seen);
+                    let n = count.fetch_add(1, Relaxed) + 1;
+                    if script.goaway_after == Some(n) {
+                        notify.notify_one();
+                    }
+                    async move {
+                        let reply = |status: u16, body: String| {
+                            Ok::<_, hyper::Error>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                    .unwrap(),
+                            )
+                        };
+                        if request.uri().path() == "/too-large" {
+                            return reply(413, "no".into());
+                        }
+                        let mut body = request.into_body();
+                        let (mut hash, mut len, mut last) = (sha2::Sha256::new(), 0usize, None::<usize>);
+                        while let Some(frame) = body.frame().await {
+                            let Ok(frame) = frame else {
+                                seen.cancelled.fetch_add(1, Relaxed);
+                                return reply(500, "cancelled".into());
+                            };
+                            if let Ok(data) = frame.into_data() {
+                                if last.is_some_and(|l| l < 1024) {
+                                    seen.tiny_frames.fetch_add(1, Relaxed);
+                                }
+                                last = Some(data.len());
+                                hash.update(&data);
+                                len += data.len();
+                                if script.read_delay_ms > 0 {
+                                    tokio::time::sleep(std::time::Duration::from_millis(script.read_delay_ms)).await;
+                                }
+                            }
+                        }
+                        reply(200, format!("{len} {}", hex::encode(hash.finalize())))
+                    }
+                });
+                let mut builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+                builder
+                    .max_concurrent_streams(script.max_streams)
+                    .initial_stream_window_size(script.stream_window);
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    _ = goaway.notified() => conn.as_mut().graceful_shutdown(),
+                }
+                let _ = conn.await;
+            });
+        }
+    });
+    (addr, seen, runtime)
+}
+
+/// Raw bodies of `len` bytes, sent at once; each answer checked against
+/// the body's length and digest.
+fn send_raw(engine: &Engine, url: &str, count: usize, len: usize) -> Vec<Outcome> {
+    let mut waiting = Vec::new();
+    for i in 0..count {
+        let bytes: Vec<u8> = (0..len).map(|b| (b * 31 + i) as u8).collect();
+        let expected = format!("{len} {}", sha256_hex(&bytes));
+        let request = UploadRequest::new(url).raw_body(uploadtask_engine::SourceSpec::Memory(bytes.into()));
+        waiting.push((submit_collect(engine, request).1, expected));
+    }
+    waiting
+        .into_iter()
+        .map(|(rx, expected)| {
+            let outcome = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .expect("upload ended");
+            if let Ok(response) = &outcome.result {
+                if response.status == 200 {
+                    assert_eq!(String::from_utf8_lossy(&response.body), expected);
+                }
+            }
+            outcome
+        })
+        .collect()
+}
+
+#[test]
+fn goaway_in_the_middle_of_a_load_loses_nothing() {
+    let (addr, seen, _runtime) = scripted(Script {
+        max_streams: 100,
+        stream_window: 65_535,
+        goaway_after: Some(40),
+        read_delay_ms: 0,
+    });
+    let engine = localhost_engine(None, HttpVersion::Http2PriorKnowledge, 300);
+    let url = format!("http://localhost:{}/up", addr.port());
+    for outcome in send_raw(&engine, &url, 300, 20_000) {
+        let response = outcome.result.unwrap();
+        assert_eq!(response.status, 200);
+        assert_progress_rules(&outcome.progress, 20_000);
+    }
+    // Each connection took 40 and closed: the rest went on new ones.
+    assert!(seen.connections.load(std::sync::atomic::Ordering::Relaxed) >= 300 / 100);
+    engine.shutdown();
+}
+
+#[test]
+fn an_early_413_ends_its_stream_and_the_others_go_on() {
+    let (addr, seen, _runtime) = scripted(Script {
+        max_streams: 100,
+        stream_window: 16 * 1024,
+        ..Script::default()
+    });
+    let engine = localhost_engine(None, HttpVersion::Http2PriorKnowledge, 100);
+    let base = format!("http://localhost:{}", addr.port());
+    let (_, big) = submit_collect(
+        &engine,
+        UploadRequest::new(format!("{base}/too-large"))
+            .raw_body(uploadtask_engine::SourceSpec::Memory(vec![7u8; 512 * 1024].into())),
+    );
+    for outcome in send_raw(&engine, &format!("{base}/up"), 20, 100_000) {
+        assert_eq!(outcome.result.unwrap().status, 200);
+    }
+    let big = big.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+    let response = big.result.unwrap();
+    assert_eq!((response.status, &response.body[..]), (413, &b"no"[..]));
+    // Progress stopped where the body stopped: never the whole of it.
+    assert!(big.progress.last().is_none_or(|p| p.total_bytes_sent < 512 * 1024));
+    assert_eq!(seen.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
+    engine.shutdown();
+}
+
+#[test]
+fn a_window_that_opens_slowly_gets_real_frames_and_every_byte() {
+    let (addr, seen, _runtime) = scripted(Script {
+        max_streams: 100,
+        stream_window: 16 * 1024,
+        read_delay_ms: 2,
+        ..Script::default()
+    });
+    let engine = localhost_engine(None, HttpVersion::Http2PriorKnowledge, 100);
+    let url = format!("http://localhost:{}/up", addr.port());
+    for outcome in send_raw(&engine, &url, 8, 300_000) {
+        assert_eq!(outcome.result.unwrap().status, 200);
+        assert_progress_rules(&outcome.progress, 300_000);
+    }
+    assert_eq!(seen.tiny_frames.load(std::sync::atomic::Ordering::Relaxed), 0);
+    engine.shutdown();
+}
+
+#[test]
+fn an_abort_resets_its_stream_and_leaves_the_others_alone() {
+    let (addr, seen, _runtime) = scripted(Script {
+        max_streams: 100,
+        stream_window: 16 * 1024,
+        read_delay_ms: 5,
+        ..Script::default()
+    });
+    let engine = localhost_engine(None, HttpVersion::Http2PriorKnowledge, 100);
+    let url = format!("http://localhost:{}/up", addr.port());
+    let (id, aborted) = submit_collect(
+        &engine,
+        UploadRequest::new(url.as_str()).raw_body(uploadtask_engine::SourceSpec::Memory(vec![1u8; 4 << 20].into())),
+    );
+    let others = std::thread::scope(|scope| {
+        let others = scope.spawn(|| send_raw(&engine, &url, 10, 50_000));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        engine.abort(id);
+        others.join().unwrap()
+    });
+    for outcome in others {
+        assert_eq!(outcome.result.unwrap().status, 200);
+    }
+    let error = aborted
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap()
+        .result
+        .unwrap_err();
+    assert_eq!(error.kind, uploadtask_engine::ErrorKind::Aborted);
+    // The server heard the reset (its body read failed), on the one connection.
+    for _ in 0..200 {
+        if seen.cancelled.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(seen.cancelled.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(seen.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
+    engine.shutdown();
+}

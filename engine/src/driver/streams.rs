@@ -265,6 +265,10 @@ impl Loop {
                 }
             }
         }
+        // The events first: a stream that ended (a 413 and its reset, say)
+        // must not be taken for one cut short by the writes below.
+        let mut refused = Vec::new();
+        hand_events(mux, uploads, broken.as_ref(), now, (&mut touched, &mut refused));
         // Writes: control frames first (a connection error's GOAWAY too),
         // then the streams' DATA, until the socket is full or the budget spent.
         let mut bodies = StreamBodies {
@@ -340,27 +344,7 @@ impl Loop {
                 touched.push(key);
             }
         }
-        let mut refused = Vec::new();
-        while let Some((key, event)) = mux.poll_event() {
-            match (key, event) {
-                (Some(key), H2Event::Refused { .. }) => refused.push(key),
-                (Some(key), event) => {
-                    if let Some(slot) = uploads.get(key) {
-                        if let Some(exchange) = slot.exchange.as_mut() {
-                            let bytes = hand(exchange, event, broken.as_ref());
-                            slot.life.handle_activity(now, bytes);
-                            touched.push(key);
-                        }
-                    }
-                }
-                (None, H2Event::GoAway { last_stream, code }) => {
-                    log::info!(
-                        "the server sent GOAWAY ({code}, last stream {last_stream}): no new stream on its connection"
-                    );
-                }
-                (None, _) => {}
-            }
-        }
+        hand_events(mux, uploads, broken.as_ref(), now, (&mut touched, &mut refused));
         let limit_learned = !settings_known && mux.settings_known();
         let origin = limit_learned.then(|| conn.origin.clone());
         for (key, error) in failed {
@@ -410,6 +394,37 @@ impl Loop {
         }
         self.resent += 1;
         self.begin_exchange(key);
+    }
+}
+
+/// Hands the streams' events to their exchanges: `touched` gets the
+/// uploads with news, `refused` those to send again.
+fn hand_events(
+    mux: &mut Mux<Key>,
+    uploads: &mut Uploads,
+    broken: Option<&ExchangeError>,
+    now: std::time::Instant,
+    (touched, refused): (&mut Vec<Key>, &mut Vec<Key>),
+) {
+    while let Some((key, event)) = mux.poll_event() {
+        match (key, event) {
+            (Some(key), H2Event::Refused { .. }) => refused.push(key),
+            (Some(key), event) => {
+                if let Some(slot) = uploads.get(key) {
+                    if let Some(exchange) = slot.exchange.as_mut() {
+                        let bytes = hand(exchange, event, broken);
+                        slot.life.handle_activity(now, bytes);
+                        touched.push(key);
+                    }
+                }
+            }
+            (None, H2Event::GoAway { last_stream, code }) => {
+                log::info!(
+                    "the server sent GOAWAY ({code}, last stream {last_stream}): no new stream on its connection"
+                );
+            }
+            (None, _) => {}
+        }
     }
 }
 

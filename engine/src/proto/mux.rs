@@ -19,14 +19,20 @@
 //! Fairness: streams take turns, one frame each per round, so a large
 //! upload never starves the small ones beside it; a stream waiting for a
 //! window or for `100 Continue` keeps its place without taking a turn.
-//! Frames are never smaller than the windows force: credit is used as it
-//! comes, in frames up to the peer's `SETTINGS_MAX_FRAME_SIZE`.
+//! Frames are as large as the windows allow, up to the peer's
+//! `SETTINGS_MAX_FRAME_SIZE`, and never tiny: a window that opened by a
+//! few bytes waits for [`MIN_FRAME`] of credit (curl once sent one-byte
+//! frames there).
 
 use std::collections::{HashMap, VecDeque};
 
 use uploadtask_http2::conn::{Config, Connection, ConnectionError, Event, Refusal};
 use uploadtask_http2::frame::HEADER_LEN;
 use uploadtask_http2::ErrorCode;
+
+/// The least body bytes a DATA frame carries, unless the body ends (see
+/// [`Mux::fill`]).
+pub const MIN_FRAME: u32 = 4096;
 
 /// What a stream's exchange may send now (see [`Bodies`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +194,7 @@ impl<K: Copy> Mux<K> {
                 gone.push(key);
                 continue;
             }
-            if capacity == 0 && remaining > 0 {
+            if capacity < self.min_frame(remaining) {
                 self.turn.push_back(stream);
                 idle_round += 1;
                 continue;
@@ -227,6 +233,17 @@ impl<K: Copy> Mux<K> {
             }
         }
         gone
+    }
+
+    /// The least a DATA frame of a body with `remaining` bytes carries: a
+    /// window that opened by a few bytes waits until it opened by
+    /// [`MIN_FRAME`] (or half the peer's stream window, if smaller), so that
+    /// credit given back in small steps never turns into a trickle of tiny
+    /// frames (a 9-byte header for each few bytes).
+    fn min_frame(&self, remaining: u64) -> u32 {
+        let half_window = (self.conn.peer_settings().initial_window_size / 2).max(1);
+        let min = MIN_FRAME.min(half_window);
+        u32::try_from(remaining).map_or(min, |r| r.min(min))
     }
 
     /// Moves the connection's own bytes (settings, HEADERS, WINDOW_UPDATE,

@@ -261,3 +261,47 @@ fn a_closed_connection_fails_every_attached_stream() {
     assert!(mux.handle_received(&server_settings(&[])).is_err());
     let _ = Frame::SettingsAck;
 }
+
+#[test]
+fn credit_given_back_in_small_steps_is_gathered_into_real_frames() {
+    let mut mux = Mux::new(Config::default());
+    let mut bodies = Fixed::with(&[(1, 100_000)]);
+    mux.handle_received(&server_settings(&[(setting::INITIAL_WINDOW_SIZE, 16_384)]))
+        .unwrap();
+    let a = mux.open(1, &fields(), false).unwrap();
+    let sent = drain(&mut mux, &mut bodies, 1 << 20);
+    assert!(sent.contains(&(frame::kind::DATA, a, 16_384, false)), "{sent:?}");
+    // The server gives credit back 100 bytes at a time.
+    let mut data = Vec::new();
+    for step in 1..=60 {
+        let mut update = Vec::new();
+        frame::write_window_update(a, 100, &mut update);
+        mux.handle_received(&update).unwrap();
+        data.extend(
+            drain(&mut mux, &mut bodies, 1 << 20)
+                .into_iter()
+                .filter(|f| f.0 == frame::kind::DATA)
+                .map(|f| (step, f.2)),
+        );
+    }
+    // Nothing until 4,096 bytes of credit, then one frame of all of it.
+    assert_eq!(data, [(41, 4_100)]);
+}
+
+#[test]
+fn a_body_ending_in_a_small_window_still_ends() {
+    let mut mux = Mux::new(Config::default());
+    let mut bodies = Fixed::with(&[(1, 16_384 + 10)]);
+    mux.handle_received(&server_settings(&[(setting::INITIAL_WINDOW_SIZE, 16_384)]))
+        .unwrap();
+    let a = mux.open(1, &fields(), false).unwrap();
+    drain(&mut mux, &mut bodies, 1 << 20);
+    let mut update = Vec::new();
+    frame::write_window_update(a, 10, &mut update);
+    mux.handle_received(&update).unwrap();
+    let data: Vec<_> = drain(&mut mux, &mut bodies, 1 << 20)
+        .into_iter()
+        .filter(|f| f.0 == frame::kind::DATA)
+        .collect();
+    assert_eq!(data, [(frame::kind::DATA, a, 10, true)]);
+}
