@@ -27,4 +27,9 @@ pub struct Stats {
     /// Origins not pooled for now, as their connections closed right after
     /// their first answer.
     pub origins_not_pooled: usize,
+    /// Connections opened since the engine started (connect attempts that
+    /// lost a Happy Eyeballs race included).
+    pub connections_opened: u64,
+    /// Of those, the ones that spoke HTTP/2.
+    pub http2_connections_opened: u64,
 }

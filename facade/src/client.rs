@@ -10,7 +10,7 @@ use uploadtask_engine::{Engine, EngineConfig, ErrorKind, FileInput, SourceSpec, 
 use uploadtask_engine::resumable::{Protocol, Resumable};
 
 use crate::dispatch::Dispatch;
-use crate::options::{FileEntry, ResumableProtocol, RetryOptions, UploadOptions};
+use crate::options::{FileEntry, HttpOption, ResumableProtocol, RetryOptions, UploadOptions};
 use crate::paths::Roots;
 use crate::resume::ResumeStore;
 use crate::task::{Callbacks, ResumeHook, TaskSink, UploadTask};
@@ -269,6 +269,7 @@ impl Client {
         request.retry = options.retry.as_ref().map(RetryOptions::policy);
         request.progress_acked = options.progress_acked;
         request.resend_reused = options.resend_on_reuse;
+        request.http = options.http.map(HttpOption::version);
         // Listeners may be added after the call: always ask for the head.
         request.report_headers = true;
         Ok((request, None))
@@ -339,6 +340,7 @@ impl Client {
         request.report_headers = true;
         request.progress_acked = options.progress_acked;
         request.resend_reused = options.resend_on_reuse;
+        request.http = options.http.map(HttpOption::version);
         request.resumable = Some(Resumable {
             protocol: engine_protocol,
             upload_url: stored.map(|s| s.url),

@@ -72,11 +72,11 @@ pub struct ReadmeExamples;
 
 pub use client::{start_engines, upload_file, Client, ClientConfig};
 pub use dispatch::{Dispatch, EventQueue, ReentrantDispatch};
-pub use options::{FileEntry, ResumableProtocol, RetryOptions, UploadOptions};
+pub use options::{FileEntry, HttpOption, ResumableProtocol, RetryOptions, UploadOptions};
 pub use paths::Roots;
 pub use response::{HeadersReceived, ProgressUpdate, UploadResponse};
 pub use task::{ListenerId, UploadTask};
 pub use uploadtask_engine::{
-    Engine, EngineConfig, ErrorKind, Limits, Refused, Resolver, Sendfile, StaticResolver, Stats, ThreadPoolResolver,
-    TlsFailure, UploadError, UploadId,
+    Engine, EngineConfig, ErrorKind, HttpVersion, Limits, Refused, Resolver, Sendfile, StaticResolver, Stats,
+    ThreadPoolResolver, TlsFailure, UploadError, UploadId,
 };

@@ -121,6 +121,12 @@ pub struct UploadOptions {
     /// (on by default).
     #[serde(default)]
     pub resend_on_reuse: Option<bool>,
+    /// `http`: the HTTP version, as curl chooses it: `"auto"` (HTTP/2
+    /// where TLS negotiates it, else HTTP/1.1), `"1.1"`, `"2"` (as auto),
+    /// `"2-prior-knowledge"` (HTTP/2 on plain `http://` too). The client's
+    /// setting when absent (auto by default).
+    #[serde(default)]
+    pub http: Option<HttpOption>,
     #[serde(skip)]
     pub(crate) success: Option<SuccessCallback>,
     #[serde(skip)]
@@ -139,6 +145,35 @@ pub struct UploadOptions {
     /// (`filePath` then only names them). Shared without copies.
     #[serde(skip)]
     pub body_bytes: Option<bytes::Bytes>,
+}
+
+/// The `http` option's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HttpOption {
+    /// `"auto"`.
+    #[serde(rename = "auto")]
+    Auto,
+    /// `"1.1"`.
+    #[serde(rename = "1.1")]
+    Http1,
+    /// `"2"`.
+    #[serde(rename = "2")]
+    Http2,
+    /// `"2-prior-knowledge"`.
+    #[serde(rename = "2-prior-knowledge")]
+    Http2PriorKnowledge,
+}
+
+impl HttpOption {
+    /// The engine's version for this option.
+    pub fn version(self) -> uploadtask_engine::HttpVersion {
+        match self {
+            HttpOption::Auto => uploadtask_engine::HttpVersion::Auto,
+            HttpOption::Http1 => uploadtask_engine::HttpVersion::Http1,
+            HttpOption::Http2 => uploadtask_engine::HttpVersion::Http2,
+            HttpOption::Http2PriorKnowledge => uploadtask_engine::HttpVersion::Http2PriorKnowledge,
+        }
+    }
 }
 
 /// The protocol of a resumable upload (`"tus"` or `"ietf"`).

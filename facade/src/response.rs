@@ -97,6 +97,8 @@ pub struct UploadResponse {
     /// Every header in order, duplicates kept (values decoded as UTF-8 with
     /// replacement).
     pub header_list: Vec<(String, String)>,
+    /// `protocol`: what carried the response (`HTTP/1.1`, `HTTP/2`, `HTTP/1.0`).
+    pub protocol: &'static str,
 }
 
 /// Shows the body as text (at most 256 characters), never the raw bytes.
@@ -109,6 +111,7 @@ impl std::fmt::Debug for UploadResponse {
             .field("data", &format_args!("{shown:?}{cut}"))
             .field("raw", &format_args!("{} bytes", self.raw.len()))
             .field("header_list", &self.header_list)
+            .field("protocol", &self.protocol)
             .finish()
     }
 }
@@ -118,11 +121,17 @@ impl UploadResponse {
         let text = String::from_utf8_lossy(&response.body);
         let data = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
         let header_list = text_headers(&response.headers);
+        let protocol = match response.version {
+            0 => "HTTP/1.0",
+            2 => "HTTP/2",
+            _ => "HTTP/1.1",
+        };
         UploadResponse {
             status_code: response.status,
             data,
             raw: response.body,
             header_list,
+            protocol,
         }
     }
 
@@ -156,10 +165,11 @@ impl Serialize for HeaderObject<'_> {
 impl Serialize for UploadResponse {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let headers = self.headers();
-        let mut map = serializer.serialize_map(Some(3))?;
+        let mut map = serializer.serialize_map(Some(4))?;
         map.serialize_entry("statusCode", &self.status_code)?;
         map.serialize_entry("data", &self.data)?;
         map.serialize_entry("headers", &HeaderObject(&headers))?;
+        map.serialize_entry("protocol", &self.protocol)?;
         map.end()
     }
 }
@@ -187,7 +197,7 @@ mod tests {
         let json = serde_json::to_string(&response).unwrap();
         assert_eq!(
             json,
-            r#"{"statusCode":201,"data":"﻿ok�","headers":{"Set-Cookie":"a=1, b=2","X-One":"1"}}"#
+            r#"{"statusCode":201,"data":"﻿ok�","headers":{"Set-Cookie":"a=1, b=2","X-One":"1"},"protocol":"HTTP/1.1"}"#
         );
     }
 }

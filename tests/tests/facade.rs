@@ -811,3 +811,38 @@ fn several_engines_share_the_uploads() {
         assert_eq!((stats.uploads, stats.in_flight, stats.queued), (0, 0, 0));
     }
 }
+
+/// The `http` option chooses the version per upload; the response says
+/// which carried it; an unknown value does not parse.
+#[test]
+fn the_http_option_chooses_the_version() {
+    let receiver = Receiver::start(ReceiverConfig {
+        http2: Some(uploadtask_cli::serve::Http2Settings::default()),
+        ..Default::default()
+    })
+    .unwrap();
+    let root = temp_dir("facade-h2");
+    let (_, digest) = make_file(&root, "a.bin", 50_000, 9);
+    let client = Client::new(ClientConfig {
+        roots: Roots::new().root("mass", root.path()),
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("http://{}/upload", receiver.addr());
+    for (http, protocol) in [
+        ("2-prior-knowledge", "HTTP/2"),
+        ("1.1", "HTTP/1.1"),
+        ("auto", "HTTP/1.1"),
+    ] {
+        let options: UploadOptions = serde_json::from_value(serde_json::json!({
+            "url": url, "filePath": "internal://mass/a.bin", "name": "f", "http": http
+        }))
+        .unwrap();
+        let response = client.upload_file(options).wait().unwrap();
+        assert_eq!(response.protocol, protocol, "{http}");
+        let summary: UploadSummary = serde_json::from_str(&response.data).unwrap();
+        assert_eq!(summary.files[0].sha256, digest);
+    }
+    let bad = serde_json::from_value::<UploadOptions>(serde_json::json!({"url": url, "http": "3"}));
+    assert!(bad.is_err());
+}

@@ -137,6 +137,9 @@ pub(crate) struct Conns {
     next_generation: u32,
     /// Origins whose connections die right after their first answer.
     origins: reuse::Origins<Origin>,
+    /// Connections opened so far, and how many of them speak HTTP/2.
+    pub(crate) opened: u64,
+    pub(crate) opened_h2: u64,
 }
 
 impl Conns {
@@ -148,6 +151,8 @@ impl Conns {
             max_idle_per_origin,
             next_generation: 0,
             origins: reuse::Origins::new(ORIGINS_KEPT),
+            opened: 0,
+            opened_h2: 0,
         }
     }
 
@@ -171,6 +176,7 @@ impl Conns {
         if let Some(conn) = self.get(key) {
             conn.mux = Some(Box::new(mux));
             conn.upload = None;
+            self.opened_h2 += 1;
         }
     }
 
@@ -239,6 +245,7 @@ impl Conns {
         };
         let key = ConnKey::new(entry.key(), generation);
         transport.register(registry, key.token(), Interest::READABLE | Interest::WRITABLE)?;
+        self.opened += 1;
         entry.insert(ConnSlot {
             generation: key.generation(),
             io: ConnIo::Connecting(transport),

@@ -274,6 +274,8 @@ impl Loop {
             admitted: self.uploads.admitted(),
             resent: self.resent,
             origins_not_pooled: self.conns.origins_not_pooled(self.now),
+            connections_opened: self.conns.opened,
+            http2_connections_opened: self.conns.opened_h2,
         }
     }
 

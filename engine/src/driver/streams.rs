@@ -127,13 +127,17 @@ impl Loop {
                 ConnIo::Ready(transport) => transport.negotiated_h2() || (origin.h2 && !https),
                 _ => false,
             };
+            let (host, port) = (&origin.host, origin.port);
             if !h2 {
                 if origin.h2 {
+                    log::info!("{host}:{port} chose HTTP/1.1 (ALPN)");
                     let woken = self.sharing.handle_ready(&origin, key, None);
                     self.woken.extend(woken);
                 }
                 return false;
             }
+            let how = if https { "ALPN h2" } else { "prior knowledge" };
+            log::info!("using HTTP/2 with {host}:{port} ({how}): uploads to it share this connection");
             self.conns.share(conn_key, Mux::new(Config::default()));
             let woken = self.sharing.handle_ready(&origin, key, Some(conn_key));
             self.woken.extend(woken);

@@ -1023,3 +1023,61 @@ fn curl_grade_messages() {
         );
     }
 }
+
+/// HTTP/2 as curl's flags choose it: `-v` shows the HEADERS and the
+/// protocol, `--json` says which carried the response; `load` reports the
+/// connections that carried the job.
+#[test]
+fn http2_prior_knowledge_from_the_command_line() {
+    let receiver = uploadtask_cli::serve::Receiver::start(uploadtask_cli::serve::ReceiverConfig {
+        http2: Some(uploadtask_cli::serve::Http2Settings::default()),
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("http://{}/up", receiver.addr());
+    let file = temp_file("h2.txt", 100);
+    let out = run(&[
+        "upload",
+        "-v",
+        "--json",
+        "--http2-prior-knowledge",
+        &url,
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = &json_lines(&out.stdout)[0];
+    assert_eq!(line["success"]["protocol"], "HTTP/2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in ["> POST /up HTTP/2", "< HTTP/2 200", "< content-type: application/json"] {
+        assert!(stderr.lines().any(|l| l == line), "{line:?} missing in:\n{stderr}");
+    }
+    assert!(stderr.contains("* using HTTP/2 with"), "{stderr}");
+    // --http1.1 wins over the server's HTTP/2.
+    let out = run(&["upload", "--json", "--http1.1", &url, file.to_str().unwrap()]);
+    assert_eq!(json_lines(&out.stdout)[0]["success"]["protocol"], "HTTP/1.1");
+    // Two of the flags at once is a usage error.
+    let out = run(&["upload", "--http1.1", "--http2", &url, file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    // A load of 400 with 100 streams a connection: four connections.
+    let out = run(&[
+        "load",
+        &url,
+        "-n",
+        "400",
+        "-c",
+        "400",
+        "--threads",
+        "1",
+        "--http2-prior-knowledge",
+        "--streams",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = &json_lines(&out.stdout)[0];
+    assert_eq!(report["successes"], 400);
+    assert_eq!(
+        (report["connections"].as_u64(), report["http2Connections"].as_u64()),
+        (Some(4), Some(4))
+    );
+}

@@ -108,6 +108,37 @@ impl ProxyArgs {
     }
 }
 
+/// The HTTP version, as curl chooses it (shared by `upload` and `load`).
+#[derive(clap::Args, Debug, Default)]
+#[group(multiple = false)]
+pub struct HttpArgs {
+    /// HTTP/1.1 only.
+    #[arg(long = "http1.1")]
+    http1_1: bool,
+    /// HTTP/2 where TLS negotiates it (ALPN), else HTTP/1.1: the default;
+    /// plain http:// stays HTTP/1.1 (no Upgrade).
+    #[arg(long)]
+    http2: bool,
+    /// HTTP/2 without asking, on plain http:// too (h2c).
+    #[arg(long)]
+    http2_prior_knowledge: bool,
+}
+
+impl HttpArgs {
+    /// The version chosen.
+    pub fn version(&self) -> uploadtask::HttpVersion {
+        if self.http1_1 {
+            uploadtask::HttpVersion::Http1
+        } else if self.http2_prior_knowledge {
+            uploadtask::HttpVersion::Http2PriorKnowledge
+        } else if self.http2 {
+            uploadtask::HttpVersion::Http2
+        } else {
+            uploadtask::HttpVersion::Auto
+        }
+    }
+}
+
 /// TLS options shared by `upload` and `load`, as curl spells them.
 #[derive(clap::Args, Debug, Default)]
 pub struct TlsArgs {

@@ -46,6 +46,13 @@ struct ServeArgs {
     /// Store received files here, named by their sha256.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Speak HTTP/2 too (h2c: a client that starts with the HTTP/2
+    /// preface, as `--http2-prior-knowledge` does).
+    #[arg(long)]
+    http2: bool,
+    /// With --http2: SETTINGS_MAX_CONCURRENT_STREAMS (hyper's default otherwise).
+    #[arg(long, value_name = "N", requires = "http2")]
+    max_streams: Option<u32>,
 }
 
 /// Parses the command line and runs the subcommand; returns the exit
@@ -78,6 +85,10 @@ fn serve(args: ServeArgs) -> i32 {
         addr: Some(args.addr),
         dir: args.dir,
         workers: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        http2: args.http2.then_some(crate::serve::Http2Settings {
+            max_concurrent_streams: args.max_streams,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     match crate::serve::Receiver::start(config) {

@@ -93,6 +93,8 @@ pub struct UploadArgs {
     #[command(flatten)]
     tls: super::args::TlsArgs,
     #[command(flatten)]
+    http: super::args::HttpArgs,
+    #[command(flatten)]
     proxy: super::args::ProxyArgs,
     /// Progress display; default: bar on a terminal, none otherwise.
     #[arg(long, value_enum)]
@@ -247,6 +249,7 @@ fn parse(mut args: UploadArgs) -> Result<(UploadArgs, Job), i32> {
         max_in_flight: requests.len(),
         max_redirects: if args.location { 10 } else { 0 },
         raise_fd_limit: true,
+        http: args.http.version(),
         ..EngineConfig::default()
     };
     args.tls

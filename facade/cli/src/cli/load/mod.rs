@@ -94,6 +94,12 @@ pub struct LoadArgs {
     #[command(flatten)]
     tls: super::args::TlsArgs,
     #[command(flatten)]
+    http: super::args::HttpArgs,
+    /// With HTTP/2: most streams one connection carries (the server's limit
+    /// bounds it too); more uploads in flight open more connections.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    streams: Option<u32>,
+    #[command(flatten)]
     proxy: super::args::ProxyArgs,
 }
 
@@ -502,7 +508,12 @@ struct Setup {
 fn build(args: &LoadArgs, job: Parsed) -> Result<Setup, i32> {
     let receiver = match &args.url {
         Some(_) => None,
-        None => match Receiver::start(ReceiverConfig::default()) {
+        None => match Receiver::start(ReceiverConfig {
+            // It speaks HTTP/2 when asked to (prior knowledge: plain TCP).
+            http2: (args.http.version() == uploadtask::HttpVersion::Http2PriorKnowledge)
+                .then(crate::serve::Http2Settings::default),
+            ..ReceiverConfig::default()
+        }) {
             Ok(receiver) => Some(receiver),
             Err(e) => {
                 eprintln!("uploadtask: cannot start the receiver: {e}");
@@ -528,6 +539,8 @@ fn build(args: &LoadArgs, job: Parsed) -> Result<Setup, i32> {
     let mut config = EngineConfig {
         max_in_flight: job.concurrency,
         raise_fd_limit: true,
+        http: args.http.version(),
+        max_streams_per_connection: args.streams,
         ..EngineConfig::default()
     };
     args.tls
@@ -719,7 +732,10 @@ fn report(args: &LoadArgs, setup: Setup, ended: Ended) -> i32 {
         }
     };
     let mut report = tally.report(ended.elapsed);
-    report.resent = engines.iter().filter_map(|e| e.stats()).map(|s| s.resent).sum();
+    let stats: Vec<uploadtask::Stats> = engines.iter().filter_map(|e| e.stats()).collect();
+    report.resent = stats.iter().map(|s| s.resent).sum();
+    report.connections = stats.iter().map(|s| s.connections_opened).sum();
+    report.http2_connections = stats.iter().map(|s| s.http2_connections_opened).sum();
     if args.json {
         let json = JsonReport {
             url,

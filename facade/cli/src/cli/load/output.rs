@@ -34,6 +34,11 @@ pub fn text(report: &Report, header: &str, out: &mut dyn Write) -> io::Result<()
         "  Resent:      {} (on a new connection: a reused one closed before answering)",
         report.resent
     )?;
+    writeln!(
+        out,
+        "  Connections: {} opened, {} of them HTTP/2",
+        report.connections, report.http2_connections
+    )?;
     writeln!(out, "  Time:        {:.3} s", report.seconds)?;
     writeln!(
         out,

@@ -83,6 +83,10 @@ pub struct Report {
     /// Requests sent again on a new connection after a reused one closed
     /// before answering (the engines' count).
     pub resent: u64,
+    /// Connections the engines opened.
+    pub connections: u64,
+    /// Of those, the ones that spoke HTTP/2.
+    pub http2_connections: u64,
     /// Latency of the successes, in ms.
     pub latency_ms: Latency,
     /// The successes' latency distribution in ten equal buckets.
@@ -276,6 +280,8 @@ impl Tally {
             statuses: self.statuses.clone(),
             failed: self.failed.clone(),
             resent: 0,
+            connections: 0,
+            http2_connections: 0,
             histogram: buckets(h),
             latency_ms: latency,
         }
