@@ -1046,7 +1046,7 @@ fn http2_prior_knowledge_from_the_command_line() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let line = &json_lines(&out.stdout)[0];
-    assert_eq!(line["success"]["protocol"], "HTTP/2");
+    assert_eq!(line["protocol"], "HTTP/2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in ["> POST /up HTTP/2", "< HTTP/2 200", "< content-type: application/json"] {
         assert!(stderr.lines().any(|l| l == line), "{line:?} missing in:\n{stderr}");
@@ -1054,7 +1054,7 @@ fn http2_prior_knowledge_from_the_command_line() {
     assert!(stderr.contains("* using HTTP/2 with"), "{stderr}");
     // --http1.1 wins over the server's HTTP/2.
     let out = run(&["upload", "--json", "--http1.1", &url, file.to_str().unwrap()]);
-    assert_eq!(json_lines(&out.stdout)[0]["success"]["protocol"], "HTTP/1.1");
+    assert_eq!(json_lines(&out.stdout)[0]["protocol"], "HTTP/1.1");
     // Two of the flags at once is a usage error.
     let out = run(&["upload", "--http1.1", "--http2", &url, file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));

@@ -116,6 +116,9 @@ struct ResultLine<'a> {
     success: Option<&'a UploadResponse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fail: Option<FailJson<'a>>,
+    /// What carried the response (`HTTP/1.1`, `HTTP/2`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<&'a str>,
 }
@@ -437,6 +440,7 @@ fn report(args: &UploadArgs, tasks: Vec<UploadTask>, display: &Display) -> i32 {
             Ok(response) if args.json => bars.println(&json_line(&ResultLine {
                 success: Some(response),
                 fail: None,
+                protocol: Some(response.protocol),
                 file: label,
             })),
             Err(error) if args.json => bars.println(&json_line(&ResultLine {
@@ -445,6 +449,7 @@ fn report(args: &UploadArgs, tasks: Vec<UploadTask>, display: &Display) -> i32 {
                     data: &error.message,
                     code: error.code(),
                 }),
+                protocol: None,
                 file: label,
             })),
             Ok(response) => bars.println(&format!(
