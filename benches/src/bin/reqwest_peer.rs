@@ -3,7 +3,9 @@
 //! `reqwest_peer single URL FILE` — one upload with `multipart::Part::file`.
 //! `reqwest_peer many URL SIZE TOTAL CONCURRENCY` — TOTAL uploads of SIZE
 //! bytes from memory, CONCURRENCY in flight.
-//! With `REQWEST_CA=ca.pem` in the environment, that root is trusted too.
+//! With `REQWEST_CA=ca.pem` in the environment, that root is trusted too;
+//! HTTP/2 is used where TLS negotiates it (ALPN), `REQWEST_HTTP=1.1`
+//! keeps HTTP/1.1 and `REQWEST_HTTP=2` speaks HTTP/2 with prior knowledge.
 
 use futures_util::stream::StreamExt;
 
@@ -19,6 +21,11 @@ fn main() {
         if let Ok(path) = std::env::var("REQWEST_CA") {
             let pem = std::fs::read(&path).expect("REQWEST_CA");
             builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"));
+        }
+        match std::env::var("REQWEST_HTTP").as_deref() {
+            Ok("1.1") => builder = builder.http1_only(),
+            Ok("2") => builder = builder.http2_prior_knowledge(),
+            _ => {}
         }
         let client = builder.build().expect("client");
         match args.first().map(String::as_str) {

@@ -166,10 +166,10 @@ impl<K: Copy> Mux<K> {
     /// they were reset for a body that could not be read).
     pub fn fill(&mut self, max: usize, bodies: &mut dyn Bodies<K>) -> Vec<K> {
         let mut gone = Vec::new();
-        if self.written == self.out.len() {
-            self.out.clear();
-            self.written = 0;
-        }
+        // What the transport took goes (a transport that always leaves a
+        // few bytes must not keep all it ever took).
+        self.out.drain(..self.written);
+        self.written = 0;
         self.take_transmit();
         let mut idle_round = 0;
         while self.out.len() - self.written < max && idle_round < self.turn.len() {

@@ -305,3 +305,22 @@ fn a_body_ending_in_a_small_window_still_ends() {
         .collect();
     assert_eq!(data, [(frame::kind::DATA, a, 10, true)]);
 }
+
+#[test]
+fn a_transport_that_always_leaves_a_little_does_not_grow_the_buffer() {
+    let mut mux = Mux::new(Config::default());
+    let mut bodies = Fixed::with(&[(1, 50 << 20)]);
+    mux.handle_received(&server_settings(&[(setting::INITIAL_WINDOW_SIZE, 1 << 30)]))
+        .unwrap();
+    let mut update = Vec::new();
+    frame::write_window_update(0, 1 << 30, &mut update);
+    mux.handle_received(&update).unwrap();
+    mux.open(1, &fields(), false).unwrap();
+    for _ in 0..500 {
+        mux.fill(64 << 10, &mut bodies);
+        let pending = mux.pending().len();
+        mux.handle_written(pending - 1);
+        mux.handle_unflushed(0);
+    }
+    assert!(mux.out.capacity() < 256 << 10, "{} bytes kept", mux.out.capacity());
+}
