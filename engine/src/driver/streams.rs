@@ -167,7 +167,11 @@ impl Loop {
                 conn.idle_until = None;
                 slot.stream = Some(stream);
                 exchange.start_stream(Some(trace));
+                // The head is on its way: an `Expect: 100-continue` wait
+                // starts now, and its timer releases the body.
+                exchange.handle_time(self.now);
                 self.ready_conns.push_back(conn_key);
+                self.schedule(key);
             }
             Err(_) => {
                 // The server lowered its stream limit, or is closing: again,
