@@ -120,6 +120,17 @@ pub struct EngineConfig {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` bounds it too); beyond, another
     /// connection opens. Default `None`: the server's limit.
     pub max_streams_per_connection: Option<u32>,
+    /// An HTTP/2 connection the server has sent nothing on for this long is
+    /// pinged before it takes another stream, and the stream waits for the
+    /// answer (one round trip). A connection whose path died silently (a
+    /// NAT that forgot it, a peer that vanished) then costs a ping, not an
+    /// upload. Chromium checks a connection quiet for 10 s the same way.
+    /// Default 10 s.
+    pub http2_ping_after: Duration,
+    /// No answer to that ping for this long: the connection takes no new
+    /// stream (it closes once its streams are over) and the waiting uploads
+    /// go on another. Default 3 s.
+    pub http2_ping_timeout: Duration,
     /// Raise this process's soft `RLIMIT_NOFILE` to its hard limit at start
     /// (the program does; a library leaves the process alone). Default off.
     pub raise_fd_limit: bool,
@@ -158,6 +169,8 @@ impl fmt::Debug for EngineConfig {
             .field("progress_acked", &self.progress_acked)
             .field("http", &self.http)
             .field("max_streams_per_connection", &self.max_streams_per_connection)
+            .field("http2_ping_after", &self.http2_ping_after)
+            .field("http2_ping_timeout", &self.http2_ping_timeout)
             .field("connector", &self.connector.is_some())
             .finish()
     }
@@ -197,6 +210,8 @@ impl Default for EngineConfig {
             progress_acked: false,
             http: crate::request::HttpVersion::Auto,
             max_streams_per_connection: None,
+            http2_ping_after: Duration::from_secs(10),
+            http2_ping_timeout: Duration::from_secs(3),
         }
     }
 }

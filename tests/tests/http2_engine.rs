@@ -454,3 +454,109 @@ fn a_body_above_the_expect_threshold_goes_after_its_wait() {
     assert_eq!(summary(&response.body).files[0].sha256, digest);
     engine.shutdown();
 }
+
+/// A TCP relay to `upstream` whose connections can be frozen: a frozen
+/// one stays open and moves no byte either way, as a connection does whose
+/// path died silently (a NAT that forgot it, a peer that vanished).
+struct FreezingRelay {
+    server: RawServer,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    frozen_below: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FreezingRelay {
+    fn start(upstream: std::net::SocketAddr) -> FreezingRelay {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let frozen_below = Arc::new(AtomicUsize::new(0));
+        let (count, frozen) = (Arc::clone(&accepted), Arc::clone(&frozen_below));
+        let server = RawServer::start(move |client, stop| {
+            let n = count.fetch_add(1, SeqCst);
+            let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                return;
+            };
+            let mut ends = [client, server];
+            for end in &ends {
+                end.set_nonblocking(true).unwrap();
+            }
+            let mut buf = vec![0u8; 64 * 1024];
+            let started = std::time::Instant::now();
+            while !stop.load(SeqCst) && started.elapsed() < std::time::Duration::from_secs(120) {
+                if n < frozen.load(SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                let mut moved = false;
+                for from in 0..2 {
+                    match ends[from].read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(len) => {
+                            ends[1 - from].set_nonblocking(false).unwrap();
+                            if ends[1 - from].write_all(&buf[..len]).is_err() {
+                                return;
+                            }
+                            ends[1 - from].set_nonblocking(true).unwrap();
+                            moved = true;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return,
+                    }
+                }
+                if !moved {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        });
+        FreezingRelay {
+            server,
+            accepted,
+            frozen_below,
+        }
+    }
+
+    /// Freezes every connection accepted so far.
+    fn freeze_all(&self) {
+        let accepted = self.accepted.load(std::sync::atomic::Ordering::SeqCst);
+        self.frozen_below.store(accepted, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_pooled_connection_that_died_silently_is_found_by_ping_before_an_upload_takes_it() {
+    let server = receiver(None, 100);
+    let relay = FreezingRelay::start(server.addr());
+    let engine = Engine::new(EngineConfig {
+        http: HttpVersion::Http2PriorKnowledge,
+        // Long enough that an upload stuck on the dead connection fails the
+        // test instead of being saved by the idle timeout and a retry.
+        idle_timeout: std::time::Duration::from_secs(60),
+        // A reuse after 200 ms of quiet asks first, and a second without an
+        // answer is death.
+        http2_ping_after: std::time::Duration::from_millis(200),
+        http2_ping_timeout: std::time::Duration::from_secs(1),
+        resolver: Some(Arc::new(
+            StaticResolver::new().insert("localhost", &["127.0.0.1".parse::<IpAddr>().unwrap()]),
+        )),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let url = format!("http://localhost:{}/up", relay.server.addr().port());
+    // The first upload sets up the connection; the second reuses it once
+    // its ping is answered.
+    let quiet = || std::thread::sleep(std::time::Duration::from_millis(300));
+    upload_many(&engine, &url, 1, 2);
+    quiet();
+    upload_many(&engine, &url, 1, 2);
+    assert_eq!(relay.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    relay.freeze_all();
+    // The pooled connection now answers nothing: its ping goes unanswered,
+    // it is closed, and the upload goes on a new one.
+    quiet();
+    upload_many(&engine, &url, 1, 2);
+    assert_eq!(relay.accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let stats = engine.stats().unwrap();
+    assert_eq!((stats.uploads, stats.resent), (0, 0), "{stats:?}");
+    assert_eq!(server.uploads(), 3);
+    engine.shutdown();
+}

@@ -73,6 +73,10 @@ pub(crate) struct ConnSlot {
     /// HTTP/2: the streams it multiplexes (then `upload` stays `None`,
     /// and `idle_until` is set while no stream is open).
     pub(crate) mux: Option<Box<Mux<Key>>>,
+    /// HTTP/2: when the server last sent anything, and the deadline of a
+    /// ping that asks whether it is still there (no stream opens meanwhile).
+    pub(crate) heard_at: Instant,
+    pub(crate) ping_until: Option<Instant>,
 }
 
 /// The idle connections to one origin: those a poll has vetted, and those
@@ -164,6 +168,10 @@ impl Conns {
             return Room::Full;
         };
         let under_cap = cap.is_none_or(|cap| mux.streams() < cap as usize);
+        let pinging = conn.is_some_and(|c| c.ping_until.is_some());
+        if pinging && !mux.is_closing() {
+            return if under_cap { Room::Soon } else { Room::Full };
+        }
         match (mux.can_open() && under_cap, mux.settings_known() || mux.is_closing()) {
             (true, _) => Room::Open,
             (false, false) if under_cap => Room::Soon,
@@ -259,6 +267,8 @@ impl Conns {
             answers: 0,
             answered_at: None,
             mux: None,
+            heard_at: now,
+            ping_until: None,
         });
         Ok(key)
     }
@@ -345,6 +355,13 @@ impl Conns {
         self.slab
             .get(key.index())
             .is_some_and(|c| c.generation == key.generation() && c.upload.is_none() && c.idle_until == Some(at))
+    }
+
+    /// True when `key`'s health ping is still unanswered at `at`, its deadline.
+    pub(crate) fn is_pinging_until(&self, key: ConnKey, at: Instant) -> bool {
+        self.slab
+            .get(key.index())
+            .is_some_and(|c| c.generation == key.generation() && c.ping_until == Some(at))
     }
 
     /// Deregisters and drops the connection (closing its socket).

@@ -122,6 +122,8 @@ pub(crate) struct Loop {
     acks: Acks,
     /// Requests sent again after a reused connection failed.
     resent: u64,
+    /// Health pings sent (each one's payload).
+    pings: u64,
 }
 
 impl Loop {
@@ -175,6 +177,7 @@ impl Loop {
             turn: 0,
             acks: Acks::default(),
             resent: 0,
+            pings: 0,
         }
     }
 
@@ -262,6 +265,7 @@ impl Loop {
         self.timers.compact(0, true, |at, target| match target {
             TimerTarget::Upload(key) => uploads.timer_at(key) == Some(at),
             TimerTarget::IdleConn(key) => conns.is_idle_until(key, at),
+            TimerTarget::Ping(key) => conns.is_pinging_until(key, at),
         });
         Stats {
             uploads: self.uploads.len(),
@@ -693,6 +697,7 @@ impl Loop {
             .compact(uploads.len() + conns.len(), false, |at, target| match target {
                 TimerTarget::Upload(key) => uploads.timer_at(key) == Some(at),
                 TimerTarget::IdleConn(key) => conns.is_idle_until(key, at),
+                TimerTarget::Ping(key) => conns.is_pinging_until(key, at),
             });
     }
 
@@ -722,6 +727,11 @@ impl Loop {
                 TimerTarget::IdleConn(conn) => {
                     if self.conns.is_idle_until(conn, at) {
                         self.close_conn(conn);
+                    }
+                }
+                TimerTarget::Ping(conn) => {
+                    if self.conns.is_pinging_until(conn, at) {
+                        self.handle_ping_unanswered(conn);
                     }
                 }
                 TimerTarget::Upload(key) => {

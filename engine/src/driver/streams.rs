@@ -62,6 +62,7 @@ impl Loop {
         if !origin.h2 {
             return Shared::Own;
         }
+        self.ping_quiet(origin);
         let (conns, uploads, cap) = (&self.conns, &self.uploads, self.config.max_streams_per_connection);
         let need = self.sharing.handle_need(
             origin,
@@ -78,6 +79,48 @@ impl Loop {
                 }
                 Shared::Wait
             }
+        }
+    }
+
+    /// Pings each shared connection to `origin` the server has been quiet
+    /// on for the configured time: no stream opens on it until the server
+    /// shows it is still there.
+    fn ping_quiet(&mut self, origin: &Origin) {
+        let (now, after, timeout) = (self.now, self.config.http2_ping_after, self.config.http2_ping_timeout);
+        for &conn_key in self.sharing.conns(origin) {
+            let Some(conn) = self.conns.get(conn_key) else { continue };
+            let Some(mux) = conn.mux.as_mut() else { continue };
+            if conn.ping_until.is_some() || mux.is_closing() || now.saturating_duration_since(conn.heard_at) < after {
+                continue;
+            }
+            let Some(until) = now.checked_add(timeout) else {
+                continue;
+            };
+            self.pings += 1;
+            mux.ping(self.pings.to_be_bytes());
+            conn.ping_until = Some(until);
+            self.timers.push(until, TimerTarget::Ping(conn_key));
+            self.ready_conns.push_back(conn_key);
+        }
+    }
+
+    /// A health ping went unanswered: the connection takes no new stream
+    /// (it closes when its streams are over), and the uploads waiting for
+    /// it go elsewhere.
+    pub(super) fn handle_ping_unanswered(&mut self, conn_key: ConnKey) {
+        let Some(conn) = self.conns.get(conn_key) else { return };
+        let Some(mux) = conn.mux.as_mut() else { return };
+        let (host, port) = (&conn.origin.host, conn.origin.port);
+        log::warn!("{host}:{port} did not answer a ping: its HTTP/2 connection takes no new upload");
+        conn.ping_until = None;
+        mux.close();
+        if mux.streams() == 0 {
+            self.close_conn(conn_key);
+        } else {
+            let origin = conn.origin.clone();
+            self.ready_conns.push_back(conn_key);
+            let woken = self.sharing.handle_room(&origin, true, |_| true);
+            self.woken.extend(woken);
         }
     }
 
@@ -211,7 +254,11 @@ impl Loop {
     pub(super) fn close_conn(&mut self, conn_key: ConnKey) {
         if let Some(conn) = self.conns.get(conn_key) {
             if conn.mux.is_some() {
+                // Uploads waiting for room on it (its limit unknown, or a
+                // ping unanswered) look again.
                 self.sharing.handle_closed(&conn.origin, conn_key);
+                let woken = self.sharing.handle_room(&conn.origin, true, |_| true);
+                self.woken.extend(woken);
             }
             if let (Some(mux), ConnIo::Ready(transport)) = (conn.mux.as_mut(), &mut conn.io) {
                 mux.close();
@@ -251,6 +298,7 @@ impl Loop {
         let mut touched: Vec<Key> = Vec::new();
         let mut broken: Option<ExchangeError> = None;
         let settings_known = mux.settings_known();
+        let mut heard = false;
         if readable {
             loop {
                 match transport.read(read_buf) {
@@ -259,6 +307,7 @@ impl Loop {
                         break;
                     }
                     Ok(n) => {
+                        heard = true;
                         if let Err(e) = mux.handle_received(&read_buf[..n]) {
                             broken = Some(io_error(io::Error::other(e.to_string())));
                             break;
@@ -353,8 +402,13 @@ impl Loop {
             }
         }
         hand_events(mux, uploads, broken.as_ref(), now, (&mut touched, &mut refused));
-        let limit_learned = !settings_known && mux.settings_known();
-        let origin = limit_learned.then(|| conn.origin.clone());
+        let mut room_changed = !settings_known && mux.settings_known();
+        if heard {
+            conn.heard_at = now;
+            // Any bytes answer a health ping.
+            room_changed |= conn.ping_until.take().is_some();
+        }
+        let origin = room_changed.then(|| conn.origin.clone());
         for (key, error) in failed {
             self.finish(key, Err(UploadError::new(ErrorKind::File, error.0)));
         }
@@ -362,8 +416,9 @@ impl Loop {
             self.resend_refused(key);
         }
         if let Some(origin) = origin {
-            // The server said how many streams it takes: those waiting for
-            // it take them (or set up the next connection).
+            // The server said how many streams it takes, or answered a
+            // ping: those waiting for it take them (or set up the next
+            // connection).
             let woken = self.sharing.handle_room(&origin, true, |_| true);
             self.woken.extend(woken);
         }

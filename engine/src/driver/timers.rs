@@ -17,6 +17,8 @@ pub(crate) enum TimerTarget {
     Upload(Key),
     /// An idle pooled connection's end.
     IdleConn(ConnKey),
+    /// The deadline of an HTTP/2 connection's health ping.
+    Ping(ConnKey),
 }
 
 /// The heap; see the module doc.

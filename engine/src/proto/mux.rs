@@ -154,6 +154,12 @@ impl<K: Copy> Mux<K> {
         }
     }
 
+    /// Sends a PING; the server's next bytes (its ACK, or anything) show
+    /// the connection still works.
+    pub fn ping(&mut self, data: [u8; 8]) {
+        self.conn.ping(data);
+    }
+
     /// Closes gracefully (GOAWAY): streams under way go on.
     pub fn close(&mut self) {
         self.conn.close();

@@ -99,6 +99,11 @@ impl<O: Hash + Eq + Clone, C: Copy + Eq, K: Copy + Eq> Sharing<O, C, K> {
         Need::Own
     }
 
+    /// The shared connections to `origin`.
+    pub fn conns(&self, origin: &O) -> &[C] {
+        self.shared.get(origin).map_or(&[], |conns| conns)
+    }
+
     /// `upload` sets up a connection to `origin` (it may multiplex).
     pub fn handle_setup(&mut self, origin: &O, upload: K) {
         if !self.http1_only.contains(origin) {
