@@ -324,3 +324,27 @@ fn a_transport_that_always_leaves_a_little_does_not_grow_the_buffer() {
     }
     assert!(mux.out.capacity() < 256 << 10, "{} bytes kept", mux.out.capacity());
 }
+
+#[test]
+fn frames_stay_small_when_the_peer_allows_huge_ones() {
+    // nginx allows frames of 16 MiB and a 1 MiB stream window: a frame as
+    // large as that would make every partial write move the rest of it.
+    let mut mux = Mux::new(Config::default());
+    let mut bodies = Fixed::with(&[(1, 3 << 20)]);
+    mux.handle_received(&server_settings(&[
+        (setting::INITIAL_WINDOW_SIZE, 1 << 20),
+        (setting::MAX_FRAME_SIZE, (1 << 24) - 1),
+    ]))
+    .unwrap();
+    let mut update = Vec::new();
+    frame::write_window_update(0, 1 << 30, &mut update);
+    mux.handle_received(&update).unwrap();
+    mux.open(1, &fields(), false).unwrap();
+    let data: Vec<usize> = drain(&mut mux, &mut bodies, 1 << 20)
+        .into_iter()
+        .filter(|f| f.0 == frame::kind::DATA)
+        .map(|f| f.2)
+        .collect();
+    assert!(!data.is_empty());
+    assert!(data.iter().all(|&len| len == MAX_FRAME as usize), "{data:?}");
+}
