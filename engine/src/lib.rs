@@ -78,7 +78,7 @@ pub use progress::Progress;
 pub use proto::exchange::Response;
 pub use request::{FileInput, HttpVersion, Opener, SourceSpec, UploadRequest};
 pub use resolver::{Resolver, StaticResolver, ThreadPoolResolver};
-pub use source::{BodySource, FileSource, MemorySource};
+pub use source::{BodySource, FileSource, FileWindow, MemorySource};
 pub use stats::Stats;
 pub use transport::{Connector, Sendfile, TcpConnector, Transport};
 pub use uploadtask_http1::{Header, Headers, Limits};

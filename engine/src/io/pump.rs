@@ -272,7 +272,11 @@ fn write_file(
     len: u64,
     scratch: &mut Scratch,
 ) -> Result<io::Result<usize>, FileError> {
-    if let Some(result) = source.file().and_then(|file| transport.send_file(file, offset, len)) {
+    let start = source.file_start();
+    if let Some(result) = source
+        .file()
+        .and_then(|file| transport.send_file(file, start.saturating_add(offset), len))
+    {
         // sendfile(2) returns 0 only at the end of the file.
         return match result {
             Ok(0) => Err(changed_size()),

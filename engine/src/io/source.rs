@@ -25,6 +25,12 @@ pub trait BodySource: Send {
         None
     }
 
+    /// Where the source's byte 0 is in [`BodySource::file`] (a window of a
+    /// file starts further in).
+    fn file_start(&self) -> u64 {
+        0
+    }
+
     /// The length now, to detect a file that changed during the upload.
     fn current_len(&self) -> io::Result<u64> {
         Ok(self.len())
@@ -101,6 +107,52 @@ impl BodySource for FileSource {
     fn try_clone(&self) -> Option<Box<dyn BodySource>> {
         let file = self.file.try_clone().ok()?;
         Some(Box::new(FileSource { file, len: self.len }))
+    }
+}
+
+/// A window of a file shared by several uploads (the parts of one object,
+/// say): `len` bytes from `start`, read positionally.
+#[derive(Debug, Clone)]
+pub struct FileWindow {
+    file: std::sync::Arc<File>,
+    start: u64,
+    len: u64,
+}
+
+impl FileWindow {
+    /// The window `start..start + len` of `file`.
+    pub fn new(file: std::sync::Arc<File>, start: u64, len: u64) -> FileWindow {
+        FileWindow { file, start, len }
+    }
+}
+
+impl BodySource for FileWindow {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(offset);
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        self.file.read_at(&mut buf[..n], self.start.saturating_add(offset))
+    }
+
+    fn file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
+
+    fn file_start(&self) -> u64 {
+        self.start
+    }
+
+    /// The window's length while the file still covers it.
+    fn current_len(&self) -> io::Result<u64> {
+        let file_len = self.file.metadata()?.len();
+        Ok(file_len.saturating_sub(self.start).min(self.len))
+    }
+
+    fn try_clone(&self) -> Option<Box<dyn BodySource>> {
+        Some(Box::new(self.clone()))
     }
 }
 

@@ -1,5 +1,7 @@
 //! `uploadtask upload URL FILE...`
 
+mod s3;
+
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -102,6 +104,8 @@ pub struct UploadArgs {
     /// Print each result as one JSON line on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    s3: s3::S3Args,
 }
 
 #[derive(Serialize)]
@@ -184,6 +188,9 @@ fn file_part(name: &str, spec: &str) -> Result<FileEntry, String> {
 
 /// Runs `upload`: parse → build → drive → report.
 pub fn run(args: UploadArgs) -> i32 {
+    if args.url.starts_with("s3://") {
+        return s3::run(args);
+    }
     let (args, job) = match parse(args) {
         Ok(parsed) => parsed,
         Err(status) => return status,
