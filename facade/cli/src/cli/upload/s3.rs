@@ -123,16 +123,19 @@ pub fn run(mut args: UploadArgs) -> i32 {
     // The engine's settings (TLS, proxies, timeouts, HTTP version) as for
     // any upload, to the store's endpoint.
     args.url = target.url(&[]);
-    let (args, job) = match parse(args) {
+    let (args, mut job) = match parse(args) {
         Ok(parsed) => parsed,
         Err(status) => return status,
     };
+    let parallel = s3.parallel.max(1);
+    // The parts at once, and an abort beside them.
+    job.config.engine.max_in_flight = parallel + 1;
     let client = match build(&job) {
         Ok(client) => client,
         Err(status) => return status,
     };
     let mut s3_job = S3Upload::new(target, auth, path);
-    s3_job.parallel = s3.parallel.max(1);
+    s3_job.parallel = parallel;
     s3_job.part_size = s3.part_size;
     s3_job.store = Some(Arc::new(Kept(uploadtask::resume::default_store())));
     let mode = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
