@@ -63,6 +63,7 @@ pub mod options;
 pub mod paths;
 pub mod response;
 pub mod resume;
+mod s3;
 mod task;
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.

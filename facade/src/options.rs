@@ -127,6 +127,11 @@ pub struct UploadOptions {
     /// setting when absent (auto by default).
     #[serde(default)]
     pub http: Option<HttpOption>,
+    /// `s3`: settings of an S3 multipart upload, for a `url` of the form
+    /// `s3://BUCKET/KEY` (which alone starts one, with the defaults):
+    /// `filePath` goes to that object in parts, several at once.
+    #[serde(default)]
+    pub s3: Option<S3Options>,
     #[serde(skip)]
     pub(crate) success: Option<SuccessCallback>,
     #[serde(skip)]
@@ -145,6 +150,48 @@ pub struct UploadOptions {
     /// (`filePath` then only names them). Shared without copies.
     #[serde(skip)]
     pub body_bytes: Option<bytes::Bytes>,
+}
+
+/// The `s3` option: where the object goes, how it is cut and sent, and
+/// the credentials. Keys absent here come from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+///
+/// ```
+/// let options: uploadtask::UploadOptions = serde_json::from_str(
+///     r#"{"url": "s3://bucket/photos/a.jpg", "filePath": "a.jpg",
+///         "s3": {"endpoint": "http://127.0.0.1:9000", "parallel": 6, "partSize": 16777216}}"#,
+/// ).unwrap();
+/// assert_eq!(options.s3.unwrap().parallel, Some(6));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Options {
+    /// An S3-compatible store's endpoint (path-style addressing); AWS
+    /// (`https://BUCKET.s3.REGION.amazonaws.com`) when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The signing region; `AWS_REGION`, else `us-east-1`, when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Parts in flight at once (default 4).
+    #[serde(default)]
+    pub parallel: Option<usize>,
+    /// Bytes per part, 5 MiB to 5 GiB (default 8 MiB, more for files
+    /// above 78 GiB).
+    #[serde(default)]
+    pub part_size: Option<u64>,
+    /// `accessKeyId`.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// `secretAccessKey`.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// `sessionToken`.
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// Send no credentials (a store that checks none).
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 /// The `http` option's values.

@@ -124,6 +124,8 @@ pub(crate) struct TaskInner {
     engine: Option<Engine>,
     dispatch: Dispatch,
     id: OnceLock<UploadId>,
+    /// Set by `abort()` for an upload run outside one engine upload (S3).
+    cancel: OnceLock<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl State {
@@ -235,6 +237,7 @@ impl UploadTask {
             engine,
             dispatch,
             id: OnceLock::new(),
+            cancel: OnceLock::new(),
         });
         (
             UploadTask {
@@ -246,6 +249,11 @@ impl UploadTask {
 
     pub(crate) fn set_id(&self, id: UploadId) {
         let _ = self.inner.id.set(id);
+    }
+
+    /// The flag `abort()` sets for an upload made of several requests.
+    pub(crate) fn set_cancel(&self, flag: Arc<std::sync::atomic::AtomicBool>) {
+        let _ = self.inner.cancel.set(flag);
     }
 
     /// The engine's id of this upload.
@@ -270,6 +278,9 @@ impl UploadTask {
         }
         if let (Some(engine), Some(id)) = (&self.inner.engine, self.inner.id.get()) {
             engine.abort(*id);
+        }
+        if let Some(flag) = self.inner.cancel.get() {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -132,12 +132,24 @@ pub fn upload(
     engine: &Engine,
     job: &S3Upload,
     cancel: &AtomicBool,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<(Response, Summary), UploadError> {
     let file = File::open(&job.path).map_err(|e| {
         let kind = ErrorKind::File;
         UploadError::new(kind, format!("cannot open {}: {e}", job.path.display())).with_source(e)
     })?;
+    upload_file(engine, job, file, cancel, progress)
+}
+
+/// As [`upload`], with `job.path` already open as `file` (a sandbox that
+/// opens paths its own way); the path still names the file in the store.
+pub fn upload_file(
+    engine: &Engine,
+    job: &S3Upload,
+    file: File,
+    cancel: &AtomicBool,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(Response, Summary), UploadError> {
     let metadata = file
         .metadata()
         .map_err(|e| UploadError::new(ErrorKind::File, e.to_string()))?;

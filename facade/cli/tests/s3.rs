@@ -355,3 +355,64 @@ fn a_program_killed_mid_upload_resumes_with_only_the_missing_parts() {
     assert_eq!(moto.sha256_of("res", "big.bin", None), digest);
     assert_eq!(moto.uploads_left("res", None), 0);
 }
+
+/// The facade (and the C ABI, which reads the same options JSON).
+fn client() -> uploadtask::Client {
+    uploadtask::Client::new(uploadtask::ClientConfig {
+        roots: uploadtask::Roots::new().allow_plain_paths(),
+        resume_store: Some(Arc::new(uploadtask::resume::MemoryStore::default())),
+        ..uploadtask::ClientConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_facade_takes_an_s3_url_and_options_json_and_abort_leaves_nothing() {
+    let moto = Moto::start(None);
+    assert_eq!(moto.request("PUT", "/fac", &[], None).0, 200);
+    let dir = temp_dir("facade");
+    let (path, digest) = file(&dir.0, "f.bin", 12 * MIB);
+    let client = client();
+    let json = serde_json::json!({
+        "url": "s3://fac/photos/f.bin",
+        "filePath": path.to_str().unwrap(),
+        "s3": { "endpoint": moto.endpoint().as_str(), "parallel": 2, "partSize": 5 << 20, "anonymous": true }
+    });
+    let options: uploadtask::UploadOptions = serde_json::from_value(json.clone()).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let task = client.upload_file(options);
+    let log = Arc::clone(&seen);
+    task.on_progress_update(move |p| log.lock().unwrap().push(p.total_bytes_sent));
+    let response = task.wait().unwrap();
+    assert_eq!(response.status_code, 200, "{}", response.data);
+    assert!(response.data.contains("<CompleteMultipartUpload"), "{}", response.data);
+    assert_eq!(moto.sha256_of("fac", "photos/f.bin", None), digest);
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(seen.last().copied(), Some(12 * MIB as u64));
+    // abort() once parts are under way: fail code 1000, the store's
+    // upload aborted.
+    let (big, _) = file(&dir.0, "big.bin", 40 * MIB);
+    let mut options: uploadtask::UploadOptions = serde_json::from_value(json).unwrap();
+    options.file_path = big.to_str().unwrap().to_string();
+    options.url = "s3://fac/big.bin".into();
+    let task = client.upload_file(options);
+    let (tx, rx) = std::sync::mpsc::channel();
+    task.on_progress_update(move |p| {
+        if p.total_bytes_sent > 0 {
+            let _ = tx.send(());
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    task.abort();
+    let error = task.wait().unwrap_err();
+    assert_eq!(error.code(), 1000, "{}", error.message);
+    assert_eq!(moto.uploads_left("fac", None), 0);
+    // Missing credentials are an argument error (202), before any request.
+    let options: uploadtask::UploadOptions = serde_json::from_value(serde_json::json!({
+        "url": "s3://fac/x", "filePath": path.to_str().unwrap(),
+        "s3": { "endpoint": moto.endpoint().as_str(), "accessKeyId": "only-the-id" }
+    }))
+    .unwrap();
+    assert_eq!(client.upload_file(options).wait().unwrap_err().code(), 202);
+}
