@@ -301,12 +301,15 @@ impl Client {
         if !options.files.is_empty() {
             return Err(invalid("a resumable upload sends one file: use filePath, not files"));
         }
-        if protocol == ResumableProtocol::Ietf && !options.form_data.is_empty() {
-            return Err(invalid("an ietf resumable upload carries no formData"));
+        if protocol != ResumableProtocol::Tus && !options.form_data.is_empty() {
+            return Err(invalid(
+                "only a tus resumable upload carries formData (as its metadata)",
+            ));
         }
         let (name, engine_protocol) = match protocol {
             ResumableProtocol::Tus => ("tus", Protocol::Tus),
             ResumableProtocol::Ietf => ("ietf", Protocol::Ietf),
+            ResumableProtocol::Gcs => ("gcs", Protocol::Gcs),
         };
         let (filename, source, fingerprint) = match options.body_bytes {
             Some(bytes) => {

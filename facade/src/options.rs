@@ -223,7 +223,7 @@ impl HttpOption {
     }
 }
 
-/// The protocol of a resumable upload (`"tus"` or `"ietf"`).
+/// The protocol of a resumable upload (`"tus"`, `"ietf"` or `"gcs"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResumableProtocol {
@@ -231,6 +231,10 @@ pub enum ResumableProtocol {
     Tus,
     /// draft-ietf-httpbis-resumable-upload-12, interop version 8.
     Ietf,
+    /// Google Cloud Storage resumable uploads: `url` is where the session
+    /// starts (`https://storage.googleapis.com/BUCKET/KEY` with a signed
+    /// URL's query, or the JSON API's `…/upload/storage/v1/b/BUCKET/o?uploadType=resumable&name=KEY`).
+    Gcs,
 }
 
 /// The `retry` object; see [`UploadOptions::retry`].

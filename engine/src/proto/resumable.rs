@@ -82,6 +82,13 @@ pub enum Protocol {
     Tus,
     /// draft-ietf-httpbis-resumable-upload-12 (interop version 8).
     Ietf,
+    /// Google Cloud Storage resumable uploads: a `POST` with
+    /// `x-goog-resumable: start` (the XML API; the JSON API's
+    /// `?uploadType=resumable` endpoint takes it too) names a session URI
+    /// in `Location`; pieces go by `PUT` with `Content-Range: bytes
+    /// S-E/TOTAL`, answered `308` with `Range: bytes=0-N` until the last;
+    /// `Content-Range: bytes */TOTAL` asks the offset.
+    Gcs,
 }
 
 /// How an upload is made resumable ([`crate::request::UploadRequest::resumable`]).
@@ -321,20 +328,25 @@ impl Session {
                 "Upload-Draft-Interop-Version".to_string(),
                 IETF_INTEROP_VERSION.to_string(),
             )),
+            Protocol::Gcs => {}
         }
+        let gcs = self.config.protocol == Protocol::Gcs;
         let url = self.url.clone().unwrap_or_else(|| self.endpoint.clone());
         let piece = |from: u64| self.chunk.min(self.length - from.min(self.length));
         let (method, start, len, creation) = match self.state {
             State::Create => {
-                let empty = if tus {
-                    !self.config.creation_with_upload
-                } else {
-                    self.careful
+                let empty = match self.config.protocol {
+                    Protocol::Tus => !self.config.creation_with_upload,
+                    Protocol::Ietf => self.careful,
+                    // The session starts empty; the pieces follow.
+                    Protocol::Gcs => true,
                 };
                 let len = if empty { 0 } else { piece(0) };
                 (self.method, 0, len, true)
             }
+            State::Probe if gcs => ("PUT", self.offset, 0, false),
             State::Probe => ("HEAD", self.offset, 0, false),
+            State::Append if gcs => ("PUT", self.offset, piece(self.offset), false),
             State::Append => ("PATCH", self.offset, piece(self.offset), false),
             State::Cancel | State::Plain => ("DELETE", self.offset, 0, false),
         };
@@ -363,6 +375,18 @@ impl Session {
                 headers.push(("Upload-Offset".into(), start.to_string()));
                 headers.push(("Upload-Complete".into(), sf_bool(complete).into()));
                 headers.push(("Content-Type".into(), "application/partial-upload".into()));
+            }
+            (Protocol::Gcs, State::Create) => {
+                headers.push(("x-goog-resumable".into(), "start".into()));
+                headers.push(("X-Upload-Content-Length".into(), self.length.to_string()));
+                self.content_headers(&mut headers);
+            }
+            (Protocol::Gcs, State::Append) if len > 0 => {
+                let range = format!("bytes {start}-{}/{}", start + len - 1, self.length);
+                headers.push(("Content-Range".into(), range));
+            }
+            (Protocol::Gcs, State::Append | State::Probe) => {
+                headers.push(("Content-Range".into(), format!("bytes */{}", self.length)));
             }
             (_, State::Probe | State::Cancel | State::Plain) => {}
         }
@@ -471,6 +495,9 @@ impl Session {
             State::Plain => return plain_outcome(status),
             _ => {}
         }
+        if self.config.protocol == Protocol::Gcs {
+            return self.decide_gcs(answer);
+        }
         let ietf = self.config.protocol == Protocol::Ietf;
         if let Some(tus) = header(headers, "tus-resumable").filter(|_| ietf) {
             // tusd answers a draft version it does not speak as plain tus.
@@ -575,6 +602,59 @@ impl Session {
                 // sees (the one that just broke): retry after a wait.
                 self.recover();
                 Next::Recover(None)
+            }
+            (408 | 429 | 500..=599, _) => {
+                self.recover();
+                Next::Recover(Some(status))
+            }
+            _ => Next::Done,
+        }
+    }
+
+    /// GCS: a session URI from the creation, `308` with the range the
+    /// server holds, `200`/`201` with the object once it has every byte.
+    fn decide_gcs(&mut self, answer: &Answer<'_>) -> Next {
+        let (status, headers) = (answer.status, answer.headers);
+        match (status, self.state) {
+            (200..=299, State::Create) => {
+                let Some(location) = header(headers, "location").and_then(|l| self.resolve(l)) else {
+                    return fail("the server created no resumable upload session (no Location)");
+                };
+                self.learn(location);
+                self.move_to(0, State::Append)
+            }
+            (200 | 201, State::Append) if self.offset + self.sent_len != self.length => {
+                fail("the server said the upload is complete before it got the whole body")
+            }
+            // The object exists whole: its answer is the outcome (to a
+            // probe too: the answer to the last piece was lost, the object
+            // it describes was not).
+            (200 | 201, State::Append | State::Probe) => Next::Done,
+            (308, State::Append | State::Probe) => {
+                let offset = match header(headers, "range") {
+                    None => 0,
+                    Some(range) => match parse_gcs_range(range) {
+                        Some(end) => end + 1,
+                        None => return fail("the server's 308 has no valid Range"),
+                    },
+                };
+                if self.state == State::Append && offset <= self.offset && self.sent_len > 0 {
+                    return self.stall(offset, State::Append);
+                }
+                self.move_to(offset, State::Append)
+            }
+            (404 | 410, State::Probe | State::Append) => {
+                // The session expired (a week after its creation): start
+                // over, once.
+                if self.recreated {
+                    return Next::Done;
+                }
+                self.recreated = true;
+                self.url = None;
+                self.url_changes.push_back(UrlChange::Forgotten);
+                self.offset = 0;
+                self.state = State::Create;
+                Next::Send
             }
             (408 | 429 | 500..=599, _) => {
                 self.recover();
@@ -810,6 +890,13 @@ fn parse_offset(value: &str) -> Option<u64> {
     value.parse().ok()
 }
 
+/// The last byte of GCS's `Range: bytes=0-N`.
+fn parse_gcs_range(value: &str) -> Option<u64> {
+    let (first, last) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+    (first.trim() == "0").then_some(())?;
+    last.trim().parse().ok()
+}
+
 fn sf_bool(value: bool) -> &'static str {
     if value {
         "?1"
@@ -885,13 +972,15 @@ fn inline_disposition(name: &str) -> String {
 /// assert_eq!(headers, [("Tus-Resumable".to_string(), "1.0.0".to_string()), ("Authorization".to_string(), "t".to_string())]);
 /// ```
 pub fn termination(protocol: Protocol, user_headers: &[(String, String)]) -> (&'static str, Vec<(String, String)>) {
-    let mut headers = vec![match protocol {
-        Protocol::Tus => ("Tus-Resumable".to_string(), TUS_VERSION.to_string()),
-        Protocol::Ietf => (
+    let mut headers = match protocol {
+        Protocol::Tus => vec![("Tus-Resumable".to_string(), TUS_VERSION.to_string())],
+        Protocol::Ietf => vec![(
             "Upload-Draft-Interop-Version".to_string(),
             IETF_INTEROP_VERSION.to_string(),
-        ),
-    }];
+        )],
+        // A session URI takes a DELETE as it is (answered 499).
+        Protocol::Gcs => Vec::new(),
+    };
     headers.extend(
         user_headers
             .iter()

@@ -592,3 +592,104 @@ fn tus_upload_expires_is_reported_once_per_value() {
     assert_eq!(s.poll_url_change(), None, "the same expiry again is no news");
     assert_eq!(s.expires(), Some("Wed, 25 Nov 2099 10:00:00 GMT"));
 }
+
+fn gcs(chunk: Option<u64>) -> Session {
+    let config = Resumable {
+        chunk_size: chunk,
+        ..Resumable::new(Protocol::Gcs)
+    };
+    Session::new(config, "http://127.0.0.1:9/b/o?sig=1", 10, &[])
+}
+
+fn step_header(step: &Step, name: &str) -> Option<String> {
+    step.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+#[test]
+fn gcs_starts_a_session_then_puts_ranges_until_the_object_exists() {
+    let mut s = gcs(Some(4));
+    let create = s.poll_step();
+    assert_eq!((create.method, create.len), ("POST", 0));
+    assert_eq!(step_header(&create, "x-goog-resumable").as_deref(), Some("start"));
+    s.handle_sent(&create);
+    let session = hs(&[h("Location", "/b/o?upload_id=u1")]);
+    assert_eq!(s.handle_response(200, &session), Next::Send);
+    assert_eq!(s.upload_url(), Some("http://127.0.0.1:9/b/o?upload_id=u1"));
+    let piece = s.poll_step();
+    assert_eq!((piece.method, piece.start, piece.len), ("PUT", 0, 4));
+    assert_eq!(step_header(&piece, "content-range").as_deref(), Some("bytes 0-3/10"));
+    s.handle_sent(&piece);
+    // The server kept 3 of the 4 bytes: the next piece starts at 3.
+    assert_eq!(s.handle_response(308, &hs(&[h("Range", "bytes=0-2")])), Next::Send);
+    let piece = s.poll_step();
+    assert_eq!(step_header(&piece, "content-range").as_deref(), Some("bytes 3-6/10"));
+    s.handle_sent(&piece);
+    assert_eq!(s.handle_response(308, &hs(&[h("Range", "bytes=0-6")])), Next::Send);
+    let last = s.poll_step();
+    assert_eq!(step_header(&last, "content-range").as_deref(), Some("bytes 7-9/10"));
+    s.handle_sent(&last);
+    assert_eq!(s.handle_response(200, &hs(&[])), Next::Done);
+}
+
+#[test]
+fn gcs_asks_the_offset_after_a_failure_and_restarts_an_expired_session_once() {
+    let mut s = gcs(None);
+    let create = s.poll_step();
+    s.handle_sent(&create);
+    s.handle_response(201, &hs(&[h("Location", "http://127.0.0.1:9/s")]));
+    let piece = s.poll_step();
+    s.handle_sent(&piece);
+    assert_eq!(s.handle_failure(), Next::Recover(None));
+    let probe = s.poll_step();
+    assert_eq!((probe.method, probe.len), ("PUT", 0));
+    assert_eq!(step_header(&probe, "content-range").as_deref(), Some("bytes */10"));
+    s.handle_sent(&probe);
+    // No Range: the server holds nothing.
+    assert_eq!(s.handle_response(308, &hs(&[])), Next::Send);
+    assert_eq!(s.poll_step().start, 0);
+    let piece = s.poll_step();
+    s.handle_sent(&piece);
+    assert_eq!(s.handle_response(404, &hs(&[])), Next::Send);
+    assert_eq!(s.poll_step().method, "POST");
+    assert_eq!(
+        s.poll_url_change(),
+        Some(UrlChange::Learned("http://127.0.0.1:9/s".into()))
+    );
+    assert_eq!(s.poll_url_change(), Some(UrlChange::Forgotten));
+    let create = s.poll_step();
+    s.handle_sent(&create);
+    s.handle_response(200, &hs(&[h("Location", "http://127.0.0.1:9/t")]));
+    let piece = s.poll_step();
+    s.handle_sent(&piece);
+    // A second expiry is the outcome.
+    assert_eq!(s.handle_response(404, &hs(&[])), Next::Done);
+}
+
+#[test]
+fn gcs_refuses_a_completion_before_the_end_and_a_bad_range() {
+    let mut s = gcs(Some(4));
+    let create = s.poll_step();
+    s.handle_sent(&create);
+    s.handle_response(200, &hs(&[h("Location", "/s")]));
+    let piece = s.poll_step();
+    s.handle_sent(&piece);
+    assert!(matches!(s.handle_response(200, &hs(&[])), Next::Fail(_)));
+    let mut s = gcs(Some(4));
+    let create = s.poll_step();
+    s.handle_sent(&create);
+    s.handle_response(200, &hs(&[h("Location", "/s")]));
+    let piece = s.poll_step();
+    s.handle_sent(&piece);
+    assert!(matches!(
+        s.handle_response(308, &hs(&[h("Range", "bytes=2-3")])),
+        Next::Fail(_)
+    ));
+    // A creation without a session URI.
+    let mut s = gcs(None);
+    let create = s.poll_step();
+    s.handle_sent(&create);
+    assert!(matches!(s.handle_response(200, &hs(&[])), Next::Fail(_)));
+}

@@ -54,6 +54,11 @@ pub struct UploadArgs {
     /// refuses it gets the file as a plain upload).
     #[arg(long, value_name = "ENDPOINT", conflicts_with = "upload_file")]
     resumable: Option<String>,
+    /// As --tus, with a Google Cloud Storage resumable upload started at URL
+    /// (a signed URL, or the JSON API's ...?uploadType=resumable&name=KEY);
+    /// gs://BUCKET/KEY means https://storage.googleapis.com/BUCKET/KEY.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["resumable", "tus", "upload_file"])]
+    gcs_resumable: Option<String>,
     /// With --tus or --resumable: most bytes per request (suffixes as 4M).
     #[arg(long, value_name = "SIZE", value_parser = super::args::parse_size)]
     chunk_size: Option<u64>,
@@ -216,10 +221,17 @@ struct Job {
 /// Reads the arguments into requests and a client configuration.
 fn parse(mut args: UploadArgs) -> Result<(UploadArgs, Job), i32> {
     // With --tus/--resumable every positional is a file.
-    let resumable = match (args.tus.take(), args.resumable.take()) {
-        (Some(endpoint), _) => Some((uploadtask::ResumableProtocol::Tus, endpoint)),
-        (None, Some(endpoint)) => Some((uploadtask::ResumableProtocol::Ietf, endpoint)),
-        (None, None) => None,
+    let resumable = match (args.tus.take(), args.resumable.take(), args.gcs_resumable.take()) {
+        (Some(endpoint), _, _) => Some((uploadtask::ResumableProtocol::Tus, endpoint)),
+        (None, Some(endpoint), _) => Some((uploadtask::ResumableProtocol::Ietf, endpoint)),
+        (None, None, Some(url)) => {
+            let url = match url.strip_prefix("gs://") {
+                Some(object) => format!("https://storage.googleapis.com/{object}"),
+                None => url,
+            };
+            Some((uploadtask::ResumableProtocol::Gcs, url))
+        }
+        (None, None, None) => None,
     };
     if let Some((_, endpoint)) = &resumable {
         let first = std::mem::replace(&mut args.url, endpoint.clone());
