@@ -581,7 +581,11 @@ pub fn resumable(data: &[u8]) {
         n => Some(u64::from(n)),
     };
     let config = Resumable {
-        protocol: if flags & 1 == 0 { Protocol::Tus } else { Protocol::Ietf },
+        protocol: match (flags & 1, flags & 16) {
+            (_, 16) => Protocol::Gcs,
+            (0, _) => Protocol::Tus,
+            _ => Protocol::Ietf,
+        },
         upload_url: (flags & 2 != 0).then(|| "http://127.0.0.1:1/files/known".to_string()),
         chunk_size: chunk,
         checksum: flags & 4 != 0,
@@ -612,7 +616,7 @@ pub fn resumable(data: &[u8]) {
                 "Upload-Draft-Interop-Version",
                 "Upload-Expires",
                 "Tus-Resumable",
-                "Content-Type",
+                "Range",
             ][usize::from(input.byte()) % 8];
             let len = usize::from(input.byte() % 24).min(input.0.len());
             let (value, rest) = input.0.split_at(len);
@@ -639,8 +643,13 @@ pub fn resumable(data: &[u8]) {
         match next {
             Next::Done => {
                 if (200..300).contains(&status) {
-                    let completing = match flags & 1 {
-                        0 => session.offset() == length,
+                    let completing = match (flags & 1, flags & 16) {
+                        // GCS: a PUT that sent the last byte, or asked the offset.
+                        (_, 16) => {
+                            let ranged = step.headers.iter().any(|(n, _)| n == "Content-Range");
+                            step.method == "PUT" && ranged && step.start + step.len == length
+                        }
+                        (0, _) => session.offset() == length,
                         _ => {
                             let says_complete = step.headers.iter().any(|(n, v)| n == "Upload-Complete" && v == "?1");
                             let plain = !step.headers.iter().any(|(n, _)| n.starts_with("Upload-"));
@@ -657,6 +666,102 @@ pub fn resumable(data: &[u8]) {
             }
             Next::Send | Next::Recover(_) | Next::Interrupt => {}
         }
+    }
+}
+
+/// An S3 multipart session fed arbitrary answers (statuses, ETags, XML
+/// bodies made of the bytes): every part it asks for lies inside the file
+/// and is never asked twice at once; at most `parallel` are in flight; a
+/// completion lists every part in order; success is only ever a 2xx
+/// answer without an error document to CompleteMultipartUpload after
+/// every part was answered with an ETag. The XML scanner reads the same
+/// bytes.
+pub fn s3_session(data: &[u8]) {
+    use uploadtask_objects::multipart::{Outcome, Session, Step};
+    use uploadtask_objects::plan::Plan;
+    let text = String::from_utf8_lossy(data);
+    let _ = uploadtask_objects::xml::first(&text, "UploadId");
+    let _ = uploadtask_objects::xml::error(&text);
+    let _ = uploadtask_objects::xml::all(&text, "Part").count();
+    let mut input = Input(data);
+    let parts = u64::from(input.byte() % 7);
+    let size = parts * (5 << 20) + u64::from(input.u16());
+    let Ok(plan) = Plan::new(size, Some(5 << 20)) else {
+        return;
+    };
+    let parallel = usize::from(input.byte() % 4) + 1;
+    let resume = (input.byte() & 1 == 1).then(|| "kept".to_string());
+    let mut session = Session::new(plan, parallel, resume);
+    let mut flying: Vec<Step> = Vec::new();
+    let mut control: Option<Step> = None;
+    let mut answered = std::collections::BTreeSet::new();
+    let mut listed = false;
+    for _ in 0..256 {
+        // As the runner does: requests the session no longer waits for
+        // are stopped, their answers never heard.
+        let wanted: Vec<u32> = session.in_flight().collect();
+        flying.retain(|s| matches!(s, Step::Part { number, .. } if wanted.contains(number)));
+        while let Some(step) = session.poll_step() {
+            match &step {
+                Step::Part { number, start, len } => {
+                    assert!(*number >= 1 && *number <= plan.parts());
+                    assert!(start + len <= size);
+                    assert!(!flying.contains(&step), "{step:?} twice at once");
+                    flying.push(step);
+                    assert!(session.in_flight().count() <= parallel);
+                }
+                Step::Complete => {
+                    let body = session.complete_body();
+                    let numbers: Vec<String> = uploadtask_objects::xml::all(&body, "PartNumber").collect();
+                    let expected: Vec<String> = (1..=plan.parts()).map(|n| n.to_string()).collect();
+                    assert_eq!(numbers, expected);
+                    control = Some(step);
+                }
+                _ => control = Some(step),
+            }
+        }
+        if let Some(outcome) = session.poll_outcome() {
+            if let Outcome::Completed(_) = outcome {
+                if !listed {
+                    assert_eq!(answered.len() as u32, plan.parts(), "completed without every part");
+                }
+            }
+            return;
+        }
+        if input.0.is_empty() {
+            return;
+        }
+        let pick = usize::from(input.byte());
+        let step = if !flying.is_empty() && (control.is_none() || pick % 2 == 0) {
+            flying.remove(pick % flying.len())
+        } else if let Some(step) = control.take() {
+            step
+        } else {
+            return;
+        };
+        let status = [200, 200, 200, 201, 308, 400, 403, 404, 500, 503][usize::from(input.byte()) % 10];
+        let len = usize::from(input.byte() % 64).min(input.0.len());
+        let (body, rest) = input.0.split_at(len);
+        input.0 = rest;
+        let body = match input.byte() % 4 {
+            0 => b"<UploadId>u</UploadId>".to_vec(),
+            1 => b"<Error><Code>NoSuchUpload</Code></Error>".to_vec(),
+            _ => body.to_vec(),
+        };
+        if input.byte() % 8 == 0 {
+            session.handle_failure(&step, "reset");
+            continue;
+        }
+        let etag = (input.byte() % 4 != 0).then_some("\"e\"");
+        if let (Step::Part { number, .. }, true, Some(_)) = (&step, (200..300).contains(&status), etag) {
+            answered.insert(*number);
+        }
+        match step {
+            Step::Create => answered.clear(),
+            Step::List { .. } => listed = true,
+            _ => {}
+        }
+        session.handle_answer(&step, status, etag, &body);
     }
 }
 

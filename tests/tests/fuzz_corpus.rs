@@ -57,6 +57,11 @@ fn resumable_corpus() {
 }
 
 #[test]
+fn s3_session_corpus() {
+    replay("s3_session", fuzz_logic::s3_session);
+}
+
+#[test]
 fn h2_frames_corpus() {
     replay("h2_frames", fuzz_logic::h2_frames);
 }
