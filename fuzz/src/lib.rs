@@ -646,8 +646,9 @@ pub fn resumable(data: &[u8]) {
                     let completing = match (flags & 1, flags & 16) {
                         // GCS: a PUT that sent the last byte, or asked the offset.
                         (_, 16) => {
-                            let ranged = step.headers.iter().any(|(n, _)| n == "Content-Range");
-                            step.method == "PUT" && ranged && step.start + step.len == length
+                            let range = step.headers.iter().find(|(n, _)| n == "Content-Range");
+                            let asks = range.is_some_and(|(_, v)| v.starts_with("bytes */"));
+                            step.method == "PUT" && range.is_some() && (asks || step.start + step.len == length)
                         }
                         (0, _) => session.offset() == length,
                         _ => {

@@ -623,13 +623,13 @@ impl Session {
                 self.learn(location);
                 self.move_to(0, State::Append)
             }
-            (200 | 201, State::Append) if self.offset + self.sent_len != self.length => {
+            (200..=299, State::Append) if self.offset + self.sent_len != self.length => {
                 fail("the server said the upload is complete before it got the whole body")
             }
             // The object exists whole: its answer is the outcome (to a
             // probe too: the answer to the last piece was lost, the object
             // it describes was not).
-            (200 | 201, State::Append | State::Probe) => Next::Done,
+            (200..=299, State::Append | State::Probe) => Next::Done,
             (308, State::Append | State::Probe) => {
                 let offset = match header(headers, "range") {
                     None => 0,

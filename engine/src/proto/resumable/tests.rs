@@ -677,6 +677,14 @@ fn gcs_refuses_a_completion_before_the_end_and_a_bad_range() {
     let piece = s.poll_step();
     s.handle_sent(&piece);
     assert!(matches!(s.handle_response(200, &hs(&[])), Next::Fail(_)));
+    // Any 2xx, not only GCS's 200 and 201.
+    let mut s = gcs(Some(4));
+    let create = s.poll_step();
+    s.handle_sent(&create);
+    s.handle_response(200, &hs(&[h("Location", "/s")]));
+    let piece = s.poll_step();
+    s.handle_sent(&piece);
+    assert!(matches!(s.handle_response(204, &hs(&[])), Next::Fail(_)));
     let mut s = gcs(Some(4));
     let create = s.poll_step();
     s.handle_sent(&create);
