@@ -35,17 +35,7 @@ fn read_body(reader: &mut BufReader<TcpStream>, len: Option<u64>, rate: f64) -> 
         }
     };
     match len {
-        Some(mut left) => {
-            while left > 0 {
-                let want = left.min(buf.len() as u64) as usize;
-                let n = reader.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                left -= n as u64;
-                pace(n, &mut total);
-            }
-        }
+        Some(left) => read_exact_paced(reader, left, &mut buf, &mut |n| pace(n, &mut total))?,
         None => loop {
             let mut line = String::new();
             reader.read_line(&mut line)?;
@@ -60,21 +50,31 @@ fn read_body(reader: &mut BufReader<TcpStream>, len: Option<u64>, rate: f64) -> 
                 }
                 break;
             }
-            let mut left = size;
-            while left > 0 {
-                let want = left.min(buf.len() as u64) as usize;
-                let n = reader.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                left -= n as u64;
-                pace(n, &mut total);
-            }
+            read_exact_paced(reader, size, &mut buf, &mut |n| pace(n, &mut total))?;
             line.clear();
             reader.read_line(&mut line)?;
         },
     }
     Ok(total)
+}
+
+/// Reads `left` bytes through `buf`, telling `pace` each read's size.
+fn read_exact_paced(
+    reader: &mut BufReader<TcpStream>,
+    mut left: u64,
+    buf: &mut [u8],
+    pace: &mut dyn FnMut(usize),
+) -> std::io::Result<()> {
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = reader.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        left -= n as u64;
+        pace(n);
+    }
+    Ok(())
 }
 
 fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {

@@ -585,17 +585,8 @@ impl Session {
                 )
             }
             (404 | 410, State::Probe | State::Append) => {
-                // tus: the server no longer has the resource (it expired):
-                // start over, once.
-                if self.recreated {
-                    return Next::Done;
-                }
-                self.recreated = true;
-                self.url = None;
-                self.url_changes.push_back(UrlChange::Forgotten);
-                self.offset = 0;
-                self.state = State::Create;
-                Next::Send
+                // tus: the server no longer has the resource (it expired).
+                self.start_over()
             }
             (423, _) => {
                 // tus: the resource is locked by a request the server still
@@ -644,17 +635,8 @@ impl Session {
                 self.move_to(offset, State::Append)
             }
             (404 | 410, State::Probe | State::Append) => {
-                // The session expired (a week after its creation): start
-                // over, once.
-                if self.recreated {
-                    return Next::Done;
-                }
-                self.recreated = true;
-                self.url = None;
-                self.url_changes.push_back(UrlChange::Forgotten);
-                self.offset = 0;
-                self.state = State::Create;
-                Next::Send
+                // The session expired (a week after its creation).
+                self.start_over()
             }
             (408 | 429 | 500..=599, _) => {
                 self.recover();
@@ -662,6 +644,20 @@ impl Session {
             }
             _ => Next::Done,
         }
+    }
+
+    /// The resource is gone: a new one, from byte 0, once; a second loss
+    /// is the outcome.
+    fn start_over(&mut self) -> Next {
+        if self.recreated {
+            return Next::Done;
+        }
+        self.recreated = true;
+        self.url = None;
+        self.url_changes.push_back(UrlChange::Forgotten);
+        self.offset = 0;
+        self.state = State::Create;
+        Next::Send
     }
 
     /// The request in flight is a careful (empty) creation.
