@@ -192,6 +192,12 @@ pub struct S3Options {
     /// Send no credentials (a store that checks none).
     #[serde(default)]
     pub anonymous: bool,
+    /// No keys on the device: each request's URL is asked of this server
+    /// (`GET presignUrl?method=M&uploadId=…&partNumber=…`, answered with
+    /// the URL as text or JSON `{"url": …}`), which holds them. The
+    /// request's `header` goes with each question (a session token).
+    #[serde(default)]
+    pub presign_url: Option<String>,
 }
 
 /// The `http` option's values.

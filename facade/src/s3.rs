@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use uploadtask_engine::progress::{percent, Progress};
 use uploadtask_engine::{Engine, ErrorKind, Event, EventSink, UploadError};
+use uploadtask_objects::presign::EndpointPresigner;
 use uploadtask_objects::run::{upload_file, Auth, S3Upload, UploadIdStore};
 use uploadtask_objects::sigv4::Credentials;
 use uploadtask_objects::target::Target;
@@ -23,6 +24,8 @@ use crate::UploadOptions;
 pub(crate) struct Job {
     job: S3Upload,
     file: File,
+    /// Where presigned URLs are asked, with the headers to send.
+    presign: Option<(String, Vec<(String, String)>)>,
 }
 
 fn invalid(message: impl Into<String>) -> UploadError {
@@ -57,6 +60,7 @@ pub(crate) fn job(options: &UploadOptions, roots: &Roots, store: &Arc<dyn Resume
     };
     let auth = match (settings.access_key_id, settings.secret_access_key) {
         _ if settings.anonymous => Auth::Anonymous,
+        _ if settings.presign_url.is_some() => Auth::Anonymous, // presigner set by `start`
         (Some(id), Some(secret)) => Auth::Keys(Credentials {
             access_key_id: id,
             secret_access_key: secret,
@@ -78,7 +82,8 @@ pub(crate) fn job(options: &UploadOptions, roots: &Roots, store: &Arc<dyn Resume
     job.part_size = settings.part_size;
     job.retry = options.retry.as_ref().map(crate::RetryOptions::policy);
     job.store = Some(Arc::new(Kept(Arc::clone(store))));
-    Ok(Job { job, file })
+    let presign = settings.presign_url.map(|url| (url, options.header.clone()));
+    Ok(Job { job, file, presign })
 }
 
 /// Upload ids in the client's resume store.
@@ -106,6 +111,12 @@ impl UploadIdStore for Kept {
 pub(crate) fn start(engine: Engine, job: Job, cancel: Arc<AtomicBool>, sink: TaskSink) {
     let sink = Arc::new(Mutex::new(Some(sink)));
     let held = Arc::clone(&sink);
+    let mut job = job;
+    if let Some((url, headers)) = job.presign.take() {
+        let mut presigner = EndpointPresigner::new(engine.clone(), url);
+        presigner.headers = headers;
+        job.job.auth = Auth::Presigned(Arc::new(presigner));
+    }
     let run = move || {
         let Some(mut sink) = held.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;

@@ -31,6 +31,7 @@
 
 pub mod multipart;
 pub mod plan;
+pub mod presign;
 pub mod run;
 pub mod sigv4;
 pub mod target;

@@ -416,3 +416,105 @@ fn the_facade_takes_an_s3_url_and_options_json_and_abort_leaves_nothing() {
     .unwrap();
     assert_eq!(client.upload_file(options).wait().unwrap_err().code(), 202);
 }
+
+/// The app's server over HTTP: `GET /sign?method=M&…` answered with the
+/// presigned URL (as Uppy's companion signs parts); it counts questions.
+struct SigningServer {
+    addr: std::net::SocketAddr,
+    asked: Arc<Mutex<Vec<String>>>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl SigningServer {
+    fn start(app: Arc<AppServer>, questions: usize) -> SigningServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&asked);
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming().take(questions) {
+                let mut stream = stream.unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut header = String::new();
+                let mut token = String::new();
+                while reader.read_line(&mut header).unwrap_or(0) > 2 {
+                    if let Some(value) = header.to_ascii_lowercase().strip_prefix("x-app-token:") {
+                        token = value.trim().to_string();
+                    }
+                    header.clear();
+                }
+                let target = line.split_whitespace().nth(1).unwrap();
+                let url = url::Url::parse(&format!("http://x{target}")).unwrap();
+                let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+                let method = pairs.iter().find(|(k, _)| k == "method").unwrap().1.clone();
+                let query: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .filter(|(k, _)| k != "method")
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                log.lock().unwrap().push(format!("{method} {token}"));
+                let signed = app.presign(&method, &query).unwrap();
+                let body = format!("{{\"url\": \"{signed}\"}}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        SigningServer {
+            addr,
+            asked,
+            _thread: thread,
+        }
+    }
+}
+
+#[test]
+fn the_program_and_the_facade_ask_an_app_server_for_each_presigned_url() {
+    let moto = Moto::start(None);
+    assert_eq!(moto.request("PUT", "/ask", &[], None).0, 200);
+    let dir = temp_dir("ask");
+    let (path, digest) = file(&dir.0, "f.bin", 11 * MIB);
+    let app = |key: &str| {
+        Arc::new(AppServer {
+            keys: Credentials::new("AKIDEXAMPLE", "app-server-secret"),
+            target: Target::at(moto.endpoint(), "ask", key, "us-east-1"),
+            asked: Mutex::new(Vec::new()),
+        })
+    };
+    // The program: create, 3 parts, complete.
+    let signer = SigningServer::start(app("cli"), 5);
+    let out = Command::new(BIN)
+        .args(["upload", "s3://ask/cli"])
+        .arg(&path)
+        .args(["--presign-url", &format!("http://{}/sign", signer.addr)])
+        .args(["--part-size", "5M", "--parallel", "2"])
+        .env("XDG_CONFIG_HOME", dir.0.join("config"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("200 "));
+    assert_eq!(moto.sha256_of("ask", "cli", None), digest);
+    let mut asked = signer.asked.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(asked, ["POST ", "POST ", "PUT ", "PUT ", "PUT "]);
+    // The facade (and the C ABI): the request's headers go with each question.
+    let signer = SigningServer::start(app("facade"), 5);
+    let options: uploadtask::UploadOptions = serde_json::from_value(serde_json::json!({
+        "url": "s3://ask/facade",
+        "filePath": path.to_str().unwrap(),
+        "header": {"X-App-Token": "t1"},
+        "s3": { "presignUrl": format!("http://{}/sign", signer.addr), "partSize": 5 << 20 }
+    }))
+    .unwrap();
+    let response = client().upload_file(options).wait().unwrap();
+    assert_eq!(response.status_code, 200, "{}", response.data);
+    assert_eq!(moto.sha256_of("ask", "facade", None), digest);
+    assert!(signer.asked.lock().unwrap().iter().all(|q| q.ends_with(" t1")));
+    assert_eq!(moto.uploads_left("ask", None), 0);
+}

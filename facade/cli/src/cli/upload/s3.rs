@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use uploadtask::resume::{ResumeStore, StoredUpload};
+use uploadtask_objects::presign::EndpointPresigner;
 use uploadtask_objects::run::{upload, Auth, S3Upload, UploadIdStore};
 use uploadtask_objects::sigv4::Credentials;
 use uploadtask_objects::target::Target;
@@ -36,6 +37,11 @@ pub struct S3Args {
     /// With s3://: send no credentials (a store that checks none).
     #[arg(long)]
     no_sign_request: bool,
+    /// With s3://: no keys here; each request's URL is asked of this
+    /// server, which holds them: GET URL?method=M&uploadId=…&partNumber=…
+    /// answered with the presigned URL (text, or JSON {"url": …}).
+    #[arg(long, value_name = "URL", conflicts_with = "no_sign_request")]
+    presign_url: Option<String>,
 }
 
 /// Upload ids kept in the program's resume store (as tus uploads are).
@@ -108,7 +114,7 @@ pub fn run(mut args: UploadArgs) -> i32 {
         },
         None => Target::aws(&bucket, &key, &region),
     };
-    let auth = if s3.no_sign_request {
+    let auth = if s3.no_sign_request || s3.presign_url.is_some() {
         Auth::Anonymous
     } else {
         match Credentials::from_env() {
@@ -128,11 +134,15 @@ pub fn run(mut args: UploadArgs) -> i32 {
         Err(status) => return status,
     };
     let parallel = s3.parallel.max(1);
-    // The parts at once, and an abort beside them.
-    job.config.engine.max_in_flight = parallel + 1;
+    // The parts at once, and a presigning question or an abort beside them.
+    job.config.engine.max_in_flight = parallel + 2;
     let client = match build(&job) {
         Ok(client) => client,
         Err(status) => return status,
+    };
+    let auth = match s3.presign_url {
+        Some(url) => Auth::Presigned(Arc::new(EndpointPresigner::new(client.engine().clone(), url))),
+        None => auth,
     };
     let mut s3_job = S3Upload::new(target, auth, path);
     s3_job.parallel = parallel;
