@@ -30,9 +30,12 @@ fn the_c_program_uploads_through_the_c_api() {
     }
     let receiver = Receiver::start(ReceiverConfig::default()).unwrap();
     let url = format!("http://{}/up", receiver.addr());
+    // An S3 store (moto) for the options JSON's s3:// upload.
+    let moto = support::Moto::start();
     let output = Command::new(&exe)
         .arg(&url)
         .arg(&dir)
+        .arg(moto.endpoint())
         // Engine threads still winding down at exit are not leaks.
         .env("ASAN_OPTIONS", "detect_leaks=0")
         // The library of this build, not a stale copy cargo's path may name.
@@ -47,5 +50,10 @@ fn the_c_program_uploads_through_the_c_api() {
         "the C program failed (asan: {asan}):\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all C API checks passed"), "{stdout}");
+    assert_eq!(
+        moto.get("/cbucket/big.bin"),
+        vec![9u8; 64 << 20],
+        "the object is the file"
+    );
     assert!(!stderr.contains("AddressSanitizer"), "{stderr}");
 }

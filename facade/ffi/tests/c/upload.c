@@ -1,6 +1,7 @@
 /* The C API end to end: built and run by tests/c_program.rs against the
- * loopback receiver. Usage: upload URL DIR (DIR holds a.bin and big.bin,
- * mapped as internal://mass/). Exits 0 when every check holds; prints what
+ * loopback receiver. Usage: upload URL DIR [S3_ENDPOINT] (DIR holds a.bin
+ * and big.bin, mapped as internal://mass/; with an S3 endpoint, big.bin
+ * also goes to s3://cbucket/big.bin there, in parts). Exits 0 when every check holds; prints what
  * failed otherwise. Uses epoll on the client's event descriptor, as a host
  * event loop would. */
 #include <poll.h>
@@ -65,7 +66,7 @@ static void run_until(ut_client *client, int epfd, const int *done) {
 }
 
 int main(int argc, char **argv) {
-    CHECK(argc == 3, "usage: upload URL DIR");
+    CHECK(argc == 3 || argc == 4, "usage: upload URL DIR [S3_ENDPOINT]");
     const char *url = argv[1], *dir = argv[2];
     char roots[1024];
     snprintf(roots, sizeof roots, "{\"mass\": \"%s\"}", dir);
@@ -148,6 +149,22 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 600 && !simple.completes; i++) ut_client_dispatch_timeout(client, 100);
     CHECK(simple.successes == 1 && simple.status == 200, "dispatch_timeout");
     ut_task_release(task);
+
+    /* 6. An S3 multipart upload: the same options JSON with an s3:// url. */
+    if (argc == 4) {
+        result s3 = {0};
+        snprintf(options, sizeof options,
+                 "{\"url\": \"s3://cbucket/big.bin\", \"filePath\": \"internal://mass/big.bin\","
+                 " \"s3\": {\"endpoint\": \"%s\", \"anonymous\": true, \"parallel\": 4}}", argv[3]);
+        task = ut_upload_file(client, options, &callbacks, &s3);
+        CHECK(task != NULL, "ut_upload_file s3");
+        run_until(client, epfd, &s3.completes);
+        CHECK(s3.successes == 1 && s3.status == 200, "s3: %d successes, status %u, fail %u %s",
+              s3.successes, s3.status, s3.fail_code, s3.fail_data);
+        CHECK(strstr(s3.data, "CompleteMultipartUpload") != NULL, "s3 answer: %s", s3.data);
+        CHECK(s3.last_sent == 64u << 20, "s3 progress ends at the size: %llu", s3.last_sent);
+        ut_task_release(task);
+    }
 
     CHECK(ut_client_free(client) == UT_OK, "free");
     CHECK(ut_client_free(client) == UT_ERR_INVALID_HANDLE, "double free");

@@ -57,3 +57,65 @@ pub fn compile(compiler: &Path, source: &str, out: &Path, asan: bool) -> bool {
     }
     cmd.status().map(|s| s.success()).unwrap_or(false)
 }
+
+/// moto's S3 server on a free port of 127.0.0.1 with bucket `cbucket`,
+/// stopped when dropped (the C program's s3:// upload goes there).
+#[allow(dead_code)] // c_hosts.rs shares this module without it.
+pub struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+#[allow(dead_code)]
+impl Moto {
+    pub fn start() -> Moto {
+        use std::net::{TcpListener, TcpStream};
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server (pip install 'moto[server]'; .ci/run installs it)");
+        let moto = Moto { child, port };
+        for _ in 0..400 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                assert_eq!(&moto.request("PUT", "/cbucket")[..12], b"HTTP/1.1 200");
+                return moto;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("moto_server did not start");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn request(&self, method: &str, path: &str) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        response
+    }
+
+    /// An object's bytes.
+    pub fn get(&self, path: &str) -> Vec<u8> {
+        let response = self.request("GET", path);
+        let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        response[end..].to_vec()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
