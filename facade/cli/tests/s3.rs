@@ -3,7 +3,9 @@
 //! byte-exact; SigV4 keys that moto checks, a wrong secret refused with a
 //! clear 403; parts presigned by an app server that holds the keys; a
 //! program killed mid-upload resumes with only the missing parts; no
-//! multipart upload is left behind.
+//! multipart upload is left behind. A small store of our own makes the
+//! faults moto cannot: a part cut off mid-body, a completion answered 200
+//! with an error, an upload id that expired midway.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -517,4 +519,261 @@ fn the_program_and_the_facade_ask_an_app_server_for_each_presigned_url() {
     assert_eq!(moto.sha256_of("ask", "facade", None), digest);
     assert!(signer.asked.lock().unwrap().iter().all(|q| q.ends_with(" t1")));
     assert_eq!(moto.uploads_left("ask", None), 0);
+}
+
+/// Faults a real store cannot be asked to make, for [`FaultStore`].
+#[derive(Default)]
+struct Faults {
+    /// This part's first attempt: half its body read, then the connection dropped.
+    reset_part: Option<u32>,
+    /// CompleteMultipartUpload answers `200` with an `<Error>` this many times.
+    complete_errors: u32,
+    /// The first part's first attempt finds the upload gone (`NoSuchUpload`).
+    expire_once: bool,
+}
+
+#[derive(Default)]
+struct StoreState {
+    faults: Faults,
+    next: u32,
+    uploads: std::collections::HashMap<String, std::collections::BTreeMap<u32, (String, Vec<u8>)>>,
+    objects: std::collections::HashMap<String, Vec<u8>>,
+    /// Faults made, and uploads created, for the checks.
+    made: Vec<&'static str>,
+    created: u32,
+}
+
+/// A small S3 of our own on 127.0.0.1 (create, parts, complete, abort,
+/// get) that makes the faults of [`Faults`]; it assembles objects from the
+/// parts the completion names, so byte-exactness is checked end to end.
+struct FaultStore {
+    addr: std::net::SocketAddr,
+    state: Arc<Mutex<StoreState>>,
+}
+
+impl FaultStore {
+    fn start(faults: Faults) -> FaultStore {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(StoreState {
+            faults,
+            ..StoreState::default()
+        }));
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let state = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let _ = FaultStore::serve(stream, &state);
+                });
+            }
+        });
+        FaultStore { addr, state }
+    }
+
+    fn serve(stream: TcpStream, state: &Mutex<StoreState>) -> std::io::Result<()> {
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut writer = stream.try_clone()?;
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let (mut length, mut expect) = (0usize, false);
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header)?;
+                let lower = header.trim().to_ascii_lowercase();
+                if lower.is_empty() {
+                    break;
+                }
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                expect |= lower == "expect: 100-continue";
+            }
+            let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let method = line.split_whitespace().next().unwrap_or("").to_string();
+            let url = url::Url::parse(&format!("http://x{target}")).unwrap();
+            let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+            let key = url.path().to_string();
+            let part = query.get("partNumber").and_then(|n| n.parse::<u32>().ok());
+            let id = query.get("uploadId").cloned();
+            // Faults decided before the body is read.
+            let mut fault = None;
+            {
+                let mut s = state.lock().unwrap();
+                if method == "PUT" && part.is_some() {
+                    if s.faults.expire_once && part == Some(1) {
+                        s.faults.expire_once = false;
+                        if let Some(id) = &id {
+                            s.uploads.remove(id);
+                        }
+                        s.made.push("expired");
+                    } else if s.faults.reset_part.is_some() && s.faults.reset_part == part {
+                        s.faults.reset_part = None;
+                        s.made.push("reset");
+                        fault = Some("reset");
+                    }
+                }
+            }
+            if expect {
+                writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            }
+            if fault == Some("reset") {
+                let mut half = vec![0u8; length / 2];
+                reader.read_exact(&mut half)?;
+                return Ok(()); // dropped mid-body
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body)?;
+            let (status, etag, answer) = {
+                let mut s = state.lock().unwrap();
+                FaultStore::answer(&mut s, &method, &key, &query, part, id, body)
+            };
+            let etag = etag.map(|e| format!("ETag: {e}\r\n")).unwrap_or_default();
+            let head = format!("HTTP/1.1 {status}\r\n{etag}Content-Length: {}\r\n\r\n", answer.len());
+            writer.write_all(head.as_bytes())?;
+            writer.write_all(&answer)?;
+        }
+    }
+
+    fn answer(
+        s: &mut StoreState,
+        method: &str,
+        key: &str,
+        query: &std::collections::HashMap<String, String>,
+        part: Option<u32>,
+        id: Option<String>,
+        body: Vec<u8>,
+    ) -> (&'static str, Option<String>, Vec<u8>) {
+        let no_such = || b"<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>".to_vec();
+        match (method, id, part) {
+            ("POST", None, None) if query.contains_key("uploads") => {
+                s.next += 1;
+                s.created += 1;
+                let id = format!("u{}", s.next);
+                s.uploads.insert(id.clone(), Default::default());
+                let xml =
+                    format!("<InitiateMultipartUploadResult><UploadId>{id}</UploadId></InitiateMultipartUploadResult>");
+                ("200 OK", None, xml.into_bytes())
+            }
+            ("PUT", Some(id), Some(n)) => match s.uploads.get_mut(&id) {
+                Some(parts) => {
+                    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..16]);
+                    parts.insert(n, (etag.clone(), body));
+                    ("200 OK", Some(etag), Vec::new())
+                }
+                None => ("404 Not Found", None, no_such()),
+            },
+            ("POST", Some(id), None) => {
+                if s.faults.complete_errors > 0 {
+                    s.faults.complete_errors -= 1;
+                    s.made.push("complete error");
+                    let xml = b"<Error><Code>InternalError</Code><Message>try again</Message></Error>";
+                    return ("200 OK", None, xml.to_vec());
+                }
+                let Some(parts) = s.uploads.remove(&id) else {
+                    return ("404 Not Found", None, no_such());
+                };
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let numbers: Vec<u32> = uploadtask_objects::xml::all(&text, "PartNumber")
+                    .map(|n| n.parse().unwrap())
+                    .collect();
+                let etags: Vec<String> = uploadtask_objects::xml::all(&text, "ETag").collect();
+                let mut object = Vec::new();
+                for (n, etag) in numbers.iter().zip(&etags) {
+                    match parts.get(n) {
+                        Some((kept, bytes)) if kept == etag => object.extend_from_slice(bytes),
+                        _ => {
+                            return (
+                                "400 Bad Request",
+                                None,
+                                b"<Error><Code>InvalidPart</Code></Error>".to_vec(),
+                            )
+                        }
+                    }
+                }
+                s.objects.insert(key.to_string(), object);
+                (
+                    "200 OK",
+                    None,
+                    b"<CompleteMultipartUploadResult><ETag>\"x\"</ETag></CompleteMultipartUploadResult>".to_vec(),
+                )
+            }
+            ("DELETE", Some(id), None) => {
+                s.uploads.remove(&id);
+                ("204 No Content", None, Vec::new())
+            }
+            _ => ("400 Bad Request", None, Vec::new()),
+        }
+    }
+
+    fn object_sha256(&self, key: &str) -> Option<String> {
+        let s = self.state.lock().unwrap();
+        s.objects.get(key).map(|o| hex::encode(Sha256::digest(o)))
+    }
+}
+
+fn through_faults(faults: Faults, size: usize) -> (FaultStore, String, uploadtask_objects::run::Summary) {
+    let store = FaultStore::start(faults);
+    let dir = temp_dir(&format!("faults-{}", store.addr.port()));
+    let (path, digest) = file(&dir.0, "f.bin", size);
+    let endpoint = url::Url::parse(&format!("http://{}", store.addr)).unwrap();
+    let mut job = S3Upload::new(Target::at(endpoint, "b", "k", "us-east-1"), Auth::Anonymous, &path);
+    job.part_size = Some(5 << 20);
+    job.parallel = 2;
+    let engine = engine();
+    let (response, summary) = upload(&engine, &job, &AtomicBool::new(false), |_, _| {}).unwrap();
+    engine.shutdown();
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    assert!(String::from_utf8_lossy(&response.body).contains("CompleteMultipartUploadResult"));
+    (store, digest, summary)
+}
+
+#[test]
+fn a_part_cut_off_mid_body_goes_again_on_its_own() {
+    let (store, digest, summary) = through_faults(
+        Faults {
+            reset_part: Some(2),
+            ..Faults::default()
+        },
+        16 * MIB,
+    );
+    assert_eq!(store.object_sha256("/b/k"), Some(digest));
+    assert_eq!(store.state.lock().unwrap().made, ["reset"]);
+    assert_eq!((summary.parts, summary.part_requests), (4, 5));
+    assert!(store.state.lock().unwrap().uploads.is_empty());
+}
+
+#[test]
+fn a_completion_answered_200_with_an_error_is_sent_again_not_taken_for_success() {
+    let (store, digest, _) = through_faults(
+        Faults {
+            complete_errors: 2,
+            ..Faults::default()
+        },
+        7 * MIB,
+    );
+    assert_eq!(store.state.lock().unwrap().made, ["complete error", "complete error"]);
+    assert_eq!(store.object_sha256("/b/k"), Some(digest));
+}
+
+#[test]
+fn an_upload_id_that_expired_midway_starts_over_with_a_new_one() {
+    let (store, digest, summary) = through_faults(
+        Faults {
+            expire_once: true,
+            ..Faults::default()
+        },
+        11 * MIB,
+    );
+    let s = store.state.lock().unwrap();
+    assert_eq!((s.made.as_slice(), s.created), (&["expired"][..], 2));
+    assert!(s.uploads.is_empty(), "the dead upload left nothing");
+    drop(s);
+    assert!(summary.part_requests >= 4, "{summary:?}");
+    assert_eq!(store.object_sha256("/b/k"), Some(digest));
 }
