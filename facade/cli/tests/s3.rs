@@ -34,18 +34,34 @@ impl Moto {
     /// With `checked_after`: moto checks credentials after that many
     /// requests (the first ones make a user and its keys).
     fn start(checked_after: Option<u32>) -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Port 0: the server picks a free port and says which (a port
+        // picked here could be taken by a test running beside this one).
         let mut command = Command::new("moto_server");
         command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         if let Some(n) = checked_after {
             command.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
         }
-        let child = command
+        let mut child = command
             .spawn()
             .expect("moto_server (pip install 'moto[server]'; .ci/run installs it)");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = lines
+            .by_ref()
+            .take(50)
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split("Running on http://127.0.0.1:")
+                    .nth(1)?
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+            })
+            .expect("moto_server said no address");
+        // Its log goes on; it is read so the server never blocks on it.
+        std::thread::spawn(move || lines.for_each(drop));
         let moto = Moto { child, port };
         for _ in 0..400 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -221,6 +237,17 @@ fn sigv4_keys_moto_checks_succeed_and_a_wrong_secret_is_a_clear_403() {
     let (response, _) = upload(&engine, &job, &AtomicBool::new(false), |_, _| {}).unwrap();
     assert_eq!(response.status, 403);
     assert!(String::from_utf8_lossy(&response.body).contains("SignatureDoesNotMatch"));
+    // The facade (and the C ABI) with the keys in the options JSON.
+    let options: uploadtask::UploadOptions = serde_json::from_value(serde_json::json!({
+        "url": "s3://sec/from-json",
+        "filePath": path.to_str().unwrap(),
+        "s3": { "endpoint": moto.endpoint().as_str(), "partSize": 5 << 20, "parallel": 3,
+                "accessKeyId": keys.access_key_id, "secretAccessKey": keys.secret_access_key }
+    }))
+    .unwrap();
+    let response = client().upload_file(options).wait().unwrap();
+    assert_eq!(response.status_code, 200, "{}", response.data);
+    assert_eq!(moto.sha256_of("sec", "from-json", Some(&keys)), digest);
     assert_eq!(moto.uploads_left("sec", Some(&keys)), 0);
     engine.shutdown();
 }
@@ -291,8 +318,10 @@ fn parts_presigned_by_the_app_server_upload_without_keys_on_the_device() {
 
 #[test]
 fn a_program_killed_mid_upload_resumes_with_only_the_missing_parts() {
-    let moto = Moto::start(None);
-    assert_eq!(moto.request("PUT", "/res", &[], None).0, 200);
+    // SigV4 keys from the environment, checked by moto.
+    let moto = Moto::start(Some(3));
+    let keys = moto.keys();
+    assert_eq!(moto.request("PUT", "/res", &[], Some(&keys)).0, 200);
     let dir = temp_dir("resume");
     let config = dir.0.join("config");
     let (path, digest) = file(&dir.0, "big.bin", 60 * MIB);
@@ -302,17 +331,12 @@ fn a_program_killed_mid_upload_resumes_with_only_the_missing_parts() {
         command
             .args(["upload", "s3://res/big.bin"])
             .arg(&path)
-            .args([
-                "--endpoint",
-                &endpoint,
-                "--no-sign-request",
-                "--part-size",
-                "5M",
-                "--parallel",
-                "1",
-            ])
+            .args(["--endpoint", &endpoint, "--part-size", "5M", "--parallel", "1"])
             .args(extra)
             .env("XDG_CONFIG_HOME", &config)
+            .env("AWS_ACCESS_KEY_ID", &keys.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &keys.secret_access_key)
+            .env_remove("AWS_SESSION_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command.spawn().unwrap()
@@ -332,7 +356,7 @@ fn a_program_killed_mid_upload_resumes_with_only_the_missing_parts() {
     }
     first.kill().unwrap();
     first.wait().unwrap();
-    assert_eq!(moto.uploads_left("res", None), 1, "the killed upload is kept");
+    assert_eq!(moto.uploads_left("res", Some(&keys)), 1, "the killed upload is kept");
     let second = run(&["-v"]).wait_with_output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&second.stdout),
@@ -354,8 +378,8 @@ fn a_program_killed_mid_upload_resumes_with_only_the_missing_parts() {
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(kept >= 3, "{stderr}");
     assert_eq!(kept + sent, 12, "{stderr}");
-    assert_eq!(moto.sha256_of("res", "big.bin", None), digest);
-    assert_eq!(moto.uploads_left("res", None), 0);
+    assert_eq!(moto.sha256_of("res", "big.bin", Some(&keys)), digest);
+    assert_eq!(moto.uploads_left("res", Some(&keys)), 0);
 }
 
 /// The facade (and the C ABI, which reads the same options JSON).
