@@ -208,7 +208,7 @@ impl Client {
         if rejected.is_none() && options.url.starts_with("s3://") {
             let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
             task.set_cancel(Arc::clone(&cancel));
-            match self.s3_job(&options) {
+            match crate::s3::job(&options, &self.roots, &self.store, engine) {
                 Ok(job) => crate::s3::start(engine.clone(), job, cancel, sink),
                 Err(error) => {
                     task.set_id(engine.reject(error, sink));
@@ -371,11 +371,6 @@ impl Client {
             terminate: options.terminate_on_abort.then(|| (engine.clone(), options.header)),
         };
         Ok((request, Some(hook)))
-    }
-
-    /// An S3 multipart upload of `filePath` to the `s3://BUCKET/KEY` url.
-    fn s3_job(&self, options: &UploadOptions) -> Result<crate::s3::Job, UploadError> {
-        crate::s3::job(options, &self.roots, &self.store)
     }
 
     /// Checks a path now (no I/O) and defers the open to the engine thread.

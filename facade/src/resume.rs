@@ -241,3 +241,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// An object store's upload ids kept in a [`ResumeStore`] (as tus
+/// resources are), for [`uploadtask_objects::run::S3Upload::store`].
+#[derive(Debug)]
+pub struct UploadIds(pub std::sync::Arc<dyn ResumeStore>);
+
+impl uploadtask_objects::run::UploadIdStore for UploadIds {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key).map(|s| s.url)
+    }
+
+    fn put(&self, key: &str, id: &str) {
+        let kept = StoredUpload {
+            url: id.to_string(),
+            expires: None,
+        };
+        self.0.put(key, &kept);
+    }
+
+    fn remove(&self, key: &str) {
+        self.0.remove(key);
+    }
+}

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use uploadtask_engine::progress::{percent, Progress};
 use uploadtask_engine::{Engine, ErrorKind, Event, EventSink, UploadError};
 use uploadtask_objects::presign::EndpointPresigner;
-use uploadtask_objects::run::{upload_file, Auth, S3Upload, UploadIdStore};
+use uploadtask_objects::run::{upload_file, Auth, S3Upload};
 use uploadtask_objects::sigv4::Credentials;
-use uploadtask_objects::target::Target;
+use uploadtask_objects::target::{split_s3_url, Target};
 
 use crate::paths::Roots;
-use crate::resume::{ResumeStore, StoredUpload};
+use crate::resume::{ResumeStore, UploadIds};
 use crate::task::TaskSink;
 use crate::UploadOptions;
 
@@ -24,8 +24,6 @@ use crate::UploadOptions;
 pub(crate) struct Job {
     job: S3Upload,
     file: File,
-    /// Where presigned URLs are asked, with the headers to send.
-    presign: Option<(String, Vec<(String, String)>)>,
 }
 
 fn invalid(message: impl Into<String>) -> UploadError {
@@ -33,16 +31,15 @@ fn invalid(message: impl Into<String>) -> UploadError {
 }
 
 /// Reads `options` (an `s3://BUCKET/KEY` url, `filePath`, the `s3`
-/// settings) and opens the file through `roots`.
-pub(crate) fn job(options: &UploadOptions, roots: &Roots, store: &Arc<dyn ResumeStore>) -> Result<Job, UploadError> {
-    let rest = options.url.strip_prefix("s3://").unwrap_or_default();
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() || key.is_empty() {
-        return Err(invalid(format!(
-            "an s3:// url needs a bucket and a key: {}",
-            options.url
-        )));
-    }
+/// settings) and opens the file through `roots`; presigning questions go
+/// through `engine`.
+pub(crate) fn job(
+    options: &UploadOptions,
+    roots: &Roots,
+    store: &Arc<dyn ResumeStore>,
+    engine: &Engine,
+) -> Result<Job, UploadError> {
+    let (bucket, key) = split_s3_url(&options.url).unwrap_or_default();
     if !options.files.is_empty() || !options.form_data.is_empty() {
         return Err(invalid("an S3 upload sends filePath alone: no files, no formData"));
     }
@@ -51,25 +48,27 @@ pub(crate) fn job(options: &UploadOptions, roots: &Roots, store: &Arc<dyn Resume
         .region
         .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
         .unwrap_or_else(|| "us-east-1".into());
-    let target = match &settings.endpoint {
-        Some(endpoint) => match url::Url::parse(endpoint) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => Target::at(url, bucket, key, &region),
-            _ => return Err(invalid(format!("s3.endpoint is not an http(s) URL: {endpoint}"))),
-        },
-        None => Target::aws(bucket, key, &region),
-    };
-    let auth = match (settings.access_key_id, settings.secret_access_key) {
-        _ if settings.anonymous => Auth::Anonymous,
-        _ if settings.presign_url.is_some() => Auth::Anonymous, // presigner set by `start`
-        (Some(id), Some(secret)) => Auth::Keys(Credentials {
-            access_key_id: id,
-            secret_access_key: secret,
-            session_token: settings.session_token,
-        }),
-        (None, None) => Auth::Keys(Credentials::from_env().ok_or_else(|| {
-            invalid("no S3 credentials: s3.accessKeyId and s3.secretAccessKey, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-        })?),
-        _ => return Err(invalid("s3.accessKeyId and s3.secretAccessKey go together")),
+    let target = Target::new(settings.endpoint.as_deref(), bucket, key, &region)
+        .map_err(|why| invalid(format!("{why}: {}", options.url)))?;
+    let auth = if settings.anonymous {
+        Auth::Anonymous
+    } else if let Some(url) = settings.presign_url {
+        let mut presigner = EndpointPresigner::new(engine.clone(), url);
+        presigner.headers = options.header.clone();
+        Auth::Presigned(Arc::new(presigner))
+    } else {
+        let keys = match (settings.access_key_id, settings.secret_access_key) {
+            (Some(id), Some(secret)) => Credentials {
+                access_key_id: id,
+                secret_access_key: secret,
+                session_token: settings.session_token,
+            },
+            (None, None) => Credentials::from_env().ok_or_else(|| {
+                invalid("no S3 credentials: s3.accessKeyId and s3.secretAccessKey, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            })?,
+            _ => return Err(invalid("s3.accessKeyId and s3.secretAccessKey go together")),
+        };
+        Auth::Keys(keys)
     };
     let resolved = roots.resolve(&options.file_path)?;
     let source = roots.open(&options.file_path)?;
@@ -81,42 +80,14 @@ pub(crate) fn job(options: &UploadOptions, roots: &Roots, store: &Arc<dyn Resume
     job.parallel = settings.parallel.unwrap_or(4).max(1);
     job.part_size = settings.part_size;
     job.retry = options.retry.as_ref().map(crate::RetryOptions::policy);
-    job.store = Some(Arc::new(Kept(Arc::clone(store))));
-    let presign = settings.presign_url.map(|url| (url, options.header.clone()));
-    Ok(Job { job, file, presign })
-}
-
-/// Upload ids in the client's resume store.
-struct Kept(Arc<dyn ResumeStore>);
-
-impl UploadIdStore for Kept {
-    fn get(&self, key: &str) -> Option<String> {
-        self.0.get(key).map(|s| s.url)
-    }
-
-    fn put(&self, key: &str, id: &str) {
-        let kept = StoredUpload {
-            url: id.to_string(),
-            expires: None,
-        };
-        self.0.put(key, &kept);
-    }
-
-    fn remove(&self, key: &str) {
-        self.0.remove(key);
-    }
+    job.store = Some(Arc::new(UploadIds(Arc::clone(store))));
+    Ok(Job { job, file })
 }
 
 /// Runs `job` on a thread of its own; `sink` hears of it.
 pub(crate) fn start(engine: Engine, job: Job, cancel: Arc<AtomicBool>, sink: TaskSink) {
     let sink = Arc::new(Mutex::new(Some(sink)));
     let held = Arc::clone(&sink);
-    let mut job = job;
-    if let Some((url, headers)) = job.presign.take() {
-        let mut presigner = EndpointPresigner::new(engine.clone(), url);
-        presigner.headers = headers;
-        job.job.auth = Auth::Presigned(Arc::new(presigner));
-    }
     let run = move || {
         let Some(mut sink) = held.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;

@@ -700,8 +700,7 @@ pub fn s3_session(data: &[u8]) {
     for _ in 0..256 {
         // As the runner does: requests the session no longer waits for
         // are stopped, their answers never heard.
-        let wanted: Vec<u32> = session.in_flight().collect();
-        flying.retain(|s| matches!(s, Step::Part { number, .. } if wanted.contains(number)));
+        flying.retain(|s| matches!(s, Step::Part { number, .. } if session.is_in_flight(*number)));
         while let Some(step) = session.poll_step() {
             match &step {
                 Step::Part { number, start, len } => {

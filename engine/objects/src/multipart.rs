@@ -412,7 +412,15 @@ impl Session {
         self.fail_with(Outcome::Cancelled);
     }
 
-    /// Parts the runner should stop (after a failure or a cancel).
+    /// True while part `number` is awaited; a runner stops the requests
+    /// of parts that are not (after a failure, a cancel, a new upload).
+    pub fn is_in_flight(&self, number: u32) -> bool {
+        self.parts
+            .get((number as usize).wrapping_sub(1))
+            .is_some_and(|p| p.in_flight)
+    }
+
+    /// The parts awaited now.
     pub fn in_flight(&self) -> impl Iterator<Item = u32> + '_ {
         self.parts
             .iter()

@@ -112,10 +112,6 @@ pub struct Summary {
     pub part_requests: u32,
 }
 
-enum Msg {
-    Event(u64, Event),
-}
-
 struct Flight {
     token: u64,
     id: UploadId,
@@ -169,11 +165,13 @@ pub fn upload_file(
         parts: plan.parts(),
         ..Summary::default()
     };
-    let (tx, rx) = mpsc::channel::<Msg>();
+    // Each request's events, tagged with its token.
+    let (tx, rx) = mpsc::channel::<(u64, Event)>();
     let mut flights: Vec<Flight> = Vec::new();
     let mut next_token = 0u64;
+    // Each part's most bytes sent (its attempts included), and their sum.
     let mut best = vec![0u64; plan.parts() as usize];
-    let mut reported = 0u64;
+    let mut sent = 0u64;
     let mut stored = kept;
     let mut listed = false;
     let mut last: Option<Response> = None;
@@ -184,15 +182,14 @@ pub fn upload_file(
             session.handle_cancel();
         }
         // Stop the parts the session no longer waits for.
-        let wanted: Vec<u32> = session.in_flight().collect();
         flights.retain(|f| match f.step {
-            Step::Part { number, .. } if !wanted.contains(&number) => {
+            Step::Part { number, .. } if !session.is_in_flight(number) => {
                 engine.abort(f.id);
                 false
             }
             _ => true,
         });
-        if session.upload_id().map(str::to_string) != stored {
+        if session.upload_id() != stored.as_deref() {
             stored = session.upload_id().map(str::to_string);
             if let Some(store) = &job.store {
                 match &stored {
@@ -207,10 +204,11 @@ pub fn upload_file(
             for (i, b) in best.iter_mut().enumerate() {
                 if session.has_part(i as u32 + 1) {
                     *b = plan.window(i as u32 + 1).1;
+                    sent += *b;
                 }
             }
         }
-        while let Some(mut step) = session.poll_step() {
+        while let Some(step) = session.poll_step() {
             if let Step::Part { number, start, len } = step {
                 summary.part_requests += 1;
                 if matches!(job.auth, Auth::Keys(_)) {
@@ -222,7 +220,6 @@ pub fn upload_file(
                         }
                     }
                 }
-                step = Step::Part { number, start, len };
             }
             let token = next_token;
             next_token += 1;
@@ -235,7 +232,7 @@ pub fn upload_file(
             };
             let sender = tx.clone();
             let id = engine.submit(request, move |event: Event| {
-                let _ = sender.send(Msg::Event(token, event));
+                let _ = sender.send((token, event));
             });
             flights.push(Flight { token, id, step });
         }
@@ -254,7 +251,7 @@ pub fn upload_file(
                 Outcome::Cancelled => Err(UploadError::new(ErrorKind::Aborted, "the upload was aborted")),
             };
         }
-        let Ok(Msg::Event(token, event)) = rx.recv_timeout(Duration::from_millis(50)) else {
+        let Ok((token, event)) = rx.recv_timeout(Duration::from_millis(50)) else {
             continue;
         };
         let Some(at) = flights.iter().position(|f| f.token == token) else {
@@ -264,11 +261,10 @@ pub fn upload_file(
             Event::Progress(p) => {
                 if let Step::Part { number, .. } = flights[at].step {
                     let b = &mut best[number as usize - 1];
-                    *b = (*b).max(p.total_bytes_sent);
-                    let sum: u64 = best.iter().sum();
-                    if sum > reported {
-                        reported = sum;
-                        progress(sum, size);
+                    if p.total_bytes_sent > *b {
+                        sent += p.total_bytes_sent - *b;
+                        *b = p.total_bytes_sent;
+                        progress(sent, size);
                     }
                 }
             }

@@ -21,7 +21,32 @@ pub struct Target {
     pub path_style: bool,
 }
 
+/// `s3://BUCKET/KEY` split into bucket and key (the key may be empty);
+/// `None` for another scheme.
+pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("s3://")?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
+}
+
 impl Target {
+    /// The object `key` in `bucket`: at `endpoint` (an S3-compatible
+    /// store, path-style) or, without one, on AWS. Refuses an empty bucket
+    /// or key, and an endpoint that is not an http(s) URL.
+    pub fn new(endpoint: Option<&str>, bucket: &str, key: &str, region: &str) -> Result<Target, String> {
+        if bucket.is_empty() || key.is_empty() {
+            return Err(format!(
+                "an S3 object needs a bucket and a key (bucket {bucket:?}, key {key:?})"
+            ));
+        }
+        match endpoint {
+            None => Ok(Target::aws(bucket, key, region)),
+            Some(endpoint) => match Url::parse(endpoint) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(Target::at(url, bucket, key, region)),
+                _ => Err(format!("the S3 endpoint is not an http(s) URL: {endpoint}")),
+            },
+        }
+    }
+
     /// An object on AWS: `https://BUCKET.s3.REGION.amazonaws.com/KEY`.
     pub fn aws(bucket: &str, key: &str, region: &str) -> Target {
         let endpoint = Url::parse(&format!("https://s3.{region}.amazonaws.com")).unwrap_or_else(|_| {
@@ -115,5 +140,19 @@ mod tests {
         assert_eq!(t.url(&[]), "https://bucket.s3.eu-west-1.amazonaws.com/k");
         // A dotted bucket would break the certificate's wildcard.
         assert!(Target::aws("a.b", "k", "us-east-1").path_style);
+    }
+
+    #[test]
+    fn urls_and_endpoints_are_checked() {
+        assert_eq!(split_s3_url("s3://b/dir/k"), Some(("b", "dir/k")));
+        assert_eq!(split_s3_url("s3://b"), Some(("b", "")));
+        assert_eq!(split_s3_url("https://b/k"), None);
+        assert!(Target::new(None, "b", "", "us-east-1").is_err());
+        assert!(Target::new(Some("ftp://x"), "b", "k", "us-east-1").is_err());
+        let t = Target::new(Some("http://127.0.0.1:9000"), "b", "k", "eu-west-1").unwrap();
+        assert_eq!(
+            (t.path_style, t.url(&[])),
+            (true, "http://127.0.0.1:9000/b/k".to_string())
+        );
     }
 }

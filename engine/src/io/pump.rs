@@ -272,10 +272,9 @@ fn write_file(
     len: u64,
     scratch: &mut Scratch,
 ) -> Result<io::Result<usize>, FileError> {
-    let start = source.file_start();
     if let Some(result) = source
         .file()
-        .and_then(|file| transport.send_file(file, start.saturating_add(offset), len))
+        .and_then(|file| transport.send_file(file, source.file_start().saturating_add(offset), len))
     {
         // sendfile(2) returns 0 only at the end of the file.
         return match result {

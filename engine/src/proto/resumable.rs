@@ -889,7 +889,9 @@ fn parse_offset(value: &str) -> Option<u64> {
 /// The last byte of GCS's `Range: bytes=0-N`.
 fn parse_gcs_range(value: &str) -> Option<u64> {
     let (first, last) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
-    (first.trim() == "0").then_some(())?;
+    if first.trim() != "0" {
+        return None;
+    }
     last.trim().parse().ok()
 }
 

@@ -601,6 +601,22 @@ fn gcs(chunk: Option<u64>) -> Session {
     Session::new(config, "http://127.0.0.1:9/b/o?sig=1", 10, &[])
 }
 
+/// Creates `s`'s session at `location` and sends its first piece.
+fn start_and_send_a_piece(s: &mut Session, location: &str) {
+    let create = s.poll_step();
+    s.handle_sent(&create);
+    s.handle_response(200, &hs(&[h("Location", location)]));
+    let piece = s.poll_step();
+    s.handle_sent(&piece);
+}
+
+/// A GCS session of 10 bytes in pieces of 4, its first piece sent.
+fn gcs_first_piece_sent(location: &str) -> Session {
+    let mut s = gcs(Some(4));
+    start_and_send_a_piece(&mut s, location);
+    s
+}
+
 fn step_header(step: &Step, name: &str) -> Option<String> {
     step.headers
         .iter()
@@ -659,38 +675,19 @@ fn gcs_asks_the_offset_after_a_failure_and_restarts_an_expired_session_once() {
         Some(UrlChange::Learned("http://127.0.0.1:9/s".into()))
     );
     assert_eq!(s.poll_url_change(), Some(UrlChange::Forgotten));
-    let create = s.poll_step();
-    s.handle_sent(&create);
-    s.handle_response(200, &hs(&[h("Location", "http://127.0.0.1:9/t")]));
-    let piece = s.poll_step();
-    s.handle_sent(&piece);
+    start_and_send_a_piece(&mut s, "http://127.0.0.1:9/t");
     // A second expiry is the outcome.
     assert_eq!(s.handle_response(404, &hs(&[])), Next::Done);
 }
 
 #[test]
 fn gcs_refuses_a_completion_before_the_end_and_a_bad_range() {
-    let mut s = gcs(Some(4));
-    let create = s.poll_step();
-    s.handle_sent(&create);
-    s.handle_response(200, &hs(&[h("Location", "/s")]));
-    let piece = s.poll_step();
-    s.handle_sent(&piece);
+    let mut s = gcs_first_piece_sent("/s");
     assert!(matches!(s.handle_response(200, &hs(&[])), Next::Fail(_)));
     // Any 2xx, not only GCS's 200 and 201.
-    let mut s = gcs(Some(4));
-    let create = s.poll_step();
-    s.handle_sent(&create);
-    s.handle_response(200, &hs(&[h("Location", "/s")]));
-    let piece = s.poll_step();
-    s.handle_sent(&piece);
+    let mut s = gcs_first_piece_sent("/s");
     assert!(matches!(s.handle_response(204, &hs(&[])), Next::Fail(_)));
-    let mut s = gcs(Some(4));
-    let create = s.poll_step();
-    s.handle_sent(&create);
-    s.handle_response(200, &hs(&[h("Location", "/s")]));
-    let piece = s.poll_step();
-    s.handle_sent(&piece);
+    let mut s = gcs_first_piece_sent("/s");
     assert!(matches!(
         s.handle_response(308, &hs(&[h("Range", "bytes=2-3")])),
         Next::Fail(_)

@@ -6,11 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use uploadtask::resume::{ResumeStore, StoredUpload};
+use uploadtask::resume::UploadIds;
 use uploadtask_objects::presign::EndpointPresigner;
-use uploadtask_objects::run::{upload, Auth, S3Upload, UploadIdStore};
+use uploadtask_objects::run::{upload, Auth, S3Upload};
 use uploadtask_objects::sigv4::Credentials;
-use uploadtask_objects::target::Target;
+use uploadtask_objects::target::{split_s3_url, Target};
 
 use super::{build, one_line, parse, usage, UploadArgs, HTTP_ERROR};
 use crate::cli::args::ProgressMode;
@@ -44,30 +44,6 @@ pub struct S3Args {
     presign_url: Option<String>,
 }
 
-/// Upload ids kept in the program's resume store (as tus uploads are).
-#[derive(Debug)]
-struct Kept(Arc<dyn ResumeStore>);
-
-impl UploadIdStore for Kept {
-    fn get(&self, key: &str) -> Option<String> {
-        self.0.get(key).map(|s| s.url)
-    }
-
-    fn put(&self, key: &str, id: &str) {
-        self.0.put(
-            key,
-            &StoredUpload {
-                url: id.to_string(),
-                expires: None,
-            },
-        );
-    }
-
-    fn remove(&self, key: &str) {
-        self.0.remove(key);
-    }
-}
-
 fn env(names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -76,18 +52,14 @@ fn env(names: &[&str]) -> Option<String> {
 
 /// Runs the upload; the exit status.
 pub fn run(mut args: UploadArgs) -> i32 {
-    let Some((bucket, key)) = args
-        .url
-        .strip_prefix("s3://")
-        .map(|rest| rest.split_once('/').unwrap_or((rest, "")))
-    else {
+    let Some((bucket, key)) = split_s3_url(&args.url) else {
         return usage(format!("not an s3:// URL: {}", args.url));
     };
-    let (bucket, mut key) = (bucket.to_string(), key.to_string());
     if args.files.len() != 1 {
         return usage("s3:// takes exactly one FILE".into());
     }
     let path = std::path::PathBuf::from(&args.files[0]);
+    let mut key = key.to_string();
     if key.is_empty() || key.ends_with('/') {
         // As `aws s3 cp FILE s3://BUCKET/DIR/`: the file's name.
         let name = path
@@ -96,29 +68,24 @@ pub fn run(mut args: UploadArgs) -> i32 {
             .unwrap_or_default();
         key.push_str(&name);
     }
-    if bucket.is_empty() || key.is_empty() {
-        return usage(format!("s3:// needs a bucket and a key: {}", args.url));
-    }
     let s3 = std::mem::take(&mut args.s3);
     let region = s3
         .region
         .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
         .unwrap_or_else(|| "us-east-1".into());
-    let target = match s3
+    let endpoint = s3
         .endpoint
-        .or_else(|| env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]))
-    {
-        Some(endpoint) => match url::Url::parse(&endpoint) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => Target::at(url, &bucket, &key, &region),
-            _ => return usage(format!("bad --endpoint {endpoint:?}: an http(s) URL")),
-        },
-        None => Target::aws(&bucket, &key, &region),
+        .or_else(|| env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+    let target = match Target::new(endpoint.as_deref(), bucket, &key, &region) {
+        Ok(target) => target,
+        Err(why) => return usage(format!("{why}: {}", args.url)),
     };
-    let auth = if s3.no_sign_request || s3.presign_url.is_some() {
-        Auth::Anonymous
+    // Keys unless no request is signed here.
+    let keys = if s3.no_sign_request || s3.presign_url.is_some() {
+        None
     } else {
         match Credentials::from_env() {
-            Some(keys) => Auth::Keys(keys),
+            Some(keys) => Some(keys),
             None => {
                 return usage(
                     "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or --no-sign-request)".into(),
@@ -140,14 +107,15 @@ pub fn run(mut args: UploadArgs) -> i32 {
         Ok(client) => client,
         Err(status) => return status,
     };
-    let auth = match s3.presign_url {
-        Some(url) => Auth::Presigned(Arc::new(EndpointPresigner::new(client.engine().clone(), url))),
-        None => auth,
+    let auth = match (s3.presign_url, keys) {
+        (Some(url), _) => Auth::Presigned(Arc::new(EndpointPresigner::new(client.engine().clone(), url))),
+        (None, Some(keys)) => Auth::Keys(keys),
+        (None, None) => Auth::Anonymous,
     };
     let mut s3_job = S3Upload::new(target, auth, path);
     s3_job.parallel = parallel;
     s3_job.part_size = s3.part_size;
-    s3_job.store = Some(Arc::new(Kept(uploadtask::resume::default_store())));
+    s3_job.store = Some(Arc::new(UploadIds(uploadtask::resume::default_store())));
     let mode = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
         ProgressMode::Bar
     } else {
