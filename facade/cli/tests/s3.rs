@@ -564,6 +564,9 @@ struct Faults {
     complete_errors: u32,
     /// The first part's first attempt finds the upload gone (`NoSuchUpload`).
     expire_once: bool,
+    /// Each part's answer waits (10 s at most) until this many parts are
+    /// under way at once, so that the parts in flight can be counted.
+    hold_until: usize,
 }
 
 #[derive(Default)]
@@ -575,6 +578,9 @@ struct StoreState {
     /// Faults made, and uploads created, for the checks.
     made: Vec<&'static str>,
     created: u32,
+    /// Part requests under way now, and the most at once.
+    active: usize,
+    most_active: usize,
 }
 
 /// A small S3 of our own on 127.0.0.1 (create, parts, complete, abort,
@@ -663,6 +669,21 @@ impl FaultStore {
             }
             let mut body = vec![0u8; length];
             reader.read_exact(&mut body)?;
+            if method == "PUT" && part.is_some() {
+                let target = {
+                    let mut s = state.lock().unwrap();
+                    s.active += 1;
+                    s.most_active = s.most_active.max(s.active);
+                    s.faults.hold_until
+                };
+                for _ in 0..1000 {
+                    if state.lock().unwrap().most_active >= target {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                state.lock().unwrap().active -= 1;
+            }
             let (status, etag, answer) = {
                 let mut s = state.lock().unwrap();
                 FaultStore::answer(&mut s, &method, &key, &query, part, id, body)
@@ -809,5 +830,28 @@ fn an_upload_id_that_expired_midway_starts_over_with_a_new_one() {
     assert!(s.uploads.is_empty(), "the dead upload left nothing");
     drop(s);
     assert!(summary.part_requests >= 4, "{summary:?}");
+    assert_eq!(store.object_sha256("/b/k"), Some(digest));
+}
+
+#[test]
+fn the_program_keeps_its_parts_in_flight_together() {
+    // The program once gave the engine one place in flight: its parts went
+    // one at a time, whatever --parallel said.
+    let store = FaultStore::start(Faults {
+        hold_until: 3,
+        ..Faults::default()
+    });
+    let dir = temp_dir("parallel");
+    let (path, digest) = file(&dir.0, "f.bin", 16 * MIB);
+    let out = Command::new(BIN)
+        .args(["upload", "s3://b/k"])
+        .arg(&path)
+        .args(["--endpoint", &format!("http://{}", store.addr), "--no-sign-request"])
+        .args(["--part-size", "5M", "--parallel", "3"])
+        .env("XDG_CONFIG_HOME", dir.0.join("config"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(store.state.lock().unwrap().most_active, 3);
     assert_eq!(store.object_sha256("/b/k"), Some(digest));
 }
